@@ -1,0 +1,590 @@
+//! The config file: brokers, sources, detectors and outputs.
+//!
+//! Every struct denies unknown keys, so a typo fails at start with the key and
+//! the line. Fields carry their unit in the name; defaults are named
+//! functions so the documentation and the code cannot drift apart.
+//! Cross-field rules live in [`Config::validate`].
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::{Kind, KindSet};
+
+/// Why a config could not be used. Each variant names the offending key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("invalid config {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("invalid config: `{key}` {reason}")]
+    Invalid { key: String, reason: String },
+}
+
+fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key: key.into(), reason: reason.into() }
+}
+
+/// The whole config file.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub kafka: KafkaConfig,
+    #[serde(default)]
+    pub engine: EngineConfig,
+    #[serde(default)]
+    pub detect: DetectConfig,
+    #[serde(default)]
+    pub outputs: OutputsConfig,
+    #[serde(default)]
+    pub http: HttpConfig,
+    /// Input topics and how their JSON maps to the canonical event.
+    #[serde(default)]
+    pub sources: Vec<SourceConfig>,
+}
+
+/// Connection to Kafka and the consumer group.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Bootstrap servers, comma separated.
+    #[serde(default = "default_brokers")]
+    pub brokers: String,
+    /// Consumer group shared by all instances.
+    #[serde(default = "default_group_id")]
+    pub group_id: String,
+    /// Stable per-process id (`group.instance.id`); the StatefulSet ordinal in k8s.
+    #[serde(default)]
+    pub instance_id: Option<String>,
+    /// Consumer session timeout.
+    #[serde(default = "default_session_timeout_ms")]
+    pub session_timeout_ms: u32,
+    /// How often outputs are flushed and offsets committed: the latency bound.
+    #[serde(default = "default_commit_interval_ms")]
+    pub commit_interval_ms: u64,
+    /// Output records produced but not yet acknowledged before consumption
+    /// pauses to let them drain. Nothing is ever dropped.
+    #[serde(default = "default_max_inflight_records")]
+    pub max_inflight_records: usize,
+    /// Producer `linger.ms`: higher batches better, adds latency.
+    #[serde(default = "default_linger_ms")]
+    pub linger_ms: u32,
+    /// Where to start a partition with no committed offset: `earliest` so
+    /// nothing is skipped, or `latest`.
+    #[serde(default = "default_auto_offset_reset")]
+    pub auto_offset_reset: String,
+    /// Passed to librdkafka as is (e.g. `security.protocol`). Values that
+    /// look like secrets are never logged.
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+}
+
+fn default_brokers() -> String {
+    "127.0.0.1:9092".into()
+}
+fn default_group_id() -> String {
+    "care".into()
+}
+fn default_session_timeout_ms() -> u32 {
+    10_000
+}
+fn default_commit_interval_ms() -> u64 {
+    200
+}
+fn default_max_inflight_records() -> usize {
+    10_000
+}
+fn default_linger_ms() -> u32 {
+    5
+}
+fn default_auto_offset_reset() -> String {
+    "earliest".into()
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("defaults parse")
+    }
+}
+
+/// Time, windows and input hygiene shared by all detectors.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineConfig {
+    /// Width of one activity bucket.
+    #[serde(default = "default_bucket_secs")]
+    pub bucket_secs: u32,
+    /// `UTC` or a fixed offset like `+02:00`: sets bucket (day) boundaries.
+    #[serde(default = "default_timezone")]
+    pub timezone: String,
+    /// Events this far behind their partition's stream time are late: they
+    /// count in lifetime totals but never in buckets or alerts.
+    #[serde(default = "default_allowed_lateness_secs")]
+    pub allowed_lateness_secs: u32,
+    /// Events this far ahead of the wall clock go to the DLQ.
+    #[serde(default = "default_max_future_skew_secs")]
+    pub max_future_skew_secs: u32,
+    /// Records larger than this go to the DLQ undecoded.
+    #[serde(default = "default_max_record_bytes")]
+    pub max_record_bytes: usize,
+    /// Kinds that count as activity for decline and dormancy.
+    #[serde(default = "default_activity_kinds")]
+    pub activity_kinds: Vec<Kind>,
+    /// In `run`, outputs whose trigger is older than this (RFC 3339) are
+    /// suppressed while state still folds. Default: start time minus 24 h.
+    #[serde(default)]
+    pub emit_from: Option<String>,
+}
+
+fn default_bucket_secs() -> u32 {
+    86_400
+}
+fn default_timezone() -> String {
+    "UTC".into()
+}
+fn default_allowed_lateness_secs() -> u32 {
+    3_600
+}
+fn default_max_future_skew_secs() -> u32 {
+    300
+}
+fn default_max_record_bytes() -> usize {
+    64 * 1024
+}
+fn default_activity_kinds() -> Vec<Kind> {
+    Kind::ALL.to_vec()
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("defaults parse")
+    }
+}
+
+impl EngineConfig {
+    /// The timezone as seconds east of UTC.
+    pub fn utc_offset_secs(&self) -> Result<i32, ConfigError> {
+        parse_utc_offset(&self.timezone)
+            .ok_or_else(|| invalid("engine.timezone", format!("must be `UTC` or `+HH:MM`/`-HH:MM`, got {:?}", self.timezone)))
+    }
+
+    /// The activity kinds as a set.
+    pub fn activity_set(&self) -> KindSet {
+        KindSet::of(&self.activity_kinds)
+    }
+}
+
+fn parse_utc_offset(tz: &str) -> Option<i32> {
+    if tz.eq_ignore_ascii_case("utc") || tz == "Z" {
+        return Some(0);
+    }
+    let (sign, rest) = match tz.as_bytes().first()? {
+        b'+' => (1, &tz[1..]),
+        b'-' => (-1, &tz[1..]),
+        _ => return None,
+    };
+    let (h, m) = rest.split_once(':')?;
+    let (h, m): (i32, i32) = (h.parse().ok()?, m.parse().ok()?);
+    (h <= 14 && m < 60).then_some(sign * (h * 3600 + m * 60))
+}
+
+/// Detector thresholds.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectConfig {
+    #[serde(default)]
+    pub decline: DeclineConfig,
+    #[serde(default)]
+    pub dormancy: DormancyConfig,
+}
+
+/// Activity decline: recent rate significantly below the customer's baseline.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeclineConfig {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Complete buckets in the recent window.
+    #[serde(default = "default_recent_buckets")]
+    pub recent_buckets: u16,
+    /// Complete buckets in the baseline, just before the recent window.
+    #[serde(default = "default_baseline_buckets")]
+    pub baseline_buckets: u16,
+    /// Fewer baseline events than this: never a decline (too little data).
+    #[serde(default = "default_min_baseline_events")]
+    pub min_baseline_events: u32,
+    /// Open when recent ÷ expected is at most this ...
+    #[serde(default = "default_open_ratio")]
+    pub open_ratio: f64,
+    /// ... and the Poisson P(X ≤ recent | expected) is below this.
+    #[serde(default = "default_significance")]
+    pub significance: f64,
+    /// Resolve when recent ÷ frozen expected is back to at least this.
+    #[serde(default = "default_resolve_ratio")]
+    pub resolve_ratio: f64,
+    /// Buckets after an episode closes during which no new one opens.
+    #[serde(default = "default_cooldown_buckets")]
+    pub cooldown_buckets: u16,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_recent_buckets() -> u16 {
+    7
+}
+fn default_baseline_buckets() -> u16 {
+    21
+}
+fn default_min_baseline_events() -> u32 {
+    20
+}
+fn default_open_ratio() -> f64 {
+    0.5
+}
+fn default_significance() -> f64 {
+    0.01
+}
+fn default_resolve_ratio() -> f64 {
+    0.8
+}
+fn default_cooldown_buckets() -> u16 {
+    7
+}
+
+impl Default for DeclineConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("defaults parse")
+    }
+}
+
+/// Dormancy: no activity for a long time → reactivation trigger.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DormancyConfig {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Days after the last activity at which a customer turns dormant.
+    #[serde(default = "default_after_days")]
+    pub after_days: u16,
+    /// Lifetime spend at which the score's monetary part reaches 63% (1 − 1/e).
+    #[serde(default = "default_monetary_scale")]
+    pub monetary_scale: f64,
+}
+
+fn default_monetary_scale() -> f64 {
+    100.0
+}
+
+fn default_after_days() -> u16 {
+    60
+}
+
+impl Default for DormancyConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("defaults parse")
+    }
+}
+
+/// Output topics and how care creates them.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputsConfig {
+    #[serde(default = "default_alerts_topic")]
+    pub alerts: String,
+    #[serde(default = "default_reactivation_topic")]
+    pub reactivation: String,
+    #[serde(default = "default_dlq_topic")]
+    pub dlq: String,
+    /// Create missing output topics at start.
+    #[serde(default = "yes")]
+    pub create_topics: bool,
+    /// Partitions of topics care creates.
+    #[serde(default = "default_topic_partitions")]
+    pub partitions: i32,
+    /// Replication factor of topics care creates.
+    #[serde(default = "default_replication_factor")]
+    pub replication_factor: i32,
+    /// CloudEvents `source` attribute of every output.
+    #[serde(default = "default_ce_source")]
+    pub ce_source: String,
+}
+
+fn default_alerts_topic() -> String {
+    "care.alerts".into()
+}
+fn default_reactivation_topic() -> String {
+    "care.triggers.reactivation".into()
+}
+fn default_dlq_topic() -> String {
+    "care.dlq".into()
+}
+fn default_topic_partitions() -> i32 {
+    3
+}
+fn default_replication_factor() -> i32 {
+    1
+}
+fn default_ce_source() -> String {
+    "urn:care".into()
+}
+
+impl Default for OutputsConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("defaults parse")
+    }
+}
+
+/// The HTTP endpoint for metrics, health and customer look-ups.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address to listen on; empty disables HTTP.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:9898".into()
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("defaults parse")
+    }
+}
+
+/// One input topic and the mapping of its JSON to the canonical event.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// Short name used in metric labels and `replay --source`.
+    pub name: String,
+    pub topic: String,
+    /// Timestamp encoding of the `ts` field.
+    #[serde(default)]
+    pub timestamp_format: TimestampFormat,
+    /// JSON pointers (RFC 6901) of the canonical fields.
+    pub fields: FieldPointers,
+    /// How the event kind is found.
+    pub kind: KindRule,
+}
+
+/// JSON pointers of each canonical field in a source's records.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldPointers {
+    pub customer_id: String,
+    pub ts: String,
+    #[serde(default)]
+    pub amount: Option<String>,
+    #[serde(default)]
+    pub csat: Option<String>,
+    #[serde(default)]
+    pub nps: Option<String>,
+    #[serde(default)]
+    pub event_id: Option<String>,
+}
+
+/// How a record's kind is decided: fixed per topic, or read from a field
+/// (optionally through a value → kind map).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct KindRule {
+    /// Every record of the topic has this kind.
+    #[serde(default)]
+    pub fixed: Option<Kind>,
+    /// JSON pointer of the field holding the kind.
+    #[serde(default)]
+    pub field: Option<String>,
+    /// Field value → kind. Values not in the map must be kind names.
+    #[serde(default)]
+    pub map: BTreeMap<String, Kind>,
+}
+
+/// Encoding of event time in a source.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimestampFormat {
+    /// RFC 3339 string, or an integer read as seconds or milliseconds by
+    /// magnitude (≥ 10^11 is milliseconds). The canonical JSON lines format.
+    #[default]
+    Auto,
+    Rfc3339,
+    EpochSecs,
+    EpochMillis,
+}
+
+impl Config {
+    /// Reads, parses and validates a config file.
+    ///
+    /// # Errors
+    /// Unreadable file, TOML syntax, unknown keys (named with their line), or
+    /// a failed cross-field rule (named by key).
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates config text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text)
+            .map_err(|e| ConfigError::Parse { path: origin.to_string(), message: e.to_string() })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Cross-field rules that serde cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let e = &self.engine;
+        if e.bucket_secs < 60 {
+            return Err(invalid("engine.bucket_secs", "must be at least 60"));
+        }
+        e.utc_offset_secs()?;
+        if e.activity_kinds.is_empty() {
+            return Err(invalid("engine.activity_kinds", "must name at least one kind"));
+        }
+        if let Some(from) = &e.emit_from {
+            chrono::DateTime::parse_from_rfc3339(from)
+                .map_err(|err| invalid("engine.emit_from", format!("is not RFC 3339: {err}")))?;
+        }
+        self.validate_decline()?;
+        if self.detect.dormancy.after_days == 0 {
+            return Err(invalid("detect.dormancy.after_days", "must be at least 1"));
+        }
+        if !(self.detect.dormancy.monetary_scale > 0.0) {
+            return Err(invalid("detect.dormancy.monetary_scale", "must be greater than 0"));
+        }
+        if self.kafka.max_inflight_records == 0 {
+            return Err(invalid("kafka.max_inflight_records", "must be at least 1"));
+        }
+        if !matches!(self.kafka.auto_offset_reset.as_str(), "earliest" | "latest") {
+            return Err(invalid("kafka.auto_offset_reset", "must be `earliest` or `latest`"));
+        }
+        if self.outputs.partitions < 1 || self.outputs.replication_factor < 1 {
+            return Err(invalid("outputs.partitions", "and outputs.replication_factor must be at least 1"));
+        }
+        self.validate_sources()
+    }
+
+    fn validate_decline(&self) -> Result<(), ConfigError> {
+        let d = &self.detect.decline;
+        let key = |k: &str| format!("detect.decline.{k}");
+        if d.recent_buckets == 0 || d.baseline_buckets == 0 {
+            return Err(invalid(key("recent_buckets"), "and baseline_buckets must be at least 1"));
+        }
+        if u32::from(d.recent_buckets) + u32::from(d.baseline_buckets) > 1_000 {
+            return Err(invalid(key("baseline_buckets"), "plus recent_buckets must be at most 1000"));
+        }
+        if !(0.0..1.0).contains(&d.open_ratio) {
+            return Err(invalid(key("open_ratio"), "must be in [0, 1)"));
+        }
+        if !(d.open_ratio..=1.0).contains(&d.resolve_ratio) {
+            return Err(invalid(key("resolve_ratio"), "must be in [open_ratio, 1]"));
+        }
+        if !(d.significance > 0.0 && d.significance < 1.0) {
+            return Err(invalid(key("significance"), "must be in (0, 1)"));
+        }
+        Ok(())
+    }
+
+    fn validate_sources(&self) -> Result<(), ConfigError> {
+        let mut names = std::collections::HashSet::new();
+        for (i, s) in self.sources.iter().enumerate() {
+            let key = |k: &str| format!("sources[{i}].{k}");
+            if s.name.is_empty() || !names.insert(s.name.as_str()) {
+                return Err(invalid(key("name"), format!("must be unique and non-empty, got {:?}", s.name)));
+            }
+            if s.topic.is_empty() {
+                return Err(invalid(key("topic"), "must not be empty"));
+            }
+            let f = &s.fields;
+            let pointers = [("customer_id", Some(&f.customer_id)), ("ts", Some(&f.ts)), ("amount", f.amount.as_ref()),
+                ("csat", f.csat.as_ref()), ("nps", f.nps.as_ref()), ("event_id", f.event_id.as_ref())];
+            for (name, p) in pointers {
+                check_pointer(p, &key(&format!("fields.{name}")))?;
+            }
+            check_pointer(s.kind.field.as_ref(), &key("kind.field"))?;
+            match (&s.kind.fixed, &s.kind.field) {
+                (Some(_), None) | (None, Some(_)) => {}
+                _ => return Err(invalid(key("kind"), "needs exactly one of `fixed` or `field`")),
+            }
+        }
+        Ok(())
+    }
+
+    /// The source config by name.
+    pub fn source(&self, name: &str) -> Option<&SourceConfig> {
+        self.sources.iter().find(|s| s.name == name)
+    }
+}
+
+fn check_pointer(p: Option<&String>, key: &str) -> Result<(), ConfigError> {
+    match p {
+        Some(p) if !p.is_empty() && !p.starts_with('/') => {
+            Err(invalid(key, format!("must be a JSON pointer starting with `/`, got {p:?}")))
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_config_gets_documented_defaults() {
+        let c = Config::parse("", "t").unwrap();
+        assert_eq!(c.engine.bucket_secs, 86_400);
+        assert_eq!(c.detect.decline.recent_buckets, 7);
+        assert_eq!(c.detect.dormancy.after_days, 60);
+        assert_eq!(c.outputs.alerts, "care.alerts");
+        assert_eq!(c.kafka.auto_offset_reset, "earliest");
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_line() {
+        let err = Config::parse("[engine]\nbucket_secs = 3600\nbukcet = 1\n", "t").unwrap_err().to_string();
+        assert!(err.contains("bukcet"), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn cross_field_rule_names_the_key() {
+        let err = Config::parse("[detect.decline]\nopen_ratio = 0.9\nresolve_ratio = 0.5\n", "t").unwrap_err();
+        assert!(err.to_string().contains("detect.decline.resolve_ratio"), "{err}");
+    }
+
+    #[test]
+    fn source_kind_rule_needs_one_of_fixed_or_field() {
+        let text = r#"
+[[sources]]
+name = "x"
+topic = "x"
+fields = { customer_id = "/c", ts = "/t" }
+kind = {}
+"#;
+        let err = Config::parse(text, "t").unwrap_err().to_string();
+        assert!(err.contains("sources[0].kind"), "{err}");
+    }
+
+    #[test]
+    fn timezone_offsets_parse() {
+        assert_eq!(parse_utc_offset("UTC"), Some(0));
+        assert_eq!(parse_utc_offset("+02:00"), Some(7200));
+        assert_eq!(parse_utc_offset("-05:30"), Some(-19800));
+        assert_eq!(parse_utc_offset("Europe/Paris"), None);
+        assert!(Config::parse("[engine]\ntimezone = \"Mars\"\n", "t").unwrap_err().to_string().contains("engine.timezone"));
+    }
+
+    #[test]
+    fn shipped_example_config_parses() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/example.toml");
+        let c = Config::load(Path::new(path)).unwrap();
+        assert!(c.sources.len() >= 2);
+    }
+}

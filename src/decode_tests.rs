@@ -1,0 +1,139 @@
+use proptest::prelude::*;
+
+use super::*;
+use crate::config::Config;
+
+const NOW: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
+
+fn limits() -> Limits {
+    Limits { max_record_bytes: 1024, max_future_skew_ms: 300_000 }
+}
+
+fn canon(json: &str) -> Result<Event, DecodeError> {
+    decode(json.as_bytes(), &SourceMapping::canonical(), limits(), NOW)
+}
+
+fn code(json: &str) -> &'static str {
+    canon(json).unwrap_err().code().as_str()
+}
+
+#[test]
+fn canonical_event_decodes_every_field() {
+    let e = canon(r#"{"customer_id":"c1","kind":"order","ts":"2025-12-31T23:00:00Z","amount":"12.50","csat":4,"nps":9,"event_id":"e1"}"#)
+        .unwrap();
+    assert_eq!(e.customer_id, "c1");
+    assert_eq!(e.kind, Kind::Order);
+    assert_eq!(e.ts_ms, NOW - 3_600_000);
+    assert_eq!(e.amount, Some(12.5));
+    assert_eq!((e.csat, e.nps), (Some(4), Some(9)));
+    assert_eq!(e.event_id.as_deref(), Some("e1"));
+}
+
+#[test]
+fn auto_timestamps_read_seconds_and_millis_by_magnitude() {
+    let secs = canon(r#"{"customer_id":7,"kind":"click","ts":1767225500}"#).unwrap();
+    let millis = canon(r#"{"customer_id":7,"kind":"click","ts":1767225500000}"#).unwrap();
+    assert_eq!(secs.ts_ms, 1_767_225_500_000);
+    assert_eq!(secs.ts_ms, millis.ts_ms);
+    assert_eq!(secs.customer_id, "7");
+}
+
+#[test]
+fn every_reject_code_is_reachable() {
+    let big = format!(r#"{{"customer_id":"c","kind":"click","ts":1,"pad":"{}"}}"#, "x".repeat(2000));
+    let long_id = format!(r#"{{"customer_id":"{}","kind":"click","ts":1}}"#, "c".repeat(129));
+    let cases: Vec<(String, &str)> = vec![
+        (big, "oversized"),
+        ("{not json".into(), "invalid_json"),
+        ("[1,2]".into(), "not_an_object"),
+        (r#"{"kind":"click","ts":1}"#.into(), "missing_field"),
+        (r#"{"customer_id":"c","kind":"click","ts":null}"#.into(), "missing_field"),
+        (r#"{"customer_id":{"a":1},"kind":"click","ts":1}"#.into(), "wrong_type"),
+        (r#"{"customer_id":"c","kind":5,"ts":1}"#.into(), "wrong_type"),
+        (r#"{"customer_id":"","kind":"click","ts":1}"#.into(), "invalid_customer_id"),
+        (long_id, "invalid_customer_id"),
+        (r#"{"customer_id":"c","kind":"click","ts":"yesterday"}"#.into(), "invalid_timestamp"),
+        (r#"{"customer_id":"c","kind":"click","ts":-5}"#.into(), "invalid_timestamp"),
+        (r#"{"customer_id":"c","kind":"logout","ts":1}"#.into(), "unknown_kind"),
+        (r#"{"customer_id":"c","kind":"order","ts":1,"amount":-1}"#.into(), "invalid_amount"),
+        (r#"{"customer_id":"c","kind":"order","ts":1,"amount":"ten"}"#.into(), "invalid_amount"),
+        (r#"{"customer_id":"c","kind":"chat","ts":1,"csat":6}"#.into(), "invalid_csat"),
+        (r#"{"customer_id":"c","kind":"chat","ts":1,"csat":3.5}"#.into(), "invalid_csat"),
+        (r#"{"customer_id":"c","kind":"chat","ts":1,"nps":11}"#.into(), "invalid_nps"),
+        (r#"{"customer_id":"c","kind":"click","ts":"2026-01-01T00:10:00Z"}"#.into(), "future_timestamp"),
+    ];
+    let mut seen = std::collections::HashSet::new();
+    for (json, want) in &cases {
+        assert_eq!(code(json), *want, "{json}");
+        seen.insert(*want);
+    }
+    for c in RejectCode::ALL {
+        assert!(seen.contains(c.as_str()), "code {} has no test case", c.as_str());
+    }
+}
+
+#[test]
+fn within_skew_is_accepted() {
+    assert!(canon(r#"{"customer_id":"c","kind":"click","ts":"2026-01-01T00:04:59Z"}"#).is_ok());
+}
+
+fn example_mapping(name: &str) -> SourceMapping {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/example.toml");
+    let cfg = Config::load(std::path::Path::new(path)).unwrap();
+    SourceMapping::new(cfg.source(name).unwrap())
+}
+
+#[test]
+fn example_web_source_maps_nested_fields_and_kind_values() {
+    let m = example_mapping("web");
+    let raw = br#"{"user":{"id":"u-9"},"type":"page_view","sent_at":1767225000000,"meta":{"msg_id":"m1"}}"#;
+    let e = decode(raw, &m, limits(), NOW).unwrap();
+    assert_eq!((e.customer_id.as_str(), e.kind, e.ts_ms), ("u-9", Kind::Click, 1_767_225_000_000));
+    assert_eq!(e.event_id.as_deref(), Some("m1"));
+    let bad = br#"{"user":{"id":"u-9"},"type":"scroll","sent_at":1767225000000}"#;
+    assert_eq!(decode(bad, &m, limits(), NOW).unwrap_err().code(), RejectCode::UnknownKind);
+}
+
+#[test]
+fn example_orders_source_fixes_kind_and_reads_decimal_strings() {
+    let m = example_mapping("orders");
+    let raw = br#"{"order_id":"o1","customer":{"number":42},"total":"99.90","created_at":"2025-12-31T12:00:00+01:00"}"#;
+    let e = decode(raw, &m, limits(), NOW).unwrap();
+    assert_eq!((e.customer_id.as_str(), e.kind, e.amount), ("42", Kind::Order, Some(99.9)));
+    assert_eq!(e.ts_ms, NOW - 13 * 3_600_000);
+}
+
+proptest! {
+    /// Whatever the bytes, decoding returns; it never panics.
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+        let _ = decode(&bytes, &SourceMapping::canonical(), limits(), NOW);
+    }
+
+    /// Well-formed canonical records round-trip their fields.
+    #[test]
+    fn valid_records_round_trip(id in "[a-zA-Z0-9_-]{1,128}", k in 0usize..5, secs in 0i64..1_767_225_000,
+                                csat in proptest::option::of(1u8..=5), nps in proptest::option::of(0u8..=10)) {
+        let kind = Kind::ALL[k];
+        let mut v = serde_json::json!({"customer_id": id, "kind": kind.as_str(), "ts": secs});
+        if let Some(c) = csat { v["csat"] = c.into(); }
+        if let Some(n) = nps { v["nps"] = n.into(); }
+        let e = decode(v.to_string().as_bytes(), &SourceMapping::canonical(), limits(), NOW).unwrap();
+        prop_assert_eq!(e.customer_id, id);
+        prop_assert_eq!(e.kind, kind);
+        prop_assert_eq!(e.ts_ms, secs * 1000);
+        prop_assert_eq!((e.csat, e.nps), (csat, nps));
+    }
+
+    /// Structurally valid JSON with arbitrary values is either an event or a
+    /// typed rejection, never a panic.
+    #[test]
+    fn arbitrary_field_values_are_typed(cid in prop_oneof![Just(serde_json::json!(null)), any::<i64>().prop_map(serde_json::Value::from), ".{0,140}".prop_map(serde_json::Value::from)],
+                                        ts in prop_oneof![any::<f64>().prop_map(serde_json::Value::from), any::<i64>().prop_map(serde_json::Value::from), ".{0,30}".prop_map(serde_json::Value::from)]) {
+        let v = serde_json::json!({"customer_id": cid, "kind": "click", "ts": ts});
+        match decode(v.to_string().as_bytes(), &SourceMapping::canonical(), limits(), NOW) {
+            Ok(e) => prop_assert!(!e.customer_id.is_empty() && e.customer_id.len() <= 128 && e.ts_ms >= 0),
+            Err(err) => prop_assert!(!err.code().as_str().is_empty()),
+        }
+    }
+}

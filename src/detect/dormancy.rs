@@ -1,0 +1,120 @@
+//! Dormancy and reactivation: at last activity + `after_days` a customer
+//! turns dormant and gets a reactivation trigger with a score; when a dormant
+//! customer acts again, a `reactivated` message closes the loop.
+
+use crate::config::DormancyConfig;
+use crate::detect::Signal;
+use crate::state::Customer;
+
+const DAY_MS: f64 = 86_400_000.0;
+
+/// Thresholds, copied from config once.
+#[derive(Debug, Clone)]
+pub struct Params {
+    pub after_ms: i64,
+    pub after_days: f64,
+    pub monetary_scale: f64,
+}
+
+impl Params {
+    pub fn new(cfg: &DormancyConfig) -> Params {
+        Params {
+            after_ms: i64::from(cfg.after_days) * 86_400_000,
+            after_days: f64::from(cfg.after_days),
+            monetary_scale: cfg.monetary_scale,
+        }
+    }
+}
+
+/// Reactivation potential in [0, 1] and the components it averages, each in
+/// [0, 1]. Documented in the README; the BG/NBD P(alive) joins it once fitted
+/// parameters can be loaded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Score {
+    pub score: f64,
+    /// Length of the relationship against the absence: span / (span + after_days).
+    pub recency: f64,
+    /// 1 − e^(−activity events / 50).
+    pub frequency: f64,
+    /// 1 − e^(−lifetime spend / monetary_scale).
+    pub monetary: f64,
+    /// Satisfied CSAT share with a uniform prior: (satisfied + 1) / (responses + 2).
+    pub satisfaction: f64,
+}
+
+/// When the customer turns dormant if nothing happens, if they can.
+pub fn deadline(p: &Params, c: &Customer) -> Option<i64> {
+    match (c.dormant_since, c.last_activity_ms) {
+        (None, Some(last)) => Some(last.saturating_add(p.after_ms)),
+        _ => None,
+    }
+}
+
+/// Called when the stream time reaches `now_ms`.
+pub fn on_time(p: &Params, c: &mut Customer, now_ms: i64) -> Option<Signal> {
+    let due = deadline(p, c).filter(|d| *d <= now_ms)?;
+    c.dormant_since = Some(due);
+    Some(Signal::Dormant { episode_ms: due, last_activity_ms: c.last_activity_ms.unwrap_or(due), score: score(p, c) })
+}
+
+/// Called on an activity event at `ts_ms`, before it updates last activity.
+pub fn on_activity(c: &mut Customer, ts_ms: i64) -> Option<Signal> {
+    let since = c.dormant_since.take()?;
+    let last = c.last_activity_ms.unwrap_or(since);
+    let days_away = ((ts_ms - last) as f64 / DAY_MS).max(0.0);
+    Some(Signal::Reactivated { episode_ms: since, at_ms: ts_ms, days_away })
+}
+
+/// The reactivation-potential score of a customer turning dormant.
+pub fn score(p: &Params, c: &Customer) -> Score {
+    let span_days = c.last_activity_ms.map_or(0.0, |l| (l - c.first_seen_ms).max(0) as f64 / DAY_MS);
+    let recency = span_days / (span_days + p.after_days);
+    let frequency = 1.0 - (-f64::from(c.activity_events) / 50.0).exp();
+    let monetary = 1.0 - (-c.orders.total_amount / p.monetary_scale).exp();
+    let satisfaction = (f64::from(c.csat.satisfied) + 1.0) / (f64::from(c.csat.responses) + 2.0);
+    let score = (recency + frequency + monetary + satisfaction) / 4.0;
+    Score { score, recency, frequency, monetary, satisfaction }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params() -> Params {
+        Params::new(&DormancyConfig::default())
+    }
+
+    #[test]
+    fn turns_dormant_exactly_at_the_deadline_once() {
+        let p = params();
+        let mut c = Customer::new("c".into(), 0, 3);
+        c.last_activity_ms = Some(1_000);
+        let due = 1_000 + 60 * 86_400_000;
+        assert_eq!(deadline(&p, &c), Some(due));
+        assert_eq!(on_time(&p, &mut c, due - 1), None);
+        let s = on_time(&p, &mut c, due).expect("dormant");
+        assert!(matches!(s, Signal::Dormant { episode_ms, last_activity_ms: 1_000, .. } if episode_ms == due));
+        assert_eq!(on_time(&p, &mut c, due + 10), None, "one trigger per episode");
+        assert_eq!(deadline(&p, &c), None);
+        let back = on_activity(&mut c, 1_000 + 90 * 86_400_000).expect("reactivated");
+        assert!(matches!(back, Signal::Reactivated { episode_ms, days_away, .. } if episode_ms == due && (days_away - 90.0).abs() < 1e-9));
+        assert_eq!(on_activity(&mut c, 0), None);
+    }
+
+    #[test]
+    fn score_known_answer() {
+        let p = params();
+        let mut c = Customer::new("c".into(), 0, 3);
+        c.last_activity_ms = Some(60 * 86_400_000); // 60-day relationship, 60 days away
+        c.activity_events = 50;
+        c.orders.total_amount = 100.0;
+        c.csat.responses = 2;
+        c.csat.satisfied = 2;
+        let s = score(&p, &c);
+        let e1 = 1.0 - (-1.0f64).exp();
+        assert!((s.recency - 0.5).abs() < 1e-12);
+        assert!((s.frequency - e1).abs() < 1e-12 && (s.monetary - e1).abs() < 1e-12);
+        assert!((s.satisfaction - 0.75).abs() < 1e-12);
+        assert!((s.score - (0.5 + 2.0 * e1 + 0.75) / 4.0).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,93 @@
+//! Small statistics the detectors need, with known-answer tests.
+
+/// P(X ≤ k) for X ~ Poisson(λ): the chance of seeing at most `k` events when
+/// `lambda` were expected. Summed in log space so large λ does not underflow;
+/// above a few thousand terms a normal approximation with continuity
+/// correction is accurate to well under the significance levels used.
+pub fn poisson_cdf(k: u32, lambda: f64) -> f64 {
+    if !(lambda > 0.0) {
+        return 1.0;
+    }
+    if k > 5_000 {
+        let z = (f64::from(k) + 0.5 - lambda) / lambda.sqrt();
+        return normal_cdf(z);
+    }
+    // log of term i: -λ + i·ln λ − ln i!
+    let ln_l = lambda.ln();
+    let mut ln_term = -lambda;
+    let mut ln_sum = ln_term;
+    for i in 1..=k {
+        ln_term += ln_l - f64::from(i).ln();
+        ln_sum = log_add(ln_sum, ln_term);
+    }
+    ln_sum.exp().min(1.0)
+}
+
+fn log_add(a: f64, b: f64) -> f64 {
+    let (hi, lo) = if a > b { (a, b) } else { (b, a) };
+    hi + (lo - hi).exp().ln_1p()
+}
+
+/// Standard normal CDF via the complementary error function.
+pub fn normal_cdf(z: f64) -> f64 {
+    0.5 * erfc(-z / std::f64::consts::SQRT_2)
+}
+
+/// erfc with the Numerical Recipes Chebyshev fit (relative error < 1.2e-7).
+fn erfc(x: f64) -> f64 {
+    let z = x.abs();
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let poly = -z * z - 1.265_512_23
+        + t * (1.000_023_68
+            + t * (0.374_091_96
+                + t * (0.096_784_18
+                    + t * (-0.186_288_06
+                        + t * (0.278_868_07
+                            + t * (-1.135_203_98 + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
+    let r = t * poly.exp();
+    if x >= 0.0 {
+        r
+    } else {
+        2.0 - r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn close(a: f64, b: f64, tol: f64) -> bool {
+        (a - b).abs() <= tol
+    }
+
+    #[test]
+    fn poisson_known_answers() {
+        // Values of ppois(k, lambda), summed exactly in log space.
+        assert!(close(poisson_cdf(0, 1.0), 0.367_879_44, 1e-8));
+        assert!(close(poisson_cdf(2, 3.0), 0.423_190_081, 1e-8));
+        assert!(close(poisson_cdf(5, 10.0), 0.067_085_96, 1e-8));
+        assert!(close(poisson_cdf(1, 14.0), 1.247_293_08e-5, 1e-11));
+        assert!(close(poisson_cdf(900, 1000.0), 6.977_673e-4, 1e-9));
+        assert_eq!(poisson_cdf(3, 0.0), 1.0);
+    }
+
+    #[test]
+    fn normal_known_answers() {
+        assert!(close(normal_cdf(0.0), 0.5, 1e-7));
+        assert!(close(normal_cdf(1.959_964), 0.975, 1e-6));
+        assert!(close(normal_cdf(-2.326_348), 0.01, 1e-6));
+    }
+
+    proptest! {
+        /// A CDF: within [0, 1] and non-decreasing in k, non-increasing in λ.
+        #[test]
+        fn poisson_cdf_is_monotone(k in 0u32..300, lambda in 0.01f64..500.0) {
+            let p = poisson_cdf(k, lambda);
+            prop_assert!((0.0..=1.0).contains(&p));
+            prop_assert!(poisson_cdf(k + 1, lambda) >= p - 1e-12);
+            prop_assert!(poisson_cdf(k, lambda * 1.1) <= p + 1e-12);
+        }
+    }
+}

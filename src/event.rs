@@ -1,0 +1,93 @@
+//! The canonical event every source record is decoded into.
+
+use serde::{Deserialize, Serialize};
+
+/// What a customer did. The numeric value indexes per-kind arrays in state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Click = 0,
+    Login = 1,
+    Chat = 2,
+    Ticket = 3,
+    Order = 4,
+}
+
+impl Kind {
+    /// Number of kinds; sizes per-kind arrays.
+    pub const COUNT: usize = 5;
+    /// Every kind, in index order.
+    pub const ALL: [Kind; Kind::COUNT] = [Kind::Click, Kind::Login, Kind::Chat, Kind::Ticket, Kind::Order];
+
+    /// The lowercase name used in JSON, config and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Click => "click",
+            Kind::Login => "login",
+            Kind::Chat => "chat",
+            Kind::Ticket => "ticket",
+            Kind::Order => "order",
+        }
+    }
+
+    /// Parses a canonical kind name (exact, lowercase).
+    pub fn parse(s: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// Index into per-kind arrays.
+    pub fn idx(self) -> usize {
+        self as usize
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A set of kinds as a bit mask (e.g. the kinds that count as activity).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct KindSet(u8);
+
+impl KindSet {
+    /// All five kinds.
+    pub const ALL: KindSet = KindSet(0b1_1111);
+
+    /// Builds a set from kinds.
+    pub fn of(kinds: &[Kind]) -> KindSet {
+        KindSet(kinds.iter().fold(0, |m, k| m | 1 << k.idx()))
+    }
+
+    /// Whether `k` is in the set.
+    pub fn contains(self, k: Kind) -> bool {
+        self.0 & (1 << k.idx()) != 0
+    }
+
+    /// The kinds in the set, in index order.
+    pub fn iter(self) -> impl Iterator<Item = Kind> {
+        Kind::ALL.into_iter().filter(move |k| self.contains(*k))
+    }
+}
+
+/// One decoded customer event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// 1–128 bytes; the key of every output about this customer.
+    pub customer_id: String,
+    pub kind: Kind,
+    /// Event time, epoch milliseconds.
+    pub ts_ms: i64,
+    /// Order value, ≥ 0.
+    pub amount: Option<f64>,
+    /// Survey answer on 1–5.
+    pub csat: Option<u8>,
+    /// Likelihood to recommend, 0–10.
+    pub nps: Option<u8>,
+    /// Source-assigned id, for de-duplication of re-sent records.
+    pub event_id: Option<String>,
+}
+
+/// Longest customer id accepted, in bytes.
+pub const MAX_CUSTOMER_ID_BYTES: usize = 128;

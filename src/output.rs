@@ -1,0 +1,223 @@
+//! Output records: signals and dead letters rendered to what goes on a topic.
+//!
+//! Pure: a record is a topic role, a key, CloudEvents binary-mode headers and
+//! a JSON value, all derived from event time and state, never from the wall
+//! clock, so the same input always renders the same bytes. `publish` ships
+//! them to Kafka, `replay` and `demo` print them.
+
+use chrono::{DateTime, SecondsFormat};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::config::Config;
+use crate::decode::DecodeError;
+use crate::detect::{decline, Signal, SignalType};
+
+/// Namespace of every `ce_id` (UUIDv5 of customer, signal, episode, status).
+pub const CE_ID_NAMESPACE: uuid::Uuid = uuid::uuid!("3c1b5c1e-7a55-5b6e-9d4e-ca4ec0de0001");
+
+/// Which configured topic a record goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TopicRole {
+    Alerts,
+    Reactivation,
+    Dlq,
+}
+
+impl TopicRole {
+    pub const ALL: [TopicRole; 3] = [TopicRole::Alerts, TopicRole::Reactivation, TopicRole::Dlq];
+
+    /// Label value for metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TopicRole::Alerts => "alerts",
+            TopicRole::Reactivation => "reactivation",
+            TopicRole::Dlq => "dlq",
+        }
+    }
+}
+
+/// One record to produce.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutputRecord {
+    pub role: TopicRole,
+    pub key: Vec<u8>,
+    pub headers: Vec<(&'static str, Vec<u8>)>,
+    pub value: Vec<u8>,
+    /// Event time of the trigger (for emit_from and ordering checks).
+    pub trigger_ms: i64,
+}
+
+impl OutputRecord {
+    /// A header's value as text, if present.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| *k == name).and_then(|(_, v)| std::str::from_utf8(v).ok())
+    }
+}
+
+/// Where a rejected record came from, for DLQ headers.
+#[derive(Debug, Clone, Copy)]
+pub struct Origin<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// Renders signals and dead letters with the configured constants.
+#[derive(Debug, Clone)]
+pub struct Renderer {
+    ce_source: Vec<u8>,
+    bucket_secs: u32,
+    recent_buckets: u16,
+    baseline_buckets: u16,
+}
+
+/// `ce_type` of a signal type: versioned, fields only ever added within v1.
+pub fn ce_type(t: SignalType) -> &'static str {
+    match t {
+        SignalType::ActivityDecline => "io.care.activity_decline.v1",
+        SignalType::Dormant => "io.care.dormant.v1",
+        SignalType::Reactivated => "io.care.reactivated.v1",
+    }
+}
+
+/// RFC 3339 in UTC with milliseconds, e.g. `2026-01-01T00:00:00.000Z`.
+pub fn rfc3339(ms: i64) -> String {
+    DateTime::from_timestamp_millis(ms).map_or_else(|| ms.to_string(), |t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
+}
+
+/// The deterministic CloudEvents id of one message of one episode.
+pub fn ce_id(customer: &str, t: SignalType, episode_ms: i64, status: &str) -> uuid::Uuid {
+    let name = format!("{customer}\n{}\n{episode_ms}\n{status}", t.as_str());
+    uuid::Uuid::new_v5(&CE_ID_NAMESPACE, name.as_bytes())
+}
+
+fn round(x: f64, places: i32) -> f64 {
+    let f = 10f64.powi(places);
+    (x * f).round() / f
+}
+
+impl Renderer {
+    pub fn new(cfg: &Config) -> Renderer {
+        Renderer {
+            ce_source: cfg.outputs.ce_source.clone().into_bytes(),
+            bucket_secs: cfg.engine.bucket_secs,
+            recent_buckets: cfg.detect.decline.recent_buckets,
+            baseline_buckets: cfg.detect.decline.baseline_buckets,
+        }
+    }
+
+    /// Renders a detector signal about `customer`.
+    pub fn signal(&self, customer: &str, s: &Signal) -> OutputRecord {
+        let t = s.signal_type();
+        let trigger_ms = s.trigger_ms();
+        let id = ce_id(customer, t, s.episode_ms(), s.status());
+        let value = serde_json::to_vec(&self.payload(customer, s)).expect("JSON values serialise");
+        let headers = vec![
+            ("ce_specversion", b"1.0".to_vec()),
+            ("ce_id", id.to_string().into_bytes()),
+            ("ce_source", self.ce_source.clone()),
+            ("ce_type", ce_type(t).as_bytes().to_vec()),
+            ("ce_time", rfc3339(trigger_ms).into_bytes()),
+            ("ce_subject", customer.as_bytes().to_vec()),
+            ("ce_dataschema", format!("urn:care:schema:{}", ce_type(t)).into_bytes()),
+            ("content-type", b"application/json".to_vec()),
+        ];
+        let role = match t {
+            SignalType::ActivityDecline => TopicRole::Alerts,
+            SignalType::Dormant | SignalType::Reactivated => TopicRole::Reactivation,
+        };
+        OutputRecord { role, key: customer.as_bytes().to_vec(), headers, value, trigger_ms }
+    }
+
+    fn payload(&self, customer: &str, s: &Signal) -> Value {
+        match s {
+            Signal::DeclineOpened { episode_ms, report } => self.decline(customer, "opened", *episode_ms, *episode_ms, report),
+            Signal::DeclineResolved { episode_ms, at_ms, report } => {
+                self.decline(customer, "resolved", *episode_ms, *at_ms, report)
+            }
+            Signal::Dormant { episode_ms, last_activity_ms, score } => json!({
+                "customer_id": customer,
+                "status": "opened",
+                "at": rfc3339(*episode_ms),
+                "last_activity_at": rfc3339(*last_activity_ms),
+                "days_inactive": round((episode_ms - last_activity_ms) as f64 / 86_400_000.0, 3),
+                "reactivation_score": round(score.score, 4),
+                "score_components": {
+                    "recency": round(score.recency, 4),
+                    "frequency": round(score.frequency, 4),
+                    "monetary": round(score.monetary, 4),
+                    "satisfaction": round(score.satisfaction, 4),
+                },
+            }),
+            Signal::Reactivated { episode_ms, at_ms, days_away } => json!({
+                "customer_id": customer,
+                "status": "resolved",
+                "at": rfc3339(*at_ms),
+                "dormant_since": rfc3339(*episode_ms),
+                "days_away": round(*days_away, 3),
+            }),
+        }
+    }
+
+    fn decline(&self, customer: &str, status: &str, episode_ms: i64, at_ms: i64, r: &decline::Report) -> Value {
+        let by_kind: serde_json::Map<String, Value> = r
+            .by_kind
+            .iter()
+            .map(|(k, recent, baseline)| (k.as_str().to_string(), json!({"recent": recent, "baseline": baseline})))
+            .collect();
+        json!({
+            "customer_id": customer,
+            "status": status,
+            "at": rfc3339(at_ms),
+            "episode_started_at": rfc3339(episode_ms),
+            "recent_events": r.recent_events,
+            "baseline_events": r.baseline_events,
+            "expected_events": round(r.expected_events, 4),
+            "ratio": round(r.ratio, 4),
+            "p_value": r.p_value,
+            "window": WindowInfo { bucket_secs: self.bucket_secs, recent_buckets: self.recent_buckets, baseline_buckets: self.baseline_buckets },
+            "by_kind": by_kind,
+        })
+    }
+
+    /// Renders a rejected record: original key and bytes, headers naming
+    /// where it came from and why it was rejected.
+    pub fn dead_letter(&self, origin: Origin<'_>, key: Option<&[u8]>, payload: &[u8], err: &DecodeError) -> OutputRecord {
+        let headers = vec![
+            ("care_source_topic", origin.topic.as_bytes().to_vec()),
+            ("care_source_partition", origin.partition.to_string().into_bytes()),
+            ("care_source_offset", origin.offset.to_string().into_bytes()),
+            ("care_error_code", err.code().as_str().as_bytes().to_vec()),
+            ("care_error_message", err.to_string().into_bytes()),
+        ];
+        OutputRecord { role: TopicRole::Dlq, key: key.unwrap_or_default().to_vec(), headers, value: payload.to_vec(), trigger_ms: 0 }
+    }
+}
+
+#[derive(Serialize)]
+struct WindowInfo {
+    bucket_secs: u32,
+    recent_buckets: u16,
+    baseline_buckets: u16,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ce_id_is_deterministic_and_distinguishes_messages() {
+        let a = ce_id("c1", SignalType::ActivityDecline, 1_000, "opened");
+        assert_eq!(a, ce_id("c1", SignalType::ActivityDecline, 1_000, "opened"));
+        assert_eq!(a.get_version_num(), 5);
+        assert_ne!(a, ce_id("c1", SignalType::ActivityDecline, 1_000, "resolved"));
+        assert_ne!(a, ce_id("c2", SignalType::ActivityDecline, 1_000, "opened"));
+        assert_ne!(a, ce_id("c1", SignalType::ActivityDecline, 1_001, "opened"));
+    }
+
+    #[test]
+    fn rfc3339_is_utc_millis() {
+        assert_eq!(rfc3339(1_767_225_600_123), "2026-01-01T00:00:00.123Z");
+    }
+}

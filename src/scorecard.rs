@@ -1,0 +1,101 @@
+//! The CARE scorecard of one customer: what `/customers/{id}` returns.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::detect::dormancy;
+use crate::engine::Buckets;
+use crate::event::{Kind, KindSet};
+use crate::output::rfc3339;
+use crate::state::{Customer, Episode};
+
+/// A read-only view of a customer's state, with the CARE figures derived.
+#[derive(Debug, Clone, Serialize)]
+pub struct Scorecard {
+    pub customer_id: String,
+    pub partition: i32,
+    /// The partition's stream time the figures are as of.
+    pub as_of: Option<String>,
+    pub first_seen_at: String,
+    pub last_activity_at: Option<String>,
+    pub last_seen_at: BTreeMap<&'static str, String>,
+    /// Activity events in the current bucket and the 7 before it, per kind.
+    pub recent_activity: BTreeMap<&'static str, u32>,
+    pub activity_events: u32,
+    pub orders: Orders,
+    pub csat: Csat,
+    pub nps: Nps,
+    /// `normal`, `open` or `cooldown`.
+    pub activity_decline: &'static str,
+    pub dormant_since: Option<String>,
+    pub reactivation_score: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Orders {
+    pub count: u32,
+    pub total_amount: f64,
+    pub average_order_value: Option<f64>,
+    pub first_at: Option<String>,
+    pub last_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Csat {
+    pub responses: u32,
+    pub satisfied: u32,
+    /// satisfied ÷ responses × 100.
+    pub csat_pct: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Nps {
+    pub responses: u32,
+    pub promoters: u32,
+    pub detractors: u32,
+    /// % promoters − % detractors.
+    pub nps: Option<f64>,
+}
+
+fn pct(part: u32, whole: u32) -> Option<f64> {
+    (whole > 0).then(|| f64::from(part) / f64::from(whole) * 100.0)
+}
+
+impl Scorecard {
+    pub fn new(c: &Customer, partition: i32, stream_ms: Option<i64>, b: Buckets, activity: KindSet, d: Option<&dormancy::Params>) -> Scorecard {
+        let now_bucket = b.of(stream_ms.unwrap_or(c.first_seen_ms));
+        let o = &c.orders;
+        Scorecard {
+            customer_id: c.id.to_string(),
+            partition,
+            as_of: stream_ms.map(rfc3339),
+            first_seen_at: rfc3339(c.first_seen_ms),
+            last_activity_at: c.last_activity_ms.map(rfc3339),
+            last_seen_at: Kind::ALL.iter().filter_map(|k| c.last_seen_ms[k.idx()].map(|t| (k.as_str(), rfc3339(t)))).collect(),
+            recent_activity: activity.iter().map(|k| (k.as_str(), c.activity.sum_kind(now_bucket - 7, now_bucket + 1, k))).collect(),
+            activity_events: c.activity_events,
+            orders: Orders {
+                count: o.count,
+                total_amount: o.total_amount,
+                average_order_value: (o.count > 0).then(|| o.total_amount / f64::from(o.count)),
+                first_at: o.first_ms.map(rfc3339),
+                last_at: o.last_ms.map(rfc3339),
+            },
+            csat: Csat { responses: c.csat.responses, satisfied: c.csat.satisfied, csat_pct: pct(c.csat.satisfied, c.csat.responses) },
+            nps: Nps {
+                responses: c.nps.responses,
+                promoters: c.nps.promoters,
+                detractors: c.nps.detractors,
+                nps: pct(c.nps.promoters, c.nps.responses).zip(pct(c.nps.detractors, c.nps.responses)).map(|(p, d)| p - d),
+            },
+            activity_decline: match c.decline {
+                Episode::Normal => "normal",
+                Episode::Open { .. } => "open",
+                Episode::Cooldown { .. } => "cooldown",
+            },
+            dormant_since: c.dormant_since.map(rfc3339),
+            reactivation_score: d.map(|p| dormancy::score(p, c).score),
+        }
+    }
+}

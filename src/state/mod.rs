@@ -1,0 +1,299 @@
+//! Per-customer state, owned per input partition.
+//!
+//! A [`PartitionState`] is the unit later restored, revoked and committed: it
+//! holds its customers, its stream time, its timer index and its dirty set.
+//! Customers live in a slab addressed by a `u32` slot so the timer index and
+//! dirty set stay small and the id string is stored once.
+
+pub mod window;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::event::Kind;
+pub use window::Activity;
+
+/// A detector episode: normal → open → cooldown → normal.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum Episode {
+    #[default]
+    Normal,
+    /// Opened by the trigger at `episode_ms`; `expected` is the frozen
+    /// baseline expectation for the recent window.
+    Open { episode_ms: i64, expected: f32 },
+    /// No new episode before bucket `until`.
+    Cooldown { until: i64 },
+}
+
+/// Lifetime order figures for RFM and CLV.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct OrderStats {
+    pub count: u32,
+    pub total_amount: f64,
+    pub first_ms: Option<i64>,
+    pub last_ms: Option<i64>,
+}
+
+/// CSAT answers: satisfied means 4 or 5 on 1–5.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct CsatTally {
+    pub responses: u32,
+    pub satisfied: u32,
+}
+
+/// NPS answers: promoters 9–10, detractors 0–6.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct NpsTally {
+    pub responses: u32,
+    pub promoters: u32,
+    pub detractors: u32,
+}
+
+/// How many recent `event_id` fingerprints are kept for de-duplication.
+const RECENT_IDS: usize = 4;
+
+/// Everything care remembers about one customer. No event lists.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Customer {
+    pub id: Arc<str>,
+    pub activity: Activity,
+    pub first_seen_ms: i64,
+    /// Last event of an activity kind: drives dormancy.
+    pub last_activity_ms: Option<i64>,
+    /// Last event per kind; `None` = never.
+    pub last_seen_ms: [Option<i64>; Kind::COUNT],
+    /// Lifetime events of activity kinds (on time or late).
+    pub activity_events: u32,
+    pub orders: OrderStats,
+    pub csat: CsatTally,
+    pub nps: NpsTally,
+    pub decline: Episode,
+    /// Deadline at which the customer turned dormant, while dormant.
+    pub dormant_since: Option<i64>,
+    /// Fingerprints of recent `event_id`s, newest at `next_id`−1.
+    recent_ids: [u32; RECENT_IDS],
+    next_id: u8,
+    /// The customer's entry in the timer index, if any.
+    timer_at: Option<i64>,
+}
+
+impl Customer {
+    /// A customer first seen at `first_seen_ms`, with a window of `width` buckets.
+    pub fn new(id: Arc<str>, first_seen_ms: i64, width: usize) -> Customer {
+        Customer {
+            id,
+            activity: Activity::new(width),
+            first_seen_ms,
+            last_activity_ms: None,
+            last_seen_ms: [None; Kind::COUNT],
+            activity_events: 0,
+            orders: OrderStats::default(),
+            csat: CsatTally::default(),
+            nps: NpsTally::default(),
+            decline: Episode::Normal,
+            dormant_since: None,
+            recent_ids: [0; RECENT_IDS],
+            next_id: 0,
+            timer_at: None,
+        }
+    }
+
+    /// Remembers `event_id`; returns false if it was seen recently (a re-send).
+    pub fn remember_event_id(&mut self, event_id: &str) -> bool {
+        // murmur2 is stable across builds, so fingerprints can be persisted.
+        let fp = murmur2::murmur2(event_id.as_bytes(), murmur2::KAFKA_SEED) | 1;
+        if self.recent_ids.contains(&fp) {
+            return false;
+        }
+        self.recent_ids[usize::from(self.next_id)] = fp;
+        self.next_id = (self.next_id + 1) % RECENT_IDS as u8;
+        true
+    }
+
+    /// Folds lifetime aggregates of an order or survey answer.
+    pub fn fold_lifetime(&mut self, kind: Kind, ts_ms: i64, amount: Option<f64>, csat: Option<u8>, nps: Option<u8>) {
+        if kind == Kind::Order {
+            let o = &mut self.orders;
+            o.count = o.count.saturating_add(1);
+            o.total_amount += amount.unwrap_or(0.0);
+            o.first_ms = Some(o.first_ms.map_or(ts_ms, |f| f.min(ts_ms)));
+            o.last_ms = Some(o.last_ms.map_or(ts_ms, |l| l.max(ts_ms)));
+        }
+        if let Some(score) = csat {
+            self.csat.responses = self.csat.responses.saturating_add(1);
+            self.csat.satisfied = self.csat.satisfied.saturating_add(u32::from(score >= 4));
+        }
+        if let Some(score) = nps {
+            self.nps.responses = self.nps.responses.saturating_add(1);
+            self.nps.promoters = self.nps.promoters.saturating_add(u32::from(score >= 9));
+            self.nps.detractors = self.nps.detractors.saturating_add(u32::from(score <= 6));
+        }
+        self.first_seen_ms = self.first_seen_ms.min(ts_ms);
+    }
+
+    /// Approximate bytes held, heap included (for the state-size gauge).
+    pub fn approx_bytes(&self) -> usize {
+        std::mem::size_of::<Customer>() + self.activity.heap_bytes() + self.id.len() + 16
+    }
+}
+
+/// State of one input partition.
+#[derive(Debug)]
+pub struct PartitionState {
+    pub partition: i32,
+    /// Max event time seen; `None` before the first event.
+    pub stream_time_ms: Option<i64>,
+    index: HashMap<Arc<str>, u32>,
+    customers: Vec<Customer>,
+    /// (deadline, slot): each customer at most once, at `Customer::timer_at`.
+    timers: BTreeSet<(i64, u32)>,
+    /// Slots changed since the last commit (the changelog's input).
+    dirty: Vec<u32>,
+    dirty_mark: Vec<bool>,
+}
+
+impl PartitionState {
+    pub fn new(partition: i32) -> PartitionState {
+        PartitionState {
+            partition,
+            stream_time_ms: None,
+            index: HashMap::new(),
+            customers: Vec::new(),
+            timers: BTreeSet::new(),
+            dirty: Vec::new(),
+            dirty_mark: Vec::new(),
+        }
+    }
+
+    /// Number of customers held.
+    pub fn len(&self) -> usize {
+        self.customers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.customers.is_empty()
+    }
+
+    /// The slot of `id`, creating the customer if new. Returns (slot, created).
+    pub fn slot_or_insert(&mut self, id: &str, ts_ms: i64, width: usize) -> (u32, bool) {
+        if let Some(&slot) = self.index.get(id) {
+            return (slot, false);
+        }
+        let slot = u32::try_from(self.customers.len()).expect("fewer than 2^32 customers per partition");
+        let id: Arc<str> = Arc::from(id);
+        self.customers.push(Customer::new(id.clone(), ts_ms, width));
+        self.dirty_mark.push(false);
+        self.index.insert(id, slot);
+        (slot, true)
+    }
+
+    pub fn customer(&self, slot: u32) -> &Customer {
+        &self.customers[slot as usize]
+    }
+
+    /// Mutable access; marks the customer dirty.
+    pub fn customer_mut(&mut self, slot: u32) -> &mut Customer {
+        let i = slot as usize;
+        if !self.dirty_mark[i] {
+            self.dirty_mark[i] = true;
+            self.dirty.push(slot);
+        }
+        &mut self.customers[i]
+    }
+
+    /// Looks a customer up by id (the HTTP query path).
+    pub fn get(&self, id: &str) -> Option<&Customer> {
+        self.index.get(id).map(|&s| &self.customers[s as usize])
+    }
+
+    /// Moves the customer's timer to `at` (or removes it).
+    pub fn schedule(&mut self, slot: u32, at: Option<i64>) {
+        let c = &mut self.customers[slot as usize];
+        if c.timer_at == at {
+            return;
+        }
+        if let Some(old) = c.timer_at.take() {
+            self.timers.remove(&(old, slot));
+        }
+        if let Some(at) = at {
+            self.timers.insert((at, slot));
+            c.timer_at = Some(at);
+        }
+    }
+
+    /// Removes and returns the earliest timer due at or before `now_ms`.
+    pub fn pop_due(&mut self, now_ms: i64) -> Option<(i64, u32)> {
+        let &(at, slot) = self.timers.first().filter(|(at, _)| *at <= now_ms)?;
+        self.timers.remove(&(at, slot));
+        self.customers[slot as usize].timer_at = None;
+        Some((at, slot))
+    }
+
+    /// Number of pending timers.
+    pub fn timer_count(&self) -> usize {
+        self.timers.len()
+    }
+
+    /// Takes the dirty set (customers changed since the last call).
+    pub fn take_dirty(&mut self) -> Vec<u32> {
+        for &s in &self.dirty {
+            self.dirty_mark[s as usize] = false;
+        }
+        std::mem::take(&mut self.dirty)
+    }
+
+    /// Approximate bytes held by customers, index and timers.
+    pub fn approx_bytes(&self) -> usize {
+        let per_entry = std::mem::size_of::<(Arc<str>, u32)>() + 8;
+        self.customers.iter().map(Customer::approx_bytes).sum::<usize>()
+            + self.index.capacity() * per_entry
+            + self.timers.len() * 32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timers_pop_in_deadline_order_and_reschedule_replaces() {
+        let mut p = PartitionState::new(0);
+        let (a, _) = p.slot_or_insert("a", 0, 3);
+        let (b, _) = p.slot_or_insert("b", 0, 3);
+        p.schedule(a, Some(50));
+        p.schedule(b, Some(20));
+        p.schedule(a, Some(10)); // moves a's timer, does not add a second
+        assert_eq!(p.timer_count(), 2);
+        assert_eq!(p.pop_due(5), None);
+        assert_eq!(p.pop_due(100), Some((10, a)));
+        assert_eq!(p.pop_due(100), Some((20, b)));
+        assert_eq!(p.pop_due(100), None);
+    }
+
+    #[test]
+    fn event_ids_are_remembered_for_the_last_four() {
+        let mut c = Customer::new("c".into(), 0, 3);
+        assert!(c.remember_event_id("e1"));
+        assert!(!c.remember_event_id("e1"));
+        for id in ["e2", "e3", "e4", "e5"] {
+            assert!(c.remember_event_id(id));
+        }
+        assert!(c.remember_event_id("e1"), "e1 left the 4-entry window");
+    }
+
+    #[test]
+    fn dirty_set_lists_each_changed_customer_once() {
+        let mut p = PartitionState::new(0);
+        let (a, _) = p.slot_or_insert("a", 0, 3);
+        let (b, created) = p.slot_or_insert("b", 0, 3);
+        assert!(created);
+        assert_eq!(p.slot_or_insert("a", 5, 3), (a, false));
+        p.customer_mut(a).activity_events += 1;
+        p.customer_mut(a).activity_events += 1;
+        p.customer_mut(b).activity_events += 1;
+        assert_eq!(p.take_dirty(), vec![a, b]);
+        assert!(p.take_dirty().is_empty());
+    }
+}
