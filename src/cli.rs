@@ -1,1 +1,198 @@
-//! TODO
+//! The `care` command line: parse, then call into the library.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+
+/// care — real-time CARE signals (satisfaction, activity decline,
+/// reactivation, loyalty) from customer events in Kafka.
+#[derive(Debug, Parser)]
+#[command(name = "care", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the whole pipeline in-process on a synthetic population (no broker).
+    Demo {
+        /// Customers in the synthetic population.
+        #[arg(long, default_value_t = 100_000)]
+        customers: u32,
+        /// Days of activity to simulate.
+        #[arg(long, default_value_t = 120)]
+        days: u32,
+        /// Seed: the same seed gives the same population and alerts.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Partitions customers are spread over (by murmur2 of their id).
+        #[arg(long, default_value_t = 8)]
+        partitions: i32,
+        /// Example outputs printed per signal type.
+        #[arg(long, default_value_t = 2)]
+        examples: usize,
+        /// Config whose engine and detector settings to use (default: built-in defaults).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Print the final summary as one JSON line (for scripts).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the service against Kafka.
+    Run {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Run the engine over a JSON lines file and print the outputs as JSON lines.
+    Replay {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Input file, one record per line (`-` for standard input).
+        #[arg(long, short)]
+        input: PathBuf,
+        /// Apply this source's mapping to the lines (default: canonical events).
+        #[arg(long)]
+        source: Option<String>,
+        /// Partitions to route customers to, as `run` would see them.
+        #[arg(long, default_value_t = 1)]
+        partitions: i32,
+        /// Suppress signals triggered before this RFC 3339 instant.
+        #[arg(long)]
+        emit_from: Option<String>,
+        /// After the input, advance stream time to this RFC 3339 instant.
+        #[arg(long)]
+        advance_to: Option<String>,
+        /// Print alerts per signal per 1,000 customer-days to stderr.
+        #[arg(long)]
+        report: bool,
+    },
+    /// Validate a config file and print what it resolved to.
+    CheckConfig { file: PathBuf },
+}
+
+fn parse_instant(flag: &str, s: &Option<String>) -> anyhow::Result<Option<i64>> {
+    s.as_deref()
+        .map(|s| chrono::DateTime::parse_from_rfc3339(s).map(|t| t.timestamp_millis()).with_context(|| format!("{flag} {s:?} is not RFC 3339")))
+        .transpose()
+}
+
+/// The wall clock, read only here at the edge and handed to the engine.
+pub fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Demo { customers, days, seed, partitions, examples, config, json } => {
+            let cfg = match config {
+                Some(p) => Config::load(&p)?,
+                None => Config::parse("", "defaults")?,
+            };
+            if partitions < 1 {
+                bail!("--partitions must be at least 1");
+            }
+            let opts = crate::demo::Options { customers, days, seed, partitions, examples, progress_secs: 1.0 };
+            demo(cfg, opts, json).await
+        }
+        Command::Run { config } => {
+            let cfg = Config::load(&config)?;
+            let shutdown = CancellationToken::new();
+            tokio::spawn(shutdown_on_signal(shutdown.clone()));
+            crate::source::run(cfg, shutdown).await
+        }
+        Command::Replay { config, input, source, partitions, emit_from, advance_to, report } => {
+            let cfg = Config::load(&config)?;
+            let opts = crate::replay::Options {
+                source,
+                partitions,
+                emit_from_ms: parse_instant("--emit-from", &emit_from)?,
+                advance_to_ms: parse_instant("--advance-to", &advance_to)?,
+            };
+            let reader: Box<dyn std::io::BufRead> = if input.as_os_str() == "-" {
+                Box::new(std::io::stdin().lock())
+            } else {
+                Box::new(std::io::BufReader::new(std::fs::File::open(&input).with_context(|| format!("cannot open {}", input.display()))?))
+            };
+            let mut reader = reader;
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            let summary = crate::replay::run(&cfg, &opts, &mut reader, &mut out, wall_clock_ms())?;
+            if report {
+                eprintln!("{}", serde_json::to_string_pretty(&summary)?);
+            }
+            Ok(())
+        }
+        Command::CheckConfig { file } => {
+            let cfg = Config::load(&file)?;
+            println!("# {} is valid; resolved with defaults:", file.display());
+            print!("{}", toml::to_string_pretty(&redacted(cfg))?);
+            Ok(())
+        }
+    }
+}
+
+/// Options whose names suggest secrets are shown as `<redacted>`.
+fn redacted(mut cfg: Config) -> Config {
+    for (k, v) in cfg.kafka.options.iter_mut() {
+        if ["password", "secret", "key", "token"].iter().any(|s| k.contains(s)) {
+            *v = "<redacted>".into();
+        }
+    }
+    cfg
+}
+
+async fn demo(cfg: Config, opts: crate::demo::Options, json: bool) -> anyhow::Result<()> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            flag.store(true, Ordering::Relaxed);
+        }
+    });
+    eprintln!("care demo: {} customers, {} days, seed {}, {} partitions (Ctrl-C stops)", opts.customers, opts.days, opts.seed, opts.partitions);
+    let (summary, examples) = tokio::task::spawn_blocking(move || {
+        let mut err = std::io::stderr().lock();
+        let r = crate::demo::run(&cfg, &opts, &stop, &mut err)?;
+        let mut out = std::io::stdout().lock();
+        crate::demo::print_report(&mut out, &r.0, &r.1, &cfg)?;
+        out.flush()?;
+        Ok::<_, std::io::Error>(r)
+    })
+    .await??;
+    if json {
+        println!("{}", serde_json::to_string(&summary)?);
+    }
+    drop(examples);
+    Ok(())
+}
+
+/// Cancels `token` on SIGTERM or Ctrl-C.
+pub async fn shutdown_on_signal(token: CancellationToken) {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "Cannot listen for SIGTERM");
+                let _ = tokio::signal::ctrl_c().await;
+                token.cancel();
+                return;
+            }
+        };
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
+            _ = tokio::signal::ctrl_c() => tracing::info!("Ctrl-C received, shutting down"),
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+    token.cancel();
+}

@@ -139,13 +139,25 @@ impl Engine {
         &self.counters[i]
     }
 
-    /// Decodes and folds one record, appending what it caused to `out`.
+    /// Decodes and folds one record into `input.partition`, appending what
+    /// it caused to `out`.
     pub fn process(&self, input: &Input<'_>, now_wall_ms: i64, out: &mut Vec<OutputRecord>) -> Outcome {
+        self.process_with(input, now_wall_ms, out, |_| input.partition)
+    }
+
+    /// Like [`Engine::process`], but folds into the partition the Java
+    /// clients' partitioner gives the customer id among `partitions`, as a
+    /// topic keyed by customer would (`replay`, `demo`).
+    pub fn process_routed(&self, input: &Input<'_>, partitions: i32, now_wall_ms: i64, out: &mut Vec<OutputRecord>) -> Outcome {
+        self.process_with(input, now_wall_ms, out, |e| crate::partition::for_key(e.customer_id.as_bytes(), partitions))
+    }
+
+    fn process_with(&self, input: &Input<'_>, now_wall_ms: i64, out: &mut Vec<OutputRecord>, route: impl Fn(&Event) -> i32) -> Outcome {
         let counters = &self.counters[input.source];
         counters.consumed.inc();
         let mapping = &self.mappings[input.source];
         match decode::decode(input.payload, mapping, self.limits, now_wall_ms) {
-            Ok(event) => self.fold(input.source, input.partition, &event, out),
+            Ok(event) => self.fold(input.source, route(&event), &event, out),
             Err(err) => {
                 counters.rejected[err.code().idx()].inc();
                 let origin = Origin { topic: &mapping.topic, partition: input.partition, offset: input.offset };
@@ -223,6 +235,18 @@ impl Engine {
     /// Customers held across partitions.
     pub fn customer_count(&self) -> usize {
         self.partitions.iter().map(|p| p.len()).sum()
+    }
+
+    /// Sum over customers of days from first seen to their partition's
+    /// stream time: the denominator of alert rates.
+    pub fn customer_days(&self) -> f64 {
+        self.partitions
+            .iter()
+            .map(|p| {
+                let end = p.stream_time_ms.unwrap_or(0);
+                p.customers().map(|c| ((end - c.first_seen_ms).max(0) as f64 / 86_400_000.0).max(1.0)).sum::<f64>()
+            })
+            .sum()
     }
 
     /// Approximate bytes of state across partitions.

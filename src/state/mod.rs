@@ -203,6 +203,11 @@ impl PartitionState {
         &mut self.customers[i]
     }
 
+    /// Every customer held.
+    pub fn customers(&self) -> impl Iterator<Item = &Customer> {
+        self.customers.iter()
+    }
+
     /// Looks a customer up by id (the HTTP query path).
     pub fn get(&self, id: &str) -> Option<&Customer> {
         self.index.get(id).map(|&s| &self.customers[s as usize])
