@@ -261,8 +261,13 @@ impl Engine {
         })
     }
 
+    /// Fires due timers. A timer for logical time `t` is due once stream
+    /// time reaches `t + allowed_lateness`: until then an on-time event may
+    /// still arrive that would have changed the decision (e.g. activity just
+    /// before a dormancy deadline).
     fn fire_timers(&self, part: &mut PartitionState, now_ms: i64, out: &mut Vec<OutputRecord>) {
-        while let Some((at, slot)) = part.pop_due(now_ms) {
+        while let Some((due, slot)) = part.pop_due(now_ms) {
+            let at = due - self.lateness_ms;
             self.metrics.timers_fired.inc();
             if let Some(p) = &self.dormancy {
                 let c = part.customer_mut(slot);
@@ -304,7 +309,7 @@ impl Engine {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        part.schedule(slot, next);
+        part.schedule(slot, next.map(|t| t + self.lateness_ms));
     }
 
     fn emit(&self, customer: &str, s: &Signal, out: &mut Vec<OutputRecord>) {

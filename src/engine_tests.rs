@@ -128,6 +128,18 @@ fn malformed_records_become_dead_letters_with_origin() {
     assert_eq!(r.header("care_source_topic"), Some("canonical"));
 }
 
+#[test]
+fn activity_within_lateness_before_the_deadline_prevents_dormancy() {
+    let e = engine();
+    let ten_min = 600_000;
+    let lines = [line("a", "click", 0), line("b", "click", 60 * DAY + ten_min), line("a", "click", 60 * DAY - ten_min)];
+    assert_eq!(feed(&e, &lines), vec![], "a was never inactive for 60 days");
+    // And a real dormancy still fires, once stream time passes deadline + lateness.
+    let out = feed(&e, &[line("b", "click", 100 * DAY), line("c", "click", 121 * DAY)]);
+    assert_eq!(types(&out), vec![("io.care.dormant.v1".into(), "opened".into())]);
+    assert_eq!(out[0].trigger_ms, T0 + 120 * DAY - ten_min);
+}
+
 proptest! {
     /// Whatever the records and their order: every record is accounted for
     /// exactly once, and lifetime order totals equal the naive sum of the

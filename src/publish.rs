@@ -1,1 +1,151 @@
-//! TODO
+//! Output records → Kafka.
+//!
+//! A threaded producer sends each record keyed by customer id with its
+//! CloudEvents headers, partitioned by murmur2 like the Java clients. Every
+//! delivery report is counted: the shell commits input offsets only after
+//! [`Publisher::flush`] saw every record of the batch acknowledged, so a
+//! record is never lost, at worst sent twice (at-least-once).
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rdkafka::config::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::ClientContext;
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::output::{OutputRecord, TopicRole};
+
+/// Why outputs could not be published.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("cannot create Kafka producer: {0}")]
+    Create(KafkaError),
+    #[error("Kafka rejected an output record: {0}")]
+    Send(KafkaError),
+    #[error("{failed} output record(s) were not delivered: {first}")]
+    Delivery { failed: u64, first: String },
+    #[error("outputs not acknowledged within {0:?}")]
+    FlushTimeout(Duration),
+}
+
+/// Delivery accounting shared with librdkafka's callback thread.
+#[derive(Default)]
+pub struct Deliveries {
+    inflight: AtomicUsize,
+    failed: AtomicU64,
+    first_error: Mutex<Option<String>>,
+    metrics: Option<Arc<Metrics>>,
+}
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    /// Index into `TopicRole::ALL`, for the per-topic counter.
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, role: usize) {
+        self.inflight.fetch_sub(1, Ordering::AcqRel);
+        let Some(m) = &self.metrics else { return };
+        m.inflight.dec();
+        match result {
+            Ok(_) => m.produced.with_label_values(&[TopicRole::ALL[role].as_str()]).inc(),
+            Err((e, _)) => {
+                m.produce_errors.inc();
+                self.failed.fetch_add(1, Ordering::AcqRel);
+                let mut first = self.first_error.lock().unwrap_or_else(|p| p.into_inner());
+                first.get_or_insert_with(|| e.to_string());
+            }
+        }
+    }
+}
+
+/// The output producer and its topic names.
+pub struct Publisher {
+    producer: ThreadedProducer<Deliveries>,
+    topics: [String; 3],
+}
+
+impl Publisher {
+    /// Creates the producer from the config's brokers and pass-through options.
+    ///
+    /// # Errors
+    /// Invalid client configuration.
+    pub fn new(cfg: &Config, metrics: Arc<Metrics>) -> Result<Publisher, PublishError> {
+        let mut cc = ClientConfig::new();
+        cc.set("bootstrap.servers", &cfg.kafka.brokers)
+            .set("linger.ms", cfg.kafka.linger_ms.to_string())
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            // murmur2 for keyed records, like the Java clients' default.
+            .set("partitioner", "murmur2_random")
+            .set("message.timeout.ms", "30000");
+        for (k, v) in &cfg.kafka.options {
+            cc.set(k, v);
+        }
+        let ctx = Deliveries { metrics: Some(metrics), ..Deliveries::default() };
+        let producer = cc.create_with_context(ctx).map_err(PublishError::Create)?;
+        let o = &cfg.outputs;
+        Ok(Publisher { producer, topics: [o.alerts.clone(), o.reactivation.clone(), o.dlq.clone()] })
+    }
+
+    /// Records sent and not yet acknowledged.
+    pub fn inflight(&self) -> usize {
+        self.producer.context().inflight.load(Ordering::Acquire)
+    }
+
+    /// Queues one record. When librdkafka's queue is full it waits for room:
+    /// backpressure, never a drop.
+    ///
+    /// # Errors
+    /// A record Kafka can never take (e.g. larger than the broker allows).
+    pub fn send(&self, r: &OutputRecord) -> Result<(), PublishError> {
+        let role = TopicRole::ALL.iter().position(|t| *t == r.role).unwrap_or(0);
+        let mut headers = OwnedHeaders::new_with_capacity(r.headers.len());
+        for (k, v) in &r.headers {
+            headers = headers.insert(Header { key: k, value: Some(v.as_slice()) });
+        }
+        let ctx = self.producer.context();
+        ctx.inflight.fetch_add(1, Ordering::AcqRel);
+        if let Some(m) = &ctx.metrics {
+            m.inflight.inc();
+        }
+        let mut record = BaseRecord::with_opaque_to(&self.topics[role], role).key(r.key.as_slice()).payload(r.value.as_slice()).headers(headers);
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err((e, _)) => {
+                    ctx.inflight.fetch_sub(1, Ordering::AcqRel);
+                    if let Some(m) = &ctx.metrics {
+                        m.inflight.dec();
+                    }
+                    return Err(PublishError::Send(e));
+                }
+            }
+        }
+    }
+
+    /// Waits until every record sent so far is acknowledged.
+    ///
+    /// # Errors
+    /// A record failed for good (the batch must not be committed), or the
+    /// wait exceeded `timeout`.
+    pub fn flush(&self, timeout: Duration) -> Result<(), PublishError> {
+        self.producer.flush(timeout).map_err(|_| PublishError::FlushTimeout(timeout))?;
+        let ctx = self.producer.context();
+        let failed = ctx.failed.swap(0, Ordering::AcqRel);
+        if failed > 0 {
+            let first = ctx.first_error.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or_default();
+            return Err(PublishError::Delivery { failed, first });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,264 @@
+//! Every output type the engine emits validates against its JSON Schema in
+//! `src/schemas/<ce_type>.json`, and its `ce_dataschema` header names it.
+//!
+//! The records come from the real engine (decode → fold → detect → render),
+//! driven through a scenario that produces an activity decline (opened and
+//! resolved), a dormancy trigger and a reactivation.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use care::config::Config;
+use care::engine::{Engine, Input, Outcome};
+use care::metrics::Metrics;
+use care::output::OutputRecord;
+use serde_json::{json, Value};
+
+const DAY: i64 = 86_400;
+/// 2024-01-01T00:00:00Z, a UTC day boundary.
+const T0: i64 = 1_704_067_200;
+/// Far enough ahead that no event is rejected as from the future.
+const NOW_WALL_MS: i64 = i64::MAX / 4;
+
+const ALL_TYPES: [&str; 3] = ["io.care.activity_decline.v1", "io.care.dormant.v1", "io.care.reactivated.v1"];
+
+fn schema_path(ce_type: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/schemas").join(format!("{ce_type}.json"))
+}
+
+fn load_schema(ce_type: &str) -> Value {
+    let path = schema_path(ce_type);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("no schema for {ce_type} at {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
+}
+
+fn compile(schema: &Value) -> jsonschema::Validator {
+    jsonschema::options()
+        .should_validate_formats(true)
+        .build(schema)
+        .unwrap_or_else(|e| panic!("schema {} does not compile: {e}", schema["$id"]))
+}
+
+/// Errors of `instance` against `validator`, one line each.
+fn errors(validator: &jsonschema::Validator, instance: &Value) -> Vec<String> {
+    validator.iter_errors(instance).map(|e| format!("{} at {}", e, e.instance_path())).collect()
+}
+
+/// Runs the scenario through the engine and returns every record emitted.
+///
+/// Partition 0 holds two customers: "b" clicks once a day throughout, which
+/// moves the partition's stream time (and so fires "a"'s timers); "a" clicks
+/// 4 times a day on days 0..40, goes silent on days 40..48 (decline opens on
+/// a bucket-boundary timer), comes back 4 times a day on days 48..60 (decline
+/// resolves), goes silent until day 131 (dormant at last activity + 60 days),
+/// then clicks on day 131 (reactivated).
+fn run_scenario() -> Vec<OutputRecord> {
+    let cfg = Config::parse("", "test").expect("default config");
+    let engine = Engine::new(&cfg, Arc::new(Metrics::new()));
+    let source = engine.canonical_source();
+    let a_active = |d: i64| (0..40).contains(&d) || (48..60).contains(&d);
+
+    let mut events: Vec<(&str, i64)> = Vec::new();
+    for d in 0..=131 {
+        let day = T0 + d * DAY;
+        if a_active(d) {
+            events.extend([("a", day + 8 * 3600), ("a", day + 10 * 3600)]);
+        }
+        events.push(("b", day + 12 * 3600));
+        if a_active(d) {
+            events.extend([("a", day + 14 * 3600), ("a", day + 16 * 3600)]);
+        }
+        if d == 131 {
+            events.push(("a", day + 18 * 3600));
+        }
+    }
+
+    let mut out = Vec::new();
+    for (i, (customer, ts)) in events.iter().enumerate() {
+        let payload = json!({"customer_id": customer, "kind": "click", "ts": ts}).to_string();
+        let input = Input { source, partition: 0, offset: i as i64, key: Some(customer.as_bytes()), payload: payload.as_bytes() };
+        let outcome = engine.process(&input, NOW_WALL_MS, &mut out);
+        assert_eq!(outcome, Outcome::Folded, "event {i} {payload} was not folded");
+    }
+    out
+}
+
+/// Checks that every key of every object in `instance` is described by the
+/// schema (`properties`, or an `additionalProperties` subschema), so a field
+/// the renderer adds without a schema update is caught even though the
+/// schemas allow unknown fields for consumers' sake.
+fn assert_documented(root: &Value, schema: &Value, instance: &Value, path: &str) {
+    let schema = match schema.get("$ref").and_then(Value::as_str) {
+        Some(r) => {
+            let pointer = r.strip_prefix('#').unwrap_or_else(|| panic!("only local $refs supported, got {r}"));
+            root.pointer(pointer).unwrap_or_else(|| panic!("dangling $ref {r}"))
+        }
+        None => schema,
+    };
+    let Some(obj) = instance.as_object() else { return };
+    let props = schema.get("properties").and_then(Value::as_object);
+    let additional = schema.get("additionalProperties").filter(|v| v.is_object());
+    for (k, v) in obj {
+        let sub = props.and_then(|p| p.get(k)).or(additional);
+        let sub = sub.unwrap_or_else(|| panic!("field {path}/{k} is emitted but not described in schema {}", root["$id"]));
+        assert!(
+            sub.get("description").is_some() || sub.get("$ref").is_some(),
+            "field {path}/{k} has no description in schema {}",
+            root["$id"]
+        );
+        assert_documented(root, sub, v, &format!("{path}/{k}"));
+    }
+}
+
+#[test]
+fn schemas_are_valid_2020_12_with_urn_ids() {
+    for t in ALL_TYPES {
+        let schema = load_schema(t);
+        assert_eq!(schema["$schema"], "https://json-schema.org/draft/2020-12/schema", "{t}");
+        assert_eq!(schema["$id"], format!("urn:care:schema:{t}"), "{t}");
+        assert!(schema["title"].is_string() && schema["description"].is_string(), "{t}: title and description");
+        assert_eq!(schema["additionalProperties"], json!(true), "{t}: v1 only adds fields, consumers must tolerate them");
+        if let Err(e) = jsonschema::meta::validate(&schema) {
+            panic!("{t} is not a valid JSON Schema: {e}");
+        }
+        compile(&schema);
+        let required: BTreeSet<&str> = schema["required"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        let props: BTreeSet<&str> = schema["properties"].as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(required, props, "{t}: every described field is always written, so all are required");
+    }
+}
+
+#[test]
+fn every_emitted_signal_validates_against_its_schema() {
+    let out = run_scenario();
+    assert!(!out.is_empty(), "the scenario emitted nothing");
+
+    let mut validators: BTreeMap<String, (Value, jsonschema::Validator)> = BTreeMap::new();
+    let mut seen: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for rec in &out {
+        let ce_type = rec.header("ce_type").unwrap_or_else(|| panic!("record without ce_type: {rec:?}")).to_string();
+        let (schema, validator) = validators.entry(ce_type.clone()).or_insert_with(|| {
+            let s = load_schema(&ce_type);
+            let v = compile(&s);
+            (s, v)
+        });
+        let value: Value = serde_json::from_slice(&rec.value).expect("record value is JSON");
+        let errs = errors(validator, &value);
+        assert!(errs.is_empty(), "{ce_type} payload {value} fails its schema:\n{}", errs.join("\n"));
+        assert_eq!(rec.header("ce_dataschema"), schema["$id"].as_str(), "{ce_type}: ce_dataschema must be the schema's $id");
+        assert_documented(schema, schema, &value, "");
+
+        // The header facts the schema descriptions promise.
+        assert_eq!(rec.header("ce_specversion"), Some("1.0"));
+        assert_eq!(rec.header("content-type"), Some("application/json"));
+        assert_eq!(rec.header("ce_subject"), value["customer_id"].as_str(), "{ce_type}: ce_subject");
+        assert_eq!(rec.key, value["customer_id"].as_str().unwrap().as_bytes(), "{ce_type}: key");
+        assert_eq!(rec.header("ce_time"), value["at"].as_str(), "{ce_type}: ce_time equals `at`");
+
+        *seen.entry((ce_type, value["status"].as_str().unwrap_or_default().to_string())).or_default() += 1;
+    }
+
+    let types: BTreeSet<&str> = seen.keys().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(types, ALL_TYPES.into_iter().collect(), "every output type must be exercised; saw {seen:?}");
+    for status in ["opened", "resolved"] {
+        assert!(
+            seen.contains_key(&("io.care.activity_decline.v1".to_string(), status.to_string())),
+            "no activity decline `{status}` emitted; saw {seen:?}"
+        );
+    }
+}
+
+#[test]
+fn validators_reject_broken_payloads() {
+    let out = run_scenario();
+    let mut checked = BTreeSet::new();
+    for rec in &out {
+        let ce_type = rec.header("ce_type").unwrap().to_string();
+        if !checked.insert(ce_type.clone()) {
+            continue;
+        }
+        let schema = load_schema(&ce_type);
+        let validator = compile(&schema);
+        let good: Value = serde_json::from_slice(&rec.value).unwrap();
+        assert!(validator.is_valid(&good), "{ce_type}: emitted payload should be valid: {good}");
+
+        // Any required field removed.
+        for field in schema["required"].as_array().unwrap() {
+            let field = field.as_str().unwrap();
+            let mut bad = good.clone();
+            bad.as_object_mut().unwrap().remove(field);
+            assert!(!validator.is_valid(&bad), "{ce_type}: payload without `{field}` accepted");
+        }
+        // Wrong types and ranges, and non-RFC 3339 / non-UTC timestamps.
+        for (pointer, v) in [
+            ("/customer_id", json!("")),
+            ("/customer_id", json!(42)),
+            ("/customer_id", json!("x".repeat(129))),
+            ("/status", json!("closed")),
+            ("/at", json!("yesterday")),
+            ("/at", json!("2024-01-01T00:00:00+00:00")),
+            ("/at", json!("2024-13-01T00:00:00.000Z")),
+        ] {
+            let mut bad = good.clone();
+            *bad.pointer_mut(pointer).unwrap() = v.clone();
+            assert!(!validator.is_valid(&bad), "{ce_type}: {pointer} = {v} accepted");
+        }
+        // A new top-level field is tolerated (fields are only ever added in v1).
+        let mut extended = good.clone();
+        extended["some_future_field"] = json!({"anything": [1, 2, 3]});
+        assert!(validator.is_valid(&extended), "{ce_type}: an added field must be tolerated");
+
+        // Type-specific: renamed nested fields and out-of-range figures.
+        let mut bad_cases: Vec<(&str, Value)> = Vec::new();
+        match ce_type.as_str() {
+            "io.care.activity_decline.v1" => {
+                let mut renamed = good.clone();
+                let w = renamed["window"].as_object_mut().unwrap();
+                let v = w.remove("bucket_secs").unwrap();
+                w.insert("bucket_sec".into(), v);
+                bad_cases.push(("window.bucket_secs renamed", renamed));
+                let mut renamed = good.clone();
+                let kinds = renamed["by_kind"].as_object_mut().unwrap();
+                let click = kinds.get_mut("click").unwrap().as_object_mut().unwrap();
+                let v = click.remove("recent").unwrap();
+                click.insert("recent_events".into(), v);
+                bad_cases.push(("by_kind.click.recent renamed", renamed));
+                for (f, v) in [("p_value", json!(1.5)), ("p_value", json!(-0.1)), ("ratio", json!(-1)), ("recent_events", json!(1.5))] {
+                    let mut bad = good.clone();
+                    bad[f] = v;
+                    bad_cases.push((f, bad));
+                }
+            }
+            "io.care.dormant.v1" => {
+                let mut renamed = good.clone();
+                let c = renamed["score_components"].as_object_mut().unwrap();
+                let v = c.remove("recency").unwrap();
+                c.insert("recent".into(), v);
+                bad_cases.push(("score_components.recency renamed", renamed));
+                let mut bad = good.clone();
+                bad["reactivation_score"] = json!(1.01);
+                bad_cases.push(("reactivation_score > 1", bad));
+                let mut bad = good.clone();
+                bad["score_components"]["monetary"] = json!(-0.5);
+                bad_cases.push(("monetary < 0", bad));
+                let mut bad = good.clone();
+                bad["status"] = json!("resolved");
+                bad_cases.push(("dormant status resolved", bad));
+            }
+            "io.care.reactivated.v1" => {
+                let mut bad = good.clone();
+                bad["days_away"] = json!(-1.0);
+                bad_cases.push(("days_away < 0", bad));
+                let mut bad = good.clone();
+                bad["status"] = json!("opened");
+                bad_cases.push(("reactivated status opened", bad));
+            }
+            other => panic!("unexpected ce_type {other}"),
+        }
+        for (what, bad) in bad_cases {
+            assert!(!validator.is_valid(&bad), "{ce_type}: {what} accepted: {bad}");
+        }
+    }
+    assert_eq!(checked, ALL_TYPES.iter().map(|s| s.to_string()).collect(), "negative checks must cover every type");
+}
