@@ -133,6 +133,11 @@ pub struct EngineConfig {
     /// Kinds that count as activity for decline and dormancy.
     #[serde(default = "default_activity_kinds")]
     pub activity_kinds: Vec<Kind>,
+    /// In `run`, a partition with no record for this long has its stream
+    /// time moved to the wall clock minus allowed lateness, so silence on a
+    /// quiet topic is still detected. 0 disables. Never in `replay`.
+    #[serde(default = "default_idle_advance_secs")]
+    pub idle_advance_secs: u64,
     /// In `run`, outputs whose trigger is older than this (RFC 3339) are
     /// suppressed while state still folds. Default: start time minus 24 h.
     #[serde(default)]
@@ -153,6 +158,9 @@ fn default_max_future_skew_secs() -> u32 {
 }
 fn default_max_record_bytes() -> usize {
     64 * 1024
+}
+fn default_idle_advance_secs() -> u64 {
+    300
 }
 fn default_activity_kinds() -> Vec<Kind> {
     Kind::ALL.to_vec()

@@ -211,7 +211,7 @@ impl Engine {
     /// Advances a partition's stream time without an event (idle advance,
     /// `replay --advance-to`), firing the timers that became due.
     pub fn advance(&self, partition: i32, to_ms: i64, out: &mut Vec<OutputRecord>) {
-        let mut part = self.partitions.entry(partition).or_insert_with(|| PartitionState::new(partition));
+        let Some(mut part) = self.partitions.get_mut(&partition) else { return };
         if part.stream_time_ms.is_none_or(|st| to_ms > st) {
             part.stream_time_ms = Some(to_ms);
             self.fire_timers(&mut part, to_ms, out);
