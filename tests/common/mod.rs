@@ -1,0 +1,180 @@
+//! Helpers for tests against the real local Kafka broker.
+//!
+//! The broker comes from `deploy/local/kafka.sh start` (or
+//! `CARE_TEST_BROKERS` when the caller already started one). A test that
+//! needs Kafka and cannot get it fails loudly; it never skips.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, Headers, Message};
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer, DefaultProducerContext};
+use rdkafka::TopicPartitionList;
+
+/// Bootstrap address of the test broker, starting it once if needed.
+pub fn brokers() -> String {
+    static BROKERS: OnceLock<String> = OnceLock::new();
+    BROKERS
+        .get_or_init(|| {
+            if let Ok(b) = std::env::var("CARE_TEST_BROKERS") {
+                return b;
+            }
+            let script = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/local/kafka.sh");
+            let out = Command::new("bash").arg(script).arg("start").stderr(Stdio::inherit()).output()
+                .unwrap_or_else(|e| panic!("cannot run {script}: {e}"));
+            assert!(out.status.success(), "this test needs Kafka and `{script} start` failed (see its output above)");
+            String::from_utf8(out.stdout).unwrap().trim().to_string()
+        })
+        .clone()
+}
+
+/// A name no other test or run uses.
+pub fn unique(prefix: &str) -> String {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("{prefix}-{}-{nanos}-{}", std::process::id(), N.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+}
+
+pub async fn create_topics(names: &[&str], partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", brokers()).create().unwrap();
+    let topics: Vec<NewTopic> = names.iter().map(|n| NewTopic::new(n, partitions, TopicReplication::Fixed(1))).collect();
+    for r in admin.create_topics(&topics, &AdminOptions::new()).await.unwrap() {
+        r.unwrap();
+    }
+}
+
+/// Produces (topic, key, value) records and waits for every acknowledgement.
+pub fn produce(records: &[(String, Option<String>, Vec<u8>)]) {
+    let p: ThreadedProducer<DefaultProducerContext> =
+        ClientConfig::new().set("bootstrap.servers", brokers()).set("message.max.bytes", "2000000").create().unwrap();
+    for (topic, key, value) in records {
+        let mut r = BaseRecord::<String, Vec<u8>>::to(topic).payload(value);
+        if let Some(k) = key {
+            r = r.key(k);
+        }
+        p.send(r).map_err(|(e, _)| e).unwrap();
+    }
+    p.flush(Duration::from_secs(30)).unwrap();
+}
+
+/// One consumed record.
+#[derive(Debug, Clone)]
+pub struct Got {
+    pub topic: String,
+    pub key: String,
+    pub headers: Vec<(String, String)>,
+    pub value: Vec<u8>,
+}
+
+impl Got {
+    pub fn header(&self, k: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.value).unwrap()
+    }
+}
+
+/// Reads `topics` from the beginning (read_committed) until `want` records
+/// arrived or `timeout` passed; returns what arrived.
+pub fn consume(topics: &[&str], want: usize, timeout: Duration) -> Vec<Got> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", unique("reader"))
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    c.subscribe(topics).unwrap();
+    let deadline = Instant::now() + timeout;
+    let mut got = Vec::new();
+    while got.len() < want && Instant::now() < deadline {
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
+            let headers = m.headers().map_or_else(Vec::new, |h| {
+                h.iter().map(|Header { key, value }| (key.to_string(), String::from_utf8_lossy(value.unwrap_or_default()).into_owned())).collect()
+            });
+            got.push(Got {
+                topic: m.topic().to_string(),
+                key: String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned(),
+                headers,
+                value: m.payload().unwrap_or_default().to_vec(),
+            });
+        }
+    }
+    got
+}
+
+/// Committed offset of `group` on partition 0 of `topic`.
+pub fn committed(group: &str, topic: &str) -> i64 {
+    let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", brokers()).set("group.id", group).create().unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(topic, 0);
+    let r = c.committed_offsets(tpl, Duration::from_secs(10)).unwrap();
+    r.elements()[0].offset().to_raw().unwrap_or(-1)
+}
+
+/// A free loopback port for the HTTP endpoint.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// GET over plain HTTP/1.0; returns (status, body).
+pub fn http_get(port: u16, path: &str) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).unwrap();
+    let status = buf.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+/// Waits until `f` returns true or `timeout` passes.
+pub fn wait_for(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    false
+}
+
+/// The `care` binary, started with `args`; killed on drop if still running.
+pub struct CareProcess(pub Child);
+
+impl CareProcess {
+    pub fn start(args: &[&str]) -> CareProcess {
+        let child = Command::new(env!("CARGO_BIN_EXE_care")).args(args).env("CARE_LOG", "info").stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
+        CareProcess(child)
+    }
+
+    /// Sends SIGTERM and waits up to `deadline` for a clean exit.
+    pub fn terminate(mut self, deadline: Duration) -> std::process::ExitStatus {
+        Command::new("kill").arg("-TERM").arg(self.0.id().to_string()).status().unwrap();
+        let until = Instant::now() + deadline;
+        loop {
+            if let Some(st) = self.0.try_wait().unwrap() {
+                return st;
+            }
+            assert!(Instant::now() < until, "care did not stop within {deadline:?} of SIGTERM");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for CareProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
