@@ -16,7 +16,6 @@ bash deploy/local/kafka.sh fetch
 cargo fetch --locked
 phase "fetch (Kafka jars, crates)"
 
-cargo test --locked --no-run --all-targets 2>&1 | grep -vE '^\s+(Compiling|Downloaded|Executable)' || true
 cargo test --locked --no-run
 phase "build"
 
