@@ -227,7 +227,8 @@ pub struct DeclineConfig {
     /// Open when recent ÷ expected is at most this ...
     #[serde(default = "default_open_ratio")]
     pub open_ratio: f64,
-    /// ... and the Poisson P(X ≤ recent | expected) is below this.
+    /// ... and P(this few recent events | unchanged rate) is below this
+    /// (conditional binomial test; it runs daily, so keep it small).
     #[serde(default = "default_significance")]
     pub significance: f64,
     /// Resolve when recent ÷ frozen expected is back to at least this.
@@ -254,7 +255,7 @@ fn default_open_ratio() -> f64 {
     0.5
 }
 fn default_significance() -> f64 {
-    0.01
+    0.001
 }
 fn default_resolve_ratio() -> f64 {
     0.8

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run a real single-node Apache Kafka (KRaft) broker on loopback for local
-# development and the test suite. Jars come from Maven Central via `mvn`.
+# development and the test suite. Jars come from Maven (`mvn`).
 # Usage: deploy/local/kafka.sh fetch|start|stop|status|logs [-f]|reset
 set -euo pipefail
 

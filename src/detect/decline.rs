@@ -7,13 +7,17 @@
 //!
 //! Enter: the customer was seen before the baseline began, the baseline holds
 //! at least `min_baseline_events`, recent ≤ `open_ratio` × expected, and a
-//! Poisson test says so little is unlikely by chance (P < `significance`),
-//! which keeps low-volume customers from flapping. The expected rate is then
-//! frozen. Exit: recent ≥ `resolve_ratio` × frozen expected, then a cooldown
+//! significance test says so little is unlikely by chance (P < `significance`),
+//! which keeps low-volume customers from flapping. The test is the exact
+//! conditional test of two Poisson rates: given n events in both windows and
+//! an unchanged rate, the recent count is Binomial(n, recent share of time).
+//! Testing against the baseline as if it were exact would flag a large share
+//! of steady customers, whose baseline is itself a noisy count. The expected
+//! count is then frozen. Exit: recent ≥ `resolve_ratio` × frozen expected, then a cooldown
 //! of `cooldown_buckets` during which no new episode opens.
 
 use crate::config::DeclineConfig;
-use crate::detect::stats::poisson_cdf;
+use crate::detect::stats::binomial_cdf;
 use crate::detect::Signal;
 use crate::event::{Kind, KindSet};
 use crate::state::{Customer, Episode};
@@ -100,7 +104,7 @@ pub fn evaluate(p: &Params, c: &mut Customer, first_seen_bucket: i64, now_bucket
                 return None;
             }
             let expected = f64::from(baseline) * p.recent_buckets as f64 / p.baseline_buckets as f64;
-            if f64::from(recent) > p.open_ratio * expected || poisson_cdf(recent, expected) >= p.significance {
+            if f64::from(recent) > p.open_ratio * expected || p_value(p, recent, baseline) >= p.significance {
                 return None;
             }
             c.decline = Episode::Open { episode_ms: trigger_ms, expected: expected as f32 };
@@ -108,6 +112,13 @@ pub fn evaluate(p: &Params, c: &mut Customer, first_seen_bucket: i64, now_bucket
             Some(Signal::DeclineOpened { episode_ms: trigger_ms, report })
         }
     }
+}
+
+/// P(recent ≤ observed) if the rate had not changed, conditional on the
+/// total over both windows.
+fn p_value(p: &Params, recent: u32, baseline: u32) -> f64 {
+    let share = p.recent_buckets as f64 / (p.recent_buckets + p.baseline_buckets) as f64;
+    binomial_cdf(recent, recent.saturating_add(baseline), share)
 }
 
 fn report(p: &Params, c: &Customer, recent: u32, expected: f64, now_bucket: i64) -> Report {
@@ -123,7 +134,7 @@ fn report(p: &Params, c: &Customer, recent: u32, expected: f64, now_bucket: i64)
         baseline_events: c.activity.sum(baseline_from, recent_from, p.kinds),
         expected_events: expected,
         ratio: if expected > 0.0 { f64::from(recent) / expected } else { 1.0 },
-        p_value: poisson_cdf(recent, expected),
+        p_value: p_value(p, recent, c.activity.sum(baseline_from, recent_from, p.kinds)),
         by_kind,
     }
 }

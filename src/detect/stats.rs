@@ -23,6 +23,34 @@ pub fn poisson_cdf(k: u32, lambda: f64) -> f64 {
     ln_sum.exp().min(1.0)
 }
 
+/// P(X ≤ k) for X ~ Binomial(n, q).
+///
+/// Used as the conditional test of two Poisson rates: given `n` events over
+/// both windows and equal rates, the count falling in a window holding a
+/// share `q` of the time is Binomial(n, q). Unlike a test against a fixed
+/// expectation, this accounts for the baseline itself being a noisy estimate.
+pub fn binomial_cdf(k: u32, n: u32, q: f64) -> f64 {
+    if k >= n || q <= 0.0 {
+        return 1.0;
+    }
+    if q >= 1.0 {
+        return 0.0;
+    }
+    let (nf, ln_q, ln_1q) = (f64::from(n), q.ln(), (1.0 - q).ln());
+    if k > 5_000 {
+        let (mean, sd) = (nf * q, (nf * q * (1.0 - q)).sqrt());
+        return normal_cdf((f64::from(k) + 0.5 - mean) / sd);
+    }
+    // log of term i: ln C(n, i) + i·ln q + (n − i)·ln(1 − q)
+    let mut ln_term = nf * ln_1q;
+    let mut ln_sum = ln_term;
+    for i in 1..=k {
+        ln_term += (nf - f64::from(i) + 1.0).ln() - f64::from(i).ln() + ln_q - ln_1q;
+        ln_sum = log_add(ln_sum, ln_term);
+    }
+    ln_sum.exp().min(1.0)
+}
+
 fn log_add(a: f64, b: f64) -> f64 {
     let (hi, lo) = if a > b { (a, b) } else { (b, a) };
     hi + (lo - hi).exp().ln_1p()
@@ -71,6 +99,15 @@ mod tests {
         assert!(close(poisson_cdf(1, 14.0), 1.247_293_08e-5, 1e-11));
         assert!(close(poisson_cdf(900, 1000.0), 6.977_673e-4, 1e-9));
         assert_eq!(poisson_cdf(3, 0.0), 1.0);
+    }
+
+    #[test]
+    fn binomial_known_answers() {
+        // Exact sums: P(X ≤ 2; 10, 0.5) = 56/1024, P(X ≤ 0; 3, 0.25) = 27/64.
+        assert!(close(binomial_cdf(2, 10, 0.5), 56.0 / 1024.0, 1e-12));
+        assert!(close(binomial_cdf(0, 3, 0.25), 27.0 / 64.0, 1e-12));
+        assert!(close(binomial_cdf(12, 96, 0.25), 0.001_984_066_8, 1e-9));
+        assert_eq!(binomial_cdf(5, 5, 0.3), 1.0);
     }
 
     #[test]
