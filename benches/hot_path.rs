@@ -1,1 +1,247 @@
-fn main(){}
+//! Hot-path benchmarks: what one input record costs inside the engine.
+//!
+//! Every group that reads events reads the SAME pre-generated input: ~200k
+//! canonical JSON lines for 20,000 customers over 60 days, deterministic
+//! (fixed seed), generated once before any timing, timestamps in epoch
+//! millis from 2026-01-01 (≥ 1.7e12), sorted by event time.
+//!
+//! - `pipeline/decode_only`: `decode::decode` of every line, the baseline.
+//! - `pipeline/hot_path`: decode + fold + detect of every line through a
+//!   fresh [`Engine`]'s `process_routed(.., 8 partitions, ..)`. The engine
+//!   (config, metrics registry, empty state) is built in the
+//!   `iter_batched` setup, NOT timed; dropping the filled engine happens
+//!   after the timed routine, NOT timed. Output records are cleared after
+//!   every record (as the `demo` shell drains them), so their rendering and
+//!   dropping ARE timed.
+//! - `detect_decline_evaluate/*`: one `decline::evaluate` call on a customer
+//!   whose 29-bucket window is full.
+//!
+//! Both pipeline groups report `Throughput::Elements(lines)`, i.e. events/s.
+//!
+//! Run: `cargo bench --bench hot_path` (warm-up 1 s, measurement 3 s,
+//! 10 flat samples per pipeline benchmark are set below; command-line flags
+//! override them).
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+use care::config::{Config, DeclineConfig};
+use care::decode::{self, Limits, SourceMapping};
+use care::detect::decline;
+use care::engine::{Engine, Input, Outcome};
+use care::event::{Kind, KindSet};
+use care::metrics::Metrics;
+use care::state::Customer;
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, SamplingMode, Throughput};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+const DAY_MS: i64 = 86_400_000;
+/// 2026-01-01T00:00:00Z, as in `care demo`.
+const START_MS: i64 = 1_767_225_600_000;
+const CUSTOMERS: u32 = 20_000;
+const DAYS: u32 = 60;
+const SEED: u64 = 42;
+const PARTITIONS: i32 = 8;
+/// The wall clock handed to the engine: the end of the simulated period, so
+/// no event is ahead of it (no future-skew rejections).
+const NOW_MS: i64 = START_MS + (DAYS as i64 + 1) * DAY_MS;
+
+/// Mean events per day and, for decliners, the day activity drops to 10%.
+struct Profile {
+    rate: f64,
+    basket: f64,
+    unhappy: bool,
+    decline_at: Option<u32>,
+}
+
+/// The population: 5% heavy users (1–3 events/day, enough baseline for the
+/// decline detector to judge them; a fifth of them decline from day 35–50),
+/// 95% light users (0.03–0.12 events/day). About 200k events in total.
+fn population(rng: &mut StdRng) -> Vec<Profile> {
+    (0..CUSTOMERS)
+        .map(|i| {
+            let heavy = i % 20 == 0;
+            let rate = if heavy { 1.0 + 2.0 * rng.random::<f64>() } else { 0.03 + 0.093 * rng.random::<f64>() };
+            let decline_at = (heavy && rng.random::<f64>() < 0.2).then(|| rng.random_range(35..=50));
+            Profile { rate, basket: 20.0 + 180.0 * rng.random::<f64>(), unhappy: rng.random::<f64>() < 0.1, decline_at }
+        })
+        .collect()
+}
+
+/// Knuth's Poisson sampler (small means only), as in `care demo`.
+fn poisson(rng: &mut StdRng, mean: f64) -> u32 {
+    let limit = (-mean).exp();
+    let mut p = 1.0;
+    let mut k = 0;
+    loop {
+        p *= rng.random::<f64>();
+        if p <= limit || k > 1_000 {
+            return k;
+        }
+        k += 1;
+    }
+}
+
+/// The canonical JSON lines, sorted by event time. The line format and kind
+/// mix are those of `care demo` (orders with amounts, chats with CSAT,
+/// unhappy customers' tickets with CSAT and NPS, logins, clicks; every line
+/// has an `event_id`).
+fn generate() -> Vec<String> {
+    let mut rng = StdRng::seed_from_u64(SEED);
+    let people = population(&mut rng);
+    let mut events: Vec<(i64, String)> = Vec::with_capacity(220_000);
+    for day in 0..DAYS {
+        let base = START_MS + i64::from(day) * DAY_MS;
+        for (id, c) in people.iter().enumerate() {
+            let rate = if c.decline_at.is_some_and(|at| day >= at) { c.rate * 0.1 } else { c.rate };
+            for _ in 0..poisson(&mut rng, rate) {
+                let ts = base + rng.random_range(0..DAY_MS);
+                let roll: f64 = rng.random();
+                let mut line = format!(r#"{{"customer_id":"cust-{id:07}","ts":{ts},"event_id":"{id}-{ts}","kind":"#);
+                if roll < 0.08 {
+                    line.push_str(&format!(r#""order","amount":{:.2}}}"#, c.basket * (0.5 + rng.random::<f64>())));
+                } else if c.unhappy && roll < 0.25 {
+                    line.push_str(&format!(r#""ticket","csat":{},"nps":{}}}"#, rng.random_range(1..=2), rng.random_range(0..=5)));
+                } else if roll < 0.12 {
+                    line.push_str(&format!(r#""chat","csat":{}}}"#, rng.random_range(3..=5)));
+                } else if roll < 0.35 {
+                    line.push_str(r#""login"}"#);
+                } else {
+                    line.push_str(r#""click"}"#);
+                }
+                events.push((ts, line));
+            }
+        }
+    }
+    events.sort_by_key(|(ts, _)| *ts);
+    events.into_iter().map(|(_, l)| l).collect()
+}
+
+fn config() -> Config {
+    Config::parse("", "bench").expect("default config")
+}
+
+fn fresh_engine(cfg: &Config) -> Engine {
+    Engine::new(cfg, Arc::new(Metrics::new()))
+}
+
+/// Runs every line through `engine`; returns (folded, other outcomes, output records).
+fn run_all(engine: &Engine, lines: &[String]) -> (u64, u64, u64) {
+    let source = engine.canonical_source();
+    let mut out = Vec::with_capacity(8);
+    let (mut folded, mut other, mut outputs) = (0u64, 0u64, 0u64);
+    for (offset, line) in lines.iter().enumerate() {
+        let input = Input { source, partition: 0, offset: offset as i64, key: None, payload: line.as_bytes() };
+        match engine.process_routed(&input, PARTITIONS, NOW_MS, &mut out) {
+            Outcome::Folded => folded += 1,
+            _ => other += 1,
+        }
+        outputs += out.len() as u64;
+        out.clear();
+    }
+    (folded, other, outputs)
+}
+
+fn pipeline(c: &mut Criterion) {
+    let lines = generate();
+    let n = lines.len() as u64;
+    let bytes: usize = lines.iter().map(String::len).sum();
+    let cfg = config();
+
+    // One untimed pass to describe the input and check it is all accepted.
+    let engine = fresh_engine(&cfg);
+    let (folded, other, outputs) = run_all(&engine, &lines);
+    assert_eq!(other, 0, "every generated line must fold (no rejects, late or duplicates)");
+    let first_ts = lines.first().map(|l| decode::decode(l.as_bytes(), &SourceMapping::canonical(), limits(&cfg), NOW_MS).unwrap().ts_ms);
+    eprintln!(
+        "input: {n} lines ({:.1} bytes/line avg), {} customers tracked, {folded} folded, {outputs} output records \
+         (signals), state ≈ {} bytes ({:.0} bytes/customer), first ts {:?}",
+        bytes as f64 / n as f64,
+        engine.customer_count(),
+        engine.state_bytes(),
+        engine.state_bytes() as f64 / engine.customer_count().max(1) as f64,
+        first_ts,
+    );
+    drop(engine);
+
+    let mapping = SourceMapping::canonical();
+    let limits = limits(&cfg);
+
+    let mut g = c.benchmark_group("pipeline");
+    g.throughput(Throughput::Elements(n));
+    g.sampling_mode(SamplingMode::Flat);
+    g.sample_size(10);
+    g.warm_up_time(Duration::from_secs(1));
+    g.measurement_time(Duration::from_secs(3));
+
+    g.bench_function("decode_only", |b| {
+        b.iter(|| {
+            for line in &lines {
+                let _ = black_box(decode::decode(black_box(line.as_bytes()), &mapping, limits, NOW_MS));
+            }
+        });
+    });
+
+    g.bench_function("hot_path", |b| {
+        b.iter_batched(
+            || fresh_engine(&cfg),
+            |engine| {
+                black_box(run_all(&engine, &lines));
+                engine // dropped by criterion after the timed routine
+            },
+            BatchSize::LargeInput,
+        );
+    });
+    g.finish();
+}
+
+fn limits(cfg: &Config) -> Limits {
+    Limits { max_record_bytes: cfg.engine.max_record_bytes, max_future_skew_ms: i64::from(cfg.engine.max_future_skew_secs) * 1000 }
+}
+
+/// A customer with `per_day` clicks and one login on each of days
+/// `0..active_days`, window sized for the default decline parameters.
+fn customer(p: &decline::Params, active_days: i64, per_day: u32) -> Customer {
+    let mut c = Customer::new("cust-0000001".into(), 0, p.window_width());
+    for d in 0..active_days {
+        for _ in 0..per_day {
+            c.activity.add(d, Kind::Click);
+        }
+        c.activity.add(d, Kind::Login);
+    }
+    c
+}
+
+fn detect(c: &mut Criterion) {
+    let p = decline::Params::new(&DeclineConfig::default(), KindSet::ALL);
+    let width = p.window_width() as i64; // 29: 21 baseline + 7 recent + 1 filling
+    let mut g = c.benchmark_group("detect_decline_evaluate");
+    g.throughput(Throughput::Elements(1));
+    g.warm_up_time(Duration::from_secs(1));
+    g.measurement_time(Duration::from_secs(3));
+
+    // The common case: a steady customer, full window, no signal, no state change.
+    let mut steady = customer(&p, width, 3);
+    assert_eq!(decline::evaluate(&p, &mut steady, 0, width - 1, 0), None);
+    g.bench_function("steady_no_signal", |b| {
+        b.iter(|| decline::evaluate(&p, black_box(&mut steady), 0, black_box(width - 1), 0));
+    });
+
+    // The rare case: the recent week is silent, an episode opens (builds the
+    // report with its per-kind breakdown). The customer is cloned untimed.
+    let stopped = customer(&p, p.baseline_buckets, 3);
+    assert!(decline::evaluate(&p, &mut stopped.clone(), 0, width - 1, 0).is_some());
+    g.bench_function("opens_episode", |b| {
+        b.iter_batched_ref(
+            || stopped.clone(),
+            |c| decline::evaluate(&p, c, 0, black_box(width - 1), 0),
+            BatchSize::SmallInput,
+        );
+    });
+    g.finish();
+}
+
+criterion_group!(benches, pipeline, detect);
+criterion_main!(benches);
