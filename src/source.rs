@@ -35,6 +35,9 @@ use crate::publish::Publisher;
 /// How long a flush may take before the batch is given up (and re-read).
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How often the state-size gauge is recomputed.
+const GAUGE_INTERVAL: Duration = Duration::from_secs(30);
+
 /// Client settings shared by the admin client, consumer and producer.
 fn client_config(cfg: &Config) -> ClientConfig {
     let mut cc = ClientConfig::new();
@@ -218,6 +221,7 @@ fn consume(cfg: &Config, shared: Arc<Shared>, shutdown: &CancellationToken) -> a
     let idle_after = Duration::from_secs(cfg.engine.idle_advance_secs);
     let lateness_ms = i64::from(cfg.engine.allowed_lateness_secs) * 1000;
     let mut last_commit = Instant::now();
+    let mut last_gauges = Instant::now().checked_sub(GAUGE_INTERVAL).unwrap_or_else(Instant::now);
     let mut last_record: HashMap<i32, Instant> = HashMap::new();
     let mut out: Vec<OutputRecord> = Vec::new();
     let result = loop {
@@ -252,6 +256,11 @@ fn consume(cfg: &Config, shared: Arc<Shared>, shutdown: &CancellationToken) -> a
                 break Err(e);
             }
             last_commit = Instant::now();
+            if last_gauges.elapsed() >= GAUGE_INTERVAL {
+                // Walks every customer: too costly per batch, fine twice a minute.
+                shared.metrics.state_bytes.set(shared.engine.state_bytes() as i64);
+                last_gauges = Instant::now();
+            }
         }
     };
     // Exit order: stop consuming, flush outputs, commit, close.

@@ -64,7 +64,8 @@ pub struct Customer {
     pub last_activity_ms: Option<i64>,
     /// Last event per kind; `None` = never.
     pub last_seen_ms: [Option<i64>; Kind::COUNT],
-    /// Lifetime events of activity kinds (on time or late).
+    /// Lifetime on-time events of activity kinds (late ones count only in
+    /// orders and survey tallies).
     pub activity_events: u32,
     pub orders: OrderStats,
     pub csat: CsatTally,
