@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use care::config::{Config, DeclineConfig};
 use care::decode::{self, Limits, SourceMapping};
+use care::demo::{poisson, write_event_line};
 use care::detect::decline;
 use care::engine::{Engine, Input, Outcome};
 use care::event::{Kind, KindSet};
@@ -70,24 +71,8 @@ fn population(rng: &mut StdRng) -> Vec<Profile> {
         .collect()
 }
 
-/// Knuth's Poisson sampler (small means only), as in `care demo`.
-fn poisson(rng: &mut StdRng, mean: f64) -> u32 {
-    let limit = (-mean).exp();
-    let mut p = 1.0;
-    let mut k = 0;
-    loop {
-        p *= rng.random::<f64>();
-        if p <= limit || k > 1_000 {
-            return k;
-        }
-        k += 1;
-    }
-}
-
-/// The canonical JSON lines, sorted by event time. The line format and kind
-/// mix are those of `care demo` (orders with amounts, chats with CSAT,
-/// unhappy customers' tickets with CSAT and NPS, logins, clicks; every line
-/// has an `event_id`).
+/// The canonical JSON lines, sorted by event time, written by the demo's own
+/// [`write_event_line`] (same format and kind mix as `care demo`).
 fn generate() -> Vec<String> {
     let mut rng = StdRng::seed_from_u64(SEED);
     let people = population(&mut rng);
@@ -98,19 +83,8 @@ fn generate() -> Vec<String> {
             let rate = if c.decline_at.is_some_and(|at| day >= at) { c.rate * 0.1 } else { c.rate };
             for _ in 0..poisson(&mut rng, rate) {
                 let ts = base + rng.random_range(0..DAY_MS);
-                let roll: f64 = rng.random();
-                let mut line = format!(r#"{{"customer_id":"cust-{id:07}","ts":{ts},"event_id":"{id}-{ts}","kind":"#);
-                if roll < 0.08 {
-                    line.push_str(&format!(r#""order","amount":{:.2}}}"#, c.basket * (0.5 + rng.random::<f64>())));
-                } else if c.unhappy && roll < 0.25 {
-                    line.push_str(&format!(r#""ticket","csat":{},"nps":{}}}"#, rng.random_range(1..=2), rng.random_range(0..=5)));
-                } else if roll < 0.12 {
-                    line.push_str(&format!(r#""chat","csat":{}}}"#, rng.random_range(3..=5)));
-                } else if roll < 0.35 {
-                    line.push_str(r#""login"}"#);
-                } else {
-                    line.push_str(r#""click"}"#);
-                }
+                let mut line = String::with_capacity(96);
+                write_event_line(&mut rng, &mut line, id as u32, ts, c.basket, c.unhappy);
                 events.push((ts, line));
             }
         }

@@ -100,7 +100,7 @@ fn population(opts: &Options, rng: &mut StdRng) -> Vec<Customer> {
 }
 
 /// Knuth's Poisson sampler: fine for the small means used here.
-fn poisson(rng: &mut StdRng, mean: f64) -> u32 {
+pub fn poisson(rng: &mut StdRng, mean: f64) -> u32 {
     let limit = (-mean).exp();
     let mut p = 1.0;
     let mut k = 0;
@@ -123,26 +123,34 @@ fn rate_on(c: &Customer, day: u32) -> f64 {
     }
 }
 
+/// Writes one synthetic canonical event of customer `id` at `ts` into
+/// `line`: 8% orders around `basket`, tickets with low CSAT and NPS for
+/// `unhappy` customers, chats with CSAT, logins and clicks; every line has an
+/// `event_id`. Shared with the benchmarks so they read the demo's data.
+pub fn write_event_line(rng: &mut StdRng, line: &mut String, id: u32, ts: i64, basket: f64, unhappy: bool) {
+    let roll: f64 = rng.random();
+    let _ = write!(line, r#"{{"customer_id":"cust-{id:07}","ts":{ts},"event_id":"{id}-{ts}","kind":"#);
+    if roll < 0.08 {
+        let _ = write!(line, r#""order","amount":{:.2}}}"#, basket * (0.5 + rng.random::<f64>()));
+    } else if unhappy && roll < 0.25 {
+        let _ = write!(line, r#""ticket","csat":{},"nps":{}}}"#, rng.random_range(1..=2), rng.random_range(0..=5));
+    } else if roll < 0.12 {
+        let _ = write!(line, r#""chat","csat":{}}}"#, rng.random_range(3..=5));
+    } else if roll < 0.35 {
+        line.push_str(r#""login"}"#);
+    } else {
+        line.push_str(r#""click"}"#);
+    }
+}
+
 /// Appends one customer's events of one day as (ts, canonical JSON line).
 fn day_events(rng: &mut StdRng, id: u32, c: &Customer, day: u32, out: &mut Vec<(i64, String)>) {
     let base = START_MS + i64::from(day) * DAY_MS;
     let n = poisson(rng, rate_on(c, day));
     for _ in 0..n {
         let ts = base + rng.random_range(0..DAY_MS);
-        let roll: f64 = rng.random();
         let mut line = String::with_capacity(96);
-        let _ = write!(line, r#"{{"customer_id":"cust-{id:07}","ts":{ts},"event_id":"{id}-{ts}","kind":"#);
-        if roll < 0.08 {
-            let _ = write!(line, r#""order","amount":{:.2}}}"#, c.basket * (0.5 + rng.random::<f64>()));
-        } else if c.persona == Persona::Unhappy && roll < 0.25 {
-            let _ = write!(line, r#""ticket","csat":{},"nps":{}}}"#, rng.random_range(1..=2), rng.random_range(0..=5));
-        } else if roll < 0.12 {
-            let _ = write!(line, r#""chat","csat":{}}}"#, rng.random_range(3..=5));
-        } else if roll < 0.35 {
-            line.push_str(r#""login"}"#);
-        } else {
-            line.push_str(r#""click"}"#);
-        }
+        write_event_line(rng, &mut line, id, ts, c.basket, c.persona == Persona::Unhappy);
         out.push((ts, line));
     }
 }
