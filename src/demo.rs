@@ -185,13 +185,12 @@ pub fn run(cfg: &Config, opts: &Options, stop: &AtomicBool, report: &mut dyn std
             let input = Input { source, partition: 0, offset: offset as i64, key: None, payload: line.as_bytes() };
             engine.process_routed(&input, opts.partitions, now, &mut outputs);
             for r in outputs.drain(..) {
-                let t = r.header("ce_type").unwrap_or_default().to_string();
-                *summary.signals.entry(type_name(&t)).or_default() += 1;
-                if examples.iter().filter(|e| e.header("ce_type") == Some(&t)).count() < opts.examples {
+                if examples.iter().filter(|e| e.header("ce_type") == r.header("ce_type")).count() < opts.examples {
                     examples.push(r);
                 }
             }
         }
+        summary.signals = SignalType::ALL.into_iter().map(|t| (t.as_str(), engine.emitted(t))).filter(|(_, n)| *n > 0).collect();
         summary.events += today.len() as u64;
         summary.days_simulated = day + 1;
         if opts.progress_secs > 0.0 && last_report.elapsed() >= Duration::from_secs_f64(opts.progress_secs) {
@@ -204,10 +203,6 @@ pub fn run(cfg: &Config, opts: &Options, stop: &AtomicBool, report: &mut dyn std
     summary.customers_tracked = engine.customer_count();
     summary.rejected = engine.counters(source).totals().4;
     Ok((summary, examples))
-}
-
-fn type_name(ce_type: &str) -> &'static str {
-    SignalType::ALL.into_iter().find(|t| crate::output::ce_type(*t) == ce_type).map_or("other", SignalType::as_str)
 }
 
 fn progress_line(w: &mut dyn std::io::Write, s: &Summary, e: &Engine, elapsed: Duration, days: u32) -> std::io::Result<()> {

@@ -12,7 +12,7 @@ use dashmap::DashMap;
 
 use crate::config::Config;
 use crate::decode::{self, Limits, SourceMapping};
-use crate::detect::{decline, dormancy, Signal};
+use crate::detect::{decline, dormancy, Signal, SignalType};
 use crate::event::{Event, KindSet};
 use crate::metrics::{Metrics, SignalCounters, SourceCounters};
 use crate::output::{Origin, OutputRecord, Renderer};
@@ -88,7 +88,7 @@ impl Engine {
         let counters = mappings.iter().map(|m| metrics.source(&m.name)).collect();
         let e = &cfg.engine;
         let activity = e.activity_set();
-        let decline = cfg.detect.decline.enabled.then(|| decline::Params::new(&cfg.detect.decline, activity));
+        let decline = decline::Params::new(&cfg.detect.decline, activity);
         Engine {
             counters,
             signals: metrics.signals(),
@@ -99,8 +99,8 @@ impl Engine {
             },
             lateness_ms: i64::from(e.allowed_lateness_secs) * 1000,
             activity,
-            width: decline::Params::new(&cfg.detect.decline, activity).window_width(),
-            decline,
+            width: decline.window_width(),
+            decline: cfg.detect.decline.enabled.then_some(decline),
             dormancy: cfg.detect.dormancy.enabled.then(|| dormancy::Params::new(&cfg.detect.dormancy)),
             renderer: Renderer::new(cfg),
             emit_from_ms: e.emit_from.as_deref().and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok()).map(|t| t.timestamp_millis()),
@@ -132,6 +132,11 @@ impl Engine {
 
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
+    }
+
+    /// Signals of type `t` emitted so far (suppressed ones not counted).
+    pub fn emitted(&self, t: SignalType) -> u64 {
+        self.signals.emitted[t.idx()].get()
     }
 
     /// Counters of input source `i`.

@@ -149,24 +149,13 @@ fn trim_line(line: &[u8]) -> &[u8] {
 
 fn summary(engine: &Engine, source: usize) -> Summary {
     let (records, folded, late, duplicate, rejected) = engine.counters(source).totals();
-    let text = engine.metrics().render();
-    let signals: BTreeMap<&'static str, u64> = SignalType::ALL
-        .iter()
-        .map(|t| (t.as_str(), counter_value(&text, &format!("care_signals_emitted_total{{type=\"{}\"}}", t.as_str()))))
-        .collect();
+    let signals: BTreeMap<&'static str, u64> = SignalType::ALL.iter().map(|t| (t.as_str(), engine.emitted(*t))).collect();
     let customer_days = engine.customer_days();
     let per_1000_customer_days = signals
         .iter()
         .map(|(t, n)| (*t, if customer_days > 0.0 { *n as f64 * 1000.0 / customer_days } else { 0.0 }))
         .collect();
     Summary { records, folded, late, duplicate, rejected, customers: engine.customer_count(), customer_days, signals, per_1000_customer_days }
-}
-
-/// Reads one sample's value from Prometheus text.
-pub fn counter_value(text: &str, series: &str) -> u64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.trim().parse::<f64>().ok()))
-        .map_or(0, |v| v as u64)
 }
 
 #[cfg(test)]
