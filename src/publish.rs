@@ -14,6 +14,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use prometheus::IntCounter;
 use rdkafka::ClientContext;
 
 use crate::config::Config;
@@ -40,6 +41,8 @@ pub struct Deliveries {
     failed: AtomicU64,
     first_error: Mutex<Option<String>>,
     metrics: Option<Arc<Metrics>>,
+    /// `care_records_produced_total` per topic role, resolved once.
+    produced: Vec<IntCounter>,
 }
 
 impl ClientContext for Deliveries {}
@@ -53,7 +56,7 @@ impl ProducerContext for Deliveries {
         let Some(m) = &self.metrics else { return };
         m.inflight.dec();
         match result {
-            Ok(_) => m.produced.with_label_values(&[TopicRole::ALL[role].as_str()]).inc(),
+            Ok(_) => self.produced[role].inc(),
             Err((e, _)) => {
                 m.produce_errors.inc();
                 self.failed.fetch_add(1, Ordering::AcqRel);
@@ -87,7 +90,8 @@ impl Publisher {
         for (k, v) in &cfg.kafka.options {
             cc.set(k, v);
         }
-        let ctx = Deliveries { metrics: Some(metrics), ..Deliveries::default() };
+        let produced = TopicRole::ALL.iter().map(|t| metrics.produced.with_label_values(&[t.as_str()])).collect();
+        let ctx = Deliveries { metrics: Some(metrics), produced, ..Deliveries::default() };
         let producer = cc.create_with_context(ctx).map_err(PublishError::Create)?;
         let o = &cfg.outputs;
         Ok(Publisher { producer, topics: [o.alerts.clone(), o.reactivation.clone(), o.dlq.clone()] })

@@ -87,8 +87,11 @@ async fn preflight(cfg: &Config) -> anyhow::Result<()> {
 struct Shared {
     engine: Arc<Engine>,
     publisher: Publisher,
-    /// Next offset to commit per (topic, partition), for processed records.
-    pending: Mutex<HashMap<(String, i32), i64>>,
+    /// Source topic names, indexed like the config's sources.
+    topics: Vec<String>,
+    /// Next offset to commit per (source index, partition), for processed
+    /// records. Keyed by index so recording an offset allocates nothing.
+    pending: Mutex<HashMap<(usize, i32), i64>>,
     ready: Arc<AtomicBool>,
     metrics: Arc<Metrics>,
 }
@@ -105,8 +108,8 @@ impl Shared {
             return Ok(());
         }
         let mut tpl = TopicPartitionList::new();
-        for ((topic, partition), next) in pending.iter() {
-            tpl.add_partition_offset(topic, *partition, Offset::Offset(*next))?;
+        for ((source, partition), next) in pending.iter() {
+            tpl.add_partition_offset(&self.topics[*source], *partition, Offset::Offset(*next))?;
         }
         consumer.commit(&tpl, CommitMode::Sync).context("committing offsets")?;
         pending.clear();
@@ -172,7 +175,8 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
         Some(tokio::spawn(crate::http::serve(listener, state, shutdown.clone())))
     };
     let publisher = Publisher::new(&cfg, metrics.clone())?;
-    let shared = Arc::new(Shared { engine, publisher, pending: Mutex::new(HashMap::new()), ready, metrics });
+    let topics = cfg.sources.iter().map(|s| s.topic.clone()).collect();
+    let shared = Arc::new(Shared { engine, publisher, topics, pending: Mutex::new(HashMap::new()), ready, metrics });
     let token = shutdown.clone();
     let worker = std::thread::Builder::new().name("care-consumer".into()).spawn(move || consume(&cfg, shared, &token))?;
     let result = tokio::task::spawn_blocking(move || worker.join()).await?.map_err(|_| anyhow!("consumer thread panicked"))?;
@@ -240,7 +244,7 @@ fn consume(cfg: &Config, shared: Arc<Shared>, shutdown: &CancellationToken) -> a
                         break Err(e);
                     }
                     last_record.insert(msg.partition(), Instant::now());
-                    shared.pending.lock().unwrap_or_else(|p| p.into_inner()).insert((msg.topic().to_string(), msg.partition()), msg.offset() + 1);
+                    shared.pending.lock().unwrap_or_else(|p| p.into_inner()).insert((source, msg.partition()), msg.offset() + 1);
                 }
                 Err(e) => tracing::warn!(error = %e, "Consumer error"),
             }
