@@ -213,17 +213,8 @@ fn validators_reject_broken_payloads() {
         let mut bad_cases: Vec<(&str, Value)> = Vec::new();
         match ce_type.as_str() {
             "io.care.activity_decline.v1" => {
-                let mut renamed = good.clone();
-                let w = renamed["window"].as_object_mut().unwrap();
-                let v = w.remove("bucket_secs").unwrap();
-                w.insert("bucket_sec".into(), v);
-                bad_cases.push(("window.bucket_secs renamed", renamed));
-                let mut renamed = good.clone();
-                let kinds = renamed["by_kind"].as_object_mut().unwrap();
-                let click = kinds.get_mut("click").unwrap().as_object_mut().unwrap();
-                let v = click.remove("recent").unwrap();
-                click.insert("recent_events".into(), v);
-                bad_cases.push(("by_kind.click.recent renamed", renamed));
+                bad_cases.push(("window.bucket_secs renamed", renamed(&good, "/window", "bucket_secs", "bucket_sec")));
+                bad_cases.push(("by_kind.click.recent renamed", renamed(&good, "/by_kind/click", "recent", "recent_events")));
                 for (f, v) in [("p_value", json!(1.5)), ("p_value", json!(-0.1)), ("ratio", json!(-1)), ("recent_events", json!(1.5))] {
                     let mut bad = good.clone();
                     bad[f] = v;
@@ -231,11 +222,7 @@ fn validators_reject_broken_payloads() {
                 }
             }
             "io.care.dormant.v1" => {
-                let mut renamed = good.clone();
-                let c = renamed["score_components"].as_object_mut().unwrap();
-                let v = c.remove("recency").unwrap();
-                c.insert("recent".into(), v);
-                bad_cases.push(("score_components.recency renamed", renamed));
+                bad_cases.push(("score_components.recency renamed", renamed(&good, "/score_components", "recency", "recent")));
                 let mut bad = good.clone();
                 bad["reactivation_score"] = json!(1.01);
                 bad_cases.push(("reactivation_score > 1", bad));
@@ -261,4 +248,13 @@ fn validators_reject_broken_payloads() {
         }
     }
     assert_eq!(checked, ALL_TYPES.iter().map(|s| s.to_string()).collect(), "negative checks must cover every type");
+}
+
+/// A copy of `v` with the field `from` of the object at `pointer` renamed `to`.
+fn renamed(v: &Value, pointer: &str, from: &str, to: &str) -> Value {
+    let mut v = v.clone();
+    let obj = v.pointer_mut(pointer).and_then(Value::as_object_mut).expect("object at pointer");
+    let field = obj.remove(from).expect("field to rename");
+    obj.insert(to.into(), field);
+    v
 }
