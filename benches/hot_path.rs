@@ -7,8 +7,9 @@
 //!
 //! - `pipeline/decode_only`: `decode::decode` of every line, the baseline.
 //! - `pipeline/hot_path`: decode + fold + detect of every line through a
-//!   fresh [`Engine`]'s `process_routed(.., 8 partitions, ..)`. The engine
-//!   (config, metrics registry, empty state) is built in the
+//!   fresh [`Routed`] set of 8 tasks (each record routed by murmur2 of its
+//!   customer id, as `replay` and `demo` do). The tasks (rules, empty
+//!   state) are built in the
 //!   `iter_batched` setup, NOT timed; dropping the filled engine happens
 //!   after the timed routine, NOT timed. Output records are cleared after
 //!   every record (as the `demo` shell drains them), so their rendering and
@@ -28,11 +29,10 @@ use std::time::Duration;
 
 use care::config::{Config, DeclineConfig};
 use care::decode::{self, Limits, SourceMapping};
-use care::demo::{poisson, write_event_line};
+use care::apps::demo::{poisson, write_event_line};
 use care::detect::decline;
-use care::engine::{Engine, Input, Outcome};
+use care::engine::{Input, Outcome, Routed, Rules};
 use care::event::{Kind, KindSet};
-use care::metrics::Metrics;
 use care::state::Customer;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, SamplingMode, Throughput};
 use rand::rngs::StdRng;
@@ -97,18 +97,18 @@ fn config() -> Config {
     Config::parse("", "bench").expect("default config")
 }
 
-fn fresh_engine(cfg: &Config) -> Engine {
-    Engine::new(cfg, Arc::new(Metrics::new()))
+fn fresh_engine(cfg: &Config) -> Routed {
+    Routed::new(Arc::new(Rules::new(cfg)), PARTITIONS)
 }
 
 /// Runs every line through `engine`; returns (folded, other outcomes, output records).
-fn run_all(engine: &Engine, lines: &[String]) -> (u64, u64, u64) {
-    let source = engine.canonical_source();
+fn run_all(engine: &mut Routed, lines: &[String]) -> (u64, u64, u64) {
+    let source = engine.rules().canonical_source();
     let mut out = Vec::with_capacity(8);
     let (mut folded, mut other, mut outputs) = (0u64, 0u64, 0u64);
     for (offset, line) in lines.iter().enumerate() {
         let input = Input { source, partition: 0, offset: offset as i64, key: None, payload: line.as_bytes() };
-        match engine.process_routed(&input, PARTITIONS, NOW_MS, &mut out) {
+        match engine.process(&input, NOW_MS, &mut out) {
             Outcome::Folded => folded += 1,
             _ => other += 1,
         }
@@ -125,8 +125,8 @@ fn pipeline(c: &mut Criterion) {
     let cfg = config();
 
     // One untimed pass to describe the input and check it is all accepted.
-    let engine = fresh_engine(&cfg);
-    let (folded, other, outputs) = run_all(&engine, &lines);
+    let mut engine = fresh_engine(&cfg);
+    let (folded, other, outputs) = run_all(&mut engine, &lines);
     assert_eq!(other, 0, "every generated line must fold (no rejects, late or duplicates)");
     let first_ts = lines.first().map(|l| decode::decode(l.as_bytes(), &SourceMapping::canonical(), limits(&cfg), NOW_MS).unwrap().ts_ms);
     eprintln!(
@@ -134,8 +134,8 @@ fn pipeline(c: &mut Criterion) {
          (signals), state ≈ {} bytes ({:.0} bytes/customer), first ts {:?}",
         bytes as f64 / n as f64,
         engine.customer_count(),
-        engine.state_bytes(),
-        engine.state_bytes() as f64 / engine.customer_count().max(1) as f64,
+        state_bytes(&engine),
+        state_bytes(&engine) as f64 / engine.customer_count().max(1) as f64,
         first_ts,
     );
     drop(engine);
@@ -161,14 +161,18 @@ fn pipeline(c: &mut Criterion) {
     g.bench_function("hot_path", |b| {
         b.iter_batched(
             || fresh_engine(&cfg),
-            |engine| {
-                black_box(run_all(&engine, &lines));
+            |mut engine| {
+                black_box(run_all(&mut engine, &lines));
                 engine // dropped by criterion after the timed routine
             },
             BatchSize::LargeInput,
         );
     });
     g.finish();
+}
+
+fn state_bytes(r: &Routed) -> usize {
+    r.tasks().iter().map(|t| t.state_bytes()).sum()
 }
 
 fn limits(cfg: &Config) -> Limits {

@@ -2,14 +2,13 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 use anyhow::{bail, Context};
+use care_core::config::Config;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use crate::shell::clock::wall_clock_ms;
 
 /// care — real-time CARE signals (satisfaction, activity decline,
 /// reactivation, loyalty) from customer events in Kafka.
@@ -84,13 +83,11 @@ fn parse_instant(flag: &str, s: &Option<String>) -> anyhow::Result<Option<i64>> 
         .transpose()
 }
 
-/// The wall clock, read only here at the edge and handed to the engine.
-pub fn wall_clock_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
-}
-
-/// Runs a parsed command line.
+/// Runs a parsed command line. SIGTERM or Ctrl-C cancels one shutdown
+/// token that `run`, `replay` and `demo` all watch.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let shutdown = CancellationToken::new();
+    tokio::spawn(shutdown_on_signal(shutdown.clone()));
     match cli.command {
         Command::Demo { customers, days, seed, partitions, examples, config, json } => {
             let cfg = match config {
@@ -100,18 +97,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             if partitions < 1 {
                 bail!("--partitions must be at least 1");
             }
-            let opts = crate::demo::Options { customers, days, seed, partitions, examples, progress_secs: 1.0 };
-            demo(cfg, opts, json).await
+            let opts = crate::apps::demo::Options { customers, days, seed, partitions, examples, progress_secs: 1.0 };
+            demo(cfg, opts, json, shutdown).await
         }
         Command::Run { config } => {
             let cfg = Config::load(&config)?;
-            let shutdown = CancellationToken::new();
-            tokio::spawn(shutdown_on_signal(shutdown.clone()));
-            crate::source::run(cfg, shutdown).await
+            let listener = if cfg.http.listen.is_empty() {
+                None
+            } else {
+                let l = tokio::net::TcpListener::bind(&cfg.http.listen).await.with_context(|| format!("cannot listen on http.listen {}", cfg.http.listen))?;
+                tracing::info!(addr = %cfg.http.listen, "HTTP listening");
+                Some(l)
+            };
+            crate::apps::run::run(cfg, listener, shutdown).await
         }
         Command::Replay { config, input, source, partitions, emit_from, advance_to, report } => {
             let cfg = Config::load(&config)?;
-            let opts = crate::replay::Options {
+            let opts = crate::apps::replay::Options {
                 source,
                 partitions,
                 emit_from_ms: parse_instant("--emit-from", &emit_from)?,
@@ -124,7 +126,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let mut reader = reader;
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            let summary = crate::replay::run(&cfg, &opts, &mut reader, &mut out, wall_clock_ms())?;
+            let summary = tokio::task::block_in_place(|| crate::apps::replay::run(&cfg, &opts, &mut reader, &mut out, wall_clock_ms(), &shutdown))?;
             if report {
                 eprintln!("{}", serde_json::to_string_pretty(&summary)?);
             }
@@ -149,20 +151,13 @@ fn redacted(mut cfg: Config) -> Config {
     cfg
 }
 
-async fn demo(cfg: Config, opts: crate::demo::Options, json: bool) -> anyhow::Result<()> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            flag.store(true, Ordering::Relaxed);
-        }
-    });
+async fn demo(cfg: Config, opts: crate::apps::demo::Options, json: bool, shutdown: CancellationToken) -> anyhow::Result<()> {
     eprintln!("care demo: {} customers, {} days, seed {}, {} partitions (Ctrl-C stops)", opts.customers, opts.days, opts.seed, opts.partitions);
     let (summary, examples) = tokio::task::spawn_blocking(move || {
         let mut err = std::io::stderr().lock();
-        let r = crate::demo::run(&cfg, &opts, &stop, &mut err)?;
+        let r = crate::apps::demo::run(&cfg, &opts, &shutdown, &mut err)?;
         let mut out = std::io::stdout().lock();
-        crate::demo::print_report(&mut out, &r.0, &r.1, &cfg)?;
+        crate::apps::demo::print_report(&mut out, &r.0, &r.1, &cfg)?;
         out.flush()?;
         Ok::<_, std::io::Error>(r)
     })

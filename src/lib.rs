@@ -4,50 +4,31 @@
 //! # Flow
 //!
 //! ```text
-//! Kafka source ─▶ decode ─▶ fold ─▶ detect ─▶ render ─▶ publish ─▶ commit
-//!  (source)      (decode)  (state)  (detect)  (output)  (publish)  (source)
+//! Kafka ─▶ consumer ─▶ worker ─▶ decode ─▶ fold ─▶ detect ─▶ render ─▶ publish ─▶ commit
+//!          └──────── shell ────┘ └──────────────── care-core ─────────┘ └──── shell ────┘
 //! ```
 //!
-//! A synchronous, pure core — [`engine::Engine`] — takes a record and the
-//! wall-clock value handed in by its caller, and returns output records. It
-//! owns per-partition state (customers, stream time, timers, dirty set) and
-//! knows no Kafka types. Thin shells drive it: `run` against Kafka with
-//! at-least-once delivery (offsets committed only after every output of the
-//! batch is acknowledged), `replay` over a JSON lines file, `demo` over a
-//! synthetic population, and the benchmarks.
+//! # Layers
 //!
-//! # Modules
+//! - **core** (`src/core`, the `care-core` crate, re-exported below): pure
+//!   and synchronous. An [`engine::Engine`] is one *task* — the state folded
+//!   from one input partition — driven through `&mut self` with a record and
+//!   a wall-clock value handed in; it returns output records and a
+//!   [`tally::Tally`] of what happened. It depends on no Kafka, async runtime
+//!   or metrics crate; the compiler enforces it.
+//! - **shell** ([`shell`]): owns Kafka and HTTP. One worker on the consumer
+//!   thread owns this instance's tasks; HTTP asks it questions through a
+//!   channel and reads task phases from a shared map. At each commit the
+//!   shell turns the batch's tally into metrics and logs.
+//! - **apps** ([`apps`]): `run`, `replay`, `demo`, each handed its
+//!   resources (config, listener, one shutdown token) by [`cli`].
 //!
-//! - [`cli`] — the `care` commands: demo, run, replay, check-config.
-//! - [`config`] — the TOML config: documented fields, defaults, validation.
-//! - [`event`] — the canonical event and its kinds.
-//! - [`decode`] — pure: record bytes + source mapping → event or typed error.
-//! - [`state`] — per-customer state, activity windows, per-partition stores.
-//! - [`detect`] — the CARE detectors as per-customer state machines.
-//! - [`engine`] — the core: decode → fold → detect → output records.
-//! - [`output`] — output records: CloudEvents headers, JSON payloads, DLQ.
-//! - [`scorecard`] — a customer's CARE figures, for `/customers/{id}`.
-//! - [`partition`] — the Java clients' murmur2 partitioner.
-//! - [`metrics`] — Prometheus metrics with bounded labels.
-//! - [`replay`] — the engine over a JSON lines file.
-//! - [`demo`] — a synthetic population through the whole pipeline, in-process.
-//! - [`source`] — the Kafka shell: consume, process, flush, commit.
-//! - [`publish`] — output records → Kafka, acknowledged or failed.
-//! - [`http`] — `/metrics`, `/healthz`, `/readyz`, `/customers/{id}`.
+//! Delivery today is at-least-once: input offsets are committed only after
+//! every output of the batch is acknowledged, so a crash re-reads, never
+//! loses. State is held in memory only and starts empty after a restart.
 
+pub mod apps;
 pub mod cli;
-pub mod config;
-pub mod decode;
-pub mod demo;
-pub mod detect;
-pub mod engine;
-pub mod event;
-pub mod http;
-pub mod metrics;
-pub mod output;
-pub mod partition;
-pub mod publish;
-pub mod replay;
-pub mod scorecard;
-pub mod source;
-pub mod state;
+pub mod shell;
+
+pub use care_core::{config, decode, detect, engine, event, partition, render, scorecard, state, tally, task, time};

@@ -18,5 +18,5 @@ fn demo_runs_briefly_and_produces_every_signal_type() {
     assert_eq!(summary["rejected"], 0);
     assert_eq!(summary["customers_tracked"], 1500);
     // Example alerts are printed as output lines with their headers.
-    assert!(stdout.contains("\"ce_type\":\"io.care.dormant.v1\""), "{stdout}");
+    assert!(stdout.contains(r#"["ce_type","io.care.dormant.v1"]"#), "{stdout}");
 }

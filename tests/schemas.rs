@@ -1,5 +1,5 @@
 //! Every output type the engine emits validates against its JSON Schema in
-//! `src/schemas/<ce_type>.json`, and its `ce_dataschema` header names it.
+//! `src/core/schemas/<ce_type>.json`, and its `ce_dataschema` header names it.
 //!
 //! The records come from the real engine (decode → fold → detect → render),
 //! driven through a scenario that produces an activity decline (opened and
@@ -10,9 +10,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use care::config::Config;
-use care::engine::{Engine, Input, Outcome};
-use care::metrics::Metrics;
-use care::output::OutputRecord;
+use care::engine::{Engine, Input, Outcome, Rules};
+use care::render::OutputRecord;
+use care::task::TaskId;
 use serde_json::{json, Value};
 
 const DAY: i64 = 86_400;
@@ -24,7 +24,7 @@ const NOW_WALL_MS: i64 = i64::MAX / 4;
 const ALL_TYPES: [&str; 3] = ["io.care.activity_decline.v1", "io.care.dormant.v1", "io.care.reactivated.v1"];
 
 fn schema_path(ce_type: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/schemas").join(format!("{ce_type}.json"))
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/core/schemas").join(format!("{ce_type}.json"))
 }
 
 fn load_schema(ce_type: &str) -> Value {
@@ -55,8 +55,8 @@ fn errors(validator: &jsonschema::Validator, instance: &Value) -> Vec<String> {
 /// then clicks on day 131 (reactivated).
 fn run_scenario() -> Vec<OutputRecord> {
     let cfg = Config::parse("", "test").expect("default config");
-    let engine = Engine::new(&cfg, Arc::new(Metrics::new()));
-    let source = engine.canonical_source();
+    let mut engine = Engine::new(Arc::new(Rules::new(&cfg)), TaskId::source(0));
+    let source = engine.rules().canonical_source();
     let a_active = |d: i64| (0..40).contains(&d) || (48..60).contains(&d);
 
     let mut events: Vec<(&str, i64)> = Vec::new();
@@ -153,7 +153,7 @@ fn every_emitted_signal_validates_against_its_schema() {
         assert_eq!(rec.header("ce_specversion"), Some("1.0"));
         assert_eq!(rec.header("content-type"), Some("application/json"));
         assert_eq!(rec.header("ce_subject"), value["customer_id"].as_str(), "{ce_type}: ce_subject");
-        assert_eq!(rec.key, value["customer_id"].as_str().unwrap().as_bytes(), "{ce_type}: key");
+        assert_eq!(rec.key.as_deref(), Some(value["customer_id"].as_str().unwrap().as_bytes()), "{ce_type}: key");
         assert_eq!(rec.header("ce_time"), value["at"].as_str(), "{ce_type}: ce_time equals `at`");
 
         *seen.entry((ce_type, value["status"].as_str().unwrap_or_default().to_string())).or_default() += 1;

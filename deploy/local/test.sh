@@ -16,7 +16,7 @@ bash deploy/local/kafka.sh fetch
 cargo fetch --locked
 phase "fetch (Kafka jars, crates)"
 
-cargo test --locked --no-run
+cargo test --locked --workspace --no-run
 phase "build"
 
 started_here=0
@@ -29,6 +29,6 @@ export CARE_TEST_BROKERS
 phase "broker start"
 
 status=0
-cargo test --locked "$@" || status=$?
+cargo test --locked --workspace "$@" || status=$?
 phase "tests"
 exit $status

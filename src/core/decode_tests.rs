@@ -78,7 +78,7 @@ fn within_skew_is_accepted() {
 }
 
 fn example_mapping(name: &str) -> SourceMapping {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/example.toml");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/example.toml");
     let cfg = Config::load(std::path::Path::new(path)).unwrap();
     SourceMapping::new(cfg.source(name).unwrap())
 }

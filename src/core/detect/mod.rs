@@ -2,7 +2,7 @@
 //!
 //! Each detector moves a customer's episode normal → open → cooldown and says
 //! what happened as a [`Signal`]; rendering signals to records is
-//! [`crate::output`]'s job. Decisions happen only on the customer's own event
+//! [`crate::render`]'s job. Decisions happen only on the customer's own event
 //! or the customer's own timer, never by a sweep over all customers.
 
 pub mod decline;

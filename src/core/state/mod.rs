@@ -1,7 +1,7 @@
-//! Per-customer state, owned per input partition.
+//! Per-customer state, owned per task (one input partition).
 //!
-//! A [`PartitionState`] is the unit later restored, revoked and committed: it
-//! holds its customers, its stream time, its timer index and its dirty set.
+//! A [`TaskState`] is the unit restored, revoked and committed: it holds its
+//! customers, its stream time, its timer index and its dirty set.
 //! Customers live in a slab addressed by a `u32` slot so the timer index and
 //! dirty set stay small and the id string is stored once.
 
@@ -140,10 +140,9 @@ impl Customer {
     }
 }
 
-/// State of one input partition.
-#[derive(Debug)]
-pub struct PartitionState {
-    pub partition: i32,
+/// The customers of one task and the time they are as of.
+#[derive(Debug, Default)]
+pub struct TaskState {
     /// Max event time seen; `None` before the first event.
     pub stream_time_ms: Option<i64>,
     index: HashMap<Arc<str>, u32>,
@@ -155,17 +154,9 @@ pub struct PartitionState {
     dirty_mark: Vec<bool>,
 }
 
-impl PartitionState {
-    pub fn new(partition: i32) -> PartitionState {
-        PartitionState {
-            partition,
-            stream_time_ms: None,
-            index: HashMap::new(),
-            customers: Vec::new(),
-            timers: BTreeSet::new(),
-            dirty: Vec::new(),
-            dirty_mark: Vec::new(),
-        }
+impl TaskState {
+    pub fn new() -> TaskState {
+        TaskState::default()
     }
 
     /// Number of customers held.
@@ -229,12 +220,21 @@ impl PartitionState {
         }
     }
 
-    /// Removes and returns the earliest timer due at or before `now_ms`.
-    pub fn pop_due(&mut self, now_ms: i64) -> Option<(i64, u32)> {
-        let &(at, slot) = self.timers.first().filter(|(at, _)| *at <= now_ms)?;
-        self.timers.remove(&(at, slot));
-        self.customers[slot as usize].timer_at = None;
-        Some((at, slot))
+    /// Removes the timers due at the earliest deadline at or before `now_ms`
+    /// and puts their slots in `batch` in customer-id order, so firing order
+    /// is (deadline, customer id) and never depends on slab slots, which
+    /// differ after a restore. Returns that deadline.
+    pub fn pop_due(&mut self, now_ms: i64, batch: &mut Vec<u32>) -> Option<i64> {
+        let &(at, _) = self.timers.first().filter(|(at, _)| *at <= now_ms)?;
+        batch.clear();
+        while let Some(&(t, slot)) = self.timers.first().filter(|(t, _)| *t == at) {
+            self.timers.remove(&(t, slot));
+            self.customers[slot as usize].timer_at = None;
+            batch.push(slot);
+        }
+        let customers = &self.customers;
+        batch.sort_unstable_by(|a, b| customers[*a as usize].id.cmp(&customers[*b as usize].id));
+        Some(at)
     }
 
     /// Number of pending timers.
@@ -265,17 +265,32 @@ mod tests {
 
     #[test]
     fn timers_pop_in_deadline_order_and_reschedule_replaces() {
-        let mut p = PartitionState::new(0);
+        let mut p = TaskState::new();
         let (a, _) = p.slot_or_insert("a", 0, 3);
         let (b, _) = p.slot_or_insert("b", 0, 3);
+        let mut batch = Vec::new();
         p.schedule(a, Some(50));
         p.schedule(b, Some(20));
         p.schedule(a, Some(10)); // moves a's timer, does not add a second
         assert_eq!(p.timer_count(), 2);
-        assert_eq!(p.pop_due(5), None);
-        assert_eq!(p.pop_due(100), Some((10, a)));
-        assert_eq!(p.pop_due(100), Some((20, b)));
-        assert_eq!(p.pop_due(100), None);
+        assert_eq!(p.pop_due(5, &mut batch), None);
+        assert_eq!((p.pop_due(100, &mut batch), batch.clone()), (Some(10), vec![a]));
+        assert_eq!((p.pop_due(100, &mut batch), batch.clone()), (Some(20), vec![b]));
+        assert_eq!(p.pop_due(100, &mut batch), None);
+    }
+
+    #[test]
+    fn timers_at_one_deadline_fire_in_customer_id_order_whatever_the_slots() {
+        let mut p = TaskState::new();
+        let slots: Vec<u32> = ["m", "z", "a"].iter().map(|id| p.slot_or_insert(id, 0, 3).0).collect();
+        for &s in &slots {
+            p.schedule(s, Some(7));
+        }
+        let mut batch = Vec::new();
+        assert_eq!(p.pop_due(7, &mut batch), Some(7));
+        let ids: Vec<&str> = batch.iter().map(|&s| &*p.customer(s).id).collect();
+        assert_eq!(ids, ["a", "m", "z"]);
+        assert_eq!(p.timer_count(), 0);
     }
 
     #[test]
@@ -291,7 +306,7 @@ mod tests {
 
     #[test]
     fn dirty_set_lists_each_changed_customer_once() {
-        let mut p = PartitionState::new(0);
+        let mut p = TaskState::new();
         let (a, _) = p.slot_or_insert("a", 0, 3);
         let (b, created) = p.slot_or_insert("b", 0, 3);
         assert!(created);

@@ -5,24 +5,22 @@
 //! returning (dormant, then reactivated) and unhappy (tickets with low CSAT
 //! and NPS detractor answers). Each simulated day their events are written as
 //! canonical JSON, routed to partitions by murmur2(customer_id) and handed to
-//! the same [`Engine`] `run` uses; outputs go to an in-memory sink. The seed
+//! the same engine `run` uses; outputs go to an in-memory sink. The seed
 //! fixes the population and so every alert.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use care_core::config::Config;
+use care_core::detect::SignalType;
+use care_core::engine::{Input, Routed, Rules};
+use care_core::render::OutputRecord;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
-
-use crate::config::Config;
-use crate::detect::SignalType;
-use crate::engine::{Engine, Input};
-use crate::metrics::Metrics;
-use crate::output::OutputRecord;
+use tokio_util::sync::CancellationToken;
 
 const DAY_MS: i64 = 86_400_000;
 /// Simulated time starts at 2026-01-01T00:00:00Z.
@@ -155,12 +153,12 @@ fn day_events(rng: &mut StdRng, id: u32, c: &Customer, day: u32, out: &mut Vec<(
     }
 }
 
-/// Runs the demo; `stop` ends it early (Ctrl-C). Live summary lines and the
-/// final report go to `report`.
-pub fn run(cfg: &Config, opts: &Options, stop: &AtomicBool, report: &mut dyn std::io::Write) -> std::io::Result<(Summary, Vec<OutputRecord>)> {
-    let metrics = Arc::new(Metrics::new());
-    let engine = Engine::new(cfg, metrics);
-    let source = engine.canonical_source();
+/// Runs the demo; `shutdown` ends it early (Ctrl-C). Live summary lines go
+/// to `report`.
+pub fn run(cfg: &Config, opts: &Options, shutdown: &CancellationToken, report: &mut dyn std::io::Write) -> std::io::Result<(Summary, Vec<OutputRecord>)> {
+    let rules = Arc::new(Rules::new(cfg));
+    let source = rules.canonical_source();
+    let mut engine = Routed::new(rules, opts.partitions);
     let mut rng = StdRng::seed_from_u64(opts.seed);
     let people = population(opts, &mut rng);
     let started = Instant::now();
@@ -170,7 +168,7 @@ pub fn run(cfg: &Config, opts: &Options, stop: &AtomicBool, report: &mut dyn std
     let mut outputs = Vec::new();
     let mut today = Vec::new();
     for day in 0..opts.days {
-        if stop.load(Ordering::Relaxed) {
+        if shutdown.is_cancelled() {
             summary.interrupted = true;
             break;
         }
@@ -183,14 +181,15 @@ pub fn run(cfg: &Config, opts: &Options, stop: &AtomicBool, report: &mut dyn std
         let now = START_MS + i64::from(day + 1) * DAY_MS;
         for (offset, (_, line)) in today.iter().enumerate() {
             let input = Input { source, partition: 0, offset: offset as i64, key: None, payload: line.as_bytes() };
-            engine.process_routed(&input, opts.partitions, now, &mut outputs);
+            engine.process(&input, now, &mut outputs);
             for r in outputs.drain(..) {
                 if examples.iter().filter(|e| e.header("ce_type") == r.header("ce_type")).count() < opts.examples {
                     examples.push(r);
                 }
             }
         }
-        summary.signals = SignalType::ALL.into_iter().map(|t| (t.as_str(), engine.emitted(t))).filter(|(_, n)| *n > 0).collect();
+        let tally = engine.tally();
+        summary.signals = SignalType::ALL.into_iter().map(|t| (t.as_str(), tally.emitted[t.idx()])).filter(|(_, n)| *n > 0).collect();
         summary.events += today.len() as u64;
         summary.days_simulated = day + 1;
         if opts.progress_secs > 0.0 && last_report.elapsed() >= Duration::from_secs_f64(opts.progress_secs) {
@@ -201,11 +200,11 @@ pub fn run(cfg: &Config, opts: &Options, stop: &AtomicBool, report: &mut dyn std
     summary.elapsed_secs = started.elapsed().as_secs_f64();
     summary.events_per_sec = summary.events as f64 / summary.elapsed_secs.max(1e-9);
     summary.customers_tracked = engine.customer_count();
-    summary.rejected = engine.counters(source).totals().4;
+    summary.rejected = engine.tally().sources[source].rejected_total();
     Ok((summary, examples))
 }
 
-fn progress_line(w: &mut dyn std::io::Write, s: &Summary, e: &Engine, elapsed: Duration, days: u32) -> std::io::Result<()> {
+fn progress_line(w: &mut dyn std::io::Write, s: &Summary, e: &Routed, elapsed: Duration, days: u32) -> std::io::Result<()> {
     let rate = s.events as f64 / elapsed.as_secs_f64().max(1e-9);
     let alerts: Vec<String> = s.signals.iter().map(|(k, v)| format!("{k}={v}")).collect();
     writeln!(
@@ -229,7 +228,7 @@ pub fn print_report(w: &mut dyn std::io::Write, s: &Summary, examples: &[OutputR
     }
     writeln!(w, "\n== example outputs (topic, key, headers, value)")?;
     for r in examples {
-        crate::replay::write_record(cfg, r, w)?;
+        crate::apps::replay::write_record(cfg, r, w)?;
     }
     Ok(())
 }
@@ -245,9 +244,9 @@ mod tests {
     #[test]
     fn a_small_population_yields_every_signal_type_deterministically() {
         let cfg = Config::parse("", "t").unwrap();
-        let stop = AtomicBool::new(false);
-        let (a, ex_a) = run(&cfg, &opts(600), &stop, &mut std::io::sink()).unwrap();
-        let (b, ex_b) = run(&cfg, &opts(600), &stop, &mut std::io::sink()).unwrap();
+        let token = CancellationToken::new();
+        let (a, ex_a) = run(&cfg, &opts(600), &token, &mut std::io::sink()).unwrap();
+        let (b, ex_b) = run(&cfg, &opts(600), &token, &mut std::io::sink()).unwrap();
         for t in SignalType::ALL {
             assert!(a.signals.get(t.as_str()).copied().unwrap_or(0) > 0, "no {} in {:?}", t.as_str(), a.signals);
         }
@@ -259,7 +258,9 @@ mod tests {
     #[test]
     fn stop_flag_ends_the_run_early() {
         let cfg = Config::parse("", "t").unwrap();
-        let (s, _) = run(&cfg, &opts(10), &AtomicBool::new(true), &mut std::io::sink()).unwrap();
+        let token = CancellationToken::new();
+        token.cancel();
+        let (s, _) = run(&cfg, &opts(10), &token, &mut std::io::sink()).unwrap();
         assert!(s.interrupted);
         assert_eq!(s.days_simulated, 0);
     }

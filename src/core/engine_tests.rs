@@ -1,7 +1,8 @@
 use proptest::prelude::*;
 
 use super::*;
-use crate::output::TopicRole;
+use crate::detect::SignalType;
+use crate::render::TopicRole;
 
 const DAY: i64 = 86_400_000;
 const FAR_FUTURE: i64 = i64::MAX / 4;
@@ -9,18 +10,18 @@ const FAR_FUTURE: i64 = i64::MAX / 4;
 const T0: i64 = 1_767_225_600_000;
 
 fn engine() -> Engine {
-    Engine::new(&Config::parse("", "test").unwrap(), Arc::new(Metrics::new()))
+    Engine::new(Arc::new(Rules::new(&Config::parse("", "test").unwrap())), TaskId::source(0))
 }
 
 fn line(customer: &str, kind: &str, ts_ms: i64) -> String {
     format!(r#"{{"customer_id":"{customer}","kind":"{kind}","ts":{}}}"#, T0 + ts_ms)
 }
 
-/// Feeds canonical lines to partition 0, returning every output.
-fn feed(e: &Engine, lines: &[String]) -> Vec<OutputRecord> {
+/// Feeds canonical lines to the task, returning every output.
+fn feed(e: &mut Engine, lines: &[String]) -> Vec<OutputRecord> {
     let mut out = Vec::new();
     for (i, l) in lines.iter().enumerate() {
-        let input = Input { source: e.canonical_source(), partition: 0, offset: i as i64, key: None, payload: l.as_bytes() };
+        let input = Input { source: e.rules().canonical_source(), partition: 0, offset: i as i64, key: None, payload: l.as_bytes() };
         e.process(&input, FAR_FUTURE, &mut out);
     }
     out
@@ -46,9 +47,9 @@ fn story(a_days: impl Iterator<Item = i64>, until: i64) -> Vec<String> {
 
 #[test]
 fn decline_dormancy_and_reactivation_in_order_once_each() {
-    let e = engine();
+    let mut e = engine();
     let lines = story((0..40).chain(131..132), 132);
-    let out = feed(&e, &lines);
+    let out = feed(&mut e, &lines);
     let got = types(&out);
     assert_eq!(
         got,
@@ -60,10 +61,10 @@ fn decline_dormancy_and_reactivation_in_order_once_each() {
     );
     let dormant = &out[1];
     assert_eq!(dormant.role, TopicRole::Reactivation);
-    assert_eq!(dormant.key, b"a");
+    assert_eq!(dormant.key.as_deref(), Some(&b"a"[..]));
     // Last activity: day 39 at 03:00:01; dormant exactly 60 days later.
     assert_eq!(dormant.trigger_ms, T0 + 39 * DAY + 3 * 3_600_000 + 1_000 + 60 * DAY);
-    assert_eq!(dormant.header("ce_time"), Some(crate::output::rfc3339(dormant.trigger_ms).as_str()));
+    assert_eq!(dormant.header("ce_time"), Some(crate::render::rfc3339(dormant.trigger_ms).as_str()));
     let v: serde_json::Value = serde_json::from_slice(&out[2].value).unwrap();
     assert!((v["days_away"].as_f64().unwrap() - (131.0 - 39.0)).abs() < 0.2, "{v}");
 }
@@ -71,13 +72,13 @@ fn decline_dormancy_and_reactivation_in_order_once_each() {
 #[test]
 fn same_input_gives_byte_identical_output() {
     let lines = story((0..40).chain(131..132), 132);
-    assert_eq!(feed(&engine(), &lines), feed(&engine(), &lines));
+    assert_eq!(feed(&mut engine(), &lines), feed(&mut engine(), &lines));
 }
 
 #[test]
 fn decline_resolves_when_activity_returns() {
-    let e = engine();
-    let out = feed(&e, &story((0..40).chain(48..60), 60));
+    let mut e = engine();
+    let out = feed(&mut e, &story((0..40).chain(48..60), 60));
     assert_eq!(types(&out).iter().map(|(_, s)| s.as_str()).collect::<Vec<_>>(), ["opened", "resolved"]);
     assert_eq!(out[0].header("ce_type"), Some("io.care.activity_decline.v1"));
     assert_eq!(out[1].header("ce_type"), Some("io.care.activity_decline.v1"));
@@ -86,23 +87,23 @@ fn decline_resolves_when_activity_returns() {
 
 #[test]
 fn late_events_fold_lifetime_totals_but_raise_nothing() {
-    let e = engine();
+    let mut e = engine();
     let mut lines = story(0..40, 45);
     let late = format!(r#"{{"customer_id":"a","kind":"order","ts":{},"amount":25}}"#, T0 + DAY);
     lines.push(late);
-    let before = feed(&engine(), &lines[..lines.len() - 1]);
-    let out = feed(&e, &lines);
+    let before = feed(&mut engine(), &lines[..lines.len() - 1]);
+    let out = feed(&mut e, &lines);
     assert_eq!(out, before, "a late order changes no output");
-    assert_eq!(e.counters(e.canonical_source()).late.get(), 1);
+    assert_eq!(e.tally().sources[e.rules().canonical_source()].late, 1);
     assert_eq!(e.scorecard("a").unwrap().orders.total_amount, 25.0);
 }
 
 #[test]
 fn duplicates_by_event_id_are_skipped_and_counted() {
-    let e = engine();
+    let mut e = engine();
     let l = r#"{"customer_id":"a","kind":"order","ts":1000,"amount":10,"event_id":"o-1"}"#.to_string();
-    feed(&e, &[l.clone(), l]);
-    assert_eq!(e.counters(e.canonical_source()).duplicate.get(), 1);
+    feed(&mut e, &[l.clone(), l]);
+    assert_eq!(e.tally().sources[e.rules().canonical_source()].duplicate, 1);
     assert_eq!(e.scorecard("a").unwrap().orders.count, 1);
 }
 
@@ -110,15 +111,16 @@ fn duplicates_by_event_id_are_skipped_and_counted() {
 fn emit_from_suppresses_old_signals_but_keeps_state() {
     let mut e = engine();
     e.set_emit_from(Some(T0 + 100 * DAY));
-    let out = feed(&e, &story((0..40).chain(131..132), 132));
+    let out = feed(&mut e, &story((0..40).chain(131..132), 132));
     assert_eq!(types(&out), vec![("io.care.reactivated.v1".into(), "resolved".into())]);
-    assert_eq!(e.metrics().render().matches("care_signals_suppressed_total{type=\"dormant\"} 1").count(), 1);
+    assert_eq!(e.tally().suppressed[SignalType::Dormant.idx()], 1);
+    assert_eq!(e.tally().emitted[SignalType::Reactivated.idx()], 1);
 }
 
 #[test]
 fn malformed_records_become_dead_letters_with_origin() {
-    let e = engine();
-    let out = feed(&e, &["{oops".to_string()]);
+    let mut e = engine();
+    let out = feed(&mut e, &["{oops".to_string()]);
     assert_eq!(out.len(), 1);
     let r = &out[0];
     assert_eq!(r.role, TopicRole::Dlq);
@@ -130,12 +132,12 @@ fn malformed_records_become_dead_letters_with_origin() {
 
 #[test]
 fn activity_within_lateness_before_the_deadline_prevents_dormancy() {
-    let e = engine();
+    let mut e = engine();
     let ten_min = 600_000;
     let lines = [line("a", "click", 0), line("b", "click", 60 * DAY + ten_min), line("a", "click", 60 * DAY - ten_min)];
-    assert_eq!(feed(&e, &lines), vec![], "a was never inactive for 60 days");
+    assert_eq!(feed(&mut e, &lines), vec![], "a was never inactive for 60 days");
     // And a real dormancy still fires, once stream time passes deadline + lateness.
-    let out = feed(&e, &[line("b", "click", 100 * DAY), line("c", "click", 121 * DAY)]);
+    let out = feed(&mut e, &[line("b", "click", 100 * DAY), line("c", "click", 121 * DAY)]);
     assert_eq!(types(&out), vec![("io.care.dormant.v1".into(), "opened".into())]);
     assert_eq!(out[0].trigger_ms, T0 + 120 * DAY - ten_min);
 }
@@ -146,7 +148,7 @@ proptest! {
     /// non-duplicate orders.
     #[test]
     fn every_record_is_accounted_for(recs in proptest::collection::vec((0u8..4, 0usize..6, 0i64..200 * DAY, 0u32..1000, proptest::option::of(0u8..4)), 1..150)) {
-        let e = engine();
+        let mut e = engine();
         let mut lines = Vec::new();
         let mut spend = std::collections::HashMap::<String, f64>::new();
         let mut seen_ids = std::collections::HashSet::new();
@@ -165,12 +167,28 @@ proptest! {
             }
         }
         let n = lines.len() as u64;
-        feed(&e, &lines);
-        let (consumed, folded, late, dup, rejected) = e.counters(e.canonical_source()).totals();
-        prop_assert_eq!(consumed, n);
-        prop_assert_eq!(folded + late + dup + rejected, consumed);
+        feed(&mut e, &lines);
+        let t = e.take_tally();
+        let counts = t.sources[e.rules().canonical_source()];
+        prop_assert_eq!(counts.consumed, n);
+        prop_assert!(counts.balances());
+        prop_assert!(e.tally().is_empty(), "taking the tally leaves it empty");
         for (id, s) in spend {
             prop_assert!((e.scorecard(&id).unwrap().orders.total_amount - s).abs() < 1e-6);
         }
     }
+}
+
+#[test]
+fn timers_at_one_deadline_fire_in_customer_id_order_whatever_the_arrival_order() {
+    let keys = |lines: &[String]| -> Vec<Option<Vec<u8>>> {
+        let out = feed(&mut engine(), lines);
+        assert!(out.iter().all(|r| r.header("ce_type") == Some("io.care.dormant.v1")), "{out:?}");
+        out.into_iter().map(|r| r.key).collect()
+    };
+    let later = line("z", "click", 100 * DAY);
+    let ab = keys(&[line("a", "click", 0), line("b", "click", 0), later.clone()]);
+    let ba = keys(&[line("b", "click", 0), line("a", "click", 0), later]);
+    assert_eq!(ab, vec![Some(b"a".to_vec()), Some(b"b".to_vec())]);
+    assert_eq!(ba, ab, "slab slots differ, emission order does not");
 }

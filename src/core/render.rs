@@ -41,7 +41,8 @@ impl TopicRole {
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutputRecord {
     pub role: TopicRole,
-    pub key: Vec<u8>,
+    /// The customer id; a dead letter keeps its record's key, null included.
+    pub key: Option<Vec<u8>>,
     pub headers: Vec<(&'static str, Vec<u8>)>,
     pub value: Vec<u8>,
     /// Event time of the trigger (for emit_from and ordering checks).
@@ -127,7 +128,7 @@ impl Renderer {
             SignalType::ActivityDecline => TopicRole::Alerts,
             SignalType::Dormant | SignalType::Reactivated => TopicRole::Reactivation,
         };
-        OutputRecord { role, key: customer.as_bytes().to_vec(), headers, value, trigger_ms }
+        OutputRecord { role, key: Some(customer.as_bytes().to_vec()), headers, value, trigger_ms }
     }
 
     fn payload(&self, customer: &str, s: &Signal) -> Value {
@@ -181,17 +182,27 @@ impl Renderer {
         })
     }
 
-    /// Renders a rejected record: original key and bytes, headers naming
-    /// where it came from and why it was rejected.
+    /// Renders a rejected record: original key (null stays null) and bytes,
+    /// headers naming where it came from and why it was rejected. An
+    /// oversized record keeps only its first `max_record_bytes` bytes, with
+    /// its original size in `care_original_size`, so the dead letter always
+    /// fits the DLQ topic and can never block the pipeline.
     pub fn dead_letter(&self, origin: Origin<'_>, key: Option<&[u8]>, payload: &[u8], err: &DecodeError) -> OutputRecord {
-        let headers = vec![
+        let mut headers = vec![
             ("care_source_topic", origin.topic.as_bytes().to_vec()),
             ("care_source_partition", origin.partition.to_string().into_bytes()),
             ("care_source_offset", origin.offset.to_string().into_bytes()),
             ("care_error_code", err.code().as_str().as_bytes().to_vec()),
             ("care_error_message", err.to_string().into_bytes()),
         ];
-        OutputRecord { role: TopicRole::Dlq, key: key.unwrap_or_default().to_vec(), headers, value: payload.to_vec(), trigger_ms: 0 }
+        let value = match err {
+            DecodeError::Oversized { len, max } => {
+                headers.push(("care_original_size", len.to_string().into_bytes()));
+                payload[..(*max).min(payload.len())].to_vec()
+            }
+            _ => payload.to_vec(),
+        };
+        OutputRecord { role: TopicRole::Dlq, key: key.map(<[u8]>::to_vec), headers, value, trigger_ms: 0 }
     }
 }
 
@@ -214,6 +225,21 @@ mod tests {
         assert_ne!(a, ce_id("c1", SignalType::ActivityDecline, 1_000, "resolved"));
         assert_ne!(a, ce_id("c2", SignalType::ActivityDecline, 1_000, "opened"));
         assert_ne!(a, ce_id("c1", SignalType::ActivityDecline, 1_001, "opened"));
+    }
+
+    #[test]
+    fn an_oversized_dead_letter_keeps_its_head_and_original_size_and_a_null_key() {
+        let r = Renderer::new(&Config::parse("", "t").unwrap());
+        let origin = Origin { topic: "in", partition: 2, offset: 9 };
+        let big = vec![b'x'; 5000];
+        let d = r.dead_letter(origin, None, &big, &DecodeError::Oversized { len: 5000, max: 1024 });
+        assert_eq!(d.key, None, "a null key stays null");
+        assert_eq!(d.value.len(), 1024);
+        assert_eq!(d.header("care_original_size"), Some("5000"));
+        assert_eq!(d.header("care_error_code"), Some("oversized"));
+        let small = r.dead_letter(origin, Some(b"k"), b"{", &DecodeError::InvalidJson("eof".into()));
+        assert_eq!((small.key.as_deref(), small.value.as_slice()), (Some(&b"k"[..]), &b"{"[..]));
+        assert_eq!(small.header("care_original_size"), None);
     }
 
     #[test]

@@ -12,14 +12,30 @@ use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use prometheus::IntCounter;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
-use prometheus::IntCounter;
 use rdkafka::ClientContext;
 
-use crate::config::Config;
-use crate::metrics::Metrics;
-use crate::output::{OutputRecord, TopicRole};
+use care_core::config::Config;
+use care_core::render::{OutputRecord, TopicRole};
+
+use crate::shell::metrics::Metrics;
+
+/// Room for a dead letter's headers on top of `max_record_bytes` of value.
+const DLQ_HEADROOM_BYTES: usize = 64 * 1024;
+
+/// librdkafka's and the broker's default record size limits.
+const PRODUCER_DEFAULT_MAX_BYTES: usize = 1_000_000;
+pub const TOPIC_DEFAULT_MAX_BYTES: usize = 1_048_588;
+
+/// The largest record care may produce: a dead letter carries at most
+/// `max_record_bytes` of its original value (oversized ones are cut), plus
+/// headers. The producer and the DLQ topic are both sized to take it, so no
+/// input record can produce an output Kafka refuses.
+pub fn max_output_bytes(cfg: &Config) -> usize {
+    cfg.engine.max_record_bytes + DLQ_HEADROOM_BYTES
+}
 
 /// Why outputs could not be published.
 #[derive(Debug, thiserror::Error)]
@@ -86,7 +102,8 @@ impl Publisher {
             .set("acks", "all")
             // murmur2 for keyed records, like the Java clients' default.
             .set("partitioner", "murmur2_random")
-            .set("message.timeout.ms", "30000");
+            .set("message.timeout.ms", "30000")
+            .set("message.max.bytes", max_output_bytes(cfg).max(PRODUCER_DEFAULT_MAX_BYTES).to_string());
         for (k, v) in &cfg.kafka.options {
             cc.set(k, v);
         }
@@ -118,7 +135,11 @@ impl Publisher {
         if let Some(m) = &ctx.metrics {
             m.inflight.inc();
         }
-        let mut record = BaseRecord::with_opaque_to(&self.topics[role], role).key(r.key.as_slice()).payload(r.value.as_slice()).headers(headers);
+        let mut record: BaseRecord<'_, [u8], [u8], usize> =
+            BaseRecord::with_opaque_to(&self.topics[role], role).payload(r.value.as_slice()).headers(headers);
+        if let Some(key) = &r.key {
+            record = record.key(key.as_slice());
+        }
         loop {
             match self.producer.send(record) {
                 Ok(()) => return Ok(()),

@@ -592,7 +592,7 @@ kind = {}
 
     #[test]
     fn shipped_example_config_parses() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/example.toml");
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/example.toml");
         let c = Config::load(Path::new(path)).unwrap();
         assert!(c.sources.len() >= 2);
     }

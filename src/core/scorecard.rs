@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::detect::dormancy;
-use crate::engine::Buckets;
 use crate::event::{Kind, KindSet};
-use crate::output::rfc3339;
+use crate::render::rfc3339;
 use crate::state::{Customer, Episode};
+use crate::time::Buckets;
 
 /// A read-only view of a customer's state, with the CARE figures derived.
 #[derive(Debug, Clone, Serialize)]

@@ -1,0 +1,72 @@
+//! `care run`: the service against Kafka.
+//!
+//! Resources are passed in, mini-redis style: the caller binds the HTTP
+//! listener (tests bind port 0) and owns the shutdown token, which every
+//! loop watches. Exit order on shutdown: stop consuming, flush outputs,
+//! commit offsets, close.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context as _};
+use care_core::config::Config;
+use care_core::engine::Rules;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::shell::clock::wall_clock_ms;
+use crate::shell::http::AppState;
+use crate::shell::metrics::Metrics;
+use crate::shell::publish::Publisher;
+use crate::shell::worker::{Settings, Worker};
+
+/// Customer look-ups that may wait for the worker at once.
+const QUERY_QUEUE: usize = 64;
+
+/// Runs the service until `shutdown` is cancelled; serves HTTP on
+/// `listener` if given.
+///
+/// # Errors
+/// Kafka unreachable, a source topic missing, an output undeliverable, or a
+/// commit failing. The process exits non-zero and a restart re-reads.
+pub async fn run(cfg: Config, listener: Option<TcpListener>, shutdown: CancellationToken) -> anyhow::Result<()> {
+    crate::shell::admin::preflight(&cfg).await?;
+    let rules = Arc::new(Rules::new(&cfg));
+    let names: Vec<&str> = (0..rules.source_count()).map(|i| rules.mapping(i).name.as_str()).collect();
+    let metrics = Arc::new(Metrics::new(&names));
+    let status = Arc::default();
+    let (queries_tx, queries) = mpsc::channel(QUERY_QUEUE);
+    let http = listener.map(|l| {
+        let state = AppState { metrics: metrics.clone(), status: Arc::clone(&status), queries: queries_tx };
+        tokio::spawn(crate::shell::http::serve(l, state, shutdown.clone()))
+    });
+    let publisher = Publisher::new(&cfg, metrics.clone())?;
+    let settings = Settings {
+        commit_interval: Duration::from_millis(cfg.kafka.commit_interval_ms),
+        max_inflight: cfg.kafka.max_inflight_records,
+        idle_after: Duration::from_secs(cfg.engine.idle_advance_secs),
+        lateness_ms: i64::from(cfg.engine.allowed_lateness_secs) * 1000,
+        emit_from_ms: emit_from_ms(&rules),
+    };
+    let topics = cfg.sources.iter().map(|s| s.topic.clone()).collect();
+    let worker = Worker::new(rules, settings, publisher, topics, status, metrics);
+    let token = shutdown.clone();
+    let consumer = std::thread::Builder::new()
+        .name("care-consumer".into())
+        .spawn(move || crate::shell::consumer::consume(&cfg, worker, queries, &token))
+        .context("cannot start the consumer thread")?;
+    let result = tokio::task::spawn_blocking(move || consumer.join()).await?.map_err(|_| anyhow!("consumer thread panicked"))?;
+    shutdown.cancel();
+    if let Some(h) = http {
+        let _ = h.await;
+    }
+    tracing::info!("Stopped");
+    result
+}
+
+/// `engine.emit_from` or, by default, the start time minus 24 h, so a
+/// backfill folds history without flooding marketing with old alerts.
+fn emit_from_ms(rules: &Rules) -> i64 {
+    rules.configured_emit_from().unwrap_or_else(|| wall_clock_ms() - 86_400_000)
+}

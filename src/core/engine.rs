@@ -1,0 +1,423 @@
+//! The synchronous core: a record in, output records out.
+//!
+//! [`Rules`] is the compiled config (source mappings, detector parameters,
+//! renderer), built once and shared. An [`Engine`] is one task: it owns that
+//! task's state and works on it through `&mut self`. `process` decodes a
+//! record, advances the task's stream time, fires the timers that became
+//! due, folds the event into the customer's state and runs the detectors; it
+//! appends the output records it caused and counts what happened in its
+//! [`Tally`]. It never reads the wall clock (the caller hands `now_wall_ms`
+//! in) and knows nothing of Kafka, so `run`, `replay`, `demo`, tests and
+//! benches all drive this one type.
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::decode::{self, DecodeError, Limits, SourceMapping};
+use crate::detect::{decline, dormancy, Signal};
+use crate::event::{Event, KindSet};
+use crate::render::{Origin, OutputRecord, Renderer};
+use crate::scorecard::Scorecard;
+use crate::state::{Episode, TaskState};
+use crate::tally::Tally;
+use crate::task::TaskId;
+use crate::time::Buckets;
+
+/// One input record as the shell hands it over.
+#[derive(Debug, Clone, Copy)]
+pub struct Input<'a> {
+    /// Index of the source in the config (or of the canonical mapping).
+    pub source: usize,
+    /// The record's own partition and offset (for DLQ headers and offsets).
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<&'a [u8]>,
+    pub payload: &'a [u8],
+}
+
+/// What became of one record; consumed = folded + late + duplicate + rejected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Folded,
+    Late,
+    Duplicate,
+    Rejected,
+}
+
+/// The compiled config every task of a process shares.
+#[derive(Debug)]
+pub struct Rules {
+    mappings: Vec<SourceMapping>,
+    limits: Limits,
+    buckets: Buckets,
+    lateness_ms: i64,
+    activity: KindSet,
+    decline: Option<decline::Params>,
+    dormancy: Option<dormancy::Params>,
+    width: usize,
+    renderer: Renderer,
+    emit_from_ms: Option<i64>,
+}
+
+impl Rules {
+    /// Compiles a validated config. Source `i` of the config is input source
+    /// `i`; one more, the canonical mapping, follows them.
+    pub fn new(cfg: &Config) -> Rules {
+        let mut mappings: Vec<SourceMapping> = cfg.sources.iter().map(SourceMapping::new).collect();
+        mappings.push(SourceMapping::canonical());
+        let e = &cfg.engine;
+        let activity = e.activity_set();
+        let decline = decline::Params::new(&cfg.detect.decline, activity);
+        Rules {
+            mappings,
+            limits: Limits { max_record_bytes: e.max_record_bytes, max_future_skew_ms: i64::from(e.max_future_skew_secs) * 1000 },
+            buckets: Buckets {
+                bucket_ms: i64::from(e.bucket_secs) * 1000,
+                offset_ms: i64::from(e.utc_offset_secs().unwrap_or(0)) * 1000,
+            },
+            lateness_ms: i64::from(e.allowed_lateness_secs) * 1000,
+            activity,
+            width: decline.window_width(),
+            decline: cfg.detect.decline.enabled.then_some(decline),
+            dormancy: cfg.detect.dormancy.enabled.then(|| dormancy::Params::new(&cfg.detect.dormancy)),
+            renderer: Renderer::new(cfg),
+            emit_from_ms: e.emit_from.as_deref().and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok()).map(|t| t.timestamp_millis()),
+        }
+    }
+
+    /// Number of input sources, the canonical mapping included.
+    pub fn source_count(&self) -> usize {
+        self.mappings.len()
+    }
+
+    /// Index of the canonical JSON lines mapping.
+    pub fn canonical_source(&self) -> usize {
+        self.mappings.len() - 1
+    }
+
+    /// The mapping of input source `i`.
+    pub fn mapping(&self, i: usize) -> &SourceMapping {
+        &self.mappings[i]
+    }
+
+    /// Index of the source named `name`.
+    pub fn source_index(&self, name: &str) -> Option<usize> {
+        self.mappings.iter().position(|m| m.name == name)
+    }
+
+    /// `engine.emit_from` of the config, if set.
+    pub fn configured_emit_from(&self) -> Option<i64> {
+        self.emit_from_ms
+    }
+
+    /// Decodes a record with its source's mapping.
+    ///
+    /// # Errors
+    /// The record is rejected; the error's code goes in DLQ headers.
+    pub fn decode(&self, input: &Input<'_>, now_wall_ms: i64) -> Result<Event, DecodeError> {
+        decode::decode(input.payload, &self.mappings[input.source], self.limits, now_wall_ms)
+    }
+}
+
+/// One task's engine: its state, input offsets, `emit_from` and tally.
+#[derive(Debug)]
+pub struct Engine {
+    rules: Arc<Rules>,
+    id: TaskId,
+    state: TaskState,
+    /// Next offset to read per source (indexed like the sources), for
+    /// records this task has processed.
+    offsets: Vec<Option<i64>>,
+    emit_from_ms: Option<i64>,
+    tally: Tally,
+    /// Scratch for timers due at one deadline, reused to avoid allocating.
+    due: Vec<u32>,
+}
+
+impl Engine {
+    /// An empty task; `emit_from` starts as the config's.
+    pub fn new(rules: Arc<Rules>, id: TaskId) -> Engine {
+        let n = rules.source_count();
+        Engine { emit_from_ms: rules.emit_from_ms, id, state: TaskState::new(), offsets: vec![None; n], tally: Tally::new(n), due: Vec::new(), rules }
+    }
+
+    pub fn id(&self) -> TaskId {
+        self.id
+    }
+
+    pub fn rules(&self) -> &Arc<Rules> {
+        &self.rules
+    }
+
+    /// Signals triggered before this instant are folded but not emitted.
+    pub fn set_emit_from(&mut self, ms: Option<i64>) {
+        self.emit_from_ms = ms;
+    }
+
+    pub fn emit_from(&self) -> Option<i64> {
+        self.emit_from_ms
+    }
+
+    /// Max event time seen, `None` before the first event.
+    pub fn stream_time(&self) -> Option<i64> {
+        self.state.stream_time_ms
+    }
+
+    /// Next offset to read per source, for records processed so far.
+    pub fn offsets(&self) -> &[Option<i64>] {
+        &self.offsets
+    }
+
+    /// What happened since the tally was last taken.
+    pub fn tally(&self) -> &Tally {
+        &self.tally
+    }
+
+    /// Takes the tally, leaving an empty one.
+    pub fn take_tally(&mut self) -> Tally {
+        let empty = Tally::new(self.tally.sources.len());
+        std::mem::replace(&mut self.tally, empty)
+    }
+
+    /// Decodes and folds one record, appending what it caused to `out`.
+    pub fn process(&mut self, input: &Input<'_>, now_wall_ms: i64, out: &mut Vec<OutputRecord>) -> Outcome {
+        match self.rules.decode(input, now_wall_ms) {
+            Ok(event) => self.fold(input, &event, out),
+            Err(err) => self.reject(input, &err, out),
+        }
+    }
+
+    /// Dead-letters a record that did not decode.
+    pub fn reject(&mut self, input: &Input<'_>, err: &DecodeError, out: &mut Vec<OutputRecord>) -> Outcome {
+        self.consumed(input);
+        self.tally.sources[input.source].rejected[err.code().idx()] += 1;
+        let origin = Origin { topic: &self.rules.mappings[input.source].topic, partition: input.partition, offset: input.offset };
+        out.push(self.rules.renderer.dead_letter(origin, input.key, input.payload, err));
+        Outcome::Rejected
+    }
+
+    fn consumed(&mut self, input: &Input<'_>) {
+        self.tally.sources[input.source].consumed += 1;
+        self.offsets[input.source] = Some(input.offset + 1);
+    }
+
+    /// Folds a decoded event from `input` into this task.
+    pub fn fold(&mut self, input: &Input<'_>, ev: &Event, out: &mut Vec<OutputRecord>) -> Outcome {
+        self.consumed(input);
+        let r = Arc::clone(&self.rules);
+        let st = self.state.stream_time_ms;
+        let late = st.is_some_and(|st| ev.ts_ms < st - r.lateness_ms);
+        if !late && st.is_none_or(|st| ev.ts_ms > st) {
+            self.state.stream_time_ms = Some(ev.ts_ms);
+            self.fire_timers(ev.ts_ms, out);
+        }
+        let (slot, created) = self.state.slot_or_insert(&ev.customer_id, ev.ts_ms, r.width);
+        self.tally.customers_created += u64::from(created);
+        let counts = &mut self.tally.sources[input.source];
+        let c = self.state.customer_mut(slot);
+        if ev.event_id.as_deref().is_some_and(|id| !c.remember_event_id(id)) {
+            counts.duplicate += 1;
+            return Outcome::Duplicate;
+        }
+        c.fold_lifetime(ev.kind, ev.ts_ms, ev.amount, ev.csat, ev.nps);
+        if late {
+            counts.late += 1;
+            return Outcome::Late;
+        }
+        counts.folded[ev.kind.idx()] += 1;
+        let k = ev.kind.idx();
+        c.last_seen_ms[k] = Some(c.last_seen_ms[k].map_or(ev.ts_ms, |t| t.max(ev.ts_ms)));
+        c.activity.add(r.buckets.of(ev.ts_ms), ev.kind);
+        let now_ms = self.state.stream_time_ms.unwrap_or(ev.ts_ms);
+        if r.activity.contains(ev.kind) {
+            let c = self.state.customer_mut(slot);
+            let back = dormancy::on_activity(c, ev.ts_ms);
+            c.last_activity_ms = Some(c.last_activity_ms.map_or(ev.ts_ms, |t| t.max(ev.ts_ms)));
+            c.activity_events = c.activity_events.saturating_add(1);
+            if let Some(s) = back {
+                self.emit(slot, &s, out);
+            }
+            self.check_decline(slot, now_ms, ev.ts_ms, out);
+        }
+        self.reschedule(slot, now_ms);
+        Outcome::Folded
+    }
+
+    /// Advances stream time without an event (idle advance,
+    /// `replay --advance-to`), firing the timers that became due.
+    pub fn advance(&mut self, to_ms: i64, out: &mut Vec<OutputRecord>) {
+        if self.state.stream_time_ms.is_none_or(|st| to_ms > st) {
+            self.state.stream_time_ms = Some(to_ms);
+            self.fire_timers(to_ms, out);
+        }
+    }
+
+    /// Customers held.
+    pub fn customer_count(&self) -> usize {
+        self.state.len()
+    }
+
+    /// Sum over customers of days from first seen to stream time: the
+    /// denominator of alert rates.
+    pub fn customer_days(&self) -> f64 {
+        let end = self.state.stream_time_ms.unwrap_or(0);
+        self.state.customers().map(|c| ((end - c.first_seen_ms).max(0) as f64 / 86_400_000.0).max(1.0)).sum()
+    }
+
+    /// Approximate bytes of state.
+    pub fn state_bytes(&self) -> usize {
+        self.state.approx_bytes()
+    }
+
+    /// The current CARE scorecard of a customer, if this task holds them.
+    pub fn scorecard(&self, id: &str) -> Option<Scorecard> {
+        let r = &self.rules;
+        let c = self.state.get(id)?;
+        Some(Scorecard::new(c, self.id.partition, self.state.stream_time_ms, r.buckets, r.activity, r.dormancy.as_ref()))
+    }
+
+    /// Fires due timers in (deadline, customer id) order. A timer for
+    /// logical time `t` is due once stream time reaches `t + allowed_lateness`:
+    /// until then an on-time event may still arrive that would have changed
+    /// the decision (e.g. activity just before a dormancy deadline).
+    fn fire_timers(&mut self, now_ms: i64, out: &mut Vec<OutputRecord>) {
+        let mut due = std::mem::take(&mut self.due);
+        while let Some(deadline) = self.state.pop_due(now_ms, &mut due) {
+            let at = deadline - self.rules.lateness_ms;
+            for &slot in &due {
+                self.on_timer(slot, at, out);
+            }
+        }
+        self.due = due;
+    }
+
+    fn on_timer(&mut self, slot: u32, at: i64, out: &mut Vec<OutputRecord>) {
+        self.tally.timers_fired += 1;
+        let r = Arc::clone(&self.rules);
+        if let Some(p) = &r.dormancy {
+            let c = self.state.customer_mut(slot);
+            if let Some(s) = dormancy::on_time(p, c, at) {
+                // Dormancy supersedes decline: an open decline closes silently.
+                c.decline = Episode::Normal;
+                self.emit(slot, &s, out);
+            }
+        }
+        self.check_decline(slot, at, at, out);
+        self.reschedule(slot, at);
+    }
+
+    fn check_decline(&mut self, slot: u32, now_ms: i64, trigger_ms: i64, out: &mut Vec<OutputRecord>) {
+        let r = Arc::clone(&self.rules);
+        let Some(p) = &r.decline else { return };
+        let c = self.state.customer_mut(slot);
+        if c.dormant_since.is_some() {
+            return;
+        }
+        let first = r.buckets.of(c.first_seen_ms);
+        if let Some(s) = decline::evaluate(p, c, first, r.buckets.of(now_ms), trigger_ms) {
+            self.emit(slot, &s, out);
+        }
+    }
+
+    /// The customer's next timer: the earlier of their dormancy deadline and,
+    /// while a decline candidate, the next bucket boundary.
+    fn reschedule(&mut self, slot: u32, now_ms: i64) {
+        let r = &self.rules;
+        let c = self.state.customer(slot);
+        let dormant_at = r.dormancy.as_ref().and_then(|p| dormancy::deadline(p, c));
+        let now_bucket = r.buckets.of(now_ms);
+        let boundary = r
+            .decline
+            .as_ref()
+            .filter(|p| c.dormant_since.is_none() && decline::is_candidate(p, c, now_bucket))
+            .map(|_| r.buckets.start_ms(now_bucket + 1));
+        let next = match (dormant_at, boundary) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let lateness = r.lateness_ms;
+        self.state.schedule(slot, next.map(|t| t + lateness));
+    }
+
+    fn emit(&mut self, slot: u32, s: &Signal, out: &mut Vec<OutputRecord>) {
+        let t = s.signal_type().idx();
+        if self.emit_from_ms.is_some_and(|from| s.trigger_ms() < from) {
+            self.tally.suppressed[t] += 1;
+            return;
+        }
+        self.tally.emitted[t] += 1;
+        out.push(self.rules.renderer.signal(&self.state.customer(slot).id, s));
+    }
+}
+
+/// Engines for `partitions` tasks fed from one stream, each record routed
+/// by murmur2(customer id) as on a topic keyed by customer (`replay`,
+/// `demo`, tests). Records that do not decode go to task 0.
+#[derive(Debug)]
+pub struct Routed {
+    rules: Arc<Rules>,
+    tasks: Vec<Engine>,
+}
+
+impl Routed {
+    /// `partitions` empty tasks (at least one).
+    pub fn new(rules: Arc<Rules>, partitions: i32) -> Routed {
+        let tasks = (0..partitions.max(1)).map(|p| Engine::new(rules.clone(), TaskId::source(p))).collect();
+        Routed { rules, tasks }
+    }
+
+    pub fn rules(&self) -> &Arc<Rules> {
+        &self.rules
+    }
+
+    /// The tasks, by partition.
+    pub fn tasks(&self) -> &[Engine] {
+        &self.tasks
+    }
+
+    pub fn tasks_mut(&mut self) -> &mut [Engine] {
+        &mut self.tasks
+    }
+
+    /// Decodes a record and folds it into its customer's task.
+    pub fn process(&mut self, input: &Input<'_>, now_wall_ms: i64, out: &mut Vec<OutputRecord>) -> Outcome {
+        match self.rules.decode(input, now_wall_ms) {
+            Ok(ev) => {
+                let p = crate::partition::for_key(ev.customer_id.as_bytes(), self.tasks.len() as i32);
+                self.tasks[p as usize].fold(input, &ev, out)
+            }
+            Err(err) => self.tasks[0].reject(input, &err, out),
+        }
+    }
+
+    /// Advances every task's stream time to `to_ms`, in partition order.
+    pub fn advance(&mut self, to_ms: i64, out: &mut Vec<OutputRecord>) {
+        for t in &mut self.tasks {
+            t.advance(to_ms, out);
+        }
+    }
+
+    /// Sets `emit_from` of every task.
+    pub fn set_emit_from(&mut self, ms: Option<i64>) {
+        self.tasks.iter_mut().for_each(|t| t.set_emit_from(ms));
+    }
+
+    /// Everything counted so far, over all tasks.
+    pub fn tally(&self) -> Tally {
+        let mut total = Tally::new(self.rules.source_count());
+        self.tasks.iter().for_each(|t| total.add(t.tally()));
+        total
+    }
+
+    pub fn customer_count(&self) -> usize {
+        self.tasks.iter().map(Engine::customer_count).sum()
+    }
+
+    pub fn customer_days(&self) -> f64 {
+        self.tasks.iter().map(Engine::customer_days).sum()
+    }
+}
+
+#[cfg(test)]
+#[path = "engine_tests.rs"]
+mod tests;

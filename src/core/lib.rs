@@ -1,0 +1,32 @@
+//! care-core — the pure core of care: decode → fold → detect → render.
+//!
+//! No Kafka, no async runtime, no metrics registry, no wall clock: bytes and
+//! an explicit `now` in, output records and a [`tally::Tally`] of what
+//! happened out. The compiler holds the line: this crate does not depend on
+//! tokio, rdkafka or prometheus. `care` (the shell and the apps) drives it.
+//!
+//! - [`config`] — the TOML config: documented fields, defaults, validation.
+//! - [`event`] — the canonical event and its kinds.
+//! - [`decode`] — record bytes + source mapping → event or typed error.
+//! - [`time`] — bucket arithmetic in the configured timezone.
+//! - [`state`] — per-customer state, activity windows, a task's store.
+//! - [`detect`] — the CARE detectors as per-customer state machines.
+//! - [`render`] — output records: CloudEvents headers, JSON payloads, DLQ.
+//! - [`scorecard`] — a customer's CARE figures, for `/customers/{id}`.
+//! - [`task`] — task ids and the task lifecycle.
+//! - [`tally`] — what happened, counted, for the shell to report.
+//! - [`engine`] — one task's engine, and the rules all tasks share.
+//! - [`partition`] — the Java clients' murmur2 partitioner.
+
+pub mod config;
+pub mod decode;
+pub mod detect;
+pub mod engine;
+pub mod event;
+pub mod partition;
+pub mod render;
+pub mod scorecard;
+pub mod state;
+pub mod tally;
+pub mod task;
+pub mod time;

@@ -1,0 +1,105 @@
+//! Start-up checks against Kafka: the brokers answer, the source topics
+//! exist, the output topics exist (or are created) and the DLQ takes the
+//! largest dead letter care can write. Every error names the broker, topic
+//! or config key at fault.
+
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context as _};
+use care_core::config::Config;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::error::RDKafkaErrorCode;
+
+use crate::shell::publish::{max_output_bytes, TOPIC_DEFAULT_MAX_BYTES};
+
+/// Client settings shared by the admin client, consumer and producer.
+pub fn client_config(cfg: &Config) -> ClientConfig {
+    let mut cc = ClientConfig::new();
+    cc.set("bootstrap.servers", &cfg.kafka.brokers);
+    for (k, v) in &cfg.kafka.options {
+        cc.set(k, v);
+    }
+    cc
+}
+
+/// Checks the brokers answer and the source topics exist; creates missing
+/// output topics; checks the DLQ takes the largest dead letter.
+///
+/// # Errors
+/// Kafka unreachable, a source topic missing, an output topic missing with
+/// `outputs.create_topics` off, or a DLQ whose `max.message.bytes` is too small.
+pub async fn preflight(cfg: &Config) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> = client_config(cfg).create().context("cannot create Kafka admin client")?;
+    let md = tokio::task::block_in_place(|| admin.inner().fetch_metadata(None, Duration::from_secs(15)))
+        .map_err(|e| anyhow!("cannot reach Kafka at {}: {e}", cfg.kafka.brokers))?;
+    let partitions = |name: &str| md.topics().iter().find(|t| t.name() == name && t.error().is_none()).map(|t| t.partitions().len());
+    let mut counts = Vec::new();
+    for s in &cfg.sources {
+        let n = partitions(&s.topic).ok_or_else(|| anyhow!("source topic {:?} (source `{}`) does not exist on {}", s.topic, s.name, cfg.kafka.brokers))?;
+        counts.push((s.topic.as_str(), n));
+    }
+    if counts.windows(2).any(|w| w[0].1 != w[1].1) {
+        tracing::warn!(topics = ?counts, "Source topics have different partition counts: customers are not co-partitioned");
+    }
+    let o = &cfg.outputs;
+    let missing: Vec<&String> = [&o.alerts, &o.reactivation, &o.dlq].into_iter().filter(|t| partitions(t).is_none()).collect();
+    if !missing.is_empty() {
+        if !o.create_topics {
+            bail!("output topic(s) {missing:?} do not exist on {} and outputs.create_topics is false", cfg.kafka.brokers);
+        }
+        create_outputs(cfg, &admin, &missing).await?;
+    }
+    check_dlq_size(cfg, &admin).await
+}
+
+/// Creates output topics; the DLQ with a `max.message.bytes` that takes a
+/// dead letter of `max_record_bytes` plus its headers.
+async fn create_outputs(cfg: &Config, admin: &AdminClient<DefaultClientContext>, missing: &[&String]) -> anyhow::Result<()> {
+    let o = &cfg.outputs;
+    let dlq_bytes = max_output_bytes(cfg).max(TOPIC_DEFAULT_MAX_BYTES).to_string();
+    let new: Vec<NewTopic> = missing
+        .iter()
+        .map(|t| {
+            let topic = NewTopic::new(t, o.partitions, TopicReplication::Fixed(o.replication_factor));
+            if **t == o.dlq {
+                topic.set("max.message.bytes", &dlq_bytes)
+            } else {
+                topic
+            }
+        })
+        .collect();
+    for r in admin.create_topics(&new, &AdminOptions::new()).await.context("creating output topics")? {
+        match r {
+            Ok(t) => tracing::info!(topic = %t, partitions = o.partitions, "Created output topic"),
+            Err((t, RDKafkaErrorCode::TopicAlreadyExists)) => tracing::debug!(topic = %t, "Output topic already exists"),
+            Err((t, e)) => bail!("cannot create output topic {t:?}: {e}"),
+        }
+    }
+    Ok(())
+}
+
+/// An existing DLQ too small for the largest dead letter would refuse it for
+/// ever and stall the pipeline on that record: fail at start instead.
+async fn check_dlq_size(cfg: &Config, admin: &AdminClient<DefaultClientContext>) -> anyhow::Result<()> {
+    let dlq = &cfg.outputs.dlq;
+    let results = admin.describe_configs([&ResourceSpecifier::Topic(dlq)], &AdminOptions::new()).await.context("describing the DLQ topic")?;
+    let limit = results
+        .into_iter()
+        .filter_map(Result::ok)
+        .find_map(|r| r.get("max.message.bytes").and_then(|e| e.value.as_deref()?.parse::<usize>().ok()));
+    let need = max_output_bytes(cfg);
+    match limit {
+        Some(have) if have < need => bail!(
+            "DLQ topic {dlq:?} accepts records up to {have} bytes (max.message.bytes), but a dead letter may be {need} bytes \
+             (engine.max_record_bytes {} plus headers): raise the topic's max.message.bytes or lower engine.max_record_bytes",
+            cfg.engine.max_record_bytes
+        ),
+        Some(_) => Ok(()),
+        None => {
+            tracing::warn!(topic = %dlq, "Cannot read the DLQ topic's max.message.bytes; oversized dead letters may be refused");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! The Kafka consumer of `care run`: its settings, its rebalance hooks and
+//! the poll loop that feeds the [`Worker`].
+//!
+//! The consumer runs on its own thread with a `BaseConsumer`: polling and
+//! the blocking flush and commit calls stay off the tokio workers, and the
+//! rebalance hooks (which librdkafka runs inside `poll`, on this thread) can
+//! commit synchronously before partitions move on.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use care_core::config::Config;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::ClientContext;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::shell::admin::client_config;
+use crate::shell::events;
+use crate::shell::worker::{Query, Worker};
+
+/// How often the state-size gauge is recomputed.
+const GAUGE_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Consumer context: the worker, reachable from the rebalance hooks.
+pub struct ShellContext {
+    /// Only the consumer thread locks it: in the poll loop between polls,
+    /// and in the hooks, which run inside `poll` (never while the loop holds
+    /// it). A Mutex rather than a RefCell because a context must be `Sync`.
+    worker: Mutex<Worker>,
+}
+
+impl ShellContext {
+    fn worker(&self) -> std::sync::MutexGuard<'_, Worker> {
+        self.worker.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl ClientContext for ShellContext {}
+
+impl ConsumerContext for ShellContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            self.worker().revoke(consumer, tpl);
+        }
+    }
+
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => self.worker().assign(tpl),
+            Rebalance::Error(e) => events::RebalanceFailed { error: e }.emit(),
+            Rebalance::Revoke(_) => {}
+        }
+    }
+}
+
+/// Consumer settings: manual commits, read_committed, static membership
+/// when an `instance_id` is set.
+fn consumer_config(cfg: &Config) -> ClientConfig {
+    let mut cc = client_config(cfg);
+    cc.set("group.id", &cfg.kafka.group_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("isolation.level", "read_committed")
+        .set("auto.offset.reset", &cfg.kafka.auto_offset_reset)
+        .set("session.timeout.ms", cfg.kafka.session_timeout_ms.to_string());
+    if let Some(id) = &cfg.kafka.instance_id {
+        cc.set("group.instance.id", id);
+    }
+    cc
+}
+
+/// The poll loop: process records, close a batch every interval or when
+/// too many outputs are in flight (which pauses consumption until they
+/// drain), answer HTTP questions, stop on `shutdown`.
+///
+/// # Errors
+/// The consumer cannot be created, an output is refused, or a commit fails.
+pub fn consume(cfg: &Config, worker: Worker, mut queries: mpsc::Receiver<Query>, shutdown: &CancellationToken) -> anyhow::Result<()> {
+    let consumer: BaseConsumer<ShellContext> =
+        consumer_config(cfg).create_with_context(ShellContext { worker: Mutex::new(worker) }).context("cannot create Kafka consumer")?;
+    let topics: Vec<&str> = cfg.sources.iter().map(|s| s.topic.as_str()).collect();
+    consumer.subscribe(&topics).context("subscribing to source topics")?;
+    tracing::info!(?topics, group = %cfg.kafka.group_id, "Consuming");
+    let mut last_gauges = Instant::now().checked_sub(GAUGE_INTERVAL).unwrap_or_else(Instant::now);
+    let result = loop {
+        if shutdown.is_cancelled() {
+            break Ok(());
+        }
+        let polled = consumer.poll(Duration::from_millis(50));
+        let mut w = consumer.context().worker();
+        match polled {
+            Some(Ok(msg)) => {
+                if let Err(e) = w.process(&msg) {
+                    break Err(e);
+                }
+            }
+            Some(Err(e)) => events::ConsumerError { error: &e }.emit(&w.metrics),
+            None => {}
+        }
+        w.answer(&mut queries);
+        if w.commit_due() {
+            if let Err(e) = w.commit(&consumer) {
+                break Err(e);
+            }
+            if last_gauges.elapsed() >= GAUGE_INTERVAL {
+                // Walks every customer: too costly per batch, fine twice a minute.
+                w.measure_state();
+                last_gauges = Instant::now();
+            }
+        }
+    };
+    // Exit order: stop consuming, flush outputs, commit, close.
+    let closing = result.and_then(|()| consumer.context().worker().commit(&consumer));
+    consumer.unsubscribe();
+    if closing.is_ok() {
+        tracing::info!("Outputs flushed and offsets committed");
+    }
+    closing
+}

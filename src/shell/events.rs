@@ -1,0 +1,83 @@
+//! Internal events: one struct per notable happening, whose `emit` both
+//! logs it and counts it, so logs and metrics cannot disagree (Vector's
+//! pattern). Messages are short and capitalised; fields are structured.
+
+use care_core::task::TaskId;
+use rdkafka::error::KafkaError;
+
+use crate::shell::metrics::Metrics;
+
+/// Tasks created for newly assigned partitions.
+pub struct TasksAssigned<'a> {
+    pub tasks: &'a [TaskId],
+    pub partitions: usize,
+}
+
+impl TasksAssigned<'_> {
+    pub fn emit(&self, m: &Metrics) {
+        m.partitions_assigned.add(self.partitions as i64);
+        tracing::info!(partitions = self.partitions, tasks = ?self.tasks, "Partitions assigned");
+    }
+}
+
+/// Tasks handed over after their partitions were revoked.
+pub struct TasksRevoked<'a> {
+    pub tasks: &'a [TaskId],
+    pub partitions: usize,
+}
+
+impl TasksRevoked<'_> {
+    pub fn emit(&self, m: &Metrics) {
+        m.partitions_assigned.sub(self.partitions as i64);
+        tracing::info!(partitions = self.partitions, tasks = ?self.tasks, "Partitions revoked");
+    }
+}
+
+/// A batch whose outputs were acknowledged and whose offsets were committed.
+pub struct BatchCommitted {
+    pub records: u64,
+    pub offsets: usize,
+}
+
+impl BatchCommitted {
+    pub fn emit(&self, m: &Metrics) {
+        m.commits.inc();
+        tracing::debug!(records = self.records, offsets = self.offsets, "Batch committed");
+    }
+}
+
+/// A commit that failed where the loop could go on (on revoke).
+pub struct CommitFailed<'a> {
+    pub error: &'a anyhow::Error,
+    pub during: &'static str,
+}
+
+impl CommitFailed<'_> {
+    pub fn emit(&self, m: &Metrics) {
+        m.commit_errors.with_label_values(&[self.during]).inc();
+        tracing::error!(error = %self.error, during = self.during, "Commit failed; the next owner re-reads the batch");
+    }
+}
+
+/// An error the consumer reported while polling (librdkafka retries itself).
+pub struct ConsumerError<'a> {
+    pub error: &'a KafkaError,
+}
+
+impl ConsumerError<'_> {
+    pub fn emit(&self, m: &Metrics) {
+        m.consumer_errors.inc();
+        tracing::warn!(error = %self.error, "Consumer error");
+    }
+}
+
+/// A rebalance librdkafka could not complete.
+pub struct RebalanceFailed<'a> {
+    pub error: &'a KafkaError,
+}
+
+impl RebalanceFailed<'_> {
+    pub fn emit(&self) {
+        tracing::error!(error = %self.error, "Rebalance failed");
+    }
+}

@@ -1,0 +1,94 @@
+//! HTTP: `/metrics` (Prometheus text), `/healthz`, `/readyz`, `/tasks` and
+//! `/customers/{id}` (the current CARE scorecard).
+//!
+//! Handlers never touch a task: a customer look-up is a question sent to
+//! the worker, which answers between polls; readiness reads the task phases
+//! the worker publishes. No lock or map guard is held across an `.await`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use care_core::task::Phase;
+
+use crate::shell::metrics::Metrics;
+use crate::shell::worker::{Query, TaskStatus};
+
+/// How long a customer look-up waits for the worker.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the handlers read.
+#[derive(Clone)]
+pub struct AppState {
+    pub metrics: Arc<Metrics>,
+    pub status: TaskStatus,
+    pub queries: mpsc::Sender<Query>,
+}
+
+/// The router, separate from serving so tests can drive it.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/tasks", get(tasks))
+        .route("/customers/{id}", get(customer))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` is cancelled.
+///
+/// # Errors
+/// The listener failed.
+pub async fn serve(listener: TcpListener, state: AppState, shutdown: CancellationToken) -> std::io::Result<()> {
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown.cancelled_owned()).await
+}
+
+async fn metrics(State(s): State<AppState>) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.metrics.render()).into_response()
+}
+
+/// Ready once this instance holds tasks and every one of them is active.
+async fn readyz(State(s): State<AppState>) -> Response {
+    let (mut total, mut waiting) = (0, Vec::new());
+    for e in s.status.iter() {
+        total += 1;
+        if *e.value() != Phase::Active {
+            waiting.push(format!("{} {}", e.key(), e.value().as_str()));
+        }
+    }
+    if total == 0 {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready: waiting for partition assignment\n").into_response()
+    } else if !waiting.is_empty() {
+        waiting.sort();
+        (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: tasks {}\n", waiting.join(", "))).into_response()
+    } else {
+        (StatusCode::OK, "ready\n").into_response()
+    }
+}
+
+/// The tasks of this instance and their phases, e.g. `{"0_1":"active"}`.
+async fn tasks(State(s): State<AppState>) -> Response {
+    let map: std::collections::BTreeMap<String, &'static str> = s.status.iter().map(|e| (e.key().to_string(), e.value().as_str())).collect();
+    Json(map).into_response()
+}
+
+async fn customer(State(s): State<AppState>, Path(id): Path<String>) -> Response {
+    let (reply, answer) = oneshot::channel();
+    if s.queries.try_send(Query::Customer { id, reply }).is_err() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "busy: too many look-ups queued, retry\n").into_response();
+    }
+    match tokio::time::timeout(QUERY_TIMEOUT, answer).await {
+        Ok(Ok(Some(card))) => Json(card).into_response(),
+        Ok(Ok(None)) => (StatusCode::NOT_FOUND, "no such customer on this instance\n").into_response(),
+        Ok(Err(_)) | Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "the worker did not answer in time, retry\n").into_response(),
+    }
+}

@@ -1,0 +1,20 @@
+//! The async shell around the core: it owns Kafka, HTTP and metrics, and
+//! turns what the core says happened into records, metrics and logs.
+//!
+//! - [`admin`] — start-up checks, topic creation and sizing.
+//! - [`consumer`] — consumer settings, rebalance hooks, the poll loop.
+//! - [`worker`] — the one owner of this instance's tasks: process, publish, commit.
+//! - [`publish`] — output records → Kafka, acknowledged or failed.
+//! - [`http`] — `/metrics`, `/healthz`, `/readyz`, `/tasks`, `/customers/{id}`.
+//! - [`metrics`] — the Prometheus registry, bounded labels.
+//! - [`events`] — internal events: each logs and counts one happening.
+//! - [`clock`] — the wall clock, read only at the edge.
+
+pub mod admin;
+pub mod clock;
+pub mod consumer;
+pub mod events;
+pub mod http;
+pub mod metrics;
+pub mod publish;
+pub mod worker;

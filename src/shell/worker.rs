@@ -1,0 +1,251 @@
+//! The worker: the one owner of this instance's tasks.
+//!
+//! It runs on the consumer thread. Records go to the task of their
+//! partition; outputs go to the publisher; every `commit_interval_ms` (or
+//! when too many outputs are in flight) it flushes the outputs, commits the
+//! tasks' input offsets and only then reports the batch's tally as metrics.
+//! Delivery is at-least-once: a crash re-reads the uncommitted batch.
+//!
+//! The HTTP side never touches a task: it asks through a channel, answered
+//! between polls, and reads the task phases from a shared map.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use care_core::engine::{Engine, Input, Rules};
+use care_core::render::OutputRecord;
+use care_core::scorecard::Scorecard;
+use care_core::task::{Phase, TaskId};
+use dashmap::DashMap;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::shell::clock::wall_clock_ms;
+use crate::shell::consumer::ShellContext;
+use crate::shell::events;
+use crate::shell::metrics::Metrics;
+use crate::shell::publish::Publisher;
+
+/// How long a flush may take before the batch is given up (and re-read).
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Task phases, written by the worker, read by `/readyz` and `/tasks`.
+pub type TaskStatus = Arc<DashMap<TaskId, Phase>>;
+
+/// A question from the HTTP side, answered between polls.
+pub enum Query {
+    /// The scorecard of a customer, if one of this instance's tasks holds them.
+    Customer { id: String, reply: oneshot::Sender<Option<Scorecard>> },
+}
+
+/// One task and what the worker tracks about it.
+struct Slot {
+    engine: Engine,
+    /// Source topics of this partition currently assigned (a task lives
+    /// while any of them is).
+    assigned: usize,
+    /// When it last got a record, for idle advance.
+    last_record: Instant,
+}
+
+/// Settings the worker reads per batch.
+pub struct Settings {
+    pub commit_interval: Duration,
+    pub max_inflight: usize,
+    /// Quiet time after which a task's stream time follows the wall clock; 0 = never.
+    pub idle_after: Duration,
+    pub lateness_ms: i64,
+    /// `emit_from` of new tasks.
+    pub emit_from_ms: i64,
+}
+
+/// The tasks of this instance and the producer their outputs go to.
+pub struct Worker {
+    rules: Arc<Rules>,
+    settings: Settings,
+    tasks: BTreeMap<TaskId, Slot>,
+    publisher: Publisher,
+    /// Source topic → source index.
+    sources: HashMap<String, usize>,
+    /// Source index → topic.
+    topics: Vec<String>,
+    status: TaskStatus,
+    pub(crate) metrics: Arc<Metrics>,
+    out: Vec<OutputRecord>,
+    /// Records processed since the last commit.
+    uncommitted: u64,
+    last_commit: Instant,
+}
+
+impl Worker {
+    pub fn new(rules: Arc<Rules>, settings: Settings, publisher: Publisher, topics: Vec<String>, status: TaskStatus, metrics: Arc<Metrics>) -> Worker {
+        let sources = topics.iter().enumerate().map(|(i, t)| (t.clone(), i)).collect();
+        Worker {
+            rules,
+            settings,
+            tasks: BTreeMap::new(),
+            publisher,
+            sources,
+            topics,
+            status,
+            metrics,
+            out: Vec::new(),
+            uncommitted: 0,
+            last_commit: Instant::now(),
+        }
+    }
+
+    /// Creates the tasks of newly assigned partitions.
+    pub fn assign(&mut self, tpl: &TopicPartitionList) {
+        let mut new = Vec::new();
+        for e in tpl.elements() {
+            let id = TaskId::source(e.partition());
+            let slot = self.tasks.entry(id).or_insert_with(|| {
+                new.push(id);
+                let mut engine = Engine::new(self.rules.clone(), id);
+                engine.set_emit_from(Some(self.settings.emit_from_ms));
+                Slot { engine, assigned: 0, last_record: Instant::now() }
+            });
+            slot.assigned += 1;
+        }
+        for id in &new {
+            self.status.insert(*id, Phase::Active);
+        }
+        events::TasksAssigned { tasks: &new, partitions: tpl.count() }.emit(&self.metrics);
+        self.update_gauges();
+    }
+
+    /// Commits what was processed, then drops the tasks whose every source
+    /// partition was revoked, so their next owner starts where this one stopped.
+    pub fn revoke(&mut self, consumer: &BaseConsumer<ShellContext>, tpl: &TopicPartitionList) {
+        let mut gone = Vec::new();
+        for e in tpl.elements() {
+            let id = TaskId::source(e.partition());
+            if let Some(slot) = self.tasks.get_mut(&id) {
+                slot.assigned = slot.assigned.saturating_sub(1);
+                if slot.assigned == 0 {
+                    self.status.insert(id, Phase::Revoking);
+                    gone.push(id);
+                }
+            }
+        }
+        if let Err(e) = self.commit(consumer) {
+            events::CommitFailed { error: &e, during: "revoke" }.emit(&self.metrics);
+        }
+        for id in &gone {
+            self.tasks.remove(id);
+            self.status.remove(id);
+        }
+        events::TasksRevoked { tasks: &gone, partitions: tpl.count() }.emit(&self.metrics);
+        self.update_gauges();
+    }
+
+    /// Feeds one record to its task and publishes what it caused.
+    ///
+    /// # Errors
+    /// Kafka refused an output record.
+    pub fn process(&mut self, msg: &BorrowedMessage<'_>) -> anyhow::Result<()> {
+        let Some(&source) = self.sources.get(msg.topic()) else { return Ok(()) };
+        let Some(slot) = self.tasks.get_mut(&TaskId::source(msg.partition())) else {
+            // Fetched just before its partition was revoked: its next owner reads it.
+            tracing::debug!(topic = msg.topic(), partition = msg.partition(), "Record of an unassigned partition skipped");
+            return Ok(());
+        };
+        let input = Input { source, partition: msg.partition(), offset: msg.offset(), key: msg.key(), payload: msg.payload().unwrap_or_default() };
+        let started = Instant::now();
+        slot.engine.process(&input, wall_clock_ms(), &mut self.out);
+        self.metrics.processing_seconds.observe(started.elapsed().as_secs_f64());
+        slot.last_record = Instant::now();
+        self.uncommitted += 1;
+        self.publish()
+    }
+
+    fn publish(&mut self) -> anyhow::Result<()> {
+        for r in self.out.drain(..) {
+            self.publisher.send(&r)?;
+        }
+        Ok(())
+    }
+
+    /// Whether the batch should be closed now.
+    pub fn commit_due(&self) -> bool {
+        self.publisher.inflight() >= self.settings.max_inflight || self.last_commit.elapsed() >= self.settings.commit_interval
+    }
+
+    /// Closes the batch: idle advance, flush, commit offsets, report the tally.
+    ///
+    /// # Errors
+    /// An output was not delivered or the commit failed; nothing of the
+    /// batch is reported and a restart re-reads it.
+    pub fn commit(&mut self, consumer: &BaseConsumer<ShellContext>) -> anyhow::Result<()> {
+        self.last_commit = Instant::now();
+        self.advance_idle()?;
+        if self.uncommitted == 0 && self.publisher.inflight() == 0 {
+            return Ok(());
+        }
+        self.publisher.flush(FLUSH_TIMEOUT)?;
+        let mut tpl = TopicPartitionList::new();
+        for (id, slot) in &self.tasks {
+            for (source, next) in slot.engine.offsets().iter().enumerate() {
+                if let (Some(next), Some(topic)) = (next, self.topics.get(source)) {
+                    tpl.add_partition_offset(topic, id.partition, Offset::Offset(*next))?;
+                }
+            }
+        }
+        if tpl.count() > 0 {
+            consumer.commit(&tpl, CommitMode::Sync).context("committing offsets")?;
+        }
+        for slot in self.tasks.values_mut() {
+            let tally = slot.engine.take_tally();
+            self.metrics.record(&tally);
+        }
+        events::BatchCommitted { records: self.uncommitted, offsets: tpl.count() }.emit(&self.metrics);
+        self.uncommitted = 0;
+        self.update_gauges();
+        Ok(())
+    }
+
+    /// Moves the stream time of tasks quiet for `idle_after` to the wall
+    /// clock minus allowed lateness, so silence on a quiet topic is still
+    /// detected.
+    fn advance_idle(&mut self) -> anyhow::Result<()> {
+        let idle_after = self.settings.idle_after;
+        if idle_after.is_zero() {
+            return Ok(());
+        }
+        let to = wall_clock_ms() - self.settings.lateness_ms;
+        for slot in self.tasks.values_mut() {
+            if slot.last_record.elapsed() >= idle_after {
+                slot.engine.advance(to, &mut self.out);
+                slot.last_record = Instant::now();
+            }
+        }
+        self.publish()
+    }
+
+    /// Answers the HTTP side's pending questions.
+    pub fn answer(&mut self, queries: &mut mpsc::Receiver<Query>) {
+        while let Ok(q) = queries.try_recv() {
+            match q {
+                Query::Customer { id, reply } => {
+                    let card = self.tasks.values().find_map(|s| s.engine.scorecard(&id));
+                    let _ = reply.send(card); // the asker may have timed out
+                }
+            }
+        }
+    }
+
+    /// Recomputes the state-size gauge (walks every customer).
+    pub fn measure_state(&self) {
+        self.metrics.state_bytes.set(self.tasks.values().map(|s| s.engine.state_bytes()).sum::<usize>() as i64);
+    }
+
+    fn update_gauges(&self) {
+        self.metrics.customers.set(self.tasks.values().map(|s| s.engine.customer_count()).sum::<usize>() as i64);
+        self.metrics.set_tasks(|p| self.status.iter().filter(|e| *e.value() == p).count());
+    }
+}
