@@ -7,6 +7,11 @@ use rdkafka::error::KafkaError;
 
 use crate::shell::metrics::Metrics;
 
+/// Task ids as `0_1 0_2`, for log fields.
+fn ids(tasks: &[TaskId]) -> String {
+    tasks.iter().map(TaskId::to_string).collect::<Vec<_>>().join(" ")
+}
+
 /// Tasks created for newly assigned partitions.
 pub struct TasksAssigned<'a> {
     pub tasks: &'a [TaskId],
@@ -16,7 +21,7 @@ pub struct TasksAssigned<'a> {
 impl TasksAssigned<'_> {
     pub fn emit(&self, m: &Metrics) {
         m.partitions_assigned.add(self.partitions as i64);
-        tracing::info!(partitions = self.partitions, tasks = ?self.tasks, "Partitions assigned");
+        tracing::info!(partitions = self.partitions, tasks = %ids(self.tasks), "Partitions assigned");
     }
 }
 
@@ -29,7 +34,7 @@ pub struct TasksRevoked<'a> {
 impl TasksRevoked<'_> {
     pub fn emit(&self, m: &Metrics) {
         m.partitions_assigned.sub(self.partitions as i64);
-        tracing::info!(partitions = self.partitions, tasks = ?self.tasks, "Partitions revoked");
+        tracing::info!(partitions = self.partitions, tasks = %ids(self.tasks), "Partitions revoked");
     }
 }
 

@@ -43,17 +43,31 @@ pub fn unique(prefix: &str) -> String {
 }
 
 pub async fn create_topics(names: &[&str], partitions: i32) {
+    create_topics_with(names, partitions, &[]).await;
+}
+
+/// Creates topics with topic-level settings, e.g. `("max.message.bytes", "12000000")`.
+pub async fn create_topics_with(names: &[&str], partitions: i32, settings: &[(&str, &str)]) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", brokers()).create().unwrap();
-    let topics: Vec<NewTopic> = names.iter().map(|n| NewTopic::new(n, partitions, TopicReplication::Fixed(1))).collect();
+    let topics: Vec<NewTopic> = names
+        .iter()
+        .map(|n| settings.iter().fold(NewTopic::new(n, partitions, TopicReplication::Fixed(1)), |t, (k, v)| t.set(k, v)))
+        .collect();
     for r in admin.create_topics(&topics, &AdminOptions::new()).await.unwrap() {
         r.unwrap();
     }
 }
 
 /// Produces (topic, key, value) records and waits for every acknowledgement.
+/// Keyed records go where the Java clients' murmur2 partitioner puts them,
+/// as care routes them in `replay`.
 pub fn produce(records: &[(String, Option<String>, Vec<u8>)]) {
-    let p: ThreadedProducer<DefaultProducerContext> =
-        ClientConfig::new().set("bootstrap.servers", brokers()).set("message.max.bytes", "2000000").create().unwrap();
+    let p: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("message.max.bytes", "16000000")
+        .set("partitioner", "murmur2_random")
+        .create()
+        .unwrap();
     for (topic, key, value) in records {
         let mut r = BaseRecord::<String, Vec<u8>>::to(topic).payload(value);
         if let Some(k) = key {
@@ -68,7 +82,10 @@ pub fn produce(records: &[(String, Option<String>, Vec<u8>)]) {
 #[derive(Debug, Clone)]
 pub struct Got {
     pub topic: String,
+    pub partition: i32,
+    /// The key as text ("" when null); `raw_key` tells null from empty.
     pub key: String,
+    pub raw_key: Option<Vec<u8>>,
     pub headers: Vec<(String, String)>,
     pub value: Vec<u8>,
 }
@@ -103,7 +120,9 @@ pub fn consume(topics: &[&str], want: usize, timeout: Duration) -> Vec<Got> {
             });
             got.push(Got {
                 topic: m.topic().to_string(),
+                partition: m.partition(),
                 key: String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned(),
+                raw_key: m.key().map(<[u8]>::to_vec),
                 headers,
                 value: m.payload().unwrap_or_default().to_vec(),
             });
