@@ -31,7 +31,8 @@ const QUERY_QUEUE: usize = 64;
 /// Kafka unreachable, a source topic missing, an output undeliverable, or a
 /// commit failing. The process exits non-zero and a restart re-reads.
 pub async fn run(cfg: Config, listener: Option<TcpListener>, shutdown: CancellationToken) -> anyhow::Result<()> {
-    crate::shell::admin::preflight(&cfg).await?;
+    let partitions = crate::shell::admin::preflight(&cfg).await?;
+    tracing::info!(partitions, changelog = %cfg.kafka.changelog(), "Topics checked");
     let rules = Arc::new(Rules::new(&cfg));
     let names: Vec<&str> = (0..rules.source_count()).map(|i| rules.mapping(i).name.as_str()).collect();
     let metrics = Arc::new(Metrics::new(&names));

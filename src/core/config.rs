@@ -76,6 +76,11 @@ pub struct KafkaConfig {
     /// nothing is skipped, or `latest`.
     #[serde(default = "default_auto_offset_reset")]
     pub auto_offset_reset: String,
+    /// Compacted topic holding every task's state; default
+    /// `<group_id>-care-changelog`. Created (cleanup.policy=compact) if
+    /// missing, with as many partitions as the source topics.
+    #[serde(default)]
+    pub changelog_topic: Option<String>,
     /// Passed to librdkafka as is (e.g. `security.protocol`). Values that
     /// look like secrets are never logged.
     #[serde(default)]
@@ -102,6 +107,13 @@ fn default_linger_ms() -> u32 {
 }
 fn default_auto_offset_reset() -> String {
     "earliest".into()
+}
+
+impl KafkaConfig {
+    /// The changelog topic: configured, or `<group_id>-care-changelog`.
+    pub fn changelog(&self) -> String {
+        self.changelog_topic.clone().unwrap_or_else(|| format!("{}-care-changelog", self.group_id))
+    }
 }
 
 impl Default for KafkaConfig {
@@ -553,6 +565,7 @@ mod tests {
         assert_eq!(c.detect.dormancy.after_days, 60);
         assert_eq!(c.outputs.alerts, "care.alerts");
         assert_eq!(c.kafka.auto_offset_reset, "earliest");
+        assert_eq!(c.kafka.changelog(), "care-care-changelog");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Start-up checks against Kafka: the brokers answer, the source topics
-//! exist, the output topics exist (or are created) and the DLQ takes the
-//! largest dead letter care can write. Every error names the broker, topic
-//! or config key at fault.
+//! exist with equal partition counts, the changelog has that count too
+//! (created compacted if missing), the output topics exist (or are created)
+//! and the DLQ takes the largest dead letter care can write. Every error
+//! names the broker, topic or config key at fault.
 
 use std::time::Duration;
 
@@ -24,24 +25,37 @@ pub fn client_config(cfg: &Config) -> ClientConfig {
     cc
 }
 
-/// Checks the brokers answer and the source topics exist; creates missing
-/// output topics; checks the DLQ takes the largest dead letter.
+/// Checks the brokers answer and the source topics exist with one
+/// partition count; creates the changelog and missing output topics;
+/// checks the DLQ takes the largest dead letter. Returns the partition count.
 ///
 /// # Errors
-/// Kafka unreachable, a source topic missing, an output topic missing with
-/// `outputs.create_topics` off, or a DLQ whose `max.message.bytes` is too small.
-pub async fn preflight(cfg: &Config) -> anyhow::Result<()> {
+/// Kafka unreachable, a source topic missing, partition counts that differ,
+/// an output topic missing with `outputs.create_topics` off, or a DLQ whose
+/// `max.message.bytes` is too small.
+pub async fn preflight(cfg: &Config) -> anyhow::Result<i32> {
     let admin: AdminClient<DefaultClientContext> = client_config(cfg).create().context("cannot create Kafka admin client")?;
     let md = tokio::task::block_in_place(|| admin.inner().fetch_metadata(None, Duration::from_secs(15)))
         .map_err(|e| anyhow!("cannot reach Kafka at {}: {e}", cfg.kafka.brokers))?;
-    let partitions = |name: &str| md.topics().iter().find(|t| t.name() == name && t.error().is_none()).map(|t| t.partitions().len());
+    let partitions = |name: &str| md.topics().iter().find(|t| t.name() == name && t.error().is_none()).map(|t| t.partitions().len() as i32);
     let mut counts = Vec::new();
     for s in &cfg.sources {
         let n = partitions(&s.topic).ok_or_else(|| anyhow!("source topic {:?} (source `{}`) does not exist on {}", s.topic, s.name, cfg.kafka.brokers))?;
-        counts.push((s.topic.as_str(), n));
+        counts.push((s.topic.clone(), n));
     }
-    if counts.windows(2).any(|w| w[0].1 != w[1].1) {
-        tracing::warn!(topics = ?counts, "Source topics have different partition counts: customers are not co-partitioned");
+    let n = counts.first().map_or(1, |(_, n)| *n);
+    let changelog = cfg.kafka.changelog();
+    match partitions(&changelog) {
+        Some(c) => counts.push((changelog, c)),
+        None => create_changelog(cfg, &admin, &changelog, n).await?,
+    }
+    if counts.iter().any(|(_, c)| *c != n) {
+        let listed: Vec<String> = counts.iter().map(|(t, c)| format!("{t:?} has {c}")).collect();
+        bail!(
+            "source topics and the changelog must have equal partition counts, so that a customer's records and state \
+             live in one task: {}",
+            listed.join(", ")
+        );
     }
     let o = &cfg.outputs;
     let missing: Vec<&String> = [&o.alerts, &o.reactivation, &o.dlq].into_iter().filter(|t| partitions(t).is_none()).collect();
@@ -51,7 +65,21 @@ pub async fn preflight(cfg: &Config) -> anyhow::Result<()> {
         }
         create_outputs(cfg, &admin, &missing).await?;
     }
-    check_dlq_size(cfg, &admin).await
+    check_dlq_size(cfg, &admin).await?;
+    Ok(n)
+}
+
+/// Creates the compacted changelog with one partition per task.
+async fn create_changelog(cfg: &Config, admin: &AdminClient<DefaultClientContext>, name: &str, partitions: i32) -> anyhow::Result<()> {
+    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(cfg.outputs.replication_factor)).set("cleanup.policy", "compact");
+    for r in admin.create_topics([&topic], &AdminOptions::new()).await.context("creating the changelog topic")? {
+        match r {
+            Ok(t) => tracing::info!(topic = %t, partitions, "Created changelog topic"),
+            Err((t, RDKafkaErrorCode::TopicAlreadyExists)) => tracing::debug!(topic = %t, "Changelog topic already exists"),
+            Err((t, e)) => bail!("cannot create changelog topic {t:?}: {e}"),
+        }
+    }
+    Ok(())
 }
 
 /// Creates output topics; the DLQ with a `max.message.bytes` that takes a

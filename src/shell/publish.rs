@@ -83,11 +83,16 @@ impl ProducerContext for Deliveries {
     }
 }
 
-/// The output producer and its topic names.
+/// The producer of outputs and state, and its topic names.
 pub struct Publisher {
     producer: ThreadedProducer<Deliveries>,
+    /// Output topics, indexed like `TopicRole::ALL`.
     topics: [String; 3],
+    changelog: String,
 }
+
+/// Delivery-report index of changelog records (after the output roles).
+const CHANGELOG: usize = TopicRole::ALL.len();
 
 impl Publisher {
     /// Creates the producer from the config's brokers and pass-through options.
@@ -103,15 +108,18 @@ impl Publisher {
             // murmur2 for keyed records, like the Java clients' default.
             .set("partitioner", "murmur2_random")
             .set("message.timeout.ms", "30000")
+            // State records compress well (ids, small varints); lz4 is cheap.
+            .set("compression.type", "lz4")
             .set("message.max.bytes", max_output_bytes(cfg).max(PRODUCER_DEFAULT_MAX_BYTES).to_string());
         for (k, v) in &cfg.kafka.options {
             cc.set(k, v);
         }
-        let produced = TopicRole::ALL.iter().map(|t| metrics.produced.with_label_values(&[t.as_str()])).collect();
+        let labels = TopicRole::ALL.iter().map(|t| t.as_str()).chain(["changelog"]);
+        let produced = labels.map(|l| metrics.produced.with_label_values(&[l])).collect();
         let ctx = Deliveries { metrics: Some(metrics), produced, ..Deliveries::default() };
         let producer = cc.create_with_context(ctx).map_err(PublishError::Create)?;
         let o = &cfg.outputs;
-        Ok(Publisher { producer, topics: [o.alerts.clone(), o.reactivation.clone(), o.dlq.clone()] })
+        Ok(Publisher { producer, topics: [o.alerts.clone(), o.reactivation.clone(), o.dlq.clone()], changelog: cfg.kafka.changelog() })
     }
 
     /// Records sent and not yet acknowledged.
@@ -119,8 +127,7 @@ impl Publisher {
         self.producer.context().inflight.load(Ordering::Acquire)
     }
 
-    /// Queues one record. When librdkafka's queue is full it waits for room:
-    /// backpressure, never a drop.
+    /// Queues one output record, keyed (murmur2) to its topic.
     ///
     /// # Errors
     /// A record Kafka can never take (e.g. larger than the broker allows).
@@ -130,15 +137,34 @@ impl Publisher {
         for (k, v) in &r.headers {
             headers = headers.insert(Header { key: k, value: Some(v.as_slice()) });
         }
-        let ctx = self.producer.context();
-        ctx.inflight.fetch_add(1, Ordering::AcqRel);
-        if let Some(m) = &ctx.metrics {
-            m.inflight.inc();
-        }
         let mut record: BaseRecord<'_, [u8], [u8], usize> =
             BaseRecord::with_opaque_to(&self.topics[role], role).payload(r.value.as_slice()).headers(headers);
         if let Some(key) = &r.key {
             record = record.key(key.as_slice());
+        }
+        self.send_record(record)
+    }
+
+    /// Queues one state record to the task's own changelog partition;
+    /// `None` is a tombstone.
+    ///
+    /// # Errors
+    /// A record Kafka can never take.
+    pub fn send_state(&self, partition: i32, key: &[u8], value: Option<&[u8]>) -> Result<(), PublishError> {
+        let mut record: BaseRecord<'_, [u8], [u8], usize> = BaseRecord::with_opaque_to(&self.changelog, CHANGELOG).key(key).partition(partition);
+        if let Some(v) = value {
+            record = record.payload(v);
+        }
+        self.send_record(record)
+    }
+
+    /// Sends, counting the record in flight; waits for room when
+    /// librdkafka's queue is full: backpressure, never a drop.
+    fn send_record(&self, mut record: BaseRecord<'_, [u8], [u8], usize>) -> Result<(), PublishError> {
+        let ctx = self.producer.context();
+        ctx.inflight.fetch_add(1, Ordering::AcqRel);
+        if let Some(m) = &ctx.metrics {
+            m.inflight.inc();
         }
         loop {
             match self.producer.send(record) {
