@@ -10,6 +10,7 @@
 //! - [`decode`] — record bytes + source mapping → event or typed error.
 //! - [`time`] — bucket arithmetic in the configured timezone.
 //! - [`state`] — per-customer state, activity windows, a task's store.
+//! - [`changelog`] — changelog records: customer state and task meta, versioned.
 //! - [`detect`] — the CARE detectors as per-customer state machines.
 //! - [`render`] — output records: CloudEvents headers, JSON payloads, DLQ.
 //! - [`scorecard`] — a customer's CARE figures, for `/customers/{id}`.
@@ -18,6 +19,7 @@
 //! - [`engine`] — one task's engine, and the rules all tasks share.
 //! - [`partition`] — the Java clients' murmur2 partitioner.
 
+pub mod changelog;
 pub mod config;
 pub mod decode;
 pub mod detect;

@@ -5,6 +5,7 @@
 //! Customers live in a slab addressed by a `u32` slot so the timer index and
 //! dirty set stay small and the id string is stored once.
 
+pub mod codec;
 pub mod window;
 
 use std::collections::{BTreeSet, HashMap};
@@ -237,6 +238,64 @@ impl TaskState {
         Some(at)
     }
 
+    /// Inserts or replaces a customer read back from the changelog, with its
+    /// pending timer. Not marked dirty: the changelog already holds it.
+    pub fn restore(&mut self, c: Customer) {
+        let timer = c.timer_at;
+        let slot = match self.index.get(&*c.id) {
+            Some(&slot) => {
+                if let Some(old) = self.customers[slot as usize].timer_at {
+                    self.timers.remove(&(old, slot));
+                }
+                self.customers[slot as usize] = c;
+                slot
+            }
+            None => {
+                let slot = u32::try_from(self.customers.len()).expect("fewer than 2^32 customers per partition");
+                self.index.insert(c.id.clone(), slot);
+                self.customers.push(c);
+                self.dirty_mark.push(false);
+                slot
+            }
+        };
+        if let Some(at) = timer {
+            self.timers.insert((at, slot));
+        }
+    }
+
+    /// Removes a customer (a changelog tombstone), returning it. The last
+    /// customer moves into its slot, so that one's index entry, timer and
+    /// dirty mark follow it. Records no tombstone to write.
+    pub fn remove(&mut self, id: &str) -> Option<Customer> {
+        let slot = self.index.remove(id)?;
+        let i = slot as usize;
+        if let Some(at) = self.customers[i].timer_at {
+            self.timers.remove(&(at, slot));
+        }
+        if self.dirty_mark[i] {
+            self.dirty.retain(|&s| s != slot);
+        }
+        let gone = self.customers.swap_remove(i);
+        self.dirty_mark.swap_remove(i);
+        if i < self.customers.len() {
+            self.moved(self.customers.len() as u32, slot);
+        }
+        Some(gone)
+    }
+
+    /// Points the index, timer and dirty set at a customer's new slot.
+    fn moved(&mut self, from: u32, to: u32) {
+        let c = &self.customers[to as usize];
+        self.index.insert(c.id.clone(), to);
+        if let Some(at) = c.timer_at {
+            self.timers.remove(&(at, from));
+            self.timers.insert((at, to));
+        }
+        if self.dirty_mark[to as usize] {
+            self.dirty.iter_mut().filter(|s| **s == from).for_each(|s| *s = to);
+        }
+    }
+
     /// Number of pending timers.
     pub fn timer_count(&self) -> usize {
         self.timers.len()
@@ -302,6 +361,48 @@ mod tests {
             assert!(c.remember_event_id(id));
         }
         assert!(c.remember_event_id("e1"), "e1 left the 4-entry window");
+    }
+
+    #[test]
+    fn restore_inserts_or_replaces_with_its_timer_and_is_not_dirty() {
+        let mut p = TaskState::new();
+        let mut c = Customer::new("a".into(), 5, 3);
+        c.timer_at = Some(40);
+        p.restore(c.clone());
+        c.activity_events = 7;
+        c.timer_at = Some(30);
+        p.restore(c.clone());
+        assert_eq!((p.len(), p.timer_count()), (1, 1));
+        assert_eq!(p.get("a"), Some(&c));
+        assert!(p.take_dirty().is_empty());
+        let mut batch = Vec::new();
+        assert_eq!(p.pop_due(100, &mut batch), Some(30));
+        assert_eq!(p.customer(batch[0]).id.as_ref(), "a");
+    }
+
+    #[test]
+    fn remove_moves_the_last_customer_with_its_index_timer_and_dirty_mark() {
+        let mut p = TaskState::new();
+        let slots: Vec<u32> = ["a", "b", "c"].iter().map(|id| p.slot_or_insert(id, 0, 3).0).collect();
+        p.schedule(slots[0], Some(10));
+        p.schedule(slots[2], Some(20));
+        p.customer_mut(slots[0]).activity_events = 1;
+        p.customer_mut(slots[2]).activity_events = 3;
+        assert_eq!(p.remove("a").map(|c| c.activity_events), Some(1));
+        assert_eq!(p.remove("a"), None);
+        assert_eq!((p.len(), p.timer_count()), (2, 1));
+        assert_eq!(p.get("c").map(|c| c.activity_events), Some(3));
+        assert_eq!(p.get("b").map(|c| c.activity_events), Some(0));
+        let dirty = p.take_dirty();
+        let ids: Vec<&str> = dirty.iter().map(|&s| &*p.customer(s).id).collect();
+        assert_eq!(ids, ["c"], "a's mark went, c's followed it");
+        let mut batch = Vec::new();
+        assert_eq!(p.pop_due(100, &mut batch), Some(20));
+        assert_eq!(p.customer(batch[0]).id.as_ref(), "c");
+        assert_eq!(p.customer(batch[0]).timer_at, None, "the moved timer is the customer's own");
+        p.remove("c");
+        p.remove("b");
+        assert!(p.is_empty());
     }
 
     #[test]

@@ -21,7 +21,8 @@ impl Activity {
         Activity { head: i64::MIN, counts: vec![0; width * Kind::COUNT].into_boxed_slice() }
     }
 
-    fn width(&self) -> i64 {
+    /// Buckets per kind.
+    pub(crate) fn width(&self) -> i64 {
         (self.counts.len() / Kind::COUNT) as i64
     }
 
@@ -87,6 +88,40 @@ impl Activity {
     /// Heap bytes held (for the state-size gauge and benchmarks).
     pub fn heap_bytes(&self) -> usize {
         self.counts.len() * std::mem::size_of::<u16>()
+    }
+
+    /// The newest bucket held; `None` when nothing was ever counted.
+    pub(crate) fn head(&self) -> Option<i64> {
+        (self.head != i64::MIN).then_some(self.head)
+    }
+
+    /// The nonzero counts held as (bucket, kind, count), newest bucket first
+    /// and kinds in index order within a bucket, so encodings are stable.
+    pub(crate) fn nonzero(&self) -> impl Iterator<Item = (i64, Kind, u16)> + '_ {
+        let buckets = self.head().map_or(0..0, |_| 0..self.width());
+        buckets.flat_map(move |back| {
+            let b = self.head - back;
+            Kind::ALL.into_iter().map(move |k| (b, k, self.count(b, k))).filter(|&(_, _, n)| n > 0)
+        })
+    }
+
+    /// Makes `bucket` the head if it is newer, as counting in it would:
+    /// restoring state sets the head before its counts.
+    pub(crate) fn reach(&mut self, bucket: i64) {
+        if self.head == i64::MIN || bucket > self.head {
+            self.advance_to(bucket);
+        }
+    }
+
+    /// Sets the count of `kind` in `bucket`. Returns false (and sets
+    /// nothing) when the bucket is not held.
+    pub(crate) fn set(&mut self, bucket: i64, kind: Kind, count: u16) -> bool {
+        if !self.holds(bucket) {
+            return false;
+        }
+        let i = self.slot(bucket, kind);
+        self.counts[i] = count;
+        true
     }
 }
 

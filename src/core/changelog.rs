@@ -1,0 +1,358 @@
+//! Records of a task's changelog: a compacted topic holding, per customer
+//! changed since the last commit, its state keyed by customer id, and one
+//! meta record per task with its stream time, `emit_from` and input offsets.
+//!
+//! Restoring reads them back with [`decode_record`]; the value layouts are
+//! versioned so a newer binary reads older changelogs and an older binary
+//! refuses newer ones with an error saying so, rather than guessing.
+
+use crate::event::MAX_CUSTOMER_ID_BYTES;
+use crate::state::codec::{decode_customer, put_varint, put_zigzag, Reader};
+use crate::state::Customer;
+
+/// The meta record's key. Customer ids are valid UTF-8 and a 0xFF byte never
+/// occurs in UTF-8, so no customer id can collide with it.
+pub const META_KEY: &[u8] = b"\xffcare.meta";
+
+/// Version of the meta value layout this binary writes and reads.
+pub const META_FORMAT: u8 = 1;
+
+const META_STREAM_TIME: u8 = 1;
+const META_EMIT_FROM: u8 = 1 << 1;
+
+/// Why a changelog record could not be read. The code is bounded, for
+/// metric labels and logs; the message is for humans.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CodecError {
+    #[error("value ends inside {what}")]
+    Truncated { what: &'static str },
+    #[error("{what} format {found} is newer than this binary supports ({supported}): upgrade care")]
+    NewerFormat { what: &'static str, found: u8, supported: u8 },
+    #[error("customer state block {id} version {found} is newer than this binary supports ({supported}): upgrade care")]
+    NewerBlock { id: u8, found: u8, supported: u8 },
+    #[error("customer state block {id} is unknown to this binary (it knows blocks 1–{known}): upgrade care")]
+    UnknownBlock { id: u8, known: u8 },
+    #[error("changelog key {0}")]
+    BadKey(&'static str),
+    #[error("corrupt value: {0}")]
+    Corrupt(String),
+}
+
+impl CodecError {
+    /// The bounded code of this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            CodecError::Truncated { .. } => "truncated",
+            CodecError::NewerFormat { .. } | CodecError::NewerBlock { .. } => "newer_format",
+            CodecError::UnknownBlock { .. } => "unknown_block",
+            CodecError::BadKey(_) => "bad_key",
+            CodecError::Corrupt(_) => "corrupt",
+        }
+    }
+}
+
+/// A task's progress, written with every commit of its changelog.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Meta {
+    pub stream_time_ms: Option<i64>,
+    pub emit_from_ms: Option<i64>,
+    /// (source topic, next offset to read) for the task's partition. Topic
+    /// names, not source indexes: the order of sources in config can change.
+    pub offsets: Vec<(String, i64)>,
+}
+
+impl Meta {
+    /// The meta record's value.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = vec![META_FORMAT];
+        let bit = |t: Option<i64>, bit: u8| if t.is_some() { bit } else { 0 };
+        let flags = bit(self.stream_time_ms, META_STREAM_TIME) | bit(self.emit_from_ms, META_EMIT_FROM);
+        out.push(flags);
+        for t in [self.stream_time_ms, self.emit_from_ms].into_iter().flatten() {
+            put_zigzag(&mut out, t);
+        }
+        put_varint(&mut out, self.offsets.len() as u64);
+        for (topic, offset) in &self.offsets {
+            put_varint(&mut out, topic.len() as u64);
+            out.extend_from_slice(topic.as_bytes());
+            put_zigzag(&mut out, *offset);
+        }
+        out
+    }
+
+    /// Reads a meta record's value.
+    ///
+    /// # Errors
+    /// The value is truncated or corrupt, or written by a newer binary.
+    pub fn decode(value: &[u8]) -> Result<Meta, CodecError> {
+        let mut r = Reader::new(value);
+        match r.u8("meta format")? {
+            0 => return Err(CodecError::Corrupt("meta format 0 was never written".into())),
+            META_FORMAT => {}
+            found => return Err(CodecError::NewerFormat { what: "changelog meta", found, supported: META_FORMAT }),
+        }
+        let flags = r.u8("meta flags")?;
+        if flags & !(META_STREAM_TIME | META_EMIT_FROM) != 0 {
+            return Err(CodecError::Corrupt(format!("unknown meta flags {flags:#04x}")));
+        }
+        let mut time = |bit: u8, what| (flags & bit != 0).then(|| r.zigzag(what)).transpose();
+        let stream_time_ms = time(META_STREAM_TIME, "stream time")?;
+        let emit_from_ms = time(META_EMIT_FROM, "emit_from")?;
+        let n = r.usize("offset count")?;
+        // Bounded by the bytes left so a corrupt count cannot allocate much.
+        let mut offsets = Vec::with_capacity(n.min(value.len()));
+        for _ in 0..n {
+            let len = r.usize("topic name length")?;
+            let name = std::str::from_utf8(r.take(len, "topic name")?).map_err(|_| CodecError::Corrupt("topic name is not UTF-8".into()))?;
+            offsets.push((name.to_owned(), r.zigzag("offset")?));
+        }
+        r.finish("meta")?;
+        Ok(Meta { stream_time_ms, emit_from_ms, offsets })
+    }
+}
+
+/// One changelog record, read back.
+#[derive(Debug, Clone, PartialEq)]
+// Decoded one at a time and moved straight into the state: a box would
+// only cost an allocation per customer restored.
+#[allow(clippy::large_enum_variant)]
+pub enum Record {
+    Meta(Meta),
+    Customer(Customer),
+    /// The customer with this id was removed.
+    Tombstone(String),
+}
+
+/// Reads one changelog record; `width` is the current config's activity
+/// window width. A null value is a tombstone of the customer keyed.
+///
+/// # Errors
+/// The key is neither [`META_KEY`] nor a customer id, or the value does
+/// not decode.
+pub fn decode_record(key: &[u8], value: Option<&[u8]>, width: usize) -> Result<Record, CodecError> {
+    if key == META_KEY {
+        let value = value.ok_or_else(|| CodecError::Corrupt("meta record has a null value".into()))?;
+        return Meta::decode(value).map(Record::Meta);
+    }
+    let id = customer_id(key)?;
+    match value {
+        None => Ok(Record::Tombstone(id.to_owned())),
+        Some(v) => decode_customer(id, v, width).map(Record::Customer),
+    }
+}
+
+fn customer_id(key: &[u8]) -> Result<&str, CodecError> {
+    if key.is_empty() {
+        return Err(CodecError::BadKey("is empty"));
+    }
+    if key.len() > MAX_CUSTOMER_ID_BYTES {
+        return Err(CodecError::BadKey("is longer than a customer id can be"));
+    }
+    std::str::from_utf8(key).map_err(|_| CodecError::BadKey("is neither the meta key nor UTF-8"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::event::Kind;
+    use crate::state::codec::encode_customer;
+    use crate::state::{Episode, TaskState};
+
+    const WIDTH: usize = 29;
+    const DAY: i64 = 86_400_000;
+    /// 2026-01-01T00:00:00Z, bucket 20_454 of daily buckets.
+    const T0: i64 = 1_767_225_600_000;
+    const B0: i64 = 20_454;
+
+    fn fixture_path() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/changelog-v1.bin")
+    }
+
+    fn meta() -> Meta {
+        let offsets = vec![("web-events".into(), 1_234), ("orders".into(), 0)];
+        Meta { stream_time_ms: Some(T0 + 40 * DAY), emit_from_ms: Some(T0 + 39 * DAY), offsets }
+    }
+
+    /// Folds `per_day` events of `kind` a day over `days`, each with an event id.
+    fn activity(p: &mut TaskState, slot: u32, kind: Kind, days: std::ops::Range<i64>, per_day: i64) {
+        let c = p.customer_mut(slot);
+        for day in days {
+            for i in 0..per_day {
+                let ts = T0 + day * DAY + i * 3_600_000;
+                c.remember_event_id(&format!("{}-{day}-{i}", c.id));
+                c.activity.add(B0 + day, kind);
+                c.last_seen_ms[kind.idx()] = Some(ts);
+                c.last_activity_ms = Some(ts);
+                c.activity_events += 1;
+            }
+        }
+    }
+
+    /// The customers of the v1 fixture, built in code: what restoring the
+    /// checked-in file must give, and what the fixture writer encodes.
+    fn fixture_customers() -> TaskState {
+        let mut p = TaskState::new();
+        let (open, _) = p.slot_or_insert("open-decline", T0, WIDTH);
+        activity(&mut p, open, Kind::Click, 0..21, 3);
+        activity(&mut p, open, Kind::Login, 25..26, 1);
+        p.customer_mut(open).decline = Episode::Open { episode_ms: T0 + 28 * DAY, expected: 6.75 };
+        p.schedule(open, Some(T0 + 41 * DAY + 3_600_000));
+
+        let (cool, _) = p.slot_or_insert("cooling", T0 + DAY, WIDTH);
+        activity(&mut p, cool, Kind::Chat, 1..40, 2);
+        let c = p.customer_mut(cool);
+        c.decline = Episode::Cooldown { until: B0 + 45 };
+        c.fold_lifetime(Kind::Order, T0 + 5 * DAY, Some(19.99), None, None);
+        c.fold_lifetime(Kind::Ticket, T0 + 6 * DAY, None, Some(2), Some(3));
+        p.schedule(cool, Some(T0 + 70 * DAY));
+
+        let (dormant, _) = p.slot_or_insert("dormant", T0 - 300 * DAY, WIDTH);
+        activity(&mut p, dormant, Kind::Login, 0..2, 1);
+        p.customer_mut(dormant).dormant_since = Some(T0 + 31 * DAY);
+
+        let (buyer, _) = p.slot_or_insert("buyer-ü", T0 + 2 * DAY, WIDTH);
+        let c = p.customer_mut(buyer);
+        for (day, amount, csat, nps) in [(2, 120.5, Some(5), Some(10)), (9, 0.0, None, Some(6)), (30, 75.25, Some(4), None)] {
+            let ts = T0 + day * DAY;
+            c.remember_event_id(&format!("order-{day}"));
+            c.fold_lifetime(Kind::Order, ts, Some(amount), csat, nps);
+            c.activity.add(B0 + day, Kind::Order);
+            c.last_seen_ms[Kind::Order.idx()] = Some(ts);
+        }
+        p.schedule(buyer, Some(T0 + 60 * DAY));
+        p.take_dirty();
+        p
+    }
+
+    /// Customer ids in the order the fixture writes them.
+    const IDS: [&str; 4] = ["open-decline", "cooling", "dormant", "buyer-ü"];
+
+    /// The fixture's records: meta, each customer, and a customer written
+    /// then tombstoned.
+    fn fixture_records() -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+        let p = fixture_customers();
+        let mut records = vec![(META_KEY.to_vec(), Some(meta().encode()))];
+        let gone = Customer::new("gone".into(), T0, WIDTH);
+        for c in IDS.iter().filter_map(|id| p.get(id)).chain([&gone]) {
+            let mut v = Vec::new();
+            encode_customer(c, &mut v);
+            records.push((c.id.as_bytes().to_vec(), Some(v)));
+        }
+        records.push((b"gone".to_vec(), None));
+        records
+    }
+
+    /// `[key len u32 LE][key][value len u32 LE, or 0xFFFFFFFF for null][value]`.
+    fn frame(records: &[(Vec<u8>, Option<Vec<u8>>)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (k, v) in records {
+            out.extend_from_slice(&(k.len() as u32).to_le_bytes());
+            out.extend_from_slice(k);
+            match v {
+                Some(v) => {
+                    out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+                    out.extend_from_slice(v);
+                }
+                None => out.extend_from_slice(&u32::MAX.to_le_bytes()),
+            }
+        }
+        out
+    }
+
+    fn unframe(mut bytes: &[u8]) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+        fn take(bytes: &mut &[u8], n: usize) -> Vec<u8> {
+            let (head, rest) = bytes.split_at(n);
+            *bytes = rest;
+            head.to_vec()
+        }
+        let len = |b: Vec<u8>| u32::from_le_bytes(b.try_into().unwrap());
+        let mut records = Vec::new();
+        while !bytes.is_empty() {
+            let key_len = len(take(&mut bytes, 4));
+            let key = take(&mut bytes, key_len as usize);
+            let value_len = len(take(&mut bytes, 4));
+            let value = (value_len != u32::MAX).then(|| take(&mut bytes, value_len as usize));
+            records.push((key, value));
+        }
+        records
+    }
+
+    #[test]
+    #[ignore = "writes the fixture: run once per new state version, then check the file in"]
+    fn write_changelog_fixture() {
+        std::fs::create_dir_all(fixture_path().parent().unwrap()).unwrap();
+        std::fs::write(fixture_path(), frame(&fixture_records())).unwrap();
+    }
+
+    #[test]
+    fn the_v1_fixture_restores_to_the_customers_built_in_code() {
+        let bytes = std::fs::read(fixture_path()).expect("fixtures/changelog-v1.bin is checked in");
+        let mut restored = TaskState::new();
+        let mut metas = Vec::new();
+        for (key, value) in unframe(&bytes) {
+            match decode_record(&key, value.as_deref(), WIDTH) {
+                Ok(Record::Meta(m)) => metas.push(m),
+                Ok(Record::Customer(c)) => restored.restore(c),
+                Ok(Record::Tombstone(id)) => _ = restored.remove(&id),
+                Err(e) => panic!("{}: {e}", String::from_utf8_lossy(&key)),
+            }
+        }
+        let want = fixture_customers();
+        assert_eq!(metas, [meta()]);
+        for id in IDS {
+            assert_eq!(restored.get(id), want.get(id), "{id}");
+        }
+        assert_eq!((restored.len(), restored.timer_count()), (want.len(), want.timer_count()));
+        assert!(restored.get("gone").is_none(), "tombstoned");
+        assert!(restored.take_dirty().is_empty(), "restoring writes nothing back");
+    }
+
+    #[test]
+    fn meta_round_trips_and_refuses_newer_formats() {
+        for m in [meta(), Meta::default()] {
+            assert_eq!(Meta::decode(&m.encode()), Ok(m));
+        }
+        let mut newer = meta().encode();
+        newer[0] = 2;
+        let err = Meta::decode(&newer).unwrap_err();
+        assert_eq!(err.to_string(), "changelog meta format 2 is newer than this binary supports (1): upgrade care");
+        let full = meta().encode();
+        for len in 0..full.len() {
+            assert!(Meta::decode(&full[..len]).is_err(), "{len}");
+        }
+        let mut huge_count = vec![META_FORMAT, 0];
+        put_varint(&mut huge_count, u64::MAX >> 1);
+        assert_eq!(Meta::decode(&huge_count).map_err(|e| e.code()), Err("truncated"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_records_never_panic(key in bytes(140), value in proptest::option::of(bytes(120))) {
+            let _ = decode_record(&key, value.as_deref(), WIDTH);
+            let _ = decode_record(META_KEY, value.as_deref(), WIDTH);
+        }
+    }
+
+    fn bytes(max: usize) -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        proptest::collection::vec(proptest::prelude::any::<u8>(), 0..max)
+    }
+
+    #[test]
+    fn keys_are_the_meta_key_or_a_customer_id() {
+        let m = meta().encode();
+        assert_eq!(decode_record(META_KEY, Some(&m), WIDTH), Ok(Record::Meta(meta())));
+        assert_eq!(decode_record(b"c-1", None, WIDTH), Ok(Record::Tombstone("c-1".into())));
+        let mut v = Vec::new();
+        let c = Customer::new("c-1".into(), T0, WIDTH);
+        encode_customer(&c, &mut v);
+        assert_eq!(decode_record(b"c-1", Some(&v), WIDTH), Ok(Record::Customer(c)));
+        let long = [b'x'; MAX_CUSTOMER_ID_BYTES + 1];
+        for bad in [&b""[..], b"\xff\xfe", &long] {
+            assert_eq!(decode_record(bad, None, WIDTH).map_err(|e| e.code()), Err("bad_key"));
+        }
+        assert_eq!(decode_record(META_KEY, None, WIDTH).map_err(|e| e.code()), Err("corrupt"));
+        assert!(std::str::from_utf8(std::hint::black_box(META_KEY)).is_err(), "no customer id can be the meta key");
+    }
+}

@@ -1,0 +1,600 @@
+//! The changelog value of one customer: compact, versioned, and readable by
+//! every later binary.
+//!
+//! Layout (format 1), all integers LEB128 varints unless said otherwise,
+//! signed ones zigzagged, and times as wrapping deltas from `first_seen_ms`
+//! (small, and any i64 round-trips):
+//!
+//! ```text
+//! u8 format | first_seen_ms | u8 presence mask | present deltas
+//! activity_events | orders: count, total f64 LE, present first/last deltas
+//! csat: responses, satisfied | nps: responses, promoters, detractors
+//! event ids: count, u32 LE each, next u8 | u8 flags | timer delta if flagged
+//! window: stored width, then if flagged: head, entries, each (back from head, kind u8, count)
+//! blocks to the end: [id u8][version u8][len][payload]
+//! ```
+//!
+//! Detector state lives in blocks, written only when not at its default and
+//! read as the default when absent, so adding a detector needs no new format.
+
+use crate::changelog::CodecError;
+use crate::event::Kind;
+use crate::state::{Activity, Customer, Episode, RECENT_IDS};
+
+/// Version of the customer value layout this binary writes and reads.
+pub const CUSTOMER_FORMAT: u8 = 1;
+
+/// Block of the activity decline episode.
+const BLOCK_DECLINE: u8 = 1;
+/// Block of the dormancy state.
+const BLOCK_DORMANCY: u8 = 2;
+/// Highest block id this binary knows.
+const KNOWN_BLOCKS: u8 = 2;
+/// Payload version of every block this binary knows.
+const BLOCK_VERSION: u8 = 1;
+
+/// Presence mask bits: 0 `last_activity_ms`, 1–5 `last_seen_ms` by kind,
+/// then these.
+const MASK_ORDER_FIRST: u8 = 1 << 6;
+const MASK_ORDER_LAST: u8 = 1 << 7;
+/// Flags byte bits.
+const FLAG_TIMER: u8 = 1;
+const FLAG_HEAD: u8 = 1 << 1;
+
+/// Buckets beyond this are corrupt: the ring's arithmetic must not overflow.
+const MAX_BUCKET: i64 = i64::MAX / 4;
+
+/// Zigzag: small magnitudes of either sign become small unsigned numbers.
+pub(crate) fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+pub(crate) fn unzigzag(u: u64) -> i64 {
+    ((u >> 1) as i64) ^ -((u & 1) as i64)
+}
+
+/// Appends `v` as an LEB128 varint.
+pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+pub(crate) fn put_zigzag(out: &mut Vec<u8>, v: i64) {
+    put_varint(out, zigzag(v));
+}
+
+/// A cursor over untrusted bytes: every read checks bounds and says which
+/// field ran out, so corrupt input is an error and never a panic.
+pub(crate) struct Reader<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    pub(crate) fn new(buf: &'a [u8]) -> Reader<'a> {
+        Reader { buf }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    pub(crate) fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], CodecError> {
+        if n > self.buf.len() {
+            return Err(CodecError::Truncated { what });
+        }
+        let (head, rest) = self.buf.split_at(n);
+        self.buf = rest;
+        Ok(head)
+    }
+
+    fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], CodecError> {
+        let mut a = [0; N];
+        a.copy_from_slice(self.take(N, what)?);
+        Ok(a)
+    }
+
+    pub(crate) fn u8(&mut self, what: &'static str) -> Result<u8, CodecError> {
+        Ok(self.array::<1>(what)?[0])
+    }
+
+    pub(crate) fn varint(&mut self, what: &'static str) -> Result<u64, CodecError> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.u8(what)?;
+            if shift == 63 && b > 1 {
+                return Err(CodecError::Corrupt(format!("{what}: varint longer than 64 bits")));
+            }
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(CodecError::Corrupt(format!("{what}: varint longer than 64 bits")))
+    }
+
+    pub(crate) fn zigzag(&mut self, what: &'static str) -> Result<i64, CodecError> {
+        self.varint(what).map(unzigzag)
+    }
+
+    pub(crate) fn u32(&mut self, what: &'static str) -> Result<u32, CodecError> {
+        u32::try_from(self.varint(what)?).map_err(|_| CodecError::Corrupt(format!("{what} exceeds u32")))
+    }
+
+    pub(crate) fn usize(&mut self, what: &'static str) -> Result<usize, CodecError> {
+        usize::try_from(self.varint(what)?).map_err(|_| CodecError::Corrupt(format!("{what} exceeds usize")))
+    }
+
+    fn u32_le(&mut self, what: &'static str) -> Result<u32, CodecError> {
+        self.array(what).map(u32::from_le_bytes)
+    }
+
+    fn f32_le(&mut self, what: &'static str) -> Result<f32, CodecError> {
+        self.array(what).map(f32::from_le_bytes)
+    }
+
+    fn f64_le(&mut self, what: &'static str) -> Result<f64, CodecError> {
+        self.array(what).map(f64::from_le_bytes)
+    }
+
+    /// Bytes left over where a section should have ended are corruption.
+    pub(crate) fn finish(&self, what: &'static str) -> Result<(), CodecError> {
+        match self.buf.len() {
+            0 => Ok(()),
+            n => Err(CodecError::Corrupt(format!("{n} bytes left over after {what}"))),
+        }
+    }
+}
+
+/// Appends the changelog value of `c`. The record key is the customer id,
+/// so the id is not repeated here.
+pub fn encode_customer(c: &Customer, out: &mut Vec<u8>) {
+    out.push(CUSTOMER_FORMAT);
+    put_zigzag(out, c.first_seen_ms);
+    let base = c.first_seen_ms;
+    let times = std::iter::once(c.last_activity_ms).chain(c.last_seen_ms);
+    let mask = times.clone().enumerate().fold(0, |m, (i, t)| m | bit(t.is_some(), 1 << i))
+        | bit(c.orders.first_ms.is_some(), MASK_ORDER_FIRST)
+        | bit(c.orders.last_ms.is_some(), MASK_ORDER_LAST);
+    out.push(mask);
+    times.flatten().for_each(|t| put_zigzag(out, t.wrapping_sub(base)));
+    put_varint(out, u64::from(c.activity_events));
+    encode_tallies(c, out);
+    encode_ids(c, out);
+    let flags = bit(c.timer_at.is_some(), FLAG_TIMER) | bit(c.activity.head().is_some(), FLAG_HEAD);
+    out.push(flags);
+    if let Some(t) = c.timer_at {
+        put_zigzag(out, t.wrapping_sub(base));
+    }
+    encode_activity(&c.activity, out);
+    encode_blocks(c, out);
+}
+
+fn bit(present: bool, bit: u8) -> u8 {
+    if present { bit } else { 0 }
+}
+
+fn encode_tallies(c: &Customer, out: &mut Vec<u8>) {
+    let o = &c.orders;
+    put_varint(out, u64::from(o.count));
+    out.extend_from_slice(&o.total_amount.to_le_bytes());
+    for t in [o.first_ms, o.last_ms].into_iter().flatten() {
+        put_zigzag(out, t.wrapping_sub(c.first_seen_ms));
+    }
+    for n in [c.csat.responses, c.csat.satisfied, c.nps.responses, c.nps.promoters, c.nps.detractors] {
+        put_varint(out, u64::from(n));
+    }
+}
+
+/// Only up to the last fingerprint held: a customer with fewer than
+/// `RECENT_IDS` ids seen has zeros at the end of the ring.
+fn encode_ids(c: &Customer, out: &mut Vec<u8>) {
+    let held = c.recent_ids.iter().rposition(|&fp| fp != 0).map_or(0, |i| i + 1);
+    put_varint(out, held as u64);
+    c.recent_ids[..held].iter().for_each(|fp| out.extend_from_slice(&fp.to_le_bytes()));
+    out.push(c.next_id);
+}
+
+fn encode_activity(a: &Activity, out: &mut Vec<u8>) {
+    put_varint(out, a.width() as u64);
+    let Some(head) = a.head() else { return };
+    put_zigzag(out, head);
+    put_varint(out, a.nonzero().count() as u64);
+    for (bucket, kind, count) in a.nonzero() {
+        put_varint(out, (head - bucket) as u64);
+        out.push(kind.idx() as u8);
+        put_varint(out, u64::from(count));
+    }
+}
+
+fn encode_blocks(c: &Customer, out: &mut Vec<u8>) {
+    let mut payload = Vec::new();
+    match c.decline {
+        Episode::Normal => {}
+        Episode::Open { episode_ms, expected } => {
+            payload.push(1);
+            put_zigzag(&mut payload, episode_ms);
+            payload.extend_from_slice(&expected.to_le_bytes());
+        }
+        Episode::Cooldown { until } => {
+            payload.push(2);
+            put_zigzag(&mut payload, until);
+        }
+    }
+    put_block(out, BLOCK_DECLINE, &mut payload);
+    if let Some(since) = c.dormant_since {
+        put_zigzag(&mut payload, since);
+    }
+    put_block(out, BLOCK_DORMANCY, &mut payload);
+}
+
+/// Frames `payload` as a block, if not empty (the default), and clears it.
+fn put_block(out: &mut Vec<u8>, id: u8, payload: &mut Vec<u8>) {
+    if payload.is_empty() {
+        return;
+    }
+    out.extend_from_slice(&[id, BLOCK_VERSION]);
+    put_varint(out, payload.len() as u64);
+    out.append(payload);
+}
+
+/// Decodes the changelog value of customer `id` into a window of `width`
+/// buckets, the current config's. If the stored width differs, the newest
+/// buckets that fit are kept.
+///
+/// # Errors
+/// The value is truncated or corrupt, or written by a newer binary.
+pub fn decode_customer(id: &str, value: &[u8], width: usize) -> Result<Customer, CodecError> {
+    let mut r = Reader::new(value);
+    match r.u8("format")? {
+        0 => return Err(CodecError::Corrupt("customer state format 0 was never written".into())),
+        CUSTOMER_FORMAT => {}
+        found => return Err(CodecError::NewerFormat { what: "customer state", found, supported: CUSTOMER_FORMAT }),
+    }
+    let first_seen_ms = r.zigzag("first_seen_ms")?;
+    let mut c = Customer::new(id.into(), first_seen_ms, width);
+    let mask = r.u8("presence mask")?;
+    let base = first_seen_ms;
+    c.last_activity_ms = delta(mask & 1 != 0, base, &mut r)?;
+    for k in 0..Kind::COUNT {
+        c.last_seen_ms[k] = delta(mask & (1 << (k + 1)) != 0, base, &mut r)?;
+    }
+    c.activity_events = r.u32("activity_events")?;
+    c.orders.count = r.u32("orders.count")?;
+    c.orders.total_amount = r.f64_le("orders.total_amount")?;
+    c.orders.first_ms = delta(mask & MASK_ORDER_FIRST != 0, base, &mut r)?;
+    c.orders.last_ms = delta(mask & MASK_ORDER_LAST != 0, base, &mut r)?;
+    decode_surveys(&mut c, &mut r)?;
+    decode_ids(&mut c, &mut r)?;
+    let flags = r.u8("flags")?;
+    if flags & !(FLAG_TIMER | FLAG_HEAD) != 0 {
+        return Err(CodecError::Corrupt(format!("unknown flags {flags:#04x}")));
+    }
+    c.timer_at = delta(flags & FLAG_TIMER != 0, base, &mut r)?;
+    decode_activity(&mut c.activity, flags & FLAG_HEAD != 0, &mut r)?;
+    decode_blocks(&mut c, &mut r)?;
+    Ok(c)
+}
+
+/// A time stored as a delta from `base`, if `present`.
+fn delta(present: bool, base: i64, r: &mut Reader<'_>) -> Result<Option<i64>, CodecError> {
+    present.then(|| r.zigzag("time delta").map(|d| base.wrapping_add(d))).transpose()
+}
+
+fn decode_surveys(c: &mut Customer, r: &mut Reader<'_>) -> Result<(), CodecError> {
+    c.csat.responses = r.u32("csat.responses")?;
+    c.csat.satisfied = r.u32("csat.satisfied")?;
+    c.nps.responses = r.u32("nps.responses")?;
+    c.nps.promoters = r.u32("nps.promoters")?;
+    c.nps.detractors = r.u32("nps.detractors")?;
+    Ok(())
+}
+
+fn decode_ids(c: &mut Customer, r: &mut Reader<'_>) -> Result<(), CodecError> {
+    let held = r.usize("event id count")?;
+    if held > RECENT_IDS {
+        return Err(CodecError::Corrupt(format!("{held} event ids, at most {RECENT_IDS} are kept")));
+    }
+    for fp in &mut c.recent_ids[..held] {
+        *fp = r.u32_le("event id")?;
+    }
+    c.next_id = r.u8("next event id")?;
+    // `remember_event_id` indexes the ring with it.
+    if usize::from(c.next_id) >= RECENT_IDS {
+        return Err(CodecError::Corrupt(format!("next event id {} outside the {RECENT_IDS}-entry ring", c.next_id)));
+    }
+    Ok(())
+}
+
+/// Reads the window into `a`, already `width` wide: entries further back
+/// from the head than that fell off the new ring.
+fn decode_activity(a: &mut Activity, has_head: bool, r: &mut Reader<'_>) -> Result<(), CodecError> {
+    let stored = r.varint("window width")?;
+    if !has_head {
+        return Ok(());
+    }
+    let head = r.zigzag("window head")?;
+    if !(-MAX_BUCKET..=MAX_BUCKET).contains(&head) {
+        return Err(CodecError::Corrupt(format!("window head bucket {head} out of range")));
+    }
+    a.reach(head);
+    let entries = r.varint("window entry count")?;
+    for _ in 0..entries {
+        let back = r.varint("window entry bucket")?;
+        let kind = r.u8("window entry kind")?;
+        let count = r.varint("window entry count")?;
+        let kind = Kind::ALL.get(usize::from(kind)).copied().ok_or_else(|| CodecError::Corrupt(format!("unknown kind {kind}")))?;
+        let count = u16::try_from(count).map_err(|_| CodecError::Corrupt(format!("window count {count} exceeds u16")))?;
+        if back >= stored {
+            return Err(CodecError::Corrupt(format!("window entry {back} back from head, stored width is {stored}")));
+        }
+        if back < a.width() as u64 {
+            a.set(head - back as i64, kind, count);
+        }
+    }
+    Ok(())
+}
+
+fn decode_blocks(c: &mut Customer, r: &mut Reader<'_>) -> Result<(), CodecError> {
+    let mut seen = 0u32;
+    while !r.is_empty() {
+        let id = r.u8("block id")?;
+        let version = r.u8("block version")?;
+        if id == 0 || id > KNOWN_BLOCKS {
+            return Err(CodecError::UnknownBlock { id, known: KNOWN_BLOCKS });
+        }
+        if version > BLOCK_VERSION {
+            return Err(CodecError::NewerBlock { id, found: version, supported: BLOCK_VERSION });
+        }
+        if version == 0 || seen & (1 << id) != 0 {
+            return Err(CodecError::Corrupt(format!("block {id}: version {version} or repeated")));
+        }
+        seen |= 1 << id;
+        let len = r.usize("block length")?;
+        let mut p = Reader::new(r.take(len, "block payload")?);
+        match id {
+            BLOCK_DECLINE => c.decline = decode_episode(&mut p)?,
+            _ => c.dormant_since = Some(p.zigzag("dormant_since")?),
+        }
+        p.finish("a block payload")?;
+    }
+    Ok(())
+}
+
+fn decode_episode(p: &mut Reader<'_>) -> Result<Episode, CodecError> {
+    match p.u8("episode tag")? {
+        0 => Ok(Episode::Normal),
+        1 => Ok(Episode::Open { episode_ms: p.zigzag("episode_ms")?, expected: p.f32_le("expected")? }),
+        2 => Ok(Episode::Cooldown { until: p.zigzag("cooldown until")? }),
+        tag => Err(CodecError::Corrupt(format!("unknown episode tag {tag}"))),
+    }
+}
+
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const DAY: i64 = 86_400_000;
+    /// 2026-01-01T00:00:00Z.
+    const T0: i64 = 1_767_225_600_000;
+
+    fn round_trip(c: &Customer, width: usize) -> Result<Customer, CodecError> {
+        let mut out = Vec::new();
+        encode_customer(c, &mut out);
+        decode_customer(&c.id, &out, width)
+    }
+
+    fn width_of(c: &Customer) -> usize {
+        c.activity.width() as usize
+    }
+
+    fn arb_episode() -> impl Strategy<Value = Episode> {
+        prop_oneof![
+            Just(Episode::Normal),
+            (any::<i64>(), -1e9f32..1e9).prop_map(|(episode_ms, expected)| Episode::Open { episode_ms, expected }),
+            any::<i64>().prop_map(|until| Episode::Cooldown { until }),
+        ]
+    }
+
+    /// A window of random width, empty or with counts in random held buckets.
+    fn arb_activity() -> impl Strategy<Value = Activity> {
+        let cells = proptest::collection::vec((0i64..64, 0usize..Kind::COUNT, any::<u16>()), 0..80);
+        (1usize..40, proptest::option::of(-MAX_BUCKET..=MAX_BUCKET), cells).prop_map(|(width, head, cells)| {
+            let mut a = Activity::new(width);
+            if let Some(head) = head {
+                a.reach(head);
+                for (back, k, n) in cells {
+                    a.set(head - back % width as i64, Kind::ALL[k], n);
+                }
+            }
+            a
+        })
+    }
+
+    fn arb_customer() -> impl Strategy<Value = Customer> {
+        let time = || proptest::option::of(any::<i64>());
+        let times = (any::<i64>(), time(), proptest::array::uniform5(time()), time());
+        let orders = (any::<u32>(), 0f64..1e12, time(), time());
+        let tallies = (any::<u32>(), proptest::array::uniform5(any::<u32>()));
+        let ids = (proptest::array::uniform4(any::<u32>()), 0..RECENT_IDS as u8);
+        let detectors = (arb_episode(), proptest::option::of(any::<i64>()), "[a-z0-9-]{1,16}");
+        (times, orders, tallies, ids, detectors, arb_activity()).prop_map(|(t, o, n, ids, d, activity)| {
+            let mut c = Customer::new(d.2.as_str().into(), t.0, activity.width() as usize);
+            c.activity = activity;
+            (c.last_activity_ms, c.last_seen_ms, c.timer_at) = (t.1, t.2, t.3);
+            c.orders = crate::state::OrderStats { count: o.0, total_amount: o.1, first_ms: o.2, last_ms: o.3 };
+            c.activity_events = n.0;
+            c.csat = crate::state::CsatTally { responses: n.1[0], satisfied: n.1[1] };
+            c.nps = crate::state::NpsTally { responses: n.1[2], promoters: n.1[3], detractors: n.1[4] };
+            (c.recent_ids, c.next_id) = ids;
+            (c.decline, c.dormant_since) = (d.0, d.1);
+            c
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn any_customer_round_trips(c in arb_customer()) {
+            prop_assert_eq!(round_trip(&c, width_of(&c)), Ok(c));
+        }
+
+        /// Whatever the bytes, decoding returns; with a valid format byte in
+        /// front it gets past the first check and into the fields.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200), width in 0usize..40) {
+            let _ = decode_customer("c", &bytes, width);
+            let mut v = vec![CUSTOMER_FORMAT];
+            v.extend_from_slice(&bytes);
+            let _ = decode_customer("c", &v, width);
+        }
+
+        /// A valid value cut short or with one byte flipped is an error or a
+        /// customer, never a panic.
+        #[test]
+        fn damaged_values_never_panic(c in arb_customer(), cut in any::<prop::sample::Index>(), flip in any::<u8>()) {
+            let mut out = Vec::new();
+            encode_customer(&c, &mut out);
+            let i = cut.index(out.len());
+            let _ = decode_customer(&c.id, &out[..i], width_of(&c));
+            out[i] ^= flip;
+            let _ = decode_customer(&c.id, &out, width_of(&c));
+        }
+    }
+
+    /// About 3 clicks a day for 28 days with an event id each, 2 orders, a
+    /// CSAT answer and a pending dormancy timer, in the default 29-day window.
+    fn typical(kinds_per_day: &[Kind]) -> Customer {
+        let mut c = Customer::new("customer-000123".into(), T0, 29);
+        for day in 0..28 {
+            for (i, &kind) in kinds_per_day.iter().enumerate() {
+                let ts = T0 + day * DAY + i as i64 * 3_600_000;
+                c.remember_event_id(&format!("evt-{day}-{i}"));
+                c.activity.add(20_454 + day, kind);
+                c.last_seen_ms[kind.idx()] = Some(ts);
+                c.last_activity_ms = Some(ts);
+                c.activity_events += 1;
+            }
+        }
+        for (day, amount) in [(3, 49.9), (17, 120.0)] {
+            let ts = T0 + day * DAY + 7_200_000;
+            c.fold_lifetime(Kind::Order, ts, Some(amount), None, None);
+            c.activity.add(20_454 + day, Kind::Order);
+            c.last_seen_ms[Kind::Order.idx()] = Some(ts);
+        }
+        c.fold_lifetime(Kind::Chat, T0 + 18 * DAY, None, Some(5), None);
+        c.timer_at = c.last_activity_ms.map(|t| t + 30 * DAY + 3_600_000);
+        c
+    }
+
+    #[test]
+    fn a_typical_customer_encodes_to_fewer_than_200_bytes() {
+        let c = typical(&[Kind::Click; 3]);
+        let mut out = Vec::new();
+        encode_customer(&c, &mut out);
+        let mixed = typical(&[Kind::Click, Kind::Login, Kind::Click]);
+        let mut out_mixed = Vec::new();
+        encode_customer(&mixed, &mut out_mixed);
+        println!("typical customer: {} bytes; with a login a day too: {} bytes", out.len(), out_mixed.len());
+        assert!(out.len() < 200, "typical customer encodes to {} bytes", out.len());
+        assert_eq!(round_trip(&c, 29), Ok(c));
+    }
+
+    #[test]
+    fn a_narrower_window_keeps_the_newest_buckets_and_a_wider_one_keeps_all() {
+        let mut c = Customer::new("c".into(), 0, 10);
+        for b in 100..110 {
+            for _ in 0..(b - 99) {
+                c.activity.add(b, Kind::Login);
+            }
+        }
+        let narrow = round_trip(&c, 4).map(|d| d.activity);
+        let mut want = Activity::new(4);
+        (106..110).for_each(|b| (0..b - 99).for_each(|_| _ = want.add(b, Kind::Login)));
+        assert_eq!(narrow, Ok(want));
+        let wide = round_trip(&c, 20).map(|d| d.activity);
+        let mut want = Activity::new(20);
+        (100..110).for_each(|b| (0..b - 99).for_each(|_| _ = want.add(b, Kind::Login)));
+        assert_eq!(wide, Ok(want));
+    }
+
+    #[test]
+    fn newer_formats_and_blocks_are_refused_naming_both_versions() {
+        let mut c = Customer::new("c".into(), T0, 29);
+        c.decline = Episode::Cooldown { until: 20 };
+        let mut out = Vec::new();
+        encode_customer(&c, &mut out);
+        let mut newer = out.clone();
+        newer[0] = 7;
+        let err = decode_customer("c", &newer, 29).unwrap_err();
+        assert_eq!(err.to_string(), "customer state format 7 is newer than this binary supports (1): upgrade care");
+        assert_eq!(err.code(), "newer_format");
+        // Decline is the only block, right after the core section.
+        let at = out.len() - 5;
+        assert_eq!(out[at], BLOCK_DECLINE);
+        let mut newer_block = out.clone();
+        newer_block[at + 1] = 3;
+        let err = decode_customer("c", &newer_block, 29).unwrap_err();
+        assert_eq!(err.to_string(), "customer state block 1 version 3 is newer than this binary supports (1): upgrade care");
+        let mut unknown = out.clone();
+        unknown.extend_from_slice(&[9, 1, 0]);
+        let err = decode_customer("c", &unknown, 29).unwrap_err();
+        assert_eq!(err.to_string(), "customer state block 9 is unknown to this binary (it knows blocks 1–2): upgrade care");
+        assert_eq!(err.code(), "unknown_block");
+    }
+
+    #[test]
+    fn absent_blocks_read_as_defaults_and_defaults_are_not_written() {
+        let c = Customer::new("c".into(), T0, 29);
+        let mut plain = Vec::new();
+        encode_customer(&c, &mut plain);
+        let mut d = c.clone();
+        d.decline = Episode::Open { episode_ms: T0 + DAY, expected: 6.5 };
+        d.dormant_since = Some(T0 + 2 * DAY);
+        let mut both = Vec::new();
+        encode_customer(&d, &mut both);
+        assert_eq!(both[..plain.len()], plain[..], "blocks follow the core section");
+        assert_eq!(decode_customer("c", &plain, 29), Ok(c));
+        assert_eq!(decode_customer("c", &both, 29), Ok(d));
+    }
+
+    #[test]
+    fn corrupt_values_are_errors_with_bounded_codes() {
+        let mut c = typical(&[Kind::Click]);
+        c.decline = Episode::Cooldown { until: 1 };
+        let mut out = Vec::new();
+        encode_customer(&c, &mut out);
+        // The 5-byte cooldown block ends the value; cut before it, the value
+        // is complete and reads as a customer without one.
+        let core = out.len() - 5;
+        for len in (0..out.len()).filter(|&len| len != core) {
+            let err = decode_customer("c", &out[..len], 29).unwrap_err();
+            assert!(["truncated", "corrupt"].contains(&err.code()), "{len}: {err}");
+        }
+        assert_eq!(decode_customer("c", &[], 29).map_err(|e| e.code()), Err("truncated"));
+        assert_eq!(decode_customer("c", &[0], 29).map_err(|e| e.code()), Err("corrupt"));
+        let mut repeated = out.clone();
+        repeated.extend_from_slice(&out[core..]);
+        assert_eq!(decode_customer("c", &repeated, 29).map_err(|e| e.code()), Err("corrupt"));
+    }
+
+    #[test]
+    fn varints_and_zigzag_round_trip_at_the_edges() {
+        for v in [0, 1, -1, 63, -64, 64, i64::MAX, i64::MIN, T0, -T0] {
+            let mut out = Vec::new();
+            put_zigzag(&mut out, v);
+            assert_eq!(Reader::new(&out).zigzag("v"), Ok(v));
+        }
+        assert_eq!(zigzag(-1), 1);
+        assert_eq!(zigzag(1), 2);
+        let mut max = Vec::new();
+        put_varint(&mut max, u64::MAX);
+        assert_eq!(max.len(), 10);
+        let overlong = [0xff; 10];
+        assert_eq!(Reader::new(&overlong).varint("v").map_err(|e| e.code()), Err("corrupt"));
+    }
+}
