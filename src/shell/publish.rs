@@ -7,8 +7,8 @@
 //! record is never lost, at worst sent twice (at-least-once).
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -54,6 +54,10 @@ pub enum PublishError {
 #[derive(Default)]
 pub struct Deliveries {
     inflight: AtomicUsize,
+    /// Signalled when `inflight` drops to zero, so a flush wakes at once.
+    /// (rust-rdkafka's own flush polls in 100 ms steps beside the threaded
+    /// producer's thread, which takes the events: every flush cost 100 ms.)
+    drained: (Mutex<()>, Condvar),
     failed: AtomicU64,
     first_error: Mutex<Option<String>>,
     metrics: Option<Arc<Metrics>>,
@@ -68,7 +72,10 @@ impl ProducerContext for Deliveries {
     type DeliveryOpaque = usize;
 
     fn delivery(&self, result: &DeliveryResult<'_>, role: usize) {
-        self.inflight.fetch_sub(1, Ordering::AcqRel);
+        if self.inflight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let _guard = self.drained.0.lock().unwrap_or_else(|p| p.into_inner());
+            self.drained.1.notify_all();
+        }
         let Some(m) = &self.metrics else { return };
         m.inflight.dec();
         match result {
@@ -190,8 +197,17 @@ impl Publisher {
     /// A record failed for good (the batch must not be committed), or the
     /// wait exceeded `timeout`.
     pub fn flush(&self, timeout: Duration) -> Result<(), PublishError> {
-        self.producer.flush(timeout).map_err(|_| PublishError::FlushTimeout(timeout))?;
         let ctx = self.producer.context();
+        let deadline = Instant::now() + timeout;
+        let mut guard = ctx.drained.0.lock().unwrap_or_else(|p| p.into_inner());
+        while ctx.inflight.load(Ordering::Acquire) > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(PublishError::FlushTimeout(timeout));
+            }
+            guard = ctx.drained.1.wait_timeout(guard, left).unwrap_or_else(|p| p.into_inner()).0;
+        }
+        drop(guard);
         let failed = ctx.failed.swap(0, Ordering::AcqRel);
         if failed > 0 {
             let first = ctx.first_error.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or_default();
