@@ -48,10 +48,10 @@ pub async fn run(cfg: Config, listener: Option<TcpListener>, shutdown: Cancellat
         max_inflight: cfg.kafka.max_inflight_records,
         idle_after: Duration::from_secs(cfg.engine.idle_advance_secs),
         lateness_ms: i64::from(cfg.engine.allowed_lateness_secs) * 1000,
-        emit_from_ms: emit_from_ms(&rules),
+        default_emit_from_ms: wall_clock_ms() - 86_400_000,
     };
-    let topics = cfg.sources.iter().map(|s| s.topic.clone()).collect();
-    let worker = Worker::new(rules, settings, publisher, topics, status, metrics);
+    let cfg = Arc::new(cfg);
+    let worker = Worker::new(cfg.clone(), rules, settings, publisher, status, metrics);
     let token = shutdown.clone();
     let consumer = std::thread::Builder::new()
         .name("care-consumer".into())
@@ -64,10 +64,4 @@ pub async fn run(cfg: Config, listener: Option<TcpListener>, shutdown: Cancellat
     }
     tracing::info!("Stopped");
     result
-}
-
-/// `engine.emit_from` or, by default, the start time minus 24 h, so a
-/// backfill folds history without flooding marketing with old alerts.
-fn emit_from_ms(rules: &Rules) -> i64 {
-    rules.configured_emit_from().unwrap_or_else(|| wall_clock_ms() - 86_400_000)
 }

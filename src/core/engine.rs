@@ -12,13 +12,15 @@
 
 use std::sync::Arc;
 
+use crate::changelog::{Meta, META_KEY};
 use crate::config::Config;
 use crate::decode::{self, DecodeError, Limits, SourceMapping};
 use crate::detect::{decline, dormancy, Signal};
 use crate::event::{Event, KindSet};
 use crate::render::{Origin, OutputRecord, Renderer};
 use crate::scorecard::Scorecard;
-use crate::state::{Episode, TaskState};
+use crate::state::codec::encode_customer;
+use crate::state::{Customer, Episode, TaskState};
 use crate::tally::Tally;
 use crate::task::TaskId;
 use crate::time::Buckets;
@@ -105,6 +107,11 @@ impl Rules {
         self.mappings.iter().position(|m| m.name == name)
     }
 
+    /// Buckets of activity each customer keeps (restores size rings to it).
+    pub fn window_width(&self) -> usize {
+        self.width
+    }
+
     /// `engine.emit_from` of the config, if set.
     pub fn configured_emit_from(&self) -> Option<i64> {
         self.emit_from_ms
@@ -130,15 +137,30 @@ pub struct Engine {
     offsets: Vec<Option<i64>>,
     emit_from_ms: Option<i64>,
     tally: Tally,
+    /// Whether stream time or offsets moved since the meta record was last
+    /// written.
+    meta_dirty: bool,
     /// Scratch for timers due at one deadline, reused to avoid allocating.
     due: Vec<u32>,
+    /// Scratch for encoding state records.
+    encoded: Vec<u8>,
 }
 
 impl Engine {
     /// An empty task; `emit_from` starts as the config's.
     pub fn new(rules: Arc<Rules>, id: TaskId) -> Engine {
         let n = rules.source_count();
-        Engine { emit_from_ms: rules.emit_from_ms, id, state: TaskState::new(), offsets: vec![None; n], tally: Tally::new(n), due: Vec::new(), rules }
+        Engine {
+            emit_from_ms: rules.emit_from_ms,
+            id,
+            state: TaskState::new(),
+            offsets: vec![None; n],
+            tally: Tally::new(n),
+            meta_dirty: false,
+            due: Vec::new(),
+            encoded: Vec::new(),
+            rules,
+        }
     }
 
     pub fn id(&self) -> TaskId {
@@ -199,6 +221,7 @@ impl Engine {
     fn consumed(&mut self, input: &Input<'_>) {
         self.tally.sources[input.source].consumed += 1;
         self.offsets[input.source] = Some(input.offset + 1);
+        self.meta_dirty = true;
     }
 
     /// Folds a decoded event from `input` into this task.
@@ -248,8 +271,65 @@ impl Engine {
     pub fn advance(&mut self, to_ms: i64, out: &mut Vec<OutputRecord>) {
         if self.state.stream_time_ms.is_none_or(|st| to_ms > st) {
             self.state.stream_time_ms = Some(to_ms);
+            self.meta_dirty = true;
             self.fire_timers(to_ms, out);
         }
+    }
+
+    /// Hands the changelog records of everything changed since the last
+    /// call to `emit`: each changed customer (key = id, value = encoded
+    /// state), then the task's meta record (stream time, `emit_from`, next
+    /// input offsets by topic). Returns how many records were emitted.
+    ///
+    /// # Errors
+    /// The first error `emit` returns; the changes are then lost from this
+    /// engine, whose caller must not commit the batch.
+    pub fn write_changes<E>(&mut self, mut emit: impl FnMut(&[u8], Option<&[u8]>) -> Result<(), E>) -> Result<usize, E> {
+        let dirty = self.state.take_dirty();
+        let mut buf = std::mem::take(&mut self.encoded);
+        let mut written = 0;
+        for &slot in &dirty {
+            let c = self.state.customer(slot);
+            buf.clear();
+            encode_customer(c, &mut buf);
+            emit(c.id.as_bytes(), Some(&buf))?;
+            written += 1;
+        }
+        self.encoded = buf;
+        if self.meta_dirty || written > 0 {
+            emit(META_KEY, Some(&self.meta().encode()))?;
+            self.meta_dirty = false;
+            written += 1;
+        }
+        Ok(written)
+    }
+
+    /// The task's meta record as of now.
+    pub fn meta(&self) -> Meta {
+        let offsets = self.offsets.iter().enumerate().filter_map(|(i, o)| Some((self.rules.mappings[i].topic.clone(), (*o)?))).collect();
+        Meta { stream_time_ms: self.state.stream_time_ms, emit_from_ms: self.emit_from_ms, offsets }
+    }
+
+    /// Takes back a meta record read from the changelog. An `emit_from` set
+    /// in the config wins over the remembered one.
+    pub fn restore_meta(&mut self, meta: &Meta) {
+        self.state.stream_time_ms = meta.stream_time_ms;
+        self.emit_from_ms = self.rules.emit_from_ms.or(meta.emit_from_ms);
+        for (topic, next) in &meta.offsets {
+            if let Some(i) = self.rules.mappings.iter().position(|m| &m.topic == topic) {
+                self.offsets[i] = Some(*next);
+            }
+        }
+    }
+
+    /// Takes back a customer read from the changelog, timer included.
+    pub fn restore_customer(&mut self, c: Customer) {
+        self.state.restore(c);
+    }
+
+    /// Drops a customer (a changelog tombstone).
+    pub fn forget(&mut self, id: &str) {
+        self.state.remove(id);
     }
 
     /// Customers held.

@@ -47,9 +47,9 @@ impl ConsumerContext for ShellContext {
         }
     }
 
-    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
-            Rebalance::Assign(tpl) => self.worker().assign(tpl),
+            Rebalance::Assign(tpl) => self.worker().assign(consumer, tpl),
             Rebalance::Error(e) => events::RebalanceFailed { error: e }.emit(),
             Rebalance::Revoke(_) => {}
         }
@@ -101,6 +101,9 @@ pub fn consume(cfg: &Config, worker: Worker, mut queries: mpsc::Receiver<Query>,
             None => {}
         }
         w.answer(&mut queries);
+        if let Err(e) = w.restore(&consumer) {
+            break Err(e);
+        }
         if w.commit_due() {
             if let Err(e) = w.commit(&consumer) {
                 break Err(e);

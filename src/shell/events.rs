@@ -86,3 +86,19 @@ impl RebalanceFailed<'_> {
         tracing::error!(error = %self.error, "Rebalance failed");
     }
 }
+
+/// A task whose state came back from its changelog.
+pub struct TaskRestored {
+    pub task: TaskId,
+    pub records: u64,
+    pub customers: usize,
+    pub elapsed: std::time::Duration,
+}
+
+impl TaskRestored {
+    pub fn emit(&self, m: &Metrics) {
+        m.restore_records.inc_by(self.records);
+        m.restore_seconds.observe(self.elapsed.as_secs_f64());
+        tracing::info!(task = %self.task, records = self.records, customers = self.customers, secs = self.elapsed.as_secs_f64(), "Task restored");
+    }
+}

@@ -44,6 +44,10 @@ pub struct Metrics {
     pub tasks: IntGaugeVec,
     /// Approximate bytes of customer state.
     pub state_bytes: IntGauge,
+    /// Changelog records read back by restores.
+    pub restore_records: IntCounter,
+    /// Time from a task's assignment to the end of its restore.
+    pub restore_seconds: Histogram,
 }
 
 /// Counter handles of one source.
@@ -79,6 +83,8 @@ impl Metrics {
         let r = Registry::new();
         let buckets = prometheus::exponential_buckets(1e-7, 4.0, 12).expect("valid buckets");
         let processing = HistogramOpts::new("care_event_processing_seconds", "Decode, fold and detect time per record").buckets(buckets);
+        let restore = HistogramOpts::new("care_restore_seconds", "Time to restore a task from its changelog")
+            .buckets(prometheus::exponential_buckets(0.01, 4.0, 9).expect("valid buckets"));
         let consumed = counter_vec(&r, "care_events_consumed_total", "Records read from sources", &["source"]);
         let folded = counter_vec(&r, "care_events_folded_total", "Events folded into state", &["source", "kind"]);
         let rejected = counter_vec(&r, "care_events_rejected_total", "Records sent to the DLQ", &["source", "code"]);
@@ -112,6 +118,8 @@ impl Metrics {
             partitions_assigned: gauge(&r, "care_partitions_assigned", "Input partitions assigned"),
             tasks: register(&r, IntGaugeVec::new(Opts::new("care_tasks", "Tasks of this instance by phase"), &["phase"]).expect("valid metric")),
             state_bytes: gauge(&r, "care_state_bytes", "Approximate bytes of customer state"),
+            restore_records: counter(&r, "care_restore_records_total", "Changelog records read back by restores"),
+            restore_seconds: register(&r, Histogram::with_opts(restore).expect("valid metric")),
             registry: r,
         }
     }

@@ -3,6 +3,7 @@
 //!
 //! - [`admin`] — start-up checks, topic creation and sizing.
 //! - [`consumer`] — consumer settings, rebalance hooks, the poll loop.
+//! - [`durability`] — changelog restore and input positioning.
 //! - [`worker`] — the one owner of this instance's tasks: process, publish, commit.
 //! - [`publish`] — output records → Kafka, acknowledged or failed.
 //! - [`http`] — `/metrics`, `/healthz`, `/readyz`, `/tasks`, `/customers/{id}`.
@@ -13,6 +14,7 @@
 pub mod admin;
 pub mod clock;
 pub mod consumer;
+pub mod durability;
 pub mod events;
 pub mod http;
 pub mod metrics;

@@ -1,10 +1,13 @@
 //! The worker: the one owner of this instance's tasks.
 //!
-//! It runs on the consumer thread. Records go to the task of their
-//! partition; outputs go to the publisher; every `commit_interval_ms` (or
-//! when too many outputs are in flight) it flushes the outputs, commits the
-//! tasks' input offsets and only then reports the batch's tally as metrics.
-//! Delivery is at-least-once: a crash re-reads the uncommitted batch.
+//! It runs on the consumer thread. An assigned task first restores its
+//! state from the changelog, its input paused; once active, records go to
+//! the task of their partition and outputs to the publisher. Every
+//! `commit_interval_ms` (or when too many outputs are in flight) it writes
+//! each task's changed customers and meta record to the changelog, flushes
+//! everything, commits the input offsets and only then reports the batch's
+//! tally as metrics. Delivery is at-least-once: a crash re-reads the
+//! uncommitted batch.
 //!
 //! The HTTP side never touches a task: it asks through a channel, answered
 //! between polls, and reads the task phases from a shared map.
@@ -14,6 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use care_core::config::Config;
 use care_core::engine::{Engine, Input, Rules};
 use care_core::render::OutputRecord;
 use care_core::scorecard::Scorecard;
@@ -26,6 +30,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::shell::clock::wall_clock_ms;
 use crate::shell::consumer::ShellContext;
+use crate::shell::durability::{self, Restore};
 use crate::shell::events;
 use crate::shell::metrics::Metrics;
 use crate::shell::publish::Publisher;
@@ -42,9 +47,15 @@ pub enum Query {
     Customer { id: String, reply: oneshot::Sender<Option<Scorecard>> },
 }
 
+/// How long restores may read per turn of the poll loop.
+const RESTORE_SLICE: Duration = Duration::from_millis(100);
+
 /// One task and what the worker tracks about it.
 struct Slot {
     engine: Engine,
+    phase: Phase,
+    /// The changelog read of a restoring task, once begun.
+    restore: Option<Restore>,
     /// Source topics of this partition currently assigned (a task lives
     /// while any of them is).
     assigned: usize,
@@ -59,12 +70,14 @@ pub struct Settings {
     /// Quiet time after which a task's stream time follows the wall clock; 0 = never.
     pub idle_after: Duration,
     pub lateness_ms: i64,
-    /// `emit_from` of new tasks.
-    pub emit_from_ms: i64,
+    /// `emit_from` of a task whose changelog remembers none and whose
+    /// config sets none: the start time minus 24 h.
+    pub default_emit_from_ms: i64,
 }
 
 /// The tasks of this instance and the producer their outputs go to.
 pub struct Worker {
+    cfg: Arc<Config>,
     rules: Arc<Rules>,
     settings: Settings,
     tasks: BTreeMap<TaskId, Slot>,
@@ -82,9 +95,11 @@ pub struct Worker {
 }
 
 impl Worker {
-    pub fn new(rules: Arc<Rules>, settings: Settings, publisher: Publisher, topics: Vec<String>, status: TaskStatus, metrics: Arc<Metrics>) -> Worker {
+    pub fn new(cfg: Arc<Config>, rules: Arc<Rules>, settings: Settings, publisher: Publisher, status: TaskStatus, metrics: Arc<Metrics>) -> Worker {
+        let topics: Vec<String> = cfg.sources.iter().map(|s| s.topic.clone()).collect();
         let sources = topics.iter().enumerate().map(|(i, t)| (t.clone(), i)).collect();
         Worker {
+            cfg,
             rules,
             settings,
             tasks: BTreeMap::new(),
@@ -99,24 +114,60 @@ impl Worker {
         }
     }
 
-    /// Creates the tasks of newly assigned partitions.
-    pub fn assign(&mut self, tpl: &TopicPartitionList) {
+    /// Creates the tasks of newly assigned partitions, restoring, their
+    /// input paused until their state is back.
+    pub fn assign(&mut self, consumer: &BaseConsumer<ShellContext>, tpl: &TopicPartitionList) {
         let mut new = Vec::new();
         for e in tpl.elements() {
             let id = TaskId::source(e.partition());
             let slot = self.tasks.entry(id).or_insert_with(|| {
                 new.push(id);
-                let mut engine = Engine::new(self.rules.clone(), id);
-                engine.set_emit_from(Some(self.settings.emit_from_ms));
-                Slot { engine, assigned: 0, last_record: Instant::now() }
+                let engine = Engine::new(self.rules.clone(), id);
+                Slot { engine, phase: Phase::Restoring, restore: None, assigned: 0, last_record: Instant::now() }
             });
             slot.assigned += 1;
         }
+        if let Err(e) = consumer.pause(tpl) {
+            // Only a partition unknown to the consumer fails here; the
+            // restore's seek still puts its input where the state ends.
+            tracing::warn!(error = %e, "Cannot pause newly assigned partitions");
+        }
         for id in &new {
-            self.status.insert(*id, Phase::Active);
+            self.status.insert(*id, Phase::Restoring);
         }
         events::TasksAssigned { tasks: &new, partitions: tpl.count() }.emit(&self.metrics);
         self.update_gauges();
+    }
+
+    /// Reads restoring tasks' changelogs for one slice of time; activates
+    /// those that reached the end.
+    ///
+    /// # Errors
+    /// The changelog cannot be read or holds state this binary cannot read.
+    pub fn restore(&mut self, consumer: &BaseConsumer<ShellContext>) -> anyhow::Result<()> {
+        let until = Instant::now() + RESTORE_SLICE;
+        for (id, slot) in self.tasks.iter_mut().filter(|(_, s)| s.phase == Phase::Restoring) {
+            let restore = match &mut slot.restore {
+                Some(r) => r,
+                None => slot.restore.insert(Restore::begin(&self.cfg, *id)?),
+            };
+            let left = until.saturating_duration_since(Instant::now());
+            if !restore.step(&mut slot.engine, left)? {
+                continue;
+            }
+            if slot.engine.emit_from().is_none() {
+                slot.engine.set_emit_from(Some(self.settings.default_emit_from_ms));
+            }
+            durability::resume_input(consumer, &self.cfg, &self.topics, &slot.engine)?;
+            slot.phase = Phase::Active;
+            slot.last_record = Instant::now();
+            self.status.insert(*id, Phase::Active);
+            if let Some(r) = slot.restore.take() {
+                events::TaskRestored { task: *id, records: r.records, customers: slot.engine.customer_count(), elapsed: r.started.elapsed() }.emit(&self.metrics);
+            }
+        }
+        self.update_gauges();
+        Ok(())
     }
 
     /// Commits what was processed, then drops the tasks whose every source
@@ -150,9 +201,10 @@ impl Worker {
     /// Kafka refused an output record.
     pub fn process(&mut self, msg: &BorrowedMessage<'_>) -> anyhow::Result<()> {
         let Some(&source) = self.sources.get(msg.topic()) else { return Ok(()) };
-        let Some(slot) = self.tasks.get_mut(&TaskId::source(msg.partition())) else {
-            // Fetched just before its partition was revoked: its next owner reads it.
-            tracing::debug!(topic = msg.topic(), partition = msg.partition(), "Record of an unassigned partition skipped");
+        let Some(slot) = self.tasks.get_mut(&TaskId::source(msg.partition())).filter(|s| s.phase == Phase::Active) else {
+            // Fetched before its partition was revoked or paused: its next
+            // owner, or this task once restored, seeks back and reads it.
+            tracing::debug!(topic = msg.topic(), partition = msg.partition(), "Record of an inactive task skipped");
             return Ok(());
         };
         let input = Input { source, partition: msg.partition(), offset: msg.offset(), key: msg.key(), payload: msg.payload().unwrap_or_default() };
@@ -187,6 +239,10 @@ impl Worker {
         if self.uncommitted == 0 && self.publisher.inflight() == 0 {
             return Ok(());
         }
+        for (id, slot) in self.tasks.iter_mut().filter(|(_, s)| s.phase == Phase::Active) {
+            let publisher = &self.publisher;
+            slot.engine.write_changes(|key, value| publisher.send_state(id.partition, key, value))?;
+        }
         self.publisher.flush(FLUSH_TIMEOUT)?;
         let mut tpl = TopicPartitionList::new();
         for (id, slot) in &self.tasks {
@@ -218,7 +274,7 @@ impl Worker {
             return Ok(());
         }
         let to = wall_clock_ms() - self.settings.lateness_ms;
-        for slot in self.tasks.values_mut() {
+        for slot in self.tasks.values_mut().filter(|s| s.phase == Phase::Active) {
             if slot.last_record.elapsed() >= idle_after {
                 slot.engine.advance(to, &mut self.out);
                 slot.last_record = Instant::now();

@@ -173,7 +173,7 @@ pub struct CareProcess(pub Child);
 
 impl CareProcess {
     pub fn start(args: &[&str]) -> CareProcess {
-        let child = Command::new(env!("CARGO_BIN_EXE_care")).args(args).env("CARE_LOG", "info").stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_care")).args(args).envs(std::env::vars().filter(|(k, _)| k.starts_with("CARE_"))).env("CARE_LOG", std::env::var("CARE_TEST_LOG").unwrap_or_else(|_| "info".into())).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
         CareProcess(child)
     }
 

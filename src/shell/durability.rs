@@ -1,0 +1,141 @@
+//! Durability: a task's state goes to its changelog partition at every
+//! commit, and comes back from it when the task is assigned.
+//!
+//! The changelog is a compacted topic with one partition per task, keyed by
+//! customer id, plus one meta record per task (stream time, `emit_from`,
+//! next input offsets). **The meta record's offsets are the truth**: a
+//! restored task seeks its inputs to them; the consumer group's committed
+//! offsets only feed lag dashboards (Arroyo's model). A task with no meta
+//! record yet (a first start) starts from the group's committed offsets,
+//! else from `auto_offset_reset`.
+//!
+//! A restore reads the partition from the beginning with its own
+//! read_committed consumer, in slices between polls of the main consumer,
+//! so rebalances and heartbeats go on; the task's input stays paused until
+//! the restore reached the end it saw when it began.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context as _};
+use care_core::changelog::{decode_record, Record};
+use care_core::engine::Engine;
+use care_core::task::TaskId;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Offset, TopicPartitionList};
+
+use care_core::config::Config;
+
+use crate::shell::admin::client_config;
+
+/// How long the end offset of a changelog partition may take to read.
+const WATERMARK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One task being restored.
+pub struct Restore {
+    pub task: TaskId,
+    consumer: BaseConsumer,
+    topic: String,
+    /// Offset of the end when the restore began (the last stable offset).
+    end: i64,
+    /// Records applied so far.
+    pub records: u64,
+    pub started: Instant,
+    done: bool,
+}
+
+impl Restore {
+    /// Starts reading `task`'s changelog partition from the beginning.
+    ///
+    /// # Errors
+    /// The restore consumer cannot be created or the partition's end read.
+    pub fn begin(cfg: &Config, task: TaskId) -> anyhow::Result<Restore> {
+        let topic = cfg.kafka.changelog();
+        let consumer: BaseConsumer = client_config(cfg)
+            .set("group.id", format!("{}-restore", cfg.kafka.group_id)) // never joins: assign() only
+            .set("enable.auto.commit", "false")
+            .set("isolation.level", "read_committed")
+            .set("enable.partition.eof", "true")
+            .create()
+            .context("cannot create the changelog restore consumer")?;
+        let (low, end) = consumer
+            .fetch_watermarks(&topic, task.partition, WATERMARK_TIMEOUT)
+            .with_context(|| format!("cannot read the end of changelog {topic:?} partition {}", task.partition))?;
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&topic, task.partition, Offset::Beginning)?;
+        consumer.assign(&tpl).context("assigning the changelog partition")?;
+        tracing::info!(task = %task, topic = %topic, records = end - low, "Restoring task");
+        Ok(Restore { task, consumer, topic, end, records: 0, started: Instant::now(), done: end <= low })
+    }
+
+    /// Applies changelog records to `engine` for at most `budget`; returns
+    /// true once the end seen at the start has been reached.
+    ///
+    /// # Errors
+    /// A record this binary cannot read (corrupt, or written by a newer
+    /// version): going on would lose or corrupt state, so the process stops
+    /// with the record's place and the reason.
+    pub fn step(&mut self, engine: &mut Engine, budget: Duration) -> anyhow::Result<bool> {
+        let until = Instant::now() + budget;
+        while !self.done && Instant::now() < until {
+            match self.consumer.poll(Duration::from_millis(10)) {
+                None => {}
+                Some(Err(KafkaError::PartitionEOF(_))) => self.done = true,
+                Some(Err(e)) if transient(&e) => tracing::debug!(error = %e, "Changelog read retried"),
+                Some(Err(e)) => return Err(anyhow!("reading changelog {:?} partition {}: {e}", self.topic, self.task.partition)),
+                Some(Ok(m)) => {
+                    let key = m.key().unwrap_or_default();
+                    let record = decode_record(key, m.payload(), engine.rules().window_width())
+                        .map_err(|e| anyhow!("changelog {:?} partition {} offset {}: {e}", self.topic, self.task.partition, m.offset()))?;
+                    apply(engine, record);
+                    self.records += 1;
+                    if m.offset() + 1 >= self.end {
+                        self.done = true;
+                    }
+                }
+            }
+        }
+        Ok(self.done)
+    }
+}
+
+fn apply(engine: &mut Engine, record: Record) {
+    match record {
+        Record::Meta(meta) => engine.restore_meta(&meta),
+        Record::Customer(c) => engine.restore_customer(c),
+        Record::Tombstone(id) => engine.forget(&id),
+    }
+}
+
+/// Errors librdkafka reports and then recovers from by itself.
+fn transient(e: &KafkaError) -> bool {
+    matches!(e.rdkafka_error_code(), Some(RDKafkaErrorCode::BrokerTransportFailure | RDKafkaErrorCode::AllBrokersDown | RDKafkaErrorCode::OperationTimedOut))
+}
+
+/// Puts a restored task's input where its state ends and resumes it: at
+/// the meta record's offsets; for a source the meta does not name (a first
+/// start, or a source added since), at the group's committed offset, else
+/// at `auto_offset_reset`. Seeking always, even to the committed offset,
+/// discards whatever was fetched while the task was restoring.
+///
+/// # Errors
+/// The committed offsets cannot be read, or a seek or resume fails.
+pub fn resume_input<C: ConsumerContext>(consumer: &BaseConsumer<C>, cfg: &Config, topics: &[String], engine: &Engine) -> anyhow::Result<()> {
+    let partition = engine.id().partition;
+    let mut tpl = TopicPartitionList::new();
+    for t in topics {
+        tpl.add_partition(t, partition);
+    }
+    let committed = consumer.committed_offsets(tpl.clone(), WATERMARK_TIMEOUT).context("reading committed offsets")?;
+    let reset = if cfg.kafka.auto_offset_reset == "latest" { Offset::End } else { Offset::Beginning };
+    for (i, t) in topics.iter().enumerate() {
+        let from_group = committed.find_partition(t, partition).map(|e| e.offset()).filter(|o| matches!(o, Offset::Offset(_)));
+        let at = engine.offsets().get(i).copied().flatten().map(Offset::Offset).or(from_group).unwrap_or(reset);
+        consumer.seek(t, partition, at, WATERMARK_TIMEOUT).with_context(|| format!("seeking {t:?} partition {partition} to {at:?}"))?;
+        tracing::debug!(topic = %t, partition, offset = ?at, "Input positioned");
+    }
+    consumer.resume(&tpl).context("resuming restored input")?;
+    Ok(())
+}
