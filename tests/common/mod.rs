@@ -5,6 +5,7 @@
 //! needs Kafka and cannot get it fails loudly; it never skips.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -17,6 +18,11 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Headers, Message};
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer, DefaultProducerContext};
 use rdkafka::TopicPartitionList;
+use base64::Engine as _;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::Deserialize;
+use serde_json::value::RawValue;
 
 /// Bootstrap address of the test broker, starting it once if needed.
 pub fn brokers() -> String {
@@ -196,4 +202,180 @@ impl Drop for CareProcess {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+pub const DAY: i64 = 86_400_000;
+/// 2025-01-01T00:00:00Z: history, so nothing is rejected as future.
+pub const T0: i64 = 1_735_689_600_000;
+
+/// A seeded population on 3 partitions: steady customers, customers who
+/// stop (decline, then dormancy) and customers who stop and come back
+/// (reactivated); orders with fractional amounts; and malformed records
+/// with null keys. Returns (key, raw value) in production order.
+pub fn stream(seed: u64) -> Vec<(Option<String>, Vec<u8>)> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut events: Vec<(i64, Option<String>, Vec<u8>)> = Vec::new();
+    for c in 0..36 {
+        let id = format!("cust-{c:02}");
+        let (stop, back) = match c % 3 {
+            0 => (999, 999),
+            1 => (rng.random_range(30..45), 999),
+            _ => (rng.random_range(25..35), rng.random_range(100..115)),
+        };
+        let rate = rng.random_range(2..6);
+        for d in 0..130 {
+            if d >= stop && d < back {
+                continue;
+            }
+            for _ in 0..rate {
+                let ts = T0 + d * DAY + rng.random_range(0..DAY);
+                let v = if rng.random_range(0..10) == 0 {
+                    format!(r#"{{"user":{{"id":"{id}"}},"type":"order","sent_at":{ts},"total":{:.2}}}"#, rng.random_range(5.0..300.0))
+                } else {
+                    format!(r#"{{"user":{{"id":"{id}"}},"type":"click","sent_at":{ts}}}"#)
+                };
+                events.push((ts, Some(id.clone()), v.into_bytes()));
+            }
+        }
+    }
+    for (i, bad) in ["{not json", r#"{"user":{"id":"x"},"type":"scroll","sent_at":1735689600000}"#, "[1,2,3]"].iter().enumerate() {
+        events.push((T0 + (i as i64 + 1) * 20 * DAY, None, bad.as_bytes().to_vec()));
+    }
+    events.sort_by_key(|(t, _, _)| *t);
+    events.into_iter().map(|(_, k, v)| (k, v)).collect()
+}
+
+/// One output record as bytes: (topic, key, headers, value).
+pub type Rec = (String, Option<Vec<u8>>, Vec<(String, Vec<u8>)>, Vec<u8>);
+
+#[derive(Deserialize)]
+struct Line {
+    topic: String,
+    key: Option<String>,
+    headers: Vec<(String, String)>,
+    value: Option<Box<RawValue>>,
+    value_b64: Option<String>,
+}
+
+pub fn from_line(l: &str) -> Rec {
+    let line: Line = serde_json::from_str(l).unwrap_or_else(|e| panic!("bad replay line {l}: {e}"));
+    let value = match (line.value, line.value_b64) {
+        (Some(raw), None) => raw.get().as_bytes().to_vec(),
+        (None, Some(b)) => base64::engine::general_purpose::STANDARD.decode(b).unwrap(),
+        other => panic!("exactly one of value and value_b64 expected: {other:?}"),
+    };
+    (line.topic, line.key.map(String::into_bytes), line.headers.into_iter().map(|(k, v)| (k, v.into_bytes())).collect(), value)
+}
+
+pub fn from_kafka(g: &Got) -> Rec {
+    (g.topic.clone(), g.raw_key.clone(), g.headers.iter().map(|(k, v)| (k.clone(), v.clone().into_bytes())).collect(), g.value.clone())
+}
+
+/// Signals per (topic, key) in emission order; dead letters as a sorted
+/// list without their origin partition and offset (a file has neither).
+pub fn arrange(recs: Vec<Rec>, dlq: &str) -> (BTreeMap<(String, Option<Vec<u8>>), Vec<Rec>>, Vec<Rec>) {
+    let (mut signals, mut dead) = (BTreeMap::<_, Vec<Rec>>::new(), Vec::new());
+    for mut r in recs {
+        if r.0 == dlq {
+            r.2.retain(|(k, _)| k != "care_source_partition" && k != "care_source_offset");
+            dead.push(r);
+        } else {
+            signals.entry((r.0.clone(), r.1.clone())).or_default().push(r);
+        }
+    }
+    dead.sort();
+    (signals, dead)
+}
+
+
+/// A `care run` config: one source `web` (nested JSON, epoch millis),
+/// outputs `out`, emit everything, no idle advance; `engine_extra` adds
+/// lines to `[engine]`.
+pub fn config(source: &str, out: &[String; 3], group: &str, port: u16, engine_extra: &str) -> String {
+    format!(
+        r#"
+[kafka]
+brokers = "{brokers}"
+group_id = "{group}"
+session_timeout_ms = 6000
+commit_interval_ms = 100
+
+[engine]
+emit_from = "2000-01-01T00:00:00Z"
+idle_advance_secs = 0
+{engine_extra}
+
+[outputs]
+alerts = "{a}"
+reactivation = "{r}"
+dlq = "{d}"
+partitions = 2
+
+[http]
+listen = "127.0.0.1:{port}"
+
+[[sources]]
+name = "web"
+topic = "{source}"
+timestamp_format = "epoch_millis"
+fields = {{ customer_id = "/user/id", ts = "/sent_at", amount = "/total" }}
+kind = {{ field = "/type" }}
+"#,
+        brokers = brokers(),
+        a = out[0],
+        r = out[1],
+        d = out[2],
+    )
+}
+
+pub fn outputs() -> [String; 3] {
+    [unique("alerts"), unique("reactivation"), unique("dlq")]
+}
+
+pub fn write_config(text: &str) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("{}.toml", unique("care-config")));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+
+/// Runs `care replay` over the raw values of `recs` with source `web`
+/// routed to `partitions` partitions: what an uninterrupted run publishes.
+pub fn replay_records(cfg: &std::path::Path, recs: &[(Option<String>, Vec<u8>)], partitions: i32) -> Vec<Rec> {
+    let input = std::env::temp_dir().join(format!("{}.jsonl", unique("input")));
+    let mut text = Vec::new();
+    for (_, v) in recs {
+        text.extend_from_slice(v);
+        text.push(b'\n');
+    }
+    std::fs::write(&input, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_care"))
+        .args(["replay", "--config", cfg.to_str().unwrap(), "--input", input.to_str().unwrap(), "--source", "web", "--partitions", &partitions.to_string()])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&input);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().lines().map(from_line).collect()
+}
+
+/// Sum of the committed offsets of `group` over `partitions` partitions of `topic`.
+pub fn committed_total(group: &str, topic: &str, partitions: i32) -> i64 {
+    let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", brokers()).set("group.id", group).create().unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    let r = c.committed_offsets(tpl, Duration::from_secs(10)).unwrap();
+    r.elements().iter().map(|e| e.offset().to_raw().unwrap_or(-1).max(0)).sum()
+}
+
+/// Asserts two runs' records are the same, per key in order, dead letters as a set.
+pub fn assert_same_records(got: Vec<Rec>, want: Vec<Rec>, dlq: &str) {
+    let (want_signals, want_dead) = arrange(want, dlq);
+    let (got_signals, got_dead) = arrange(got, dlq);
+    assert_eq!(got_signals.keys().collect::<Vec<_>>(), want_signals.keys().collect::<Vec<_>>());
+    for (k, want) in &want_signals {
+        assert!(got_signals[k] == *want, "records for {:?} differ:\nrun:    {:?}\nreplay: {want:?}", k, got_signals[k]);
+    }
+    assert!(got_dead == want_dead, "dead letters differ:\nrun:    {got_dead:?}\nreplay: {want_dead:?}");
 }

@@ -1,0 +1,99 @@
+//! State survives restarts, checked from outside through a real broker:
+//! a stopped and restarted `care run` publishes exactly what one that never
+//! stopped would, a dormancy deadline that passes while care is down fires
+//! once after restart, and topics that cannot hold a task's state together
+//! fail at start.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+/// Runs care until every record produced so far is committed, then stops it.
+fn run_until_committed(cfg: &std::path::Path, group: &str, source: &str, partitions: i32, records: i64) {
+    let care = CareProcess::start(&["run", "--config", cfg.to_str().unwrap()]);
+    assert!(
+        wait_for(Duration::from_secs(60), || committed_total(group, source, partitions) == records),
+        "care did not commit all {records} records: {}",
+        committed_total(group, source, partitions)
+    );
+    assert!(care.terminate(Duration::from_secs(30)).success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restarted_run_publishes_exactly_what_an_uninterrupted_one_would() {
+    let source = unique("web");
+    let outs = outputs();
+    create_topics(&[&source], 3).await;
+    let recs = stream(23);
+    let group = unique("care");
+    let port = free_port();
+    let cfg = write_config(&config(&source, &outs, &group, port, ""));
+    let want = replay_records(&cfg, &recs, 3);
+    let to_topic = |part: &[(Option<String>, Vec<u8>)]| part.iter().map(|(k, v)| (source.clone(), k.clone(), v.clone())).collect::<Vec<_>>();
+
+    // Three lives, each stopped mid-stream: every customer's history must
+    // come back from the changelog for the declines and dormancies to match.
+    let cuts = [0, recs.len() / 3, 2 * recs.len() / 3, recs.len()];
+    for w in cuts.windows(2) {
+        produce(&to_topic(&recs[w[0]..w[1]]));
+        run_until_committed(&cfg, &group, &source, 3, w[1] as i64);
+    }
+    let got = consume(&[&outs[0], &outs[1], &outs[2]], want.len() + 1, Duration::from_secs(5));
+    assert_eq!(got.len(), want.len(), "published {} records, an uninterrupted run {}", got.len(), want.len());
+    assert_same_records(got.iter().map(from_kafka).collect(), want, &outs[2]);
+
+    // The changelog holds every customer and one meta record per task.
+    let changelog = consume(&[&format!("{group}-care-changelog")], 10_000, Duration::from_secs(5));
+    let customers: std::collections::BTreeSet<&str> = changelog.iter().filter(|r| r.raw_key.as_deref().is_some_and(|k| k.first() != Some(&0xff))).map(|r| r.key.as_str()).collect();
+    assert_eq!(customers.len(), 36, "every customer, and nothing for the dead letters: {customers:?}");
+    assert!(changelog.iter().filter(|r| r.raw_key.as_deref().is_some_and(|k| k.first() == Some(&0xff))).count() >= 3);
+    let _ = std::fs::remove_file(cfg);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dormancy_deadline_that_passed_while_down_fires_once_after_restart() {
+    let source = unique("web");
+    let outs = outputs();
+    create_topics(&[&source], 1).await;
+    let click = |id: &str, d: i64| (source.clone(), Some(id.to_string()), format!(r#"{{"user":{{"id":"{id}"}},"type":"click","sent_at":{}}}"#, T0 + d * DAY + 3_600_000).into_bytes());
+    let group = unique("care");
+    let cfg = write_config(&config(&source, &outs, &group, free_port(), ""));
+
+    let before: Vec<_> = (0..5).map(|d| click("a", d)).chain((0..10).map(|d| click("b", d))).collect();
+    produce(&before);
+    run_until_committed(&cfg, &group, &source, 1, before.len() as i64);
+    assert!(consume(&[&outs[1]], 1, Duration::from_secs(2)).is_empty(), "nothing is due before the restart");
+
+    // Both deadlines (a: day 4 + 60, b: day 9 + 60) pass in stream time only
+    // with this record, read by the restarted instance from restored state
+    // and timers; b's click then reactivates b.
+    produce(&[click("b", 80)]);
+    run_until_committed(&cfg, &group, &source, 1, before.len() as i64 + 1);
+    let triggers = consume(&[&outs[1]], 4, Duration::from_secs(5));
+    let dormant: Vec<_> = triggers.iter().map(|t| (t.key.as_str(), t.header("ce_type").unwrap_or_default(), t.header("ce_time").unwrap_or_default())).collect();
+    let want = [
+        ("a", "io.care.dormant.v1", "2025-03-06T01:00:00.000Z"),
+        ("b", "io.care.dormant.v1", "2025-03-11T01:00:00.000Z"),
+        ("b", "io.care.reactivated.v1", "2025-03-22T01:00:00.000Z"),
+    ];
+    assert_eq!(dormant, want, "each once, at the last click + 60 days");
+    let _ = std::fs::remove_file(cfg);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_changelog_with_another_partition_count_fails_at_start_naming_both() {
+    let source = unique("web");
+    let outs = outputs();
+    let group = unique("care");
+    let changelog = format!("{group}-care-changelog");
+    create_topics(&[&source], 2).await;
+    create_topics(&[&changelog], 3).await;
+    let cfg = write_config(&config(&source, &outs, &group, free_port(), ""));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_care")).args(["run", "--config", cfg.to_str().unwrap()]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("{source:?} has 2")) && err.contains(&format!("{changelog:?} has 3")), "{err}");
+    let _ = std::fs::remove_file(cfg);
+}
