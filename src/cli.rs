@@ -72,6 +72,20 @@ pub enum Command {
         /// Print alerts per signal per 1,000 customer-days to stderr.
         #[arg(long)]
         report: bool,
+        /// Write the final state to this file, as `care state` prints it.
+        #[arg(long)]
+        state: Option<PathBuf>,
+    },
+    /// Print the state restored from the changelog as JSON lines (one per task, one per customer).
+    State {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Only these partitions' tasks (repeatable; default: all).
+        #[arg(long)]
+        partition: Vec<i32>,
+        /// Only this customer (read from the partition murmur2 gives its id).
+        #[arg(long)]
+        customer: Option<String>,
     },
     /// Validate a config file and print what it resolved to.
     CheckConfig { file: PathBuf },
@@ -111,13 +125,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             crate::apps::run::run(cfg, listener, shutdown).await
         }
-        Command::Replay { config, input, source, partitions, emit_from, advance_to, report } => {
+        Command::State { config, partition, customer } => {
+            let cfg = Config::load(&config)?;
+            let partitions = (!partition.is_empty()).then_some(partition);
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            tokio::task::block_in_place(|| crate::apps::state::run(&cfg, partitions, customer.as_deref(), &mut out))
+        }
+        Command::Replay { config, input, source, partitions, emit_from, advance_to, report, state } => {
             let cfg = Config::load(&config)?;
             let opts = crate::apps::replay::Options {
                 source,
                 partitions,
                 emit_from_ms: parse_instant("--emit-from", &emit_from)?,
                 advance_to_ms: parse_instant("--advance-to", &advance_to)?,
+                state_out: state,
             };
             let reader: Box<dyn std::io::BufRead> = if input.as_os_str() == "-" {
                 Box::new(std::io::stdin().lock())

@@ -30,7 +30,8 @@ async fn a_restarted_run_publishes_exactly_what_an_uninterrupted_one_would() {
     let group = unique("care");
     let port = free_port();
     let cfg = write_config(&config(&source, &outs, &group, port, ""));
-    let want = replay_records(&cfg, &recs, 3);
+    let replay_state = std::env::temp_dir().join(format!("{}.jsonl", unique("state")));
+    let want = replay_with(&cfg, &recs, 3, &["--state", replay_state.to_str().unwrap()]);
     let to_topic = |part: &[(Option<String>, Vec<u8>)]| part.iter().map(|(k, v)| (source.clone(), k.clone(), v.clone())).collect::<Vec<_>>();
 
     // Three lives, each stopped mid-stream: every customer's history must
@@ -49,7 +50,23 @@ async fn a_restarted_run_publishes_exactly_what_an_uninterrupted_one_would() {
     let customers: std::collections::BTreeSet<&str> = changelog.iter().filter(|r| r.raw_key.as_deref().is_some_and(|k| k.first() != Some(&0xff))).map(|r| r.key.as_str()).collect();
     assert_eq!(customers.len(), 36, "every customer, and nothing for the dead letters: {customers:?}");
     assert!(changelog.iter().filter(|r| r.raw_key.as_deref().is_some_and(|k| k.first() == Some(&0xff))).count() >= 3);
+
+    // Restored state equals replayed state, customer by customer, every field.
+    let restored = std::process::Command::new(env!("CARGO_BIN_EXE_care")).args(["state", "--config", cfg.to_str().unwrap()]).output().unwrap();
+    assert!(restored.status.success(), "{}", String::from_utf8_lossy(&restored.stderr));
+    let customers = |text: &str| -> Vec<serde_json::Value> {
+        text.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()).filter(|v| v.get("customer").is_some()).collect()
+    };
+    let restored = customers(&String::from_utf8(restored.stdout).unwrap());
+    let replayed = customers(&std::fs::read_to_string(&replay_state).unwrap());
+    assert_eq!(restored.len(), 36);
+    assert_eq!(restored, replayed, "restored state differs from replayed state");
+    let one = std::process::Command::new(env!("CARGO_BIN_EXE_care")).args(["state", "--config", cfg.to_str().unwrap(), "--customer", "cust-07"]).output().unwrap();
+    let one = customers(&String::from_utf8(one.stdout).unwrap());
+    assert_eq!(one.len(), 1);
+    assert_eq!(one[0]["customer"]["customer_id"], "cust-07");
     let _ = std::fs::remove_file(cfg);
+    let _ = std::fs::remove_file(replay_state);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -40,6 +40,8 @@ pub struct Options {
     pub emit_from_ms: Option<i64>,
     /// Advance every partition's stream time to this instant at the end.
     pub advance_to_ms: Option<i64>,
+    /// Write the final state here, as `care state` prints it.
+    pub state_out: Option<std::path::PathBuf>,
 }
 
 /// Why a replay could not run.
@@ -164,7 +166,18 @@ pub fn run(cfg: &Config, opts: &Options, input: &mut dyn BufRead, out: &mut dyn 
         write_all(cfg, &mut records, out)?;
     }
     out.flush().map_err(ReplayError::Write)?;
+    if let Some(path) = &opts.state_out {
+        write_state(&tasks, path).map_err(ReplayError::Write)?;
+    }
     Ok(summary(&tasks, source, interrupted))
+}
+
+fn write_state(tasks: &Routed, path: &std::path::Path) -> std::io::Result<()> {
+    let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
+    for t in tasks.tasks() {
+        crate::apps::state::write_task(t, None, &mut w)?;
+    }
+    w.flush()
 }
 
 fn write_all(cfg: &Config, records: &mut Vec<OutputRecord>, out: &mut dyn Write) -> Result<(), ReplayError> {
@@ -210,7 +223,7 @@ mod tests {
 
     fn replay(input: &str, partitions: i32) -> (String, Summary) {
         let cfg = Config::parse("", "t").unwrap();
-        let opts = Options { source: None, partitions, emit_from_ms: None, advance_to_ms: None };
+        let opts = Options { source: None, partitions, emit_from_ms: None, advance_to_ms: None, state_out: None };
         let mut out = Vec::new();
         let s = run(&cfg, &opts, &mut input.as_bytes(), &mut out, i64::MAX / 4, &CancellationToken::new()).unwrap();
         (String::from_utf8(out).unwrap(), s)
@@ -250,7 +263,7 @@ mod tests {
     #[test]
     fn unknown_source_is_an_error() {
         let cfg = Config::parse("", "t").unwrap();
-        let opts = Options { source: Some("nope".into()), partitions: 1, emit_from_ms: None, advance_to_ms: None };
+        let opts = Options { source: Some("nope".into()), partitions: 1, emit_from_ms: None, advance_to_ms: None, state_out: None };
         let err = run(&cfg, &opts, &mut "".as_bytes(), &mut Vec::new(), 0, &CancellationToken::new()).unwrap_err();
         assert!(err.to_string().contains("nope"));
     }
@@ -258,7 +271,7 @@ mod tests {
     #[test]
     fn a_cancelled_token_stops_before_reading() {
         let cfg = Config::parse("", "t").unwrap();
-        let opts = Options { source: None, partitions: 1, emit_from_ms: None, advance_to_ms: None };
+        let opts = Options { source: None, partitions: 1, emit_from_ms: None, advance_to_ms: None, state_out: None };
         let token = CancellationToken::new();
         token.cancel();
         let s = run(&cfg, &opts, &mut "not json\n".as_bytes(), &mut Vec::new(), 0, &token).unwrap();

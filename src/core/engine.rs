@@ -20,6 +20,7 @@ use crate::event::{Event, KindSet};
 use crate::render::{Origin, OutputRecord, Renderer};
 use crate::scorecard::Scorecard;
 use crate::state::codec::encode_customer;
+use crate::state::dump::CustomerDump;
 use crate::state::{Customer, Episode, TaskState};
 use crate::tally::Tally;
 use crate::task::TaskId;
@@ -354,6 +355,13 @@ impl Engine {
         let r = &self.rules;
         let c = self.state.get(id)?;
         Some(Scorecard::new(c, self.id.partition, self.state.stream_time_ms, r.buckets, r.activity, r.dormancy.as_ref()))
+    }
+
+    /// Every customer's raw state, sorted by customer id.
+    pub fn dump(&self) -> Vec<CustomerDump<'_>> {
+        let mut all: Vec<CustomerDump<'_>> = self.state.customers().map(CustomerDump::new).collect();
+        all.sort_unstable_by(|a, b| a.customer_id.cmp(b.customer_id));
+        all
     }
 
     /// Fires due timers in (deadline, customer id) order. A timer for

@@ -342,6 +342,11 @@ pub fn write_config(text: &str) -> std::path::PathBuf {
 /// Runs `care replay` over the raw values of `recs` with source `web`
 /// routed to `partitions` partitions: what an uninterrupted run publishes.
 pub fn replay_records(cfg: &std::path::Path, recs: &[(Option<String>, Vec<u8>)], partitions: i32) -> Vec<Rec> {
+    replay_with(cfg, recs, partitions, &[])
+}
+
+/// Like [`replay_records`], with more `care replay` flags.
+pub fn replay_with(cfg: &std::path::Path, recs: &[(Option<String>, Vec<u8>)], partitions: i32, extra: &[&str]) -> Vec<Rec> {
     let input = std::env::temp_dir().join(format!("{}.jsonl", unique("input")));
     let mut text = Vec::new();
     for (_, v) in recs {
@@ -351,6 +356,7 @@ pub fn replay_records(cfg: &std::path::Path, recs: &[(Option<String>, Vec<u8>)],
     std::fs::write(&input, text).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_care"))
         .args(["replay", "--config", cfg.to_str().unwrap(), "--input", input.to_str().unwrap(), "--source", "web", "--partitions", &partitions.to_string()])
+        .args(extra)
         .output()
         .unwrap();
     let _ = std::fs::remove_file(&input);

@@ -6,6 +6,7 @@
 //! dirty set stay small and the id string is stored once.
 
 pub mod codec;
+pub mod dump;
 pub mod window;
 
 use std::collections::{BTreeSet, HashMap};
@@ -133,6 +134,12 @@ impl Customer {
             self.nps.detractors = self.nps.detractors.saturating_add(u32::from(score <= 6));
         }
         self.first_seen_ms = self.first_seen_ms.min(ts_ms);
+    }
+
+    /// Recent `event_id` fingerprints held, oldest first.
+    pub fn recent_event_ids(&self) -> impl Iterator<Item = u32> + '_ {
+        let n = usize::from(self.next_id);
+        self.recent_ids[n..].iter().chain(&self.recent_ids[..n]).copied().filter(|fp| *fp != 0)
     }
 
     /// Approximate bytes held, heap included (for the state-size gauge).
