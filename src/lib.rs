@@ -23,9 +23,12 @@
 //! - **apps** ([`apps`]): `run`, `replay`, `demo`, each handed its
 //!   resources (config, listener, one shutdown token) by [`cli`].
 //!
-//! Delivery today is at-least-once: input offsets are committed only after
-//! every output of the batch is acknowledged, so a crash re-reads, never
-//! loses. State is held in memory only and starts empty after a restart.
+//! Durability: each task's changed customers and a meta record (stream
+//! time, `emit_from`, input offsets) go to a compacted changelog at every
+//! commit; an assigned task restores from it before its input resumes, at
+//! the meta record's offsets. Delivery today is at-least-once: offsets are
+//! committed only after every output and state record of the batch is
+//! acknowledged, so a crash re-reads, never loses.
 
 pub mod apps;
 pub mod cli;
