@@ -145,6 +145,8 @@ pub struct Engine {
     due: Vec<u32>,
     /// Scratch for encoding state records.
     encoded: Vec<u8>,
+    /// Offsets and meta flag at the start of an undoable batch.
+    batch_start: Option<(Vec<Option<i64>>, bool)>,
 }
 
 impl Engine {
@@ -160,6 +162,7 @@ impl Engine {
             meta_dirty: false,
             due: Vec::new(),
             encoded: Vec::new(),
+            batch_start: None,
             rules,
         }
     }
@@ -309,6 +312,37 @@ impl Engine {
     pub fn meta(&self) -> Meta {
         let offsets = self.offsets.iter().enumerate().filter_map(|(i, o)| Some((self.rules.mappings[i].topic.clone(), (*o)?))).collect();
         Meta { stream_time_ms: self.state.stream_time_ms, emit_from_ms: self.emit_from_ms, offsets }
+    }
+
+    /// Opens a batch that [`Engine::rollback`] can undo (exactly-once: a
+    /// transaction that may abort). Changes are logged until
+    /// [`Engine::end_batches`].
+    pub fn begin_batch(&mut self) {
+        self.state.begin_undo();
+        self.batch_start = Some((self.offsets.clone(), self.meta_dirty));
+    }
+
+    /// Undoes everything since [`Engine::begin_batch`]: state, stream time,
+    /// offsets and the tally, in time proportional to the customers the
+    /// batch touched. The next batch opens at once.
+    ///
+    /// # Errors
+    /// A saved customer does not decode (a bug).
+    pub fn rollback(&mut self) -> Result<(), crate::changelog::CodecError> {
+        self.state.rollback()?;
+        if let Some((offsets, meta_dirty)) = &self.batch_start {
+            self.offsets.clone_from(offsets);
+            self.meta_dirty = *meta_dirty;
+        }
+        self.tally.clear();
+        self.begin_batch();
+        Ok(())
+    }
+
+    /// Stops undo logging.
+    pub fn end_batches(&mut self) {
+        self.state.end_undo();
+        self.batch_start = None;
     }
 
     /// Takes back a meta record read from the changelog. An `emit_from` set

@@ -192,3 +192,26 @@ fn timers_at_one_deadline_fire_in_customer_id_order_whatever_the_arrival_order()
     assert_eq!(ab, vec![Some(b"a".to_vec()), Some(b"b".to_vec())]);
     assert_eq!(ba, ab, "slab slots differ, emission order does not");
 }
+
+#[test]
+fn a_rolled_back_batch_leaves_no_trace_and_the_replayed_batch_gives_the_same_outputs() {
+    let lines = story((0..40).chain(131..132), 132);
+    let (first, second) = lines.split_at(lines.len() - 30);
+    let mut want = engine();
+    let mut want_out = feed(&mut want, first);
+    want_out.extend(feed(&mut want, second));
+
+    let mut e = engine();
+    let mut out = feed(&mut e, first);
+    e.take_tally();
+    e.write_changes(|_, _| Ok::<(), ()>(())).unwrap();
+    e.begin_batch();
+    let aborted = feed(&mut e, second);
+    assert!(!aborted.is_empty(), "the aborted batch did emit");
+    e.rollback().unwrap();
+    assert!(e.tally().is_empty(), "nothing of the aborted batch is counted");
+    out.extend(feed(&mut e, second));
+    assert_eq!(out, want_out, "the batch again, as if never aborted");
+    assert_eq!(e.dump().len(), want.dump().len());
+    assert_eq!(serde_json::to_string(&e.dump()).unwrap(), serde_json::to_string(&want.dump()).unwrap());
+}

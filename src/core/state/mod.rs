@@ -7,6 +7,7 @@
 
 pub mod codec;
 pub mod dump;
+mod undo;
 pub mod window;
 
 use std::collections::{BTreeSet, HashMap};
@@ -160,6 +161,8 @@ pub struct TaskState {
     /// Slots changed since the last commit (the changelog's input).
     dirty: Vec<u32>,
     dirty_mark: Vec<bool>,
+    /// While a batch that may abort is open: how to undo it.
+    undo: Option<undo::Undo>,
 }
 
 impl TaskState {
@@ -195,12 +198,21 @@ impl TaskState {
 
     /// Mutable access; marks the customer dirty.
     pub fn customer_mut(&mut self, slot: u32) -> &mut Customer {
+        self.mark(slot);
+        &mut self.customers[slot as usize]
+    }
+
+    /// Marks a customer about to change: dirty (for the changelog) and, the
+    /// first time in an undoable batch, saved for rollback.
+    fn mark(&mut self, slot: u32) {
         let i = slot as usize;
         if !self.dirty_mark[i] {
+            if let Some(u) = &mut self.undo {
+                u.save(slot, &self.customers[i]);
+            }
             self.dirty_mark[i] = true;
             self.dirty.push(slot);
         }
-        &mut self.customers[i]
     }
 
     /// Every customer held.
@@ -215,10 +227,11 @@ impl TaskState {
 
     /// Moves the customer's timer to `at` (or removes it).
     pub fn schedule(&mut self, slot: u32, at: Option<i64>) {
-        let c = &mut self.customers[slot as usize];
-        if c.timer_at == at {
+        if self.customers[slot as usize].timer_at == at {
             return;
         }
+        self.mark(slot); // the timer is part of the persisted state
+        let c = &mut self.customers[slot as usize];
         if let Some(old) = c.timer_at.take() {
             self.timers.remove(&(old, slot));
         }
@@ -237,6 +250,7 @@ impl TaskState {
         batch.clear();
         while let Some(&(t, slot)) = self.timers.first().filter(|(t, _)| *t == at) {
             self.timers.remove(&(t, slot));
+            self.mark(slot);
             self.customers[slot as usize].timer_at = None;
             batch.push(slot);
         }
