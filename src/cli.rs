@@ -49,6 +49,10 @@ pub enum Command {
     Run {
         #[arg(long, short)]
         config: PathBuf,
+        /// Stable id of this process (`kafka.instance_id`): sets
+        /// group.instance.id and transactional.id. Default: the config's, else the host name.
+        #[arg(long, env = "CARE_INSTANCE_ID")]
+        instance_id: Option<String>,
     },
     /// Run the engine over a JSON lines file and print the outputs as JSON lines.
     Replay {
@@ -114,8 +118,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let opts = crate::apps::demo::Options { customers, days, seed, partitions, examples, progress_secs: 1.0 };
             demo(cfg, opts, json, shutdown).await
         }
-        Command::Run { config } => {
-            let cfg = Config::load(&config)?;
+        Command::Run { config, instance_id } => {
+            let mut cfg = Config::load(&config)?;
+            if let Some(id) = instance_id {
+                cfg.kafka.instance_id = Some(id);
+                cfg.validate()?;
+            }
+            cfg.kafka.instance_id.get_or_insert_with(host_name);
             let listener = if cfg.http.listen.is_empty() {
                 None
             } else {
@@ -160,6 +169,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The host name (the pod name in Kubernetes), the default instance id.
+fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "care".into())
 }
 
 /// Options whose names suggest secrets are shown as `<redacted>`.

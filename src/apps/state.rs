@@ -61,7 +61,8 @@ pub fn run(cfg: &Config, partitions: Option<Vec<i32>>, customer: Option<&str>, o
         }
         let mut engine = Engine::new(rules.clone(), TaskId::source(p));
         let mut restore = Restore::begin(cfg, engine.id())?;
-        while !restore.step(&mut engine, Duration::from_millis(500))? {}
+        let no_faults = crate::shell::faults::Faults::default();
+        while !restore.step(&mut engine, Duration::from_millis(500), &no_faults)? {}
         write_task(&engine, customer, out)?;
     }
     out.flush()?;

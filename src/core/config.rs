@@ -56,9 +56,24 @@ pub struct KafkaConfig {
     /// Consumer group shared by all instances.
     #[serde(default = "default_group_id")]
     pub group_id: String,
-    /// Stable per-process id (`group.instance.id`); the StatefulSet ordinal in k8s.
+    /// Stable per-process id: sets `group.instance.id` and the producer's
+    /// `transactional.id` (`<group_id>-<instance_id>`), so a restarted
+    /// process takes its place at once and fences its dead predecessor.
+    /// The StatefulSet pod name in Kubernetes. Overridden by `care run
+    /// --instance-id` / `CARE_INSTANCE_ID`; default: the host name.
     #[serde(default)]
     pub instance_id: Option<String>,
+    /// `exactly_once` (default): outputs, changelog and input offsets are
+    /// committed in one Kafka transaction. `at_least_once`: lower latency;
+    /// a crash may repeat the last batch.
+    #[serde(default)]
+    pub delivery: Delivery,
+    /// Producer `transaction.timeout.ms`: an open transaction of a process
+    /// that died is aborted after this long, unless a restart with the same
+    /// `instance_id` aborts it first. At most the broker's
+    /// `transaction.max.timeout.ms` (15 min by default).
+    #[serde(default = "default_transaction_timeout_ms")]
+    pub transaction_timeout_ms: u32,
     /// Consumer session timeout.
     #[serde(default = "default_session_timeout_ms")]
     pub session_timeout_ms: u32,
@@ -97,7 +112,19 @@ fn default_session_timeout_ms() -> u32 {
     10_000
 }
 fn default_commit_interval_ms() -> u64 {
-    200
+    100
+}
+fn default_transaction_timeout_ms() -> u32 {
+    60_000
+}
+
+/// The delivery guarantee of `care run`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Delivery {
+    #[default]
+    ExactlyOnce,
+    AtLeastOnce,
 }
 fn default_max_inflight_records() -> usize {
     10_000
@@ -479,6 +506,12 @@ impl Config {
         }
         if !(self.detect.dormancy.monetary_scale > 0.0) {
             return Err(invalid("detect.dormancy.monetary_scale", "must be greater than 0"));
+        }
+        if self.kafka.instance_id.as_deref().is_some_and(|id| id.is_empty() || id.len() > 200) {
+            return Err(invalid("kafka.instance_id", "must be 1 to 200 characters"));
+        }
+        if self.kafka.transaction_timeout_ms < 1_000 {
+            return Err(invalid("kafka.transaction_timeout_ms", "must be at least 1000"));
         }
         if self.kafka.max_inflight_records == 0 {
             return Err(invalid("kafka.max_inflight_records", "must be at least 1"));

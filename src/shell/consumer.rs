@@ -78,7 +78,8 @@ fn consumer_config(cfg: &Config) -> ClientConfig {
 ///
 /// # Errors
 /// The consumer cannot be created, an output is refused, or a commit fails.
-pub fn consume(cfg: &Config, worker: Worker, mut queries: mpsc::Receiver<Query>, shutdown: &CancellationToken) -> anyhow::Result<()> {
+pub fn consume(cfg: &Config, mut worker: Worker, mut queries: mpsc::Receiver<Query>, shutdown: &CancellationToken) -> anyhow::Result<()> {
+    worker.init()?;
     let consumer: BaseConsumer<ShellContext> =
         consumer_config(cfg).create_with_context(ShellContext { worker: Mutex::new(worker) }).context("cannot create Kafka consumer")?;
     let topics: Vec<&str> = cfg.sources.iter().map(|s| s.topic.as_str()).collect();
@@ -93,7 +94,7 @@ pub fn consume(cfg: &Config, worker: Worker, mut queries: mpsc::Receiver<Query>,
         let mut w = consumer.context().worker();
         match polled {
             Some(Ok(msg)) => {
-                if let Err(e) = w.process(&msg) {
+                if let Err(e) = w.process(&consumer, &msg) {
                     break Err(e);
                 }
             }

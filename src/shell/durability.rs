@@ -29,6 +29,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use care_core::config::Config;
 
 use crate::shell::admin::client_config;
+use crate::shell::faults::{Fault, Faults};
 
 /// How long the end offset of a changelog partition may take to read.
 const WATERMARK_TIMEOUT: Duration = Duration::from_secs(10);
@@ -38,7 +39,8 @@ pub struct Restore {
     pub task: TaskId,
     consumer: BaseConsumer,
     topic: String,
-    /// Offset of the end when the restore began (the last stable offset).
+    /// Offsets of the start and of the end when the restore began.
+    low: i64,
     end: i64,
     /// Records applied so far.
     pub records: u64,
@@ -67,7 +69,7 @@ impl Restore {
         tpl.add_partition_offset(&topic, task.partition, Offset::Beginning)?;
         consumer.assign(&tpl).context("assigning the changelog partition")?;
         tracing::info!(task = %task, topic = %topic, records = end - low, "Restoring task");
-        Ok(Restore { task, consumer, topic, end, records: 0, started: Instant::now(), done: end <= low })
+        Ok(Restore { task, consumer, topic, low, end, records: 0, started: Instant::now(), done: end <= low })
     }
 
     /// Applies changelog records to `engine` for at most `budget`; returns
@@ -77,7 +79,7 @@ impl Restore {
     /// A record this binary cannot read (corrupt, or written by a newer
     /// version): going on would lose or corrupt state, so the process stops
     /// with the record's place and the reason.
-    pub fn step(&mut self, engine: &mut Engine, budget: Duration) -> anyhow::Result<bool> {
+    pub fn step(&mut self, engine: &mut Engine, budget: Duration, faults: &Faults) -> anyhow::Result<bool> {
         let until = Instant::now() + budget;
         while !self.done && Instant::now() < until {
             match self.consumer.poll(Duration::from_millis(10)) {
@@ -91,6 +93,9 @@ impl Restore {
                         .map_err(|e| anyhow!("changelog {:?} partition {} offset {}: {e}", self.topic, self.task.partition, m.offset()))?;
                     apply(engine, record);
                     self.records += 1;
+                    if self.records * 2 >= (self.end - self.low).max(1) as u64 {
+                        faults.hit(Fault::MidRestore);
+                    }
                     if m.offset() + 1 >= self.end {
                         self.done = true;
                     }
@@ -138,4 +143,42 @@ pub fn resume_input<C: ConsumerContext>(consumer: &BaseConsumer<C>, cfg: &Config
     }
     consumer.resume(&tpl).context("resuming restored input")?;
     Ok(())
+}
+
+/// Whether an error means the open transaction must be aborted (and the
+/// batch rolled back), rather than the process stopped.
+pub fn requires_abort(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.is::<crate::shell::faults::InjectedAbort>()
+            // A record of the transaction failed: it can only be aborted.
+            || matches!(c.downcast_ref::<crate::shell::publish::PublishError>(), Some(crate::shell::publish::PublishError::Delivery { .. }))
+            || kafka_error(c).is_some_and(|k| matches!(k, KafkaError::Transaction(t) if t.txn_requires_abort()))
+    })
+}
+
+fn kafka_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a KafkaError> {
+    e.downcast_ref::<KafkaError>().or_else(|| match e.downcast_ref::<crate::shell::publish::PublishError>() {
+        Some(crate::shell::publish::PublishError::Send(k)) => Some(k),
+        _ => None,
+    })
+}
+
+/// Runs a transactional call again while librdkafka says it is retriable
+/// (with the same arguments, as it requires), backing off up to ~10 s.
+///
+/// # Errors
+/// The call's error once it is not retriable, or after the last try.
+pub fn retry<T>(mut call: impl FnMut() -> Result<T, KafkaError>) -> Result<T, KafkaError> {
+    let mut wait = Duration::from_millis(50);
+    for _ in 0..8 {
+        match call() {
+            Err(KafkaError::Transaction(e)) if e.is_retriable() => {
+                tracing::debug!(error = %e, "Transactional call retried");
+                std::thread::sleep(wait);
+                wait = (wait * 2).min(Duration::from_secs(2));
+            }
+            r => return r,
+        }
+    }
+    call()
 }

@@ -41,13 +41,25 @@ impl TasksRevoked<'_> {
 /// A batch whose outputs were acknowledged and whose offsets were committed.
 pub struct BatchCommitted {
     pub records: u64,
-    pub offsets: usize,
 }
 
 impl BatchCommitted {
     pub fn emit(&self, m: &Metrics) {
         m.commits.inc();
-        tracing::debug!(records = self.records, offsets = self.offsets, "Batch committed");
+        tracing::debug!(records = self.records, "Batch committed");
+    }
+}
+
+/// A transaction aborted and its batch rolled back, to be processed again.
+pub struct TransactionAborted<'a> {
+    pub cause: &'a anyhow::Error,
+    pub records: u64,
+}
+
+impl TransactionAborted<'_> {
+    pub fn emit(&self, m: &Metrics) {
+        m.aborts.inc();
+        tracing::warn!(cause = %self.cause, records = self.records, "Transaction aborted; batch rolled back and re-read");
     }
 }
 

@@ -32,8 +32,10 @@ pub struct Metrics {
     pub produce_errors: IntCounter,
     /// Output records sent but not yet acknowledged.
     pub inflight: IntGauge,
-    /// Offset commits after a flushed batch.
+    /// Batches committed (a transaction, or an offset commit at least once).
     pub commits: IntCounter,
+    /// Transactions aborted and rolled back.
+    pub aborts: IntCounter,
     /// Commits that failed, by when (`batch`, `revoke`).
     pub commit_errors: IntCounterVec,
     /// Errors the consumer reported while polling.
@@ -112,7 +114,8 @@ impl Metrics {
             produced: counter_vec(&r, "care_records_produced_total", "Output records acknowledged by Kafka", &["topic"]),
             produce_errors: counter(&r, "care_produce_errors_total", "Output records Kafka failed to deliver"),
             inflight: gauge(&r, "care_inflight_records", "Output records awaiting acknowledgement"),
-            commits: counter(&r, "care_offset_commits_total", "Offset commits"),
+            commits: counter(&r, "care_offset_commits_total", "Batches committed: outputs, state and offsets"),
+            aborts: counter(&r, "care_transactions_aborted_total", "Transactions aborted and rolled back"),
             commit_errors: counter_vec(&r, "care_commit_errors_total", "Commits that failed", &["during"]),
             consumer_errors: counter(&r, "care_consumer_errors_total", "Errors reported by the consumer"),
             partitions_assigned: gauge(&r, "care_partitions_assigned", "Input partitions assigned"),

@@ -9,6 +9,7 @@
 //! - [`http`] — `/metrics`, `/healthz`, `/readyz`, `/tasks`, `/customers/{id}`.
 //! - [`metrics`] — the Prometheus registry, bounded labels.
 //! - [`events`] — internal events: each logs and counts one happening.
+//! - [`faults`] — named crash points for fault tests (`CARE_FAULT`).
 //! - [`clock`] — the wall clock, read only at the edge.
 
 pub mod admin;
@@ -16,6 +17,7 @@ pub mod clock;
 pub mod consumer;
 pub mod durability;
 pub mod events;
+pub mod faults;
 pub mod http;
 pub mod metrics;
 pub mod publish;

@@ -17,7 +17,10 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
 
-use care_core::config::Config;
+use care_core::config::{Config, Delivery};
+use rdkafka::consumer::ConsumerGroupMetadata;
+use rdkafka::util::Timeout;
+use rdkafka::TopicPartitionList;
 use care_core::render::{OutputRecord, TopicRole};
 
 use crate::shell::metrics::Metrics;
@@ -118,6 +121,9 @@ impl Publisher {
             // State records compress well (ids, small varints); lz4 is cheap.
             .set("compression.type", "lz4")
             .set("message.max.bytes", max_output_bytes(cfg).max(PRODUCER_DEFAULT_MAX_BYTES).to_string());
+        if cfg.kafka.delivery == Delivery::ExactlyOnce {
+            cc.set("transactional.id", transactional_id(cfg)).set("transaction.timeout.ms", cfg.kafka.transaction_timeout_ms.to_string());
+        }
         for (k, v) in &cfg.kafka.options {
             cc.set(k, v);
         }
@@ -127,6 +133,44 @@ impl Publisher {
         let producer = cc.create_with_context(ctx).map_err(PublishError::Create)?;
         let o = &cfg.outputs;
         Ok(Publisher { producer, topics: [o.alerts.clone(), o.reactivation.clone(), o.dlq.clone()], changelog: cfg.kafka.changelog() })
+    }
+
+    /// Registers the transactional id with its coordinator, aborting what a
+    /// previous process with the same id left open and fencing it.
+    ///
+    /// # Errors
+    /// The coordinator could not be reached in time, or the id is fenced.
+    pub fn init_transactions(&self, timeout: Duration) -> Result<(), KafkaError> {
+        self.producer.init_transactions(timeout)
+    }
+
+    pub fn begin_transaction(&self) -> Result<(), KafkaError> {
+        self.producer.begin_transaction()
+    }
+
+    /// Adds the consumed offsets to the open transaction (KIP-447: the
+    /// group metadata fences zombies of this consumer).
+    pub fn send_offsets(&self, offsets: &TopicPartitionList, group: &ConsumerGroupMetadata) -> Result<(), KafkaError> {
+        self.producer.send_offsets_to_transaction(offsets, group, Timeout::After(Duration::from_secs(30)))
+    }
+
+    /// Commits the open transaction; librdkafka flushes it first.
+    pub fn commit_transaction(&self) -> Result<(), KafkaError> {
+        self.producer.commit_transaction(Timeout::Never)?;
+        self.producer.context().failed.swap(0, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Aborts the open transaction. Waits for the deliveries in flight
+    /// first: aborting while a transaction's first record is still in
+    /// flight can fail fatally (librdkafka #4849).
+    pub fn abort_transaction(&self) -> Result<(), KafkaError> {
+        let _ = self.flush(Duration::from_secs(30)); // failures are what we abort
+        let r = self.producer.abort_transaction(Timeout::Never);
+        let ctx = self.producer.context();
+        ctx.failed.swap(0, Ordering::AcqRel);
+        ctx.first_error.lock().unwrap_or_else(|p| p.into_inner()).take();
+        r
     }
 
     /// Records sent and not yet acknowledged.
@@ -215,4 +259,12 @@ impl Publisher {
         }
         Ok(())
     }
+}
+
+/// `<group_id>-<instance_id>`: stable across restarts of one instance, so a
+/// restart fences its dead predecessor and aborts its open transaction at
+/// once; distinct per instance, so instances never fence each other; and
+/// per group, so two deployments on one host do not collide.
+pub fn transactional_id(cfg: &Config) -> String {
+    format!("{}-{}", cfg.kafka.group_id, cfg.kafka.instance_id.as_deref().unwrap_or("care"))
 }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use care_core::config::Config;
+use care_core::config::{Config, Delivery};
 use care_core::engine::{Engine, Input, Rules};
 use care_core::render::OutputRecord;
 use care_core::scorecard::Scorecard;
@@ -30,7 +30,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::shell::clock::wall_clock_ms;
 use crate::shell::consumer::ShellContext;
-use crate::shell::durability::{self, Restore};
+use crate::shell::durability::{self, requires_abort, retry, Restore};
+use crate::shell::faults::{Fault, Faults, InjectedAbort};
 use crate::shell::events;
 use crate::shell::metrics::Metrics;
 use crate::shell::publish::Publisher;
@@ -91,6 +92,9 @@ pub struct Worker {
     out: Vec<OutputRecord>,
     /// Records processed since the last commit.
     uncommitted: u64,
+    /// Whether a transaction is open (exactly-once).
+    in_txn: bool,
+    faults: Faults,
     last_commit: Instant,
 }
 
@@ -110,8 +114,25 @@ impl Worker {
             metrics,
             out: Vec::new(),
             uncommitted: 0,
+            in_txn: false,
+            faults: Faults::from_env(),
             last_commit: Instant::now(),
         }
+    }
+
+    /// Prepares delivery: in exactly-once mode, registers the transactional
+    /// id, which aborts what a dead predecessor with the same id left open.
+    ///
+    /// # Errors
+    /// The transaction coordinator cannot be reached or the id is fenced.
+    pub fn init(&mut self) -> anyhow::Result<()> {
+        if self.exactly_once() {
+            let id = crate::shell::publish::transactional_id(&self.cfg);
+            retry(|| self.publisher.init_transactions(Duration::from_secs(30)))
+                .with_context(|| format!("cannot initialise transactions for transactional.id {id:?}"))?;
+            tracing::info!(transactional_id = %id, "Exactly-once delivery: transactions initialised");
+        }
+        Ok(())
     }
 
     /// Creates the tasks of newly assigned partitions, restoring, their
@@ -152,13 +173,16 @@ impl Worker {
                 None => slot.restore.insert(Restore::begin(&self.cfg, *id)?),
             };
             let left = until.saturating_duration_since(Instant::now());
-            if !restore.step(&mut slot.engine, left)? {
+            if !restore.step(&mut slot.engine, left, &self.faults)? {
                 continue;
             }
             if slot.engine.emit_from().is_none() {
                 slot.engine.set_emit_from(Some(self.settings.default_emit_from_ms));
             }
             durability::resume_input(consumer, &self.cfg, &self.topics, &slot.engine)?;
+            if self.cfg.kafka.delivery == Delivery::ExactlyOnce {
+                slot.engine.begin_batch();
+            }
             slot.phase = Phase::Active;
             slot.last_record = Instant::now();
             self.status.insert(*id, Phase::Active);
@@ -184,7 +208,13 @@ impl Worker {
                 }
             }
         }
-        if let Err(e) = self.commit(consumer) {
+        let closed = if consumer.assignment_lost() && self.in_txn {
+            // Another member may own these partitions already: never commit.
+            self.abort(consumer, &anyhow::anyhow!("assignment lost"))
+        } else {
+            self.commit(consumer)
+        };
+        if let Err(e) = closed {
             events::CommitFailed { error: &e, during: "revoke" }.emit(&self.metrics);
         }
         for id in &gone {
@@ -195,11 +225,19 @@ impl Worker {
         self.update_gauges();
     }
 
-    /// Feeds one record to its task and publishes what it caused.
+    /// Feeds one record to its task and publishes what it caused; an
+    /// abortable transaction error aborts the batch.
     ///
     /// # Errors
-    /// Kafka refused an output record.
-    pub fn process(&mut self, msg: &BorrowedMessage<'_>) -> anyhow::Result<()> {
+    /// Kafka refused an output record for good.
+    pub fn process(&mut self, consumer: &BaseConsumer<ShellContext>, msg: &BorrowedMessage<'_>) -> anyhow::Result<()> {
+        match self.feed(msg) {
+            Err(e) if self.exactly_once() && requires_abort(&e) => self.abort(consumer, &e),
+            r => r,
+        }
+    }
+
+    fn feed(&mut self, msg: &BorrowedMessage<'_>) -> anyhow::Result<()> {
         let Some(&source) = self.sources.get(msg.topic()) else { return Ok(()) };
         let Some(slot) = self.tasks.get_mut(&TaskId::source(msg.partition())).filter(|s| s.phase == Phase::Active) else {
             // Fetched before its partition was revoked or paused: its next
@@ -217,6 +255,9 @@ impl Worker {
     }
 
     fn publish(&mut self) -> anyhow::Result<()> {
+        if !self.out.is_empty() {
+            self.ensure_txn()?;
+        }
         for r in self.out.drain(..) {
             self.publisher.send(&r)?;
         }
@@ -228,40 +269,120 @@ impl Worker {
         self.publisher.inflight() >= self.settings.max_inflight || self.last_commit.elapsed() >= self.settings.commit_interval
     }
 
-    /// Closes the batch: idle advance, flush, commit offsets, report the tally.
+    /// Closes the batch: idle advance, then the changelog, outputs and input
+    /// offsets committed together (a transaction, or flush then offset
+    /// commit at least once), then the batch's tally reported. An abortable
+    /// transaction error aborts it and rolls the tasks back instead.
     ///
     /// # Errors
-    /// An output was not delivered or the commit failed; nothing of the
-    /// batch is reported and a restart re-reads it.
+    /// The batch could be neither committed nor aborted; a restart
+    /// re-reads it.
     pub fn commit(&mut self, consumer: &BaseConsumer<ShellContext>) -> anyhow::Result<()> {
         self.last_commit = Instant::now();
-        self.advance_idle()?;
-        if self.uncommitted == 0 && self.publisher.inflight() == 0 {
-            return Ok(());
+        let closed = self.advance_idle().and_then(|()| {
+            if self.uncommitted == 0 && !self.in_txn && self.publisher.inflight() == 0 {
+                return Ok(false);
+            }
+            self.close_batch(consumer).map(|()| true)
+        });
+        match closed {
+            Ok(false) => Ok(()),
+            Ok(true) => {
+                self.batch_committed();
+                Ok(())
+            }
+            Err(e) if self.exactly_once() && requires_abort(&e) => self.abort(consumer, &e),
+            Err(e) => Err(e),
         }
+    }
+
+    fn exactly_once(&self) -> bool {
+        self.cfg.kafka.delivery == Delivery::ExactlyOnce
+    }
+
+    /// Opens a transaction before the batch's first record, in exactly-once mode.
+    fn ensure_txn(&mut self) -> anyhow::Result<()> {
+        if self.exactly_once() && !self.in_txn {
+            self.publisher.begin_transaction().context("beginning a transaction")?;
+            self.in_txn = true;
+        }
+        Ok(())
+    }
+
+    fn close_batch(&mut self, consumer: &BaseConsumer<ShellContext>) -> anyhow::Result<()> {
+        self.ensure_txn()?;
         for (id, slot) in self.tasks.iter_mut().filter(|(_, s)| s.phase == Phase::Active) {
             let publisher = &self.publisher;
             slot.engine.write_changes(|key, value| publisher.send_state(id.partition, key, value))?;
         }
-        self.publisher.flush(FLUSH_TIMEOUT)?;
+        self.faults.hit(Fault::AfterProduce);
+        let tpl = self.offsets()?;
+        if self.exactly_once() {
+            if tpl.count() > 0 {
+                let group = consumer.group_metadata().context("no consumer group metadata")?;
+                retry(|| self.publisher.send_offsets(&tpl, &group)).context("adding offsets to the transaction")?;
+            }
+            // rust-rdkafka's commit flushes first, polling in 100 ms steps:
+            // drain here so its flush finds nothing to wait for.
+            self.publisher.flush(FLUSH_TIMEOUT)?;
+            self.faults.hit(Fault::BeforeCommit);
+            if self.faults.hit_soft(Fault::AbortBatch) {
+                return Err(anyhow::Error::new(InjectedAbort));
+            }
+            retry(|| self.publisher.commit_transaction()).context("committing the transaction")?;
+            self.in_txn = false;
+        } else {
+            self.publisher.flush(FLUSH_TIMEOUT)?;
+            self.faults.hit(Fault::BeforeCommit);
+            if tpl.count() > 0 {
+                consumer.commit(&tpl, CommitMode::Sync).context("committing offsets")?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The next offset of every source partition the active tasks processed.
+    fn offsets(&self) -> anyhow::Result<TopicPartitionList> {
         let mut tpl = TopicPartitionList::new();
-        for (id, slot) in &self.tasks {
+        for (id, slot) in self.tasks.iter().filter(|(_, s)| s.phase == Phase::Active) {
             for (source, next) in slot.engine.offsets().iter().enumerate() {
                 if let (Some(next), Some(topic)) = (next, self.topics.get(source)) {
                     tpl.add_partition_offset(topic, id.partition, Offset::Offset(*next))?;
                 }
             }
         }
-        if tpl.count() > 0 {
-            consumer.commit(&tpl, CommitMode::Sync).context("committing offsets")?;
-        }
-        for slot in self.tasks.values_mut() {
+        Ok(tpl)
+    }
+
+    /// Reports a committed batch and opens the next.
+    fn batch_committed(&mut self) {
+        let eos = self.exactly_once();
+        for slot in self.tasks.values_mut().filter(|s| s.phase == Phase::Active) {
             let tally = slot.engine.take_tally();
             self.metrics.record(&tally);
+            if eos {
+                slot.engine.begin_batch();
+            }
         }
-        events::BatchCommitted { records: self.uncommitted, offsets: tpl.count() }.emit(&self.metrics);
+        events::BatchCommitted { records: self.uncommitted }.emit(&self.metrics);
         self.uncommitted = 0;
         self.update_gauges();
+    }
+
+    /// Aborts the open transaction and puts every active task back where
+    /// the last commit left it: state rolled back (in time proportional to
+    /// the batch), input re-positioned at the committed offsets. Nothing of
+    /// the batch was counted; it is processed again from the start.
+    fn abort(&mut self, consumer: &BaseConsumer<ShellContext>, cause: &anyhow::Error) -> anyhow::Result<()> {
+        self.publisher.abort_transaction().context("aborting the transaction")?;
+        self.in_txn = false;
+        self.out.clear();
+        for slot in self.tasks.values_mut().filter(|s| s.phase == Phase::Active) {
+            slot.engine.rollback().context("rolling a task back")?;
+            durability::resume_input(consumer, &self.cfg, &self.topics, &slot.engine)?;
+        }
+        events::TransactionAborted { cause, records: self.uncommitted }.emit(&self.metrics);
+        self.uncommitted = 0;
         Ok(())
     }
 
