@@ -108,11 +108,16 @@ impl Got {
 /// Reads `topics` from the beginning (read_committed) until `want` records
 /// arrived or `timeout` passed; returns what arrived.
 pub fn consume(topics: &[&str], want: usize, timeout: Duration) -> Vec<Got> {
+    consume_isolated(topics, want, timeout, "read_committed")
+}
+
+/// Like [`consume`], with `isolation` `read_committed` or `read_uncommitted`.
+pub fn consume_isolated(topics: &[&str], want: usize, timeout: Duration, isolation: &str) -> Vec<Got> {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers())
         .set("group.id", unique("reader"))
         .set("auto.offset.reset", "earliest")
-        .set("isolation.level", "read_committed")
+        .set("isolation.level", isolation)
         .set("enable.auto.commit", "false")
         .create()
         .unwrap();
@@ -179,7 +184,12 @@ pub struct CareProcess(pub Child);
 
 impl CareProcess {
     pub fn start(args: &[&str]) -> CareProcess {
-        let child = Command::new(env!("CARGO_BIN_EXE_care")).args(args).envs(std::env::vars().filter(|(k, _)| k.starts_with("CARE_"))).env("CARE_LOG", std::env::var("CARE_TEST_LOG").unwrap_or_else(|_| "info".into())).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
+        Self::start_with(args, &[])
+    }
+
+    /// Starts care with extra environment variables (e.g. `CARE_FAULT`).
+    pub fn start_with(args: &[&str], env: &[(&str, &str)]) -> CareProcess {
+        let child = Command::new(env!("CARGO_BIN_EXE_care")).args(args).envs(std::env::vars().filter(|(k, _)| k.starts_with("CARE_"))).envs(env.iter().copied()).env("CARE_LOG", std::env::var("CARE_TEST_LOG").unwrap_or_else(|_| "info".into())).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
         CareProcess(child)
     }
 
@@ -193,6 +203,26 @@ impl CareProcess {
             }
             assert!(Instant::now() < until, "care did not stop within {deadline:?} of SIGTERM");
             std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl CareProcess {
+    /// SIGKILL: no shutdown, flush or commit runs.
+    pub fn kill9(mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+
+    /// Waits for the process to exit by itself (a crash point).
+    pub fn wait_exit(mut self, deadline: Duration) -> std::process::ExitStatus {
+        let until = Instant::now() + deadline;
+        loop {
+            if let Some(st) = self.0.try_wait().unwrap() {
+                return st;
+            }
+            assert!(Instant::now() < until, "care did not exit within {deadline:?}");
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 }
@@ -213,9 +243,15 @@ pub const T0: i64 = 1_735_689_600_000;
 /// (reactivated); orders with fractional amounts; and malformed records
 /// with null keys. Returns (key, raw value) in production order.
 pub fn stream(seed: u64) -> Vec<(Option<String>, Vec<u8>)> {
+    stream_of(seed, 36, 1)
+}
+
+/// [`stream`] with `customers` customers and `bad` copies of each of the
+/// three malformed records.
+pub fn stream_of(seed: u64, customers: usize, bad: usize) -> Vec<(Option<String>, Vec<u8>)> {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut events: Vec<(i64, Option<String>, Vec<u8>)> = Vec::new();
-    for c in 0..36 {
+    for c in 0..customers {
         let id = format!("cust-{c:02}");
         let (stop, back) = match c % 3 {
             0 => (999, 999),
@@ -238,8 +274,11 @@ pub fn stream(seed: u64) -> Vec<(Option<String>, Vec<u8>)> {
             }
         }
     }
-    for (i, bad) in ["{not json", r#"{"user":{"id":"x"},"type":"scroll","sent_at":1735689600000}"#, "[1,2,3]"].iter().enumerate() {
-        events.push((T0 + (i as i64 + 1) * 20 * DAY, None, bad.as_bytes().to_vec()));
+    let malformed = ["{not json", r#"{"user":{"id":"x"},"type":"scroll","sent_at":1735689600000}"#, "[1,2,3]"];
+    for copy in 0..bad {
+        for (i, m) in malformed.iter().enumerate() {
+            events.push((T0 + (i as i64 + 1) * 20 * DAY + copy as i64 * 3_600_000, None, m.as_bytes().to_vec()));
+        }
     }
     events.sort_by_key(|(t, _, _)| *t);
     events.into_iter().map(|(_, k, v)| (k, v)).collect()
