@@ -26,9 +26,10 @@
 //! Durability: each task's changed customers and a meta record (stream
 //! time, `emit_from`, input offsets) go to a compacted changelog at every
 //! commit; an assigned task restores from it before its input resumes, at
-//! the meta record's offsets. Delivery today is at-least-once: offsets are
-//! committed only after every output and state record of the batch is
-//! acknowledged, so a crash re-reads, never loses.
+//! the meta record's offsets. Delivery is exactly-once by default: a batch's
+//! outputs, state records and input offsets commit in one Kafka
+//! transaction; an aborted one is rolled back through an undo log and
+//! processed again. At-least-once is an option.
 
 pub mod apps;
 pub mod cli;
