@@ -513,6 +513,11 @@ impl Config {
         if self.kafka.transaction_timeout_ms < 1_000 {
             return Err(invalid("kafka.transaction_timeout_ms", "must be at least 1000"));
         }
+        for key in ["partition.assignment.strategy", "group.protocol", "isolation.level", "enable.auto.commit", "transactional.id"] {
+            if self.kafka.options.contains_key(key) {
+                return Err(invalid(format!("kafka.options.\"{key}\""), "is set by care itself and cannot be overridden"));
+            }
+        }
         if self.kafka.max_inflight_records == 0 {
             return Err(invalid("kafka.max_inflight_records", "must be at least 1"));
         }
@@ -625,6 +630,12 @@ kind = {}
 "#;
         let err = Config::parse(text, "t").unwrap_err().to_string();
         assert!(err.contains("sources[0].kind"), "{err}");
+    }
+
+    #[test]
+    fn options_care_relies_on_cannot_be_overridden() {
+        let err = Config::parse("[kafka.options]\n\"partition.assignment.strategy\" = \"roundrobin\"\n", "t").unwrap_err().to_string();
+        assert!(err.contains("kafka.options.\"partition.assignment.strategy\""), "{err}");
     }
 
     #[test]

@@ -176,8 +176,20 @@ impl Engine {
     }
 
     /// Signals triggered before this instant are folded but not emitted.
+    /// Remembered in the next meta record.
     pub fn set_emit_from(&mut self, ms: Option<i64>) {
         self.emit_from_ms = ms;
+        self.meta_dirty = true;
+    }
+
+    /// Pins where a source's input starts for a task that has not read it
+    /// yet (a first start), so a rollback returns there, not to a moving
+    /// `latest`.
+    pub fn set_start_offset(&mut self, source: usize, offset: i64) {
+        if let Some(o) = self.offsets.get_mut(source) {
+            *o = Some(offset);
+            self.meta_dirty = true;
+        }
     }
 
     pub fn emit_from(&self) -> Option<i64> {
@@ -315,8 +327,7 @@ impl Engine {
     }
 
     /// Opens a batch that [`Engine::rollback`] can undo (exactly-once: a
-    /// transaction that may abort). Changes are logged until
-    /// [`Engine::end_batches`].
+    /// transaction that may abort).
     pub fn begin_batch(&mut self) {
         self.state.begin_undo();
         self.batch_start = Some((self.offsets.clone(), self.meta_dirty));
@@ -337,12 +348,6 @@ impl Engine {
         self.tally.clear();
         self.begin_batch();
         Ok(())
-    }
-
-    /// Stops undo logging.
-    pub fn end_batches(&mut self) {
-        self.state.end_undo();
-        self.batch_start = None;
     }
 
     /// Takes back a meta record read from the changelog. An `emit_from` set

@@ -61,20 +61,24 @@ impl TaskState {
     /// A saved customer does not decode: a bug, since this binary wrote it.
     pub fn rollback(&mut self) -> Result<(), CodecError> {
         let Some(u) = self.undo.take() else { return Ok(()) };
+        // Nothing is dirty afterwards; clearing first also keeps each
+        // removal below from scanning the dirty list.
+        for &s in &self.dirty {
+            self.dirty_mark[s as usize] = false;
+        }
+        self.dirty.clear();
         while self.customers.len() > u.len_at_begin {
             let id = self.customers[self.customers.len() - 1].id.clone();
             self.remove(&id);
         }
-        for (slot, bytes) in &u.saved {
+        // A customer saved twice (its dirty mark cleared mid-batch by a
+        // changelog write) must end as its first, committed copy: newest first.
+        for (slot, bytes) in u.saved.iter().rev() {
             let c = &self.customers[*slot as usize];
             let width = c.activity.width() as usize;
             let back = decode_customer(&c.id, &u.arena[bytes.clone()], width)?;
             self.restore(back);
         }
-        for &s in &self.dirty {
-            self.dirty_mark[s as usize] = false;
-        }
-        self.dirty.clear();
         self.stream_time_ms = u.stream_time_ms;
         self.undo = Some(u);
         self.begin_undo();
@@ -135,6 +139,19 @@ mod tests {
                 for &slot in &due { prop_assert_eq!(s.customer(slot).timer_at, None); }
             }
         }
+    }
+
+    #[test]
+    fn a_customer_saved_twice_in_a_batch_rolls_back_to_its_committed_copy() {
+        let mut s = TaskState::new();
+        touch(&mut s, 1, 1, None);
+        s.take_dirty();
+        s.begin_undo();
+        touch(&mut s, 1, 2, None);
+        s.take_dirty(); // a changelog write mid-batch clears the dirty marks
+        touch(&mut s, 1, 3, None);
+        s.rollback().unwrap();
+        assert_eq!(s.customers().next().unwrap().activity_events, 1);
     }
 
     #[test]
