@@ -65,7 +65,10 @@ fn consumer_config(cfg: &Config) -> ClientConfig {
         .set("enable.auto.offset.store", "false")
         .set("isolation.level", "read_committed")
         .set("auto.offset.reset", &cfg.kafka.auto_offset_reset)
-        .set("session.timeout.ms", cfg.kafka.session_timeout_ms.to_string());
+        .set("session.timeout.ms", cfg.kafka.session_timeout_ms.to_string())
+        // range gives partition n of every source topic to one member: a
+        // task (and its changelog partition) never splits across instances.
+        .set("partition.assignment.strategy", "range");
     if let Some(id) = &cfg.kafka.instance_id {
         cc.set("group.instance.id", id);
     }
@@ -101,6 +104,9 @@ pub fn consume(cfg: &Config, mut worker: Worker, mut queries: mpsc::Receiver<Que
             Some(Err(e)) => events::ConsumerError { error: &e }.emit(&w.metrics),
             None => {}
         }
+        if w.poisoned() {
+            break Err(anyhow::anyhow!("stopping: a batch failed and could not be rolled back; a restart resumes from the last commit"));
+        }
         w.answer(&mut queries);
         if let Err(e) = w.restore(&consumer) {
             break Err(e);
@@ -116,7 +122,11 @@ pub fn consume(cfg: &Config, mut worker: Worker, mut queries: mpsc::Receiver<Que
             }
         }
     };
-    // Exit order: stop consuming, flush outputs, commit, close.
+    // Exit order: stop consuming, commit, close. After an error nothing is
+    // committed, not even by the revoke hook that closing runs.
+    if result.is_err() {
+        consumer.context().worker().poison();
+    }
     let closing = result.and_then(|()| consumer.context().worker().commit(&consumer));
     consumer.unsubscribe();
     if closing.is_ok() {

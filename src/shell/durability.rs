@@ -12,7 +12,10 @@
 //! A restore reads the partition from the beginning with its own
 //! read_committed consumer, in slices between polls of the main consumer,
 //! so rebalances and heartbeats go on; the task's input stays paused until
-//! the restore reached the end it saw when it began.
+//! the restore reached the partition's end (its last stable offset). The
+//! group's committed offsets are read first, which waits until the previous
+//! owner's last transaction is complete; a restore whose meta record is
+//! still behind them read too early and reads again.
 
 use std::time::{Duration, Instant};
 
@@ -42,6 +45,10 @@ pub struct Restore {
     /// Offsets of the start and of the end when the restore began.
     low: i64,
     end: i64,
+    /// The group's committed offsets per source when the restore began.
+    group: Vec<Option<i64>>,
+    /// Restores of this task so far (a stale read is read again).
+    pub attempt: u32,
     /// Records applied so far.
     pub records: u64,
     pub started: Instant,
@@ -53,7 +60,7 @@ impl Restore {
     ///
     /// # Errors
     /// The restore consumer cannot be created or the partition's end read.
-    pub fn begin(cfg: &Config, task: TaskId) -> anyhow::Result<Restore> {
+    pub fn begin(cfg: &Config, task: TaskId, group: Vec<Option<i64>>) -> anyhow::Result<Restore> {
         let topic = cfg.kafka.changelog();
         let consumer: BaseConsumer = client_config(cfg)
             .set("group.id", format!("{}-restore", cfg.kafka.group_id)) // never joins: assign() only
@@ -69,7 +76,7 @@ impl Restore {
         tpl.add_partition_offset(&topic, task.partition, Offset::Beginning)?;
         consumer.assign(&tpl).context("assigning the changelog partition")?;
         tracing::info!(task = %task, topic = %topic, records = end - low, "Restoring task");
-        Ok(Restore { task, consumer, topic, low, end, records: 0, started: Instant::now(), done: end <= low })
+        Ok(Restore { task, consumer, topic, group, attempt: 0, low, end, records: 0, started: Instant::now(), done: end <= low })
     }
 
     /// Applies changelog records to `engine` for at most `budget`; returns
@@ -83,7 +90,7 @@ impl Restore {
         let until = Instant::now() + budget;
         while !self.done && Instant::now() < until {
             match self.consumer.poll(Duration::from_millis(10)) {
-                None => {}
+                None => break, // nothing more yet: back to the main loop
                 Some(Err(KafkaError::PartitionEOF(_))) => self.done = true,
                 Some(Err(e)) if transient(&e) => tracing::debug!(error = %e, "Changelog read retried"),
                 Some(Err(e)) => return Err(anyhow!("reading changelog {:?} partition {}: {e}", self.topic, self.task.partition)),
@@ -106,6 +113,43 @@ impl Restore {
     }
 }
 
+impl Restore {
+    /// Why the restored state is older than the group's committed offsets
+    /// (the previous owner's last commit was not yet readable), if it is.
+    pub fn behind(&self, engine: &Engine, topics: &[String]) -> Option<String> {
+        let offsets = engine.offsets();
+        topics.iter().enumerate().find_map(|(i, t)| match (self.group.get(i).copied().flatten(), offsets.get(i).copied().flatten()) {
+            (Some(g), Some(m)) if g > m => Some(format!("{t:?} partition {}: state ends at offset {m}, the group committed {g}", self.task.partition)),
+            _ => None,
+        })
+    }
+
+    /// The group's committed offsets read when the restore began.
+    pub fn group(&self) -> &[Option<i64>] {
+        &self.group
+    }
+}
+
+/// The group's committed offsets of `partition` of each source. Under
+/// read_committed this waits for offsets of transactions still completing.
+///
+/// # Errors
+/// The group coordinator did not answer in time.
+pub fn committed<C: ConsumerContext>(consumer: &BaseConsumer<C>, topics: &[String], partition: i32) -> anyhow::Result<Vec<Option<i64>>> {
+    let mut tpl = TopicPartitionList::new();
+    for t in topics {
+        tpl.add_partition(t, partition);
+    }
+    let got = consumer.committed_offsets(tpl, WATERMARK_TIMEOUT).context("reading committed offsets")?;
+    Ok(topics
+        .iter()
+        .map(|t| match got.find_partition(t, partition).map(|e| e.offset()) {
+            Some(Offset::Offset(o)) => Some(o),
+            _ => None,
+        })
+        .collect())
+}
+
 fn apply(engine: &mut Engine, record: Record) {
     match record {
         Record::Meta(meta) => engine.restore_meta(&meta),
@@ -121,27 +165,47 @@ fn transient(e: &KafkaError) -> bool {
 
 /// Puts a restored task's input where its state ends and resumes it: at
 /// the meta record's offsets; for a source the meta does not name (a first
-/// start, or a source added since), at the group's committed offset, else
-/// at `auto_offset_reset`. Seeking always, even to the committed offset,
-/// discards whatever was fetched while the task was restoring.
+/// start, or a source added since), at the group's committed offset `group`,
+/// else at `auto_offset_reset`, resolved to a concrete offset and pinned in
+/// the engine, so a later rollback returns there and not to a moving end.
+/// Seeking always discards whatever was fetched while the task restored.
 ///
 /// # Errors
-/// The committed offsets cannot be read, or a seek or resume fails.
-pub fn resume_input<C: ConsumerContext>(consumer: &BaseConsumer<C>, cfg: &Config, topics: &[String], engine: &Engine) -> anyhow::Result<()> {
+/// The partition's offsets cannot be read, or a seek or resume fails.
+pub fn activate_input<C: ConsumerContext>(consumer: &BaseConsumer<C>, cfg: &Config, topics: &[String], engine: &mut Engine, group: &[Option<i64>]) -> anyhow::Result<()> {
+    let partition = engine.id().partition;
+    for (i, t) in topics.iter().enumerate() {
+        if engine.offsets().get(i).copied().flatten().is_some() {
+            continue;
+        }
+        let start = match group.get(i).copied().flatten() {
+            Some(o) => o,
+            None => {
+                let (low, high) = consumer.fetch_watermarks(t, partition, WATERMARK_TIMEOUT).with_context(|| format!("reading the offsets of {t:?} partition {partition}"))?;
+                if cfg.kafka.auto_offset_reset == "latest" { high } else { low }
+            }
+        };
+        engine.set_start_offset(i, start);
+    }
+    reposition(consumer, topics, engine)
+}
+
+/// Seeks a task's inputs to its offsets and resumes them (after a restore,
+/// or after a rollback).
+///
+/// # Errors
+/// A seek or resume fails.
+pub fn reposition<C: ConsumerContext>(consumer: &BaseConsumer<C>, topics: &[String], engine: &Engine) -> anyhow::Result<()> {
     let partition = engine.id().partition;
     let mut tpl = TopicPartitionList::new();
-    for t in topics {
-        tpl.add_partition(t, partition);
-    }
-    let committed = consumer.committed_offsets(tpl.clone(), WATERMARK_TIMEOUT).context("reading committed offsets")?;
-    let reset = if cfg.kafka.auto_offset_reset == "latest" { Offset::End } else { Offset::Beginning };
     for (i, t) in topics.iter().enumerate() {
-        let from_group = committed.find_partition(t, partition).map(|e| e.offset()).filter(|o| matches!(o, Offset::Offset(_)));
-        let at = engine.offsets().get(i).copied().flatten().map(Offset::Offset).or(from_group).unwrap_or(reset);
-        consumer.seek(t, partition, at, WATERMARK_TIMEOUT).with_context(|| format!("seeking {t:?} partition {partition} to {at:?}"))?;
-        tracing::debug!(topic = %t, partition, offset = ?at, "Input positioned");
+        tpl.add_partition(t, partition);
+        if let Some(at) = engine.offsets().get(i).copied().flatten() {
+            consumer.seek(t, partition, Offset::Offset(at), WATERMARK_TIMEOUT).with_context(|| format!("seeking {t:?} partition {partition} to {at}"))?;
+            tracing::debug!(topic = %t, partition, offset = at, "Input positioned");
+        }
     }
-    consumer.resume(&tpl).context("resuming restored input")?;
+    consumer.resume(&tpl).context("resuming input")?;
     Ok(())
 }
 
@@ -150,6 +214,8 @@ pub fn resume_input<C: ConsumerContext>(consumer: &BaseConsumer<C>, cfg: &Config
 pub fn requires_abort(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.is::<crate::shell::faults::InjectedAbort>()
+            // Produce refused because the transaction is already failing.
+            || kafka_error(c).is_some_and(|k| matches!(k, KafkaError::MessageProduction(RDKafkaErrorCode::State)))
             // A record of the transaction failed: it can only be aborted.
             || matches!(c.downcast_ref::<crate::shell::publish::PublishError>(), Some(crate::shell::publish::PublishError::Delivery { .. }))
             || kafka_error(c).is_some_and(|k| matches!(k, KafkaError::Transaction(t) if t.txn_requires_abort()))

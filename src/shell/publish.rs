@@ -1,10 +1,11 @@
-//! Output records → Kafka.
+//! Output and state records → Kafka.
 //!
-//! A threaded producer sends each record keyed by customer id with its
-//! CloudEvents headers, partitioned by murmur2 like the Java clients. Every
-//! delivery report is counted: the shell commits input offsets only after
-//! [`Publisher::flush`] saw every record of the batch acknowledged, so a
-//! record is never lost, at worst sent twice (at-least-once).
+//! One producer sends outputs keyed by customer id with their CloudEvents
+//! headers, partitioned by murmur2 like the Java clients, and state records
+//! to a task's own changelog partition. Exactly-once: they belong to the
+//! open transaction. At-least-once: [`Publisher::flush`] waits until every
+//! record sent is acknowledged and reports any that failed, before offsets
+//! are committed. Every delivery report is counted.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -156,9 +157,7 @@ impl Publisher {
 
     /// Commits the open transaction; librdkafka flushes it first.
     pub fn commit_transaction(&self) -> Result<(), KafkaError> {
-        self.producer.commit_transaction(Timeout::Never)?;
-        self.producer.context().failed.swap(0, Ordering::AcqRel);
-        Ok(())
+        self.producer.commit_transaction(Timeout::Never)
     }
 
     /// Aborts the open transaction. Waits for the deliveries in flight

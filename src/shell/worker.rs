@@ -3,11 +3,15 @@
 //! It runs on the consumer thread. An assigned task first restores its
 //! state from the changelog, its input paused; once active, records go to
 //! the task of their partition and outputs to the publisher. Every
-//! `commit_interval_ms` (or when too many outputs are in flight) it writes
-//! each task's changed customers and meta record to the changelog, flushes
-//! everything, commits the input offsets and only then reports the batch's
-//! tally as metrics. Delivery is at-least-once: a crash re-reads the
-//! uncommitted batch.
+//! `commit_interval_ms` (or when too many outputs are in flight) it closes
+//! the batch: each task's changed customers and meta record go to the
+//! changelog, and outputs, state and input offsets commit together, in one
+//! transaction (exactly-once) or flushed before the offset commit
+//! (at-least-once); only then is the batch's tally reported as metrics.
+//!
+//! Once anything failed in a way that leaves a batch neither committed nor
+//! rolled back, the worker is *poisoned*: it never commits again, and the
+//! process exits so a restart resumes from the last commit.
 //!
 //! The HTTP side never touches a task: it asks through a channel, answered
 //! between polls, and reads the task phases from a shared map.
@@ -50,6 +54,14 @@ pub enum Query {
 
 /// How long restores may read per turn of the poll loop.
 const RESTORE_SLICE: Duration = Duration::from_millis(100);
+
+/// Restores of one task that may find their state behind the group's
+/// committed offsets before the assignment is given up as broken.
+const MAX_RESTORES: u32 = 5;
+
+/// Aborts in a row (no commit between) after which the failure is taken to
+/// be permanent (e.g. no write access to an output topic) and care stops.
+const MAX_ABORTS_IN_A_ROW: u32 = 5;
 
 /// One task and what the worker tracks about it.
 struct Slot {
@@ -94,6 +106,9 @@ pub struct Worker {
     uncommitted: u64,
     /// Whether a transaction is open (exactly-once).
     in_txn: bool,
+    aborts_in_a_row: u32,
+    /// A batch could be neither committed nor rolled back: never commit again.
+    poisoned: bool,
     faults: Faults,
     last_commit: Instant,
 }
@@ -115,6 +130,8 @@ impl Worker {
             out: Vec::new(),
             uncommitted: 0,
             in_txn: false,
+            aborts_in_a_row: 0,
+            poisoned: false,
             faults: Faults::from_env(),
             last_commit: Instant::now(),
         }
@@ -170,16 +187,35 @@ impl Worker {
         for (id, slot) in self.tasks.iter_mut().filter(|(_, s)| s.phase == Phase::Restoring) {
             let restore = match &mut slot.restore {
                 Some(r) => r,
-                None => slot.restore.insert(Restore::begin(&self.cfg, *id)?),
+                None => {
+                    let group = durability::committed(consumer, &self.topics, id.partition)?;
+                    slot.restore.insert(Restore::begin(&self.cfg, *id, group)?)
+                }
             };
             let left = until.saturating_duration_since(Instant::now());
             if !restore.step(&mut slot.engine, left, &self.faults)? {
                 continue;
             }
+            if let Some(why) = restore.behind(&slot.engine, &self.topics) {
+                // Read before the previous owner's last commit was readable.
+                let attempt = restore.attempt + 1;
+                if attempt > MAX_RESTORES {
+                    anyhow::bail!("task {id} restored {attempt} times and is still behind: {why}");
+                }
+                tracing::warn!(task = %id, attempt, reason = %why, "Restored state is behind the committed offsets; restoring again");
+                std::thread::sleep(Duration::from_millis(200));
+                let group = durability::committed(consumer, &self.topics, id.partition)?;
+                slot.engine = Engine::new(self.rules.clone(), *id);
+                let mut again = Restore::begin(&self.cfg, *id, group)?;
+                again.attempt = attempt;
+                slot.restore = Some(again);
+                continue;
+            }
+            let group = restore.group().to_vec();
             if slot.engine.emit_from().is_none() {
                 slot.engine.set_emit_from(Some(self.settings.default_emit_from_ms));
             }
-            durability::resume_input(consumer, &self.cfg, &self.topics, &slot.engine)?;
+            durability::activate_input(consumer, &self.cfg, &self.topics, &mut slot.engine, &group)?;
             if self.cfg.kafka.delivery == Delivery::ExactlyOnce {
                 slot.engine.begin_batch();
             }
@@ -208,13 +244,7 @@ impl Worker {
                 }
             }
         }
-        let closed = if consumer.assignment_lost() && self.in_txn {
-            // Another member may own these partitions already: never commit.
-            self.abort(consumer, &anyhow::anyhow!("assignment lost"))
-        } else {
-            self.commit(consumer)
-        };
-        if let Err(e) = closed {
+        if let Err(e) = self.close_for_revoke(consumer) {
             events::CommitFailed { error: &e, during: "revoke" }.emit(&self.metrics);
         }
         for id in &gone {
@@ -223,6 +253,39 @@ impl Worker {
         }
         events::TasksRevoked { tasks: &gone, partitions: tpl.count() }.emit(&self.metrics);
         self.update_gauges();
+    }
+
+    /// Before partitions move on: commit what was processed, unless the
+    /// assignment was lost (another member may own them already) or the
+    /// worker is poisoned; then, and when the commit fails, roll back
+    /// instead, so nothing of this batch can be committed later.
+    fn close_for_revoke(&mut self, consumer: &BaseConsumer<ShellContext>) -> anyhow::Result<()> {
+        let lost = consumer.assignment_lost();
+        if !lost && !self.poisoned {
+            match self.commit(consumer) {
+                Ok(()) => return Ok(()),
+                Err(e) if !self.exactly_once() => {
+                    self.poisoned = true;
+                    return Err(e);
+                }
+                Err(e) => events::CommitFailed { error: &e, during: "revoke" }.emit(&self.metrics),
+            }
+        }
+        if self.exactly_once() && (self.in_txn || self.uncommitted > 0) {
+            let cause = anyhow::anyhow!(if lost { "assignment lost" } else { "revoked before the batch could commit" });
+            return self.abort(consumer, &cause);
+        }
+        Ok(())
+    }
+
+    /// Whether the worker must stop (see the module doc).
+    pub fn poisoned(&self) -> bool {
+        self.poisoned
+    }
+
+    /// Marks the worker as failed: nothing is committed from now on.
+    pub fn poison(&mut self) {
+        self.poisoned = true;
     }
 
     /// Feeds one record to its task and publishes what it caused; an
@@ -279,6 +342,9 @@ impl Worker {
     /// re-reads it.
     pub fn commit(&mut self, consumer: &BaseConsumer<ShellContext>) -> anyhow::Result<()> {
         self.last_commit = Instant::now();
+        if self.poisoned {
+            anyhow::bail!("not committing: an earlier batch failed and was not rolled back");
+        }
         let closed = self.advance_idle().and_then(|()| {
             if self.uncommitted == 0 && !self.in_txn && self.publisher.inflight() == 0 {
                 return Ok(false);
@@ -311,6 +377,11 @@ impl Worker {
 
     fn close_batch(&mut self, consumer: &BaseConsumer<ShellContext>) -> anyhow::Result<()> {
         self.ensure_txn()?;
+        if !self.exactly_once() {
+            // The meta record says the batch is done: it must not land
+            // before the batch's outputs did.
+            self.publisher.flush(FLUSH_TIMEOUT)?;
+        }
         for (id, slot) in self.tasks.iter_mut().filter(|(_, s)| s.phase == Phase::Active) {
             let publisher = &self.publisher;
             slot.engine.write_changes(|key, value| publisher.send_state(id.partition, key, value))?;
@@ -366,6 +437,7 @@ impl Worker {
         }
         events::BatchCommitted { records: self.uncommitted }.emit(&self.metrics);
         self.uncommitted = 0;
+        self.aborts_in_a_row = 0;
         self.update_gauges();
     }
 
@@ -374,15 +446,36 @@ impl Worker {
     /// the batch), input re-positioned at the committed offsets. Nothing of
     /// the batch was counted; it is processed again from the start.
     fn abort(&mut self, consumer: &BaseConsumer<ShellContext>, cause: &anyhow::Error) -> anyhow::Result<()> {
-        self.publisher.abort_transaction().context("aborting the transaction")?;
-        self.in_txn = false;
+        // First the state, all of it, with no Kafka call that could fail
+        // half-way; then the transaction; then the input positions.
+        let records = std::mem::take(&mut self.uncommitted);
         self.out.clear();
+        let mut failure = None;
         for slot in self.tasks.values_mut().filter(|s| s.phase == Phase::Active) {
-            slot.engine.rollback().context("rolling a task back")?;
-            durability::resume_input(consumer, &self.cfg, &self.topics, &slot.engine)?;
+            if let Err(e) = slot.engine.rollback() {
+                failure.get_or_insert(anyhow::Error::new(e).context("rolling a task back"));
+            }
         }
-        events::TransactionAborted { cause, records: self.uncommitted }.emit(&self.metrics);
-        self.uncommitted = 0;
+        if self.in_txn {
+            if let Err(e) = self.publisher.abort_transaction() {
+                failure.get_or_insert(anyhow::Error::new(e).context("aborting the transaction"));
+            }
+        }
+        self.in_txn = false;
+        for slot in self.tasks.values_mut().filter(|s| s.phase == Phase::Active) {
+            if let Err(e) = durability::reposition(consumer, &self.topics, &slot.engine) {
+                failure.get_or_insert(e);
+            }
+        }
+        self.aborts_in_a_row += 1;
+        if failure.is_none() && self.aborts_in_a_row > MAX_ABORTS_IN_A_ROW {
+            failure = Some(anyhow::anyhow!("{} transactions aborted in a row, the last because: {cause:#}", self.aborts_in_a_row));
+        }
+        if let Some(e) = failure {
+            self.poisoned = true;
+            return Err(e);
+        }
+        events::TransactionAborted { cause, records }.emit(&self.metrics);
         Ok(())
     }
 
@@ -409,7 +502,7 @@ impl Worker {
         while let Ok(q) = queries.try_recv() {
             match q {
                 Query::Customer { id, reply } => {
-                    let card = self.tasks.values().find_map(|s| s.engine.scorecard(&id));
+                    let card = self.tasks.values().filter(|s| s.phase == Phase::Active).find_map(|s| s.engine.scorecard(&id));
                     let _ = reply.send(card); // the asker may have timed out
                 }
             }
