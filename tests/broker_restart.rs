@@ -1,0 +1,76 @@
+//! A broker restart mid-stream is ridden out, checked from outside: care
+//! keeps running while its (own, single) broker is down for 10 s and, once
+//! it is back, publishes exactly what an uninterrupted run does.
+//!
+//! This test binary runs its own broker on other ports and data directory,
+//! so stopping it disturbs no other test.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+/// A broker of this test's own, stopped when dropped.
+struct OwnBroker {
+    env: Vec<(&'static str, String)>,
+}
+
+impl OwnBroker {
+    fn run(&self, cmd: &str) -> String {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/local/kafka.sh");
+        let out = Command::new("bash").arg(script).arg(cmd).envs(self.env.iter().map(|(k, v)| (*k, v.as_str()))).output().unwrap();
+        assert!(out.status.success(), "kafka.sh {cmd} failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+}
+
+impl Drop for OwnBroker {
+    fn drop(&mut self) {
+        let _ = std::panic::catch_unwind(|| self.run("stop"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broker_restart_mid_stream_is_ridden_out_with_exact_outputs() {
+    let data = std::env::temp_dir().join(unique("care-broker"));
+    let broker = OwnBroker {
+        env: vec![
+            ("CARE_KAFKA_PORT", free_port().to_string()),
+            ("CARE_KAFKA_CONTROLLER_PORT", free_port().to_string()),
+            ("CARE_KAFKA_DATA", data.display().to_string()),
+        ],
+    };
+    let addr = broker.run("start");
+    // Every helper of this test binary, and the care child, use this broker.
+    std::env::set_var("CARE_TEST_BROKERS", &addr);
+    assert_eq!(brokers(), addr);
+
+    let source = unique("web");
+    let outs = outputs();
+    create_topics(&[&source], 3).await;
+    let recs = stream_of(53, 90, 8);
+    produce(&recs.iter().map(|(k, v)| (source.clone(), k.clone(), v.clone())).collect::<Vec<_>>());
+    let group = unique("care");
+    let cfg = write_config(&config(&source, &outs, &group, free_port(), ""));
+    let want = replay_records(&cfg, &recs, 3);
+
+    let mut care = CareProcess::start(&["run", "--config", cfg.to_str().unwrap()]);
+    assert!(wait_for(Duration::from_secs(30), || committed_total(&group, &source, 3) > 0), "care never committed");
+    broker.run("stop");
+    std::thread::sleep(Duration::from_secs(10));
+    assert!(care.0.try_wait().unwrap().is_none(), "care exited while the broker was down");
+    broker.run("start");
+
+    let total = recs.len() as i64;
+    assert!(wait_for(Duration::from_secs(120), || committed_total(&group, &source, 3) == total), "care did not finish after the broker came back");
+    assert!(care.0.try_wait().unwrap().is_none(), "care exited");
+    let got = consume(&[&outs[0], &outs[1], &outs[2]], want.len() + 1, Duration::from_secs(10));
+    assert!(care.terminate(Duration::from_secs(30)).success());
+    assert_eq!(got.len(), want.len(), "published {} records, an uninterrupted run {}", got.len(), want.len());
+    assert_same_records(got.iter().map(from_kafka).collect(), want, &outs[2]);
+    let _ = std::fs::remove_file(cfg);
+    drop(broker);
+    let _ = std::fs::remove_dir_all(data);
+}
