@@ -42,7 +42,7 @@ pub async fn run(cfg: Config, listener: Option<TcpListener>, shutdown: Cancellat
         let state = AppState { metrics: metrics.clone(), status: Arc::clone(&status), queries: queries_tx };
         tokio::spawn(crate::shell::http::serve(l, state, shutdown.clone()))
     });
-    let publisher = Publisher::new(&cfg, metrics.clone())?;
+    let publisher = Publisher::new(&cfg, metrics.clone(), Arc::clone(&status))?;
     let settings = Settings {
         commit_interval: Duration::from_millis(cfg.kafka.commit_interval_ms),
         max_inflight: cfg.kafka.max_inflight_records,

@@ -6,20 +6,21 @@
 //! rebalance hooks (which librdkafka runs inside `poll`, on this thread) can
 //! commit synchronously before partitions move on.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use care_core::config::Config;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
 use rdkafka::ClientContext;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::shell::admin::client_config;
 use crate::shell::events;
-use crate::shell::worker::{Query, Worker};
+use crate::shell::worker::{Query, TaskStatus, Worker};
 
 /// How often the state-size gauge is recomputed.
 const GAUGE_INTERVAL: Duration = Duration::from_secs(30);
@@ -28,8 +29,11 @@ const GAUGE_INTERVAL: Duration = Duration::from_secs(30);
 pub struct ShellContext {
     /// Only the consumer thread locks it: in the poll loop between polls,
     /// and in the hooks, which run inside `poll` (never while the loop holds
-    /// it). A Mutex rather than a RefCell because a context must be `Sync`.
-    worker: Mutex<Worker>,
+    /// it). A Mutex rather than a RefCell because a context must be `Sync`;
+    /// shared because a consumer that failed fatally is replaced by a new
+    /// one with a new context, and the worker carries on.
+    worker: Arc<Mutex<Worker>>,
+    health: TaskStatus,
 }
 
 impl ShellContext {
@@ -38,7 +42,11 @@ impl ShellContext {
     }
 }
 
-impl ClientContext for ShellContext {}
+impl ClientContext for ShellContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.health.client_error(&error, reason);
+    }
+}
 
 impl ConsumerContext for ShellContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -83,11 +91,9 @@ fn consumer_config(cfg: &Config) -> ClientConfig {
 /// The consumer cannot be created, an output is refused, or a commit fails.
 pub fn consume(cfg: &Config, mut worker: Worker, mut queries: mpsc::Receiver<Query>, shutdown: &CancellationToken) -> anyhow::Result<()> {
     worker.init()?;
-    let consumer: BaseConsumer<ShellContext> =
-        consumer_config(cfg).create_with_context(ShellContext { worker: Mutex::new(worker) }).context("cannot create Kafka consumer")?;
-    let topics: Vec<&str> = cfg.sources.iter().map(|s| s.topic.as_str()).collect();
-    consumer.subscribe(&topics).context("subscribing to source topics")?;
-    tracing::info!(?topics, group = %cfg.kafka.group_id, "Consuming");
+    let health = worker.health();
+    let worker = Arc::new(Mutex::new(worker));
+    let mut consumer = subscribe(cfg, &worker, &health)?;
     let mut last_gauges = Instant::now().checked_sub(GAUGE_INTERVAL).unwrap_or_else(Instant::now);
     let result = loop {
         if shutdown.is_cancelled() {
@@ -106,6 +112,21 @@ pub fn consume(cfg: &Config, mut worker: Worker, mut queries: mpsc::Receiver<Que
         }
         if w.poisoned() {
             break Err(anyhow::anyhow!("stopping: a batch failed and could not be rolled back; a restart resumes from the last commit"));
+        }
+        if let Some((code, reason)) = consumer.client().fatal_error() {
+            // E.g. a static member fenced by its own rejoin after a session
+            // timeout during a broker outage (librdkafka #3437): this
+            // consumer is dead, the process need not be. Drop every task
+            // (their state comes back from the changelog) and join again.
+            events::ConsumerReplaced { code, reason: &reason }.emit(&w.metrics);
+            if let Err(e) = w.drop_all_tasks() {
+                break Err(e);
+            }
+            drop(w);
+            drop(consumer);
+            // Nothing is open any more: a failure here can simply return.
+            consumer = subscribe(cfg, &worker, &health)?;
+            continue;
         }
         w.answer(&mut queries);
         if let Err(e) = w.restore(&consumer) {
@@ -133,4 +154,14 @@ pub fn consume(cfg: &Config, mut worker: Worker, mut queries: mpsc::Receiver<Que
         tracing::info!("Outputs flushed and offsets committed");
     }
     closing
+}
+
+/// A consumer of the source topics whose hooks reach `worker`.
+fn subscribe(cfg: &Config, worker: &Arc<Mutex<Worker>>, health: &TaskStatus) -> anyhow::Result<BaseConsumer<ShellContext>> {
+    let ctx = ShellContext { health: Arc::clone(health), worker: Arc::clone(worker) };
+    let consumer: BaseConsumer<ShellContext> = consumer_config(cfg).create_with_context(ctx).context("cannot create Kafka consumer")?;
+    let topics: Vec<&str> = cfg.sources.iter().map(|s| s.topic.as_str()).collect();
+    consumer.subscribe(&topics).context("subscribing to source topics")?;
+    tracing::info!(?topics, group = %cfg.kafka.group_id, "Consuming");
+    Ok(consumer)
 }

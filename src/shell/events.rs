@@ -114,3 +114,16 @@ impl TaskRestored {
         tracing::info!(task = %self.task, records = self.records, customers = self.customers, secs = self.elapsed.as_secs_f64(), "Task restored");
     }
 }
+
+/// A consumer that failed fatally, replaced by a new one.
+pub struct ConsumerReplaced<'a> {
+    pub code: rdkafka::types::RDKafkaErrorCode,
+    pub reason: &'a str,
+}
+
+impl ConsumerReplaced<'_> {
+    pub fn emit(&self, m: &Metrics) {
+        m.consumer_errors.inc();
+        tracing::warn!(code = ?self.code, reason = self.reason, "Consumer failed fatally; dropping its tasks and joining again");
+    }
+}

@@ -56,10 +56,14 @@ async fn metrics(State(s): State<AppState>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.metrics.render()).into_response()
 }
 
-/// Ready once this instance holds tasks and every one of them is active.
+/// Ready once Kafka answers, this instance holds tasks and every one of
+/// them is active.
 async fn readyz(State(s): State<AppState>) -> Response {
+    if s.status.kafka_unreachable.load(std::sync::atomic::Ordering::Relaxed) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "not ready: Kafka unreachable\n").into_response();
+    }
     let (mut total, mut waiting) = (0, Vec::new());
-    for e in s.status.iter() {
+    for e in s.status.tasks.iter() {
         total += 1;
         if *e.value() != Phase::Active {
             waiting.push(format!("{} {}", e.key(), e.value().as_str()));
@@ -77,7 +81,7 @@ async fn readyz(State(s): State<AppState>) -> Response {
 
 /// The tasks of this instance and their phases, e.g. `{"0_1":"active"}`.
 async fn tasks(State(s): State<AppState>) -> Response {
-    let map: std::collections::BTreeMap<String, &'static str> = s.status.iter().map(|e| (e.key().to_string(), e.value().as_str())).collect();
+    let map: std::collections::BTreeMap<String, &'static str> = s.status.tasks.iter().map(|e| (e.key().to_string(), e.value().as_str())).collect();
     Json(map).into_response()
 }
 

@@ -6,6 +6,7 @@
 //! - [`durability`] — changelog restore and input positioning.
 //! - [`worker`] — the one owner of this instance's tasks: process, publish, commit.
 //! - [`publish`] — output records → Kafka, acknowledged or failed.
+//! - [`health`] — task phases and Kafka reachability, for readiness.
 //! - [`http`] — `/metrics`, `/healthz`, `/readyz`, `/tasks`, `/customers/{id}`.
 //! - [`metrics`] — the Prometheus registry, bounded labels.
 //! - [`events`] — internal events: each logs and counts one happening.
@@ -18,6 +19,7 @@ pub mod consumer;
 pub mod durability;
 pub mod events;
 pub mod faults;
+pub mod health;
 pub mod http;
 pub mod metrics;
 pub mod publish;

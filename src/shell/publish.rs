@@ -24,6 +24,7 @@ use rdkafka::util::Timeout;
 use rdkafka::TopicPartitionList;
 use care_core::render::{OutputRecord, TopicRole};
 
+use crate::shell::health::TaskStatus;
 use crate::shell::metrics::Metrics;
 
 /// Room for a dead letter's headers on top of `max_record_bytes` of value.
@@ -67,9 +68,17 @@ pub struct Deliveries {
     metrics: Option<Arc<Metrics>>,
     /// `care_records_produced_total` per topic role, resolved once.
     produced: Vec<IntCounter>,
+    health: Option<TaskStatus>,
 }
 
-impl ClientContext for Deliveries {}
+impl ClientContext for Deliveries {
+    fn error(&self, error: KafkaError, reason: &str) {
+        match &self.health {
+            Some(h) => h.client_error(&error, reason),
+            None => tracing::error!(error = %error, reason, "Kafka producer error"),
+        }
+    }
+}
 
 impl ProducerContext for Deliveries {
     /// Index into `TopicRole::ALL`, for the per-topic counter.
@@ -100,6 +109,8 @@ pub struct Publisher {
     /// Output topics, indexed like `TopicRole::ALL`.
     topics: [String; 3],
     changelog: String,
+    /// Bound of a commit or abort call (`kafka.transaction_timeout_ms`).
+    txn_timeout: Duration,
 }
 
 /// Delivery-report index of changelog records (after the output roles).
@@ -110,7 +121,7 @@ impl Publisher {
     ///
     /// # Errors
     /// Invalid client configuration.
-    pub fn new(cfg: &Config, metrics: Arc<Metrics>) -> Result<Publisher, PublishError> {
+    pub fn new(cfg: &Config, metrics: Arc<Metrics>, health: TaskStatus) -> Result<Publisher, PublishError> {
         let mut cc = ClientConfig::new();
         cc.set("bootstrap.servers", &cfg.kafka.brokers)
             .set("linger.ms", cfg.kafka.linger_ms.to_string())
@@ -130,10 +141,10 @@ impl Publisher {
         }
         let labels = TopicRole::ALL.iter().map(|t| t.as_str()).chain(["changelog"]);
         let produced = labels.map(|l| metrics.produced.with_label_values(&[l])).collect();
-        let ctx = Deliveries { metrics: Some(metrics), produced, ..Deliveries::default() };
+        let ctx = Deliveries { metrics: Some(metrics), produced, health: Some(health), ..Deliveries::default() };
         let producer = cc.create_with_context(ctx).map_err(PublishError::Create)?;
         let o = &cfg.outputs;
-        Ok(Publisher { producer, topics: [o.alerts.clone(), o.reactivation.clone(), o.dlq.clone()], changelog: cfg.kafka.changelog() })
+        Ok(Publisher { producer, topics: [o.alerts.clone(), o.reactivation.clone(), o.dlq.clone()], changelog: cfg.kafka.changelog(), txn_timeout: Duration::from_millis(u64::from(cfg.kafka.transaction_timeout_ms)) })
     }
 
     /// Registers the transactional id with its coordinator, aborting what a
@@ -155,9 +166,11 @@ impl Publisher {
         self.producer.send_offsets_to_transaction(offsets, group, Timeout::After(Duration::from_secs(30)))
     }
 
-    /// Commits the open transaction; librdkafka flushes it first.
+    /// Commits the open transaction; librdkafka flushes it first. Bounded
+    /// by the transaction timeout: a call that cannot complete (no broker)
+    /// comes back as a retriable error rather than blocking the loop for ever.
     pub fn commit_transaction(&self) -> Result<(), KafkaError> {
-        self.producer.commit_transaction(Timeout::Never)
+        self.producer.commit_transaction(self.txn_timeout)
     }
 
     /// Aborts the open transaction. Waits for the deliveries in flight
@@ -165,7 +178,7 @@ impl Publisher {
     /// flight can fail fatally (librdkafka #4849).
     pub fn abort_transaction(&self) -> Result<(), KafkaError> {
         let _ = self.flush(Duration::from_secs(30)); // failures are what we abort
-        let r = self.producer.abort_transaction(Timeout::Never);
+        let r = self.producer.abort_transaction(self.txn_timeout);
         let ctx = self.producer.context();
         ctx.failed.swap(0, Ordering::AcqRel);
         ctx.first_error.lock().unwrap_or_else(|p| p.into_inner()).take();

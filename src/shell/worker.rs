@@ -26,7 +26,6 @@ use care_core::engine::{Engine, Input, Rules};
 use care_core::render::OutputRecord;
 use care_core::scorecard::Scorecard;
 use care_core::task::{Phase, TaskId};
-use dashmap::DashMap;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
@@ -43,8 +42,7 @@ use crate::shell::publish::Publisher;
 /// How long a flush may take before the batch is given up (and re-read).
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Task phases, written by the worker, read by `/readyz` and `/tasks`.
-pub type TaskStatus = Arc<DashMap<TaskId, Phase>>;
+pub use crate::shell::health::{Health, TaskStatus};
 
 /// A question from the HTTP side, answered between polls.
 pub enum Query {
@@ -171,7 +169,7 @@ impl Worker {
             tracing::warn!(error = %e, "Cannot pause newly assigned partitions");
         }
         for id in &new {
-            self.status.insert(*id, Phase::Restoring);
+            self.status.tasks.insert(*id, Phase::Restoring);
         }
         events::TasksAssigned { tasks: &new, partitions: tpl.count() }.emit(&self.metrics);
         self.update_gauges();
@@ -221,7 +219,7 @@ impl Worker {
             }
             slot.phase = Phase::Active;
             slot.last_record = Instant::now();
-            self.status.insert(*id, Phase::Active);
+            self.status.tasks.insert(*id, Phase::Active);
             if let Some(r) = slot.restore.take() {
                 events::TaskRestored { task: *id, records: r.records, customers: slot.engine.customer_count(), elapsed: r.started.elapsed() }.emit(&self.metrics);
             }
@@ -239,7 +237,7 @@ impl Worker {
             if let Some(slot) = self.tasks.get_mut(&id) {
                 slot.assigned = slot.assigned.saturating_sub(1);
                 if slot.assigned == 0 {
-                    self.status.insert(id, Phase::Revoking);
+                    self.status.tasks.insert(id, Phase::Revoking);
                     gone.push(id);
                 }
             }
@@ -249,7 +247,7 @@ impl Worker {
         }
         for id in &gone {
             self.tasks.remove(id);
-            self.status.remove(id);
+            self.status.tasks.remove(id);
         }
         events::TasksRevoked { tasks: &gone, partitions: tpl.count() }.emit(&self.metrics);
         self.update_gauges();
@@ -275,6 +273,37 @@ impl Worker {
             let cause = anyhow::anyhow!(if lost { "assignment lost" } else { "revoked before the batch could commit" });
             return self.abort(consumer, &cause);
         }
+        Ok(())
+    }
+
+    /// The health shared with HTTP.
+    pub fn health(&self) -> TaskStatus {
+        Arc::clone(&self.status)
+    }
+
+    /// Gives up every task at once (the consumer that held them failed for
+    /// good): the open transaction is aborted, so nothing of the batch is
+    /// ever committed, and the tasks are dropped; a new consumer's
+    /// assignment restores them from the changelog.
+    ///
+    /// # Errors
+    /// The transaction could not be aborted (the worker is then poisoned).
+    pub fn drop_all_tasks(&mut self) -> anyhow::Result<()> {
+        if self.in_txn {
+            if let Err(e) = self.publisher.abort_transaction() {
+                self.poisoned = true;
+                return Err(anyhow::Error::new(e).context("aborting the transaction of a failed consumer"));
+            }
+            self.in_txn = false;
+        }
+        self.uncommitted = 0;
+        self.out.clear();
+        let gone: Vec<TaskId> = self.tasks.keys().copied().collect();
+        self.tasks.clear();
+        self.status.tasks.clear();
+        events::TasksRevoked { tasks: &gone, partitions: 0 }.emit(&self.metrics);
+        self.metrics.partitions_assigned.set(0);
+        self.update_gauges();
         Ok(())
     }
 
@@ -308,6 +337,7 @@ impl Worker {
             tracing::debug!(topic = msg.topic(), partition = msg.partition(), "Record of an inactive task skipped");
             return Ok(());
         };
+        self.status.kafka_answered();
         let input = Input { source, partition: msg.partition(), offset: msg.offset(), key: msg.key(), payload: msg.payload().unwrap_or_default() };
         let started = Instant::now();
         slot.engine.process(&input, wall_clock_ms(), &mut self.out);
@@ -435,6 +465,7 @@ impl Worker {
                 slot.engine.begin_batch();
             }
         }
+        self.status.kafka_answered();
         events::BatchCommitted { records: self.uncommitted }.emit(&self.metrics);
         self.uncommitted = 0;
         self.aborts_in_a_row = 0;
@@ -516,6 +547,6 @@ impl Worker {
 
     fn update_gauges(&self) {
         self.metrics.customers.set(self.tasks.values().map(|s| s.engine.customer_count()).sum::<usize>() as i64);
-        self.metrics.set_tasks(|p| self.status.iter().filter(|e| *e.value() == p).count());
+        self.metrics.set_tasks(|p| self.status.tasks.iter().filter(|e| *e.value() == p).count());
     }
 }
