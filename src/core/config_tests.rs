@@ -1,0 +1,60 @@
+use super::*;
+
+#[test]
+fn empty_config_gets_documented_defaults() {
+    let c = Config::parse("", "t").unwrap();
+    assert_eq!(c.engine.bucket_secs, 86_400);
+    assert_eq!(c.detect.decline.recent_buckets, 7);
+    assert_eq!(c.detect.dormancy.after_days, 60);
+    assert_eq!(c.outputs.alerts, "care.alerts");
+    assert_eq!(c.kafka.auto_offset_reset, "earliest");
+    assert_eq!(c.kafka.changelog(), "care-care-changelog");
+}
+
+#[test]
+fn unknown_key_is_named_with_its_line() {
+    let err = Config::parse("[engine]\nbucket_secs = 3600\nbukcet = 1\n", "t").unwrap_err().to_string();
+    assert!(err.contains("bukcet"), "{err}");
+    assert!(err.contains("line 3"), "{err}");
+}
+
+#[test]
+fn cross_field_rule_names_the_key() {
+    let err = Config::parse("[detect.decline]\nopen_ratio = 0.9\nresolve_ratio = 0.5\n", "t").unwrap_err();
+    assert!(err.to_string().contains("detect.decline.resolve_ratio"), "{err}");
+}
+
+#[test]
+fn source_kind_rule_needs_one_of_fixed_or_field() {
+    let text = r#"
+[[sources]]
+name = "x"
+topic = "x"
+fields = { customer_id = "/c", ts = "/t" }
+kind = {}
+"#;
+    let err = Config::parse(text, "t").unwrap_err().to_string();
+    assert!(err.contains("sources[0].kind"), "{err}");
+}
+
+#[test]
+fn options_care_relies_on_cannot_be_overridden() {
+    let err = Config::parse("[kafka.options]\n\"partition.assignment.strategy\" = \"roundrobin\"\n", "t").unwrap_err().to_string();
+    assert!(err.contains("kafka.options.\"partition.assignment.strategy\""), "{err}");
+}
+
+#[test]
+fn timezone_offsets_parse() {
+    assert_eq!(parse_utc_offset("UTC"), Some(0));
+    assert_eq!(parse_utc_offset("+02:00"), Some(7200));
+    assert_eq!(parse_utc_offset("-05:30"), Some(-19800));
+    assert_eq!(parse_utc_offset("Europe/Paris"), None);
+    assert!(Config::parse("[engine]\ntimezone = \"Mars\"\n", "t").unwrap_err().to_string().contains("engine.timezone"));
+}
+
+#[test]
+fn shipped_example_config_parses() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/example.toml");
+    let c = Config::load(Path::new(path)).unwrap();
+    assert!(c.sources.len() >= 2);
+}
