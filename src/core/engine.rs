@@ -243,14 +243,15 @@ impl Engine {
     /// Folds a decoded event from `input` into this task.
     pub fn fold(&mut self, input: &Input<'_>, ev: &Event, out: &mut Vec<OutputRecord>) -> Outcome {
         self.consumed(input);
-        let r = Arc::clone(&self.rules);
+        // Copied out (all Copy) so the rules are not borrowed across `emit`.
+        let (lateness_ms, width, buckets, activity) = (self.rules.lateness_ms, self.rules.width, self.rules.buckets, self.rules.activity);
         let st = self.state.stream_time_ms;
-        let late = st.is_some_and(|st| ev.ts_ms < st - r.lateness_ms);
+        let late = st.is_some_and(|st| ev.ts_ms < st - lateness_ms);
         if !late && st.is_none_or(|st| ev.ts_ms > st) {
             self.state.stream_time_ms = Some(ev.ts_ms);
             self.fire_timers(ev.ts_ms, out);
         }
-        let (slot, created) = self.state.slot_or_insert(&ev.customer_id, ev.ts_ms, r.width);
+        let (slot, created) = self.state.slot_or_insert(&ev.customer_id, ev.ts_ms, width);
         self.tally.customers_created += u64::from(created);
         let counts = &mut self.tally.sources[input.source];
         let c = self.state.customer_mut(slot);
@@ -266,9 +267,9 @@ impl Engine {
         counts.folded[ev.kind.idx()] += 1;
         let k = ev.kind.idx();
         c.last_seen_ms[k] = Some(c.last_seen_ms[k].map_or(ev.ts_ms, |t| t.max(ev.ts_ms)));
-        c.activity.add(r.buckets.of(ev.ts_ms), ev.kind);
+        c.activity.add(buckets.of(ev.ts_ms), ev.kind);
         let now_ms = self.state.stream_time_ms.unwrap_or(ev.ts_ms);
-        if r.activity.contains(ev.kind) {
+        if activity.contains(ev.kind) {
             let c = self.state.customer_mut(slot);
             let back = dormancy::on_activity(c, ev.ts_ms);
             c.last_activity_ms = Some(c.last_activity_ms.map_or(ev.ts_ms, |t| t.max(ev.ts_ms)));
@@ -420,28 +421,30 @@ impl Engine {
 
     fn on_timer(&mut self, slot: u32, at: i64, out: &mut Vec<OutputRecord>) {
         self.tally.timers_fired += 1;
-        let r = Arc::clone(&self.rules);
-        if let Some(p) = &r.dormancy {
+        let dormant = self.rules.dormancy.as_ref().and_then(|p| {
             let c = self.state.customer_mut(slot);
-            if let Some(s) = dormancy::on_time(p, c, at) {
-                // Dormancy supersedes decline: an open decline closes silently.
-                c.decline = Episode::Normal;
-                self.emit(slot, &s, out);
-            }
+            let s = dormancy::on_time(p, c, at)?;
+            // Dormancy supersedes decline: an open decline closes silently.
+            c.decline = Episode::Normal;
+            Some(s)
+        });
+        if let Some(s) = dormant {
+            self.emit(slot, &s, out);
         }
         self.check_decline(slot, at, at, out);
         self.reschedule(slot, at);
     }
 
     fn check_decline(&mut self, slot: u32, now_ms: i64, trigger_ms: i64, out: &mut Vec<OutputRecord>) {
-        let r = Arc::clone(&self.rules);
+        let r = &*self.rules;
         let Some(p) = &r.decline else { return };
         let c = self.state.customer_mut(slot);
         if c.dormant_since.is_some() {
             return;
         }
         let first = r.buckets.of(c.first_seen_ms);
-        if let Some(s) = decline::evaluate(p, c, first, r.buckets.of(now_ms), trigger_ms) {
+        let signal = decline::evaluate(p, c, first, r.buckets.of(now_ms), trigger_ms);
+        if let Some(s) = signal {
             self.emit(slot, &s, out);
         }
     }

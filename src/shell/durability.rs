@@ -114,6 +114,16 @@ impl Restore {
 }
 
 impl Restore {
+    /// Reads the group's committed offsets of `task`'s partition (waiting
+    /// for a transaction still completing), then begins its restore.
+    ///
+    /// # Errors
+    /// As [`committed`] and [`Restore::begin`].
+    pub fn start<C: ConsumerContext>(consumer: &BaseConsumer<C>, cfg: &Config, topics: &[String], task: TaskId) -> anyhow::Result<Restore> {
+        let group = committed(consumer, topics, task.partition)?;
+        Restore::begin(cfg, task, group)
+    }
+
     /// Why the restored state is older than the group's committed offsets
     /// (the previous owner's last commit was not yet readable), if it is.
     pub fn behind(&self, engine: &Engine, topics: &[String]) -> Option<String> {

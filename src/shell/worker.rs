@@ -185,10 +185,7 @@ impl Worker {
         for (id, slot) in self.tasks.iter_mut().filter(|(_, s)| s.phase == Phase::Restoring) {
             let restore = match &mut slot.restore {
                 Some(r) => r,
-                None => {
-                    let group = durability::committed(consumer, &self.topics, id.partition)?;
-                    slot.restore.insert(Restore::begin(&self.cfg, *id, group)?)
-                }
+                None => slot.restore.insert(Restore::start(consumer, &self.cfg, &self.topics, *id)?),
             };
             let left = until.saturating_duration_since(Instant::now());
             if !restore.step(&mut slot.engine, left, &self.faults)? {
@@ -202,9 +199,8 @@ impl Worker {
                 }
                 tracing::warn!(task = %id, attempt, reason = %why, "Restored state is behind the committed offsets; restoring again");
                 std::thread::sleep(Duration::from_millis(200));
-                let group = durability::committed(consumer, &self.topics, id.partition)?;
                 slot.engine = Engine::new(self.rules.clone(), *id);
-                let mut again = Restore::begin(&self.cfg, *id, group)?;
+                let mut again = Restore::start(consumer, &self.cfg, &self.topics, *id)?;
                 again.attempt = attempt;
                 slot.restore = Some(again);
                 continue;
