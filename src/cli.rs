@@ -124,7 +124,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 cfg.kafka.instance_id = Some(id);
                 cfg.validate()?;
             }
-            cfg.kafka.instance_id.get_or_insert_with(host_name);
+            cfg.kafka.instance_id.get_or_insert_with(crate::shell::instance::host_name);
             let listener = if cfg.http.listen.is_empty() {
                 None
             } else {
@@ -169,16 +169,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
-}
-
-/// The host name (the pod name in Kubernetes), the default instance id.
-fn host_name() -> String {
-    std::env::var("HOSTNAME")
-        .ok()
-        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "care".into())
 }
 
 /// Options whose names suggest secrets are shown as `<redacted>`.

@@ -1,8 +1,8 @@
 //! State survives restarts, checked from outside through a real broker:
 //! a stopped and restarted `care run` publishes exactly what one that never
 //! stopped would, a dormancy deadline that passes while care is down fires
-//! once after restart, and topics that cannot hold a task's state together
-//! fail at start.
+//! once after restart, topics that cannot hold a task's state together
+//! fail at start, and a second process with a live one's instance id exits.
 
 mod common;
 
@@ -113,4 +113,52 @@ async fn a_changelog_with_another_partition_count_fails_at_start_naming_both() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&format!("{source:?} has 2")) && err.contains(&format!("{changelog:?} has 3")), "{err}");
     let _ = std::fs::remove_file(cfg);
+}
+
+/// Two live processes with one instance id: the one started second exits
+/// naming the id, the first is not fenced and finishes the stream exactly,
+/// and once the first stops cleanly the id is free again at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_process_with_a_live_instance_id_exits_and_the_first_carries_on() {
+    let source = unique("web");
+    let outs = outputs();
+    create_topics(&[&source], 3).await;
+    let recs = stream(41);
+    let group = unique("care");
+    let port = free_port();
+    let cfg = write_config(&config(&source, &outs, &group, port, ""));
+    let want = replay_records(&cfg, &recs, 3);
+    let to_topic = |part: &[(Option<String>, Vec<u8>)]| part.iter().map(|(k, v)| (source.clone(), k.clone(), v.clone())).collect::<Vec<_>>();
+    let half = recs.len() / 2;
+    let args = ["run", "--config", cfg.to_str().unwrap(), "--instance-id", "twin"];
+
+    produce(&to_topic(&recs[..half]));
+    let first = CareProcess::start(&args);
+    assert!(wait_for(Duration::from_secs(60), || committed_total(&group, &source, 3) == half as i64), "the first never caught up");
+
+    // Its own HTTP port, or it would fail on that before anything else.
+    let cfg2 = write_config(&config(&source, &outs, &group, free_port(), ""));
+    let second = CareProcess::start_capturing(&["run", "--config", cfg2.to_str().unwrap(), "--instance-id", "twin"]);
+    let (status, err) = second.exit_with_stderr(Duration::from_secs(30));
+    assert!(!status.success(), "the second process must not run");
+    assert!(err.contains(r#"instance id "twin" is in use by a live process"#), "{err}");
+
+    produce(&to_topic(&recs[half..]));
+    assert!(
+        wait_for(Duration::from_secs(60), || committed_total(&group, &source, 3) == recs.len() as i64),
+        "the first process was stopped or fenced: {} of {} committed",
+        committed_total(&group, &source, 3),
+        recs.len()
+    );
+    assert!(first.terminate(Duration::from_secs(30)).success(), "the first exits cleanly");
+    let got = consume(&[&outs[0], &outs[1], &outs[2]], want.len() + 1, Duration::from_secs(5));
+    assert_eq!(got.len(), want.len(), "published {} records, an uninterrupted run {}", got.len(), want.len());
+    assert_same_records(got.iter().map(from_kafka).collect(), want, &outs[2]);
+
+    // Stopped cleanly: the id is free again, with no wait.
+    let third = CareProcess::start(&args);
+    assert!(wait_for(Duration::from_secs(30), || http_get(port, "/readyz").0 == 200), "a restart with the freed id runs");
+    assert!(third.terminate(Duration::from_secs(30)).success());
+    let _ = std::fs::remove_file(cfg);
+    let _ = std::fs::remove_file(cfg2);
 }

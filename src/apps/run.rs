@@ -33,6 +33,7 @@ const QUERY_QUEUE: usize = 64;
 pub async fn run(cfg: Config, listener: Option<TcpListener>, shutdown: CancellationToken) -> anyhow::Result<()> {
     let partitions = crate::shell::admin::preflight(&cfg).await?;
     tracing::info!(partitions, changelog = %cfg.kafka.changelog(), "Topics checked");
+    let claim = tokio::task::block_in_place(|| crate::shell::instance::claim(&cfg))?;
     let rules = Arc::new(Rules::new(&cfg));
     let names: Vec<&str> = (0..rules.source_count()).map(|i| rules.mapping(i).name.as_str()).collect();
     let metrics = Arc::new(Metrics::new(&names));
@@ -62,6 +63,7 @@ pub async fn run(cfg: Config, listener: Option<TcpListener>, shutdown: Cancellat
     if let Some(h) = http {
         let _ = h.await;
     }
+    drop(claim); // frees the instance id for a restart at once
     tracing::info!("Stopped");
     result
 }

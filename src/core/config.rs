@@ -63,6 +63,12 @@ pub struct KafkaConfig {
     /// --instance-id` / `CARE_INSTANCE_ID`; default: the host name.
     #[serde(default)]
     pub instance_id: Option<String>,
+    /// How often a running process announces its `instance_id` on
+    /// `<group_id>-care-instances`. A process started with the id of a live
+    /// one watches about two of these periods, sees the announcements and
+    /// exits naming the id, instead of fencing the live one.
+    #[serde(default = "default_instance_heartbeat_ms")]
+    pub instance_heartbeat_ms: u32,
     /// `exactly_once` (default): outputs, changelog and input offsets are
     /// committed in one Kafka transaction. `at_least_once`: lower latency;
     /// a crash may repeat the last batch.
@@ -114,6 +120,9 @@ fn default_session_timeout_ms() -> u32 {
 fn default_commit_interval_ms() -> u64 {
     100
 }
+fn default_instance_heartbeat_ms() -> u32 {
+    1_000
+}
 fn default_transaction_timeout_ms() -> u32 {
     60_000
 }
@@ -137,6 +146,11 @@ fn default_auto_offset_reset() -> String {
 }
 
 impl KafkaConfig {
+    /// Where running processes announce their instance id.
+    pub fn instances_topic(&self) -> String {
+        format!("{}-care-instances", self.group_id)
+    }
+
     /// The changelog topic: configured, or `<group_id>-care-changelog`.
     pub fn changelog(&self) -> String {
         self.changelog_topic.clone().unwrap_or_else(|| format!("{}-care-changelog", self.group_id))
@@ -509,6 +523,9 @@ impl Config {
         }
         if self.kafka.instance_id.as_deref().is_some_and(|id| id.is_empty() || id.len() > 200) {
             return Err(invalid("kafka.instance_id", "must be 1 to 200 characters"));
+        }
+        if !(50..=60_000).contains(&self.kafka.instance_heartbeat_ms) {
+            return Err(invalid("kafka.instance_heartbeat_ms", "must be 50 to 60000"));
         }
         if self.kafka.transaction_timeout_ms < 1_000 {
             return Err(invalid("kafka.transaction_timeout_ms", "must be at least 1000"));

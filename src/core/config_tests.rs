@@ -38,6 +38,13 @@ kind = {}
 }
 
 #[test]
+fn instance_heartbeat_has_a_default_and_a_bound() {
+    assert_eq!(Config::parse("", "t").unwrap().kafka.instance_heartbeat_ms, 1000);
+    let err = Config::parse("[kafka]\ninstance_heartbeat_ms = 0\n", "t").unwrap_err().to_string();
+    assert!(err.contains("kafka.instance_heartbeat_ms"), "{err}");
+}
+
+#[test]
 fn options_care_relies_on_cannot_be_overridden() {
     let err = Config::parse("[kafka.options]\n\"partition.assignment.strategy\" = \"roundrobin\"\n", "t").unwrap_err().to_string();
     assert!(err.contains("kafka.options.\"partition.assignment.strategy\""), "{err}");

@@ -1,6 +1,6 @@
 //! Start-up checks against Kafka: the brokers answer, the source topics
 //! exist with equal partition counts, the changelog has that count too
-//! (created compacted if missing), the output topics exist (or are created)
+//! (created compacted if missing), the instances topic exists, the output topics exist (or are created)
 //! and the DLQ takes the largest dead letter care can write. Every error
 //! names the broker, topic or config key at fault.
 
@@ -57,6 +57,9 @@ pub async fn preflight(cfg: &Config) -> anyhow::Result<i32> {
             listed.join(", ")
         );
     }
+    if partitions(&cfg.kafka.instances_topic()).is_none() {
+        create_instances_topic(cfg, &admin).await?;
+    }
     let o = &cfg.outputs;
     let missing: Vec<&String> = [&o.alerts, &o.reactivation, &o.dlq].into_iter().filter(|t| partitions(t).is_none()).collect();
     if !missing.is_empty() {
@@ -77,6 +80,23 @@ async fn create_changelog(cfg: &Config, admin: &AdminClient<DefaultClientContext
             Ok(t) => tracing::info!(topic = %t, partitions, "Created changelog topic"),
             Err((t, RDKafkaErrorCode::TopicAlreadyExists)) => tracing::debug!(topic = %t, "Changelog topic already exists"),
             Err((t, e)) => bail!("cannot create changelog topic {t:?}: {e}"),
+        }
+    }
+    Ok(())
+}
+
+/// Creates the topic where running processes announce their instance id
+/// (see `shell::instance`): one partition, an hour of announcements.
+async fn create_instances_topic(cfg: &Config, admin: &AdminClient<DefaultClientContext>) -> anyhow::Result<()> {
+    let name = cfg.kafka.instances_topic();
+    let topic = NewTopic::new(&name, 1, TopicReplication::Fixed(cfg.outputs.replication_factor))
+        .set("retention.ms", "3600000")
+        .set("segment.ms", "600000");
+    for r in admin.create_topics([&topic], &AdminOptions::new()).await.context("creating the instances topic")? {
+        match r {
+            Ok(t) => tracing::info!(topic = %t, "Created instances topic"),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((t, e)) => bail!("cannot create instances topic {t:?}: {e}"),
         }
     }
     Ok(())

@@ -7,6 +7,7 @@
 //! - [`worker`] — the one owner of this instance's tasks: process, publish, commit.
 //! - [`publish`] — output records → Kafka, acknowledged or failed.
 //! - [`health`] — task phases and Kafka reachability, for readiness.
+//! - [`instance`] — one live process per instance id.
 //! - [`http`] — `/metrics`, `/healthz`, `/readyz`, `/tasks`, `/customers/{id}`.
 //! - [`metrics`] — the Prometheus registry, bounded labels.
 //! - [`events`] — internal events: each logs and counts one happening.
@@ -21,6 +22,7 @@ pub mod events;
 pub mod faults;
 pub mod health;
 pub mod http;
+pub mod instance;
 pub mod metrics;
 pub mod publish;
 pub mod worker;

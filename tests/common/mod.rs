@@ -156,9 +156,10 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// GET over plain HTTP/1.0; returns (status, body).
+/// GET over plain HTTP/1.0; returns (status, body), status 0 while
+/// nothing listens yet.
 pub fn http_get(port: u16, path: &str) -> (u16, String) {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return (0, "not listening".into()) };
     write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
     let mut buf = String::new();
     s.read_to_string(&mut buf).unwrap();
@@ -189,8 +190,33 @@ impl CareProcess {
 
     /// Starts care with extra environment variables (e.g. `CARE_FAULT`).
     pub fn start_with(args: &[&str], env: &[(&str, &str)]) -> CareProcess {
-        let child = Command::new(env!("CARGO_BIN_EXE_care")).args(args).envs(std::env::vars().filter(|(k, _)| k.starts_with("CARE_"))).envs(env.iter().copied()).env("CARE_LOG", std::env::var("CARE_TEST_LOG").unwrap_or_else(|_| "info".into())).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
+        Self::spawn(args, env, Stdio::inherit())
+    }
+
+    /// Starts care with its stderr kept for [`CareProcess::exit_with_stderr`].
+    pub fn start_capturing(args: &[&str]) -> CareProcess {
+        Self::spawn(args, &[], Stdio::piped())
+    }
+
+    fn spawn(args: &[&str], env: &[(&str, &str)], stderr: Stdio) -> CareProcess {
+        let log = std::env::var("CARE_TEST_LOG").unwrap_or_else(|_| "info".into());
+        let care_env = std::env::vars().filter(|(k, _)| k.starts_with("CARE_"));
+        let child = Command::new(env!("CARGO_BIN_EXE_care")).args(args).envs(care_env).envs(env.iter().copied()).env("CARE_LOG", log).stdout(Stdio::piped()).stderr(stderr).spawn().unwrap();
         CareProcess(child)
+    }
+
+    /// Waits for a process started with [`CareProcess::start_capturing`]
+    /// to exit by itself; returns its status and what it wrote to stderr.
+    pub fn exit_with_stderr(mut self, deadline: Duration) -> (std::process::ExitStatus, String) {
+        let mut pipe = self.0.stderr.take().expect("started with start_capturing");
+        // Read on a thread: a full pipe would block the child.
+        let reader = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = std::io::Read::read_to_string(&mut pipe, &mut s);
+            s
+        });
+        let status = self.wait_exit(deadline);
+        (status, reader.join().unwrap())
     }
 
     /// Sends SIGTERM and waits up to `deadline` for a clean exit.
@@ -338,6 +364,7 @@ brokers = "{brokers}"
 group_id = "{group}"
 session_timeout_ms = 6000
 commit_interval_ms = 100
+instance_heartbeat_ms = 100
 
 [engine]
 emit_from = "2000-01-01T00:00:00Z"

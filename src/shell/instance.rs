@@ -1,0 +1,196 @@
+//! One live process per instance id.
+//!
+//! Kafka lets the newest holder of a `transactional.id` or a
+//! `group.instance.id` win: a process started with a live one's id fences
+//! the live one. A copy-pasted id, or two processes on one host that both
+//! default to the host name, would silently kill a healthy process. Care
+//! makes the newcomer lose instead.
+//!
+//! Every running process announces its id on `<group_id>-care-instances`
+//! every `kafka.instance_heartbeat_ms`, and writes a tombstone when it
+//! stops. Before it registers its transactional id, a starting process
+//! reads the tail of that topic. If its id's last record is a tombstone, or
+//! there is none, the id is free. If it is an announcement, its holder is
+//! either alive or died without a word (kill -9); the newcomer watches for
+//! two more heartbeat periods. Two new announcements from one holder mean
+//! it is alive, and the newcomer exits naming the id. (One is not enough:
+//! a process killed a moment ago may have had one in flight.)
+//!
+//! Two processes that start within the same window both see the id free;
+//! the later one then fences the earlier, which exits naming the id.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use care_core::config::Config;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::shell::admin::client_config;
+use crate::shell::clock::wall_clock_ms;
+
+/// How far back the start-up check reads: announcements of every instance
+/// of the group, so this covers `TAIL / instances` seconds at the default
+/// heartbeat, far more than the two periods that matter.
+const TAIL: i64 = 20_000;
+const READ_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A running process's claim on its instance id; announces it until dropped,
+/// then writes the tombstone that frees the id at once.
+pub struct Claim {
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Checks that no live process holds this config's instance id, then
+/// starts announcing it. Blocks for up to two heartbeat periods when the
+/// id's last holder did not stop cleanly.
+///
+/// # Errors
+/// A live process holds the id, or the instances topic cannot be read.
+pub fn claim(cfg: &Config) -> anyhow::Result<Claim> {
+    let id = cfg.kafka.instance_id.clone().unwrap_or_else(|| "care".into());
+    let topic = cfg.kafka.instances_topic();
+    let heartbeat = Duration::from_millis(u64::from(cfg.kafka.instance_heartbeat_ms));
+    if let Some(holder) = live_holder(cfg, &topic, &id, heartbeat)? {
+        bail!(
+            "instance id {id:?} is in use by a live process ({holder}); every process of group {:?} needs its own \
+             --instance-id (CARE_INSTANCE_ID, kafka.instance_id)",
+            cfg.kafka.group_id
+        );
+    }
+    let producer: ThreadedProducer<DefaultProducerContext> =
+        client_config(cfg).set("linger.ms", "0").create().context("cannot create the instance announcer")?;
+    let value = announcement(&id);
+    let stop = Arc::new((Mutex::new(false), Condvar::new()));
+    let stopping = Arc::clone(&stop);
+    let thread = std::thread::Builder::new()
+        .name("care-announce".into())
+        .spawn(move || announce(&producer, &topic, &id, &value, heartbeat, &stopping))
+        .context("cannot start the instance announcer")?;
+    Ok(Claim { stop, thread: Some(thread) })
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        *self.stop.0.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.stop.1.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Sends the announcement every `heartbeat` until stopped, then the tombstone.
+fn announce(producer: &ThreadedProducer<DefaultProducerContext>, topic: &str, id: &str, value: &str, heartbeat: Duration, stop: &(Mutex<bool>, Condvar)) {
+    let mut stopped = stop.0.lock().unwrap_or_else(|p| p.into_inner());
+    while !*stopped {
+        // A full queue or an unreachable broker only delays the next one.
+        let _ = producer.send(BaseRecord::<str, str>::to(topic).key(id).payload(value));
+        stopped = stop.1.wait_timeout(stopped, heartbeat).unwrap_or_else(|p| p.into_inner()).0;
+    }
+    drop(stopped);
+    let _ = producer.send(BaseRecord::<str, str>::to(topic).key(id));
+    let _ = producer.flush(Duration::from_secs(2));
+}
+
+/// Who this process is, for the error a duplicate sees; the random nonce
+/// tells two holders of one id apart.
+fn announcement(id: &str) -> String {
+    serde_json::json!({
+        "instance_id": id,
+        "host": host_name(),
+        "pid": std::process::id(),
+        "started_ms": wall_clock_ms(),
+        "nonce": nonce(),
+    })
+    .to_string()
+}
+
+/// The host name (the pod name in Kubernetes), the default instance id.
+pub fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "care".into())
+}
+
+/// A random number (std seeds each `RandomState` from the OS).
+fn nonce() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    std::collections::hash_map::RandomState::new().build_hasher().finish()
+}
+
+/// The live holder of `id`, described, if there is one.
+fn live_holder(cfg: &Config, topic: &str, id: &str, heartbeat: Duration) -> anyhow::Result<Option<String>> {
+    let consumer: BaseConsumer = client_config(cfg)
+        .set("group.id", format!("{}-instances", cfg.kafka.group_id)) // never joins: assign() only
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "50")
+        .create()
+        .context("cannot create the instance-id check consumer")?;
+    let (low, high) = consumer.fetch_watermarks(topic, 0, READ_TIMEOUT).with_context(|| format!("cannot read the end of {topic:?}"))?;
+    let start = low.max(high - TAIL);
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Offset(start))?;
+    consumer.assign(&tpl)?;
+    if start >= high {
+        return Ok(None); // never announced, or not for an hour
+    }
+    let mut last = None;
+    read_until(&consumer, READ_TIMEOUT, |offset, key, value| {
+        if key == id.as_bytes() {
+            last = value.map(<[u8]>::to_vec);
+        }
+        offset + 1 >= high
+    })?;
+    if last.is_none() {
+        return Ok(None);
+    }
+    // The last holder did not stop cleanly: alive, or killed. Watch.
+    let mut seen: HashMap<Vec<u8>, u32> = HashMap::new();
+    let mut alive = None;
+    read_until(&consumer, heartbeat * 2 + Duration::from_millis(500), |_, key, value| {
+        if key != id.as_bytes() {
+            return false;
+        }
+        let Some(v) = value else { return true }; // stopped: free
+        let n = seen.entry(v.to_vec()).or_default();
+        *n += 1;
+        if *n >= 2 {
+            alive = Some(String::from_utf8_lossy(v).into_owned());
+        }
+        alive.is_some()
+    })
+    .or_else(|e| if e.is::<Timeout>() { Ok(()) } else { Err(e) })?;
+    Ok(alive)
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("timed out")]
+struct Timeout;
+
+/// Feeds records to `f(offset, key, value)` until it returns true, or fails
+/// with [`Timeout`] after `limit`.
+fn read_until(consumer: &BaseConsumer, limit: Duration, mut f: impl FnMut(i64, &[u8], Option<&[u8]>) -> bool) -> anyhow::Result<()> {
+    let deadline = Instant::now() + limit;
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match consumer.poll(left.min(Duration::from_millis(100))) {
+            Some(Ok(m)) => {
+                if f(m.offset(), m.key().unwrap_or_default(), m.payload()) {
+                    return Ok(());
+                }
+            }
+            Some(Err(e)) => return Err(e).context("reading the instances topic"),
+            None => {}
+        }
+    }
+    Err(Timeout.into())
+}
