@@ -97,3 +97,31 @@ async fn an_aborted_transaction_is_invisible_to_read_committed_and_rolled_back()
     assert_same_records(got, want, &outs[2]);
     let _ = std::fs::remove_file(cfg);
 }
+
+/// A transactional call that never returns (librdkafka's
+/// `send_offsets_to_transaction` can hang, #5456) costs a producer, not the
+/// process: care replaces the producer, whose transactional id fences the
+/// stuck one and aborts its transaction, and the outputs stay exact.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_transactional_call_that_never_returns_replaces_the_producer() {
+    let source = unique("web");
+    let outs = outputs();
+    create_topics(&[&source], 3).await;
+    let recs = stream(43);
+    produce(&recs.iter().map(|(k, v)| (source.clone(), k.clone(), v.clone())).collect::<Vec<_>>());
+    let group = unique("care");
+    let port = free_port();
+    // A 3 s transaction timeout: the hung call counts as stuck after 2 s.
+    let text = config(&source, &outs, &group, port, "").replace("commit_interval_ms = 100", "commit_interval_ms = 300\ntransaction_timeout_ms = 3000");
+    let cfg = write_config(&text);
+    let want = replay_records(&cfg, &recs, 3);
+
+    let care = CareProcess::start_with(&["run", "--config", cfg.to_str().unwrap()], &[("CARE_FAULT", "hang_offsets:2")]);
+    assert!(wait_for(Duration::from_secs(60), || committed_total(&group, &source, 3) == recs.len() as i64), "not all committed");
+    let (_, metrics) = http_get(port, "/metrics");
+    assert!(metrics.contains("care_producers_replaced_total 1"), "{}", metrics.lines().filter(|l| l.contains("replaced")).collect::<Vec<_>>().join("\n"));
+    assert!(care.terminate(Duration::from_secs(30)).success(), "care lives on and stops cleanly");
+    let got = all_outputs(&outs, want.len());
+    assert_same_records(got, want, &outs[2]);
+    let _ = std::fs::remove_file(cfg);
+}

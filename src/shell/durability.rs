@@ -31,6 +31,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use care_core::config::Config;
 
+use crate::shell::txn::TxnError;
 use crate::shell::admin::client_config;
 use crate::shell::faults::{Fault, Faults};
 
@@ -229,14 +230,38 @@ pub fn requires_abort(e: &anyhow::Error) -> bool {
             // A record of the transaction failed: it can only be aborted.
             || matches!(c.downcast_ref::<crate::shell::publish::PublishError>(), Some(crate::shell::publish::PublishError::Delivery { .. }))
             || kafka_error(c).is_some_and(|k| matches!(k, KafkaError::Transaction(t) if t.txn_requires_abort()))
+            // The producer must be replaced, which aborts its transaction.
+            || matches!(c.downcast_ref::<TxnError>(), Some(TxnError::Stuck { .. }))
     })
 }
 
 fn kafka_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a KafkaError> {
-    e.downcast_ref::<KafkaError>().or_else(|| match e.downcast_ref::<crate::shell::publish::PublishError>() {
-        Some(crate::shell::publish::PublishError::Send(k)) => Some(k),
-        _ => None,
-    })
+    e.downcast_ref::<KafkaError>()
+        .or_else(|| match e.downcast_ref::<crate::shell::publish::PublishError>() {
+            Some(crate::shell::publish::PublishError::Send(k)) => Some(k),
+            _ => None,
+        })
+        .or_else(|| match e.downcast_ref::<TxnError>() {
+            Some(TxnError::Kafka(k)) => Some(k),
+            _ => None,
+        })
+}
+
+/// An error librdkafka says the same call may be made again after.
+pub trait Retriable: std::fmt::Display {
+    fn retriable(&self) -> bool;
+}
+
+impl Retriable for KafkaError {
+    fn retriable(&self) -> bool {
+        matches!(self, KafkaError::Transaction(e) if e.is_retriable())
+    }
+}
+
+impl Retriable for TxnError {
+    fn retriable(&self) -> bool {
+        matches!(self, TxnError::Kafka(k) if k.retriable())
+    }
 }
 
 /// Runs a transactional call again while librdkafka says it is retriable
@@ -244,11 +269,11 @@ fn kafka_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a Kafka
 ///
 /// # Errors
 /// The call's error once it is not retriable, or after the last try.
-pub fn retry<T>(mut call: impl FnMut() -> Result<T, KafkaError>) -> Result<T, KafkaError> {
+pub fn retry<T, E: Retriable>(mut call: impl FnMut() -> Result<T, E>) -> Result<T, E> {
     let mut wait = Duration::from_millis(50);
     for _ in 0..8 {
         match call() {
-            Err(KafkaError::Transaction(e)) if e.is_retriable() => {
+            Err(e) if e.retriable() => {
                 tracing::debug!(error = %e, "Transactional call retried");
                 std::thread::sleep(wait);
                 wait = (wait * 2).min(Duration::from_secs(2));

@@ -115,6 +115,16 @@ impl TaskRestored {
     }
 }
 
+/// A producer stuck in a transactional call, replaced by a new one.
+pub struct ProducerReplaced;
+
+impl ProducerReplaced {
+    pub fn emit(&self, m: &Metrics) {
+        m.producers_replaced.inc();
+        tracing::warn!("A transactional call never returned; producer replaced, its transaction aborted");
+    }
+}
+
 /// A consumer that failed fatally, replaced by a new one.
 pub struct ConsumerReplaced<'a> {
     pub code: rdkafka::types::RDKafkaErrorCode,

@@ -8,6 +8,9 @@
 //! - `mid_restore`: dies halfway through reading a task's changelog.
 //! - `abort_batch`: the batch's transaction is aborted instead of committed
 //!   (the process lives on and recovers).
+//! - `hang_offsets`: adding the batch's offsets to its transaction never
+//!   returns, as librdkafka's `send_offsets_to_transaction` can (#5456); the
+//!   process replaces its producer and recovers.
 //!
 //! Dying is `std::process::abort`: no destructor, flush or commit runs, as
 //! with kill -9. Unset, every check is one branch on a `None`.
@@ -21,6 +24,7 @@ pub enum Fault {
     BeforeCommit,
     MidRestore,
     AbortBatch,
+    HangOffsets,
 }
 
 impl Fault {
@@ -30,6 +34,7 @@ impl Fault {
             "before_commit" => Some(Fault::BeforeCommit),
             "mid_restore" => Some(Fault::MidRestore),
             "abort_batch" => Some(Fault::AbortBatch),
+            "hang_offsets" => Some(Fault::HangOffsets),
             _ => None,
         }
     }
@@ -58,7 +63,7 @@ impl Faults {
                 Faults { armed: Some((f, n)), reached: AtomicU32::new(0) }
             }
             _ => {
-                tracing::error!(fault = %spec, "Unknown CARE_FAULT, ignored (after_produce, before_commit, mid_restore, abort_batch[:n])");
+                tracing::error!(fault = %spec, "Unknown CARE_FAULT, ignored (after_produce, before_commit, mid_restore, abort_batch, hang_offsets[:n])");
                 Faults::default()
             }
         }

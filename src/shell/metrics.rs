@@ -40,6 +40,7 @@ pub struct Metrics {
     pub commit_errors: IntCounterVec,
     /// Errors the consumer reported while polling.
     pub consumer_errors: IntCounter,
+    pub producers_replaced: IntCounter,
     /// Input partitions currently assigned to this instance.
     pub partitions_assigned: IntGauge,
     /// Tasks of this instance by lifecycle phase.
@@ -118,6 +119,7 @@ impl Metrics {
             aborts: counter(&r, "care_transactions_aborted_total", "Transactions aborted and rolled back"),
             commit_errors: counter_vec(&r, "care_commit_errors_total", "Commits that failed", &["during"]),
             consumer_errors: counter(&r, "care_consumer_errors_total", "Errors reported by the consumer"),
+            producers_replaced: counter(&r, "care_producers_replaced_total", "Producers replaced after a transactional call never returned"),
             partitions_assigned: gauge(&r, "care_partitions_assigned", "Input partitions assigned"),
             tasks: register(&r, IntGaugeVec::new(Opts::new("care_tasks", "Tasks of this instance by phase"), &["phase"]).expect("valid metric")),
             state_bytes: gauge(&r, "care_state_bytes", "Approximate bytes of customer state"),

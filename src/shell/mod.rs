@@ -6,6 +6,7 @@
 //! - [`durability`] — changelog restore and input positioning.
 //! - [`worker`] — the one owner of this instance's tasks: process, publish, commit.
 //! - [`publish`] — output records → Kafka, acknowledged or failed.
+//! - [`txn`] — transactional calls, bounded even where librdkafka hangs.
 //! - [`health`] — task phases and Kafka reachability, for readiness.
 //! - [`instance`] — one live process per instance id.
 //! - [`http`] — `/metrics`, `/healthz`, `/readyz`, `/tasks`, `/customers/{id}`.
@@ -25,4 +26,5 @@ pub mod http;
 pub mod instance;
 pub mod metrics;
 pub mod publish;
+pub mod txn;
 pub mod worker;

@@ -20,12 +20,12 @@ use rdkafka::ClientContext;
 
 use care_core::config::{Config, Delivery};
 use rdkafka::consumer::ConsumerGroupMetadata;
-use rdkafka::util::Timeout;
 use rdkafka::TopicPartitionList;
 use care_core::render::{OutputRecord, TopicRole};
 
 use crate::shell::health::TaskStatus;
 use crate::shell::metrics::Metrics;
+use crate::shell::txn::{TxnCaller, TxnError};
 
 /// Room for a dead letter's headers on top of `max_record_bytes` of value.
 const DLQ_HEADROOM_BYTES: usize = 64 * 1024;
@@ -53,6 +53,8 @@ pub enum PublishError {
     Delivery { failed: u64, first: String },
     #[error("outputs not acknowledged within {0:?}")]
     FlushTimeout(Duration),
+    #[error("cannot start the transactional caller thread: {0}")]
+    Thread(std::io::Error),
 }
 
 /// Delivery accounting shared with librdkafka's callback thread.
@@ -105,7 +107,9 @@ impl ProducerContext for Deliveries {
 
 /// The producer of outputs and state, and its topic names.
 pub struct Publisher {
-    producer: ThreadedProducer<Deliveries>,
+    producer: Arc<ThreadedProducer<Deliveries>>,
+    /// Runs the transactional calls, bounded (see `shell::txn`).
+    txn: TxnCaller<ThreadedProducer<Deliveries>>,
     /// Output topics, indexed like `TopicRole::ALL`.
     topics: [String; 3],
     changelog: String,
@@ -129,7 +133,8 @@ impl Publisher {
             .set("acks", "all")
             // murmur2 for keyed records, like the Java clients' default.
             .set("partitioner", "murmur2_random")
-            .set("message.timeout.ms", "30000")
+            // librdkafka requires it ≤ transaction.timeout.ms.
+            .set("message.timeout.ms", cfg.kafka.transaction_timeout_ms.min(30_000).to_string())
             // State records compress well (ids, small varints); lz4 is cheap.
             .set("compression.type", "lz4")
             .set("message.max.bytes", max_output_bytes(cfg).max(PRODUCER_DEFAULT_MAX_BYTES).to_string());
@@ -142,9 +147,13 @@ impl Publisher {
         let labels = TopicRole::ALL.iter().map(|t| t.as_str()).chain(["changelog"]);
         let produced = labels.map(|l| metrics.produced.with_label_values(&[l])).collect();
         let ctx = Deliveries { metrics: Some(metrics), produced, health: Some(health), ..Deliveries::default() };
-        let producer = cc.create_with_context(ctx).map_err(PublishError::Create)?;
+        let producer = Arc::new(cc.create_with_context(ctx).map_err(PublishError::Create)?);
+        let txn_timeout = Duration::from_millis(u64::from(cfg.kafka.transaction_timeout_ms));
+        // How long past its own timeout a transactional call may take before
+        // the producer counts as stuck and is replaced (10 s by default).
+        let txn = TxnCaller::start(Arc::clone(&producer), txn_timeout / 6).map_err(PublishError::Thread)?;
         let o = &cfg.outputs;
-        Ok(Publisher { producer, topics: [o.alerts.clone(), o.reactivation.clone(), o.dlq.clone()], changelog: cfg.kafka.changelog(), txn_timeout: Duration::from_millis(u64::from(cfg.kafka.transaction_timeout_ms)) })
+        Ok(Publisher { producer, txn, topics: [o.alerts.clone(), o.reactivation.clone(), o.dlq.clone()], changelog: cfg.kafka.changelog(), txn_timeout })
     }
 
     /// Registers the transactional id with its coordinator, aborting what a
@@ -162,27 +171,57 @@ impl Publisher {
 
     /// Adds the consumed offsets to the open transaction (KIP-447: the
     /// group metadata fences zombies of this consumer).
-    pub fn send_offsets(&self, offsets: &TopicPartitionList, group: &ConsumerGroupMetadata) -> Result<(), KafkaError> {
-        self.producer.send_offsets_to_transaction(offsets, group, Timeout::After(Duration::from_secs(30)))
+    ///
+    /// # Errors
+    /// Kafka's answer, or [`TxnError::Stuck`].
+    pub fn send_offsets(&mut self, offsets: &TopicPartitionList, group: &Arc<ConsumerGroupMetadata>) -> Result<(), TxnError> {
+        let (offsets, group) = (offsets.clone(), Arc::clone(group));
+        let t = self.txn_timeout / 2; // 30 s by default
+        self.txn.call("send_offsets_to_transaction", t, move |p| p.send_offsets_to_transaction(&offsets, &group, t))
+    }
+
+    /// Fault injection (`CARE_FAULT=hang_offsets`): a transactional call that
+    /// never returns, as `send_offsets_to_transaction` can.
+    ///
+    /// # Errors
+    /// Always [`TxnError::Stuck`].
+    pub fn hang(&mut self) -> Result<(), TxnError> {
+        self.txn.call("send_offsets_to_transaction", self.txn_timeout / 2, |_| loop {
+            std::thread::park();
+        })
     }
 
     /// Commits the open transaction; librdkafka flushes it first. Bounded
     /// by the transaction timeout: a call that cannot complete (no broker)
     /// comes back as a retriable error rather than blocking the loop for ever.
-    pub fn commit_transaction(&self) -> Result<(), KafkaError> {
-        self.producer.commit_transaction(self.txn_timeout)
+    ///
+    /// # Errors
+    /// Kafka's answer, or [`TxnError::Stuck`].
+    pub fn commit_transaction(&mut self) -> Result<(), TxnError> {
+        let t = self.txn_timeout;
+        self.txn.call("commit_transaction", t, move |p| p.commit_transaction(t))
     }
 
     /// Aborts the open transaction. Waits for the deliveries in flight
     /// first: aborting while a transaction's first record is still in
     /// flight can fail fatally (librdkafka #4849).
-    pub fn abort_transaction(&self) -> Result<(), KafkaError> {
+    ///
+    /// # Errors
+    /// Kafka's answer, or [`TxnError::Stuck`].
+    pub fn abort_transaction(&mut self) -> Result<(), TxnError> {
         let _ = self.flush(Duration::from_secs(30)); // failures are what we abort
-        let r = self.producer.abort_transaction(self.txn_timeout);
+        let t = self.txn_timeout;
+        let r = self.txn.call("abort_transaction", t, move |p| p.abort_transaction(t));
         let ctx = self.producer.context();
         ctx.failed.swap(0, Ordering::AcqRel);
         ctx.first_error.lock().unwrap_or_else(|p| p.into_inner()).take();
         r
+    }
+
+    /// Whether a transactional call never came back: this producer is done
+    /// for, a new one must take its transactional id.
+    pub fn is_stuck(&self) -> bool {
+        self.txn.is_stuck()
     }
 
     /// Records sent and not yet acknowledged.

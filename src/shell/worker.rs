@@ -286,9 +286,9 @@ impl Worker {
     /// The transaction could not be aborted (the worker is then poisoned).
     pub fn drop_all_tasks(&mut self) -> anyhow::Result<()> {
         if self.in_txn {
-            if let Err(e) = self.publisher.abort_transaction() {
+            if let Err(e) = self.end_failed_transaction() {
                 self.poisoned = true;
-                return Err(anyhow::Error::new(e).context("aborting the transaction of a failed consumer"));
+                return Err(e.context("aborting the transaction of a failed consumer"));
             }
             self.in_txn = false;
         }
@@ -416,8 +416,13 @@ impl Worker {
         let tpl = self.offsets()?;
         if self.exactly_once() {
             if tpl.count() > 0 {
-                let group = consumer.group_metadata().context("no consumer group metadata")?;
-                retry(|| self.publisher.send_offsets(&tpl, &group)).context("adding offsets to the transaction")?;
+                let group = Arc::new(consumer.group_metadata().context("no consumer group metadata")?);
+                let added = if self.faults.hit_soft(Fault::HangOffsets) {
+                    self.publisher.hang()
+                } else {
+                    retry(|| self.publisher.send_offsets(&tpl, &group))
+                };
+                added.context("adding offsets to the transaction")?;
             }
             // rust-rdkafka's commit flushes first, polling in 100 ms steps:
             // drain here so its flush finds nothing to wait for.
@@ -484,8 +489,8 @@ impl Worker {
             }
         }
         if self.in_txn {
-            if let Err(e) = self.publisher.abort_transaction() {
-                failure.get_or_insert(anyhow::Error::new(e).context("aborting the transaction"));
+            if let Err(e) = self.end_failed_transaction() {
+                failure.get_or_insert(e.context("aborting the transaction"));
             }
         }
         self.in_txn = false;
@@ -503,6 +508,25 @@ impl Worker {
             return Err(e);
         }
         events::TransactionAborted { cause, records }.emit(&self.metrics);
+        Ok(())
+    }
+
+    /// Aborts the open transaction; if the producer is stuck in a
+    /// transactional call (see `shell::txn`), replaces it instead: the new
+    /// producer's `init_transactions` fences the stuck one and aborts its
+    /// transaction.
+    fn end_failed_transaction(&mut self) -> anyhow::Result<()> {
+        if !self.publisher.is_stuck() {
+            match self.publisher.abort_transaction() {
+                Err(e) if self.publisher.is_stuck() => tracing::warn!(error = %e, "Abort stuck too"),
+                r => return r.map_err(anyhow::Error::new),
+            }
+        }
+        let fresh = Publisher::new(&self.cfg, Arc::clone(&self.metrics), Arc::clone(&self.status))?;
+        retry(|| fresh.init_transactions(Duration::from_secs(30))).context("initialising transactions on a new producer")?;
+        events::ProducerReplaced.emit(&self.metrics);
+        // The old producer lives on in its stuck caller thread, if ever that returns.
+        self.publisher = fresh;
         Ok(())
     }
 
