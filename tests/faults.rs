@@ -104,6 +104,18 @@ async fn an_aborted_transaction_is_invisible_to_read_committed_and_rolled_back()
 /// stuck one and aborts its transaction, and the outputs stay exact.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_transactional_call_that_never_returns_replaces_the_producer() {
+    stuck_call_is_survived("hang_offsets:1").await;
+}
+
+/// The worst case: a commit that lands but never returns. Its outcome is
+/// unknown, so care restores every task from the changelog rather than
+/// rolling back (which would publish the landed batch twice).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_commit_that_lands_but_never_returns_repeats_nothing() {
+    stuck_call_is_survived("hang_commit:1").await;
+}
+
+async fn stuck_call_is_survived(fault: &str) {
     let source = unique("web");
     let outs = outputs();
     create_topics(&[&source], 3).await;
@@ -116,10 +128,10 @@ async fn a_transactional_call_that_never_returns_replaces_the_producer() {
     let cfg = write_config(&text);
     let want = replay_records(&cfg, &recs, 3);
 
-    let care = CareProcess::start_with(&["run", "--config", cfg.to_str().unwrap()], &[("CARE_FAULT", "hang_offsets:2")]);
+    let care = CareProcess::start_with(&["run", "--config", cfg.to_str().unwrap()], &[("CARE_FAULT", fault)]);
+    let replaced = || http_get(port, "/metrics").1.contains("care_producers_replaced_total 1");
+    assert!(wait_for(Duration::from_secs(60), replaced), "the stuck producer was never replaced");
     assert!(wait_for(Duration::from_secs(60), || committed_total(&group, &source, 3) == recs.len() as i64), "not all committed");
-    let (_, metrics) = http_get(port, "/metrics");
-    assert!(metrics.contains("care_producers_replaced_total 1"), "{}", metrics.lines().filter(|l| l.contains("replaced")).collect::<Vec<_>>().join("\n"));
     assert!(care.terminate(Duration::from_secs(30)).success(), "care lives on and stops cleanly");
     let got = all_outputs(&outs, want.len());
     assert_same_records(got, want, &outs[2]);

@@ -11,6 +11,9 @@
 //! - `hang_offsets`: adding the batch's offsets to its transaction never
 //!   returns, as librdkafka's `send_offsets_to_transaction` can (#5456); the
 //!   process replaces its producer and recovers.
+//! - `hang_commit`: the batch's commit lands but the call never returns, so
+//!   its outcome is unknown; the process replaces its producer and restores
+//!   every task from the changelog.
 //!
 //! Dying is `std::process::abort`: no destructor, flush or commit runs, as
 //! with kill -9. Unset, every check is one branch on a `None`.
@@ -25,6 +28,7 @@ pub enum Fault {
     MidRestore,
     AbortBatch,
     HangOffsets,
+    HangCommit,
 }
 
 impl Fault {
@@ -35,6 +39,7 @@ impl Fault {
             "mid_restore" => Some(Fault::MidRestore),
             "abort_batch" => Some(Fault::AbortBatch),
             "hang_offsets" => Some(Fault::HangOffsets),
+            "hang_commit" => Some(Fault::HangCommit),
             _ => None,
         }
     }
@@ -63,7 +68,7 @@ impl Faults {
                 Faults { armed: Some((f, n)), reached: AtomicU32::new(0) }
             }
             _ => {
-                tracing::error!(fault = %spec, "Unknown CARE_FAULT, ignored (after_produce, before_commit, mid_restore, abort_batch, hang_offsets[:n])");
+                tracing::error!(fault = %spec, "Unknown CARE_FAULT, ignored (after_produce, before_commit, mid_restore, abort_batch, hang_offsets, hang_commit[:n])");
                 Faults::default()
             }
         }

@@ -180,13 +180,24 @@ impl Publisher {
         self.txn.call("send_offsets_to_transaction", t, move |p| p.send_offsets_to_transaction(&offsets, &group, t))
     }
 
-    /// Fault injection (`CARE_FAULT=hang_offsets`): a transactional call that
-    /// never returns, as `send_offsets_to_transaction` can.
+    /// Fault injection (`CARE_FAULT=hang_offsets|hang_commit`): a
+    /// transactional call that never returns, as `send_offsets_to_transaction`
+    /// can. `hang_commit` commits first, so the commit lands but its outcome
+    /// is never reported: the worst case.
     ///
     /// # Errors
     /// Always [`TxnError::Stuck`].
-    pub fn hang(&mut self) -> Result<(), TxnError> {
-        self.txn.call("send_offsets_to_transaction", self.txn_timeout / 2, |_| loop {
+    pub fn hang(&mut self, commit_first: bool) -> Result<(), TxnError> {
+        let t = self.txn_timeout;
+        if commit_first {
+            return self.txn.call("commit_transaction", t, move |p| {
+                let _ = p.commit_transaction(t);
+                loop {
+                    std::thread::park();
+                }
+            });
+        }
+        self.txn.call("send_offsets_to_transaction", t / 2, |_| loop {
             std::thread::park();
         })
     }
@@ -222,6 +233,11 @@ impl Publisher {
     /// for, a new one must take its transactional id.
     pub fn is_stuck(&self) -> bool {
         self.txn.is_stuck()
+    }
+
+    /// The transactional call that never came back, if one did not.
+    pub fn stuck_in(&self) -> Option<&'static str> {
+        self.txn.stuck_in()
     }
 
     /// Records sent and not yet acknowledged.

@@ -92,6 +92,11 @@ impl<P: Send + Sync + 'static> TxnCaller<P> {
     pub fn is_stuck(&self) -> bool {
         self.stuck.is_some()
     }
+
+    /// The call that got stuck, if one did.
+    pub fn stuck_in(&self) -> Option<&'static str> {
+        self.stuck.map(|(call, _)| call)
+    }
 }
 
 #[cfg(test)]

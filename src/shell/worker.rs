@@ -418,7 +418,7 @@ impl Worker {
             if tpl.count() > 0 {
                 let group = Arc::new(consumer.group_metadata().context("no consumer group metadata")?);
                 let added = if self.faults.hit_soft(Fault::HangOffsets) {
-                    self.publisher.hang()
+                    self.publisher.hang(false)
                 } else {
                     retry(|| self.publisher.send_offsets(&tpl, &group))
                 };
@@ -431,7 +431,12 @@ impl Worker {
             if self.faults.hit_soft(Fault::AbortBatch) {
                 return Err(anyhow::Error::new(InjectedAbort));
             }
-            retry(|| self.publisher.commit_transaction()).context("committing the transaction")?;
+            let committed = if self.faults.hit_soft(Fault::HangCommit) {
+                self.publisher.hang(true)
+            } else {
+                retry(|| self.publisher.commit_transaction())
+            };
+            committed.context("committing the transaction")?;
             self.in_txn = false;
         } else {
             self.publisher.flush(FLUSH_TIMEOUT)?;
@@ -488,12 +493,18 @@ impl Worker {
                 failure.get_or_insert(anyhow::Error::new(e).context("rolling a task back"));
             }
         }
+        // A commit that never returned may have landed: then only the
+        // changelog knows where each task stands.
+        let commit_unknown = self.publisher.stuck_in() == Some("commit_transaction");
         if self.in_txn {
             if let Err(e) = self.end_failed_transaction() {
                 failure.get_or_insert(e.context("aborting the transaction"));
             }
         }
         self.in_txn = false;
+        if commit_unknown {
+            self.restore_all(consumer);
+        }
         for slot in self.tasks.values_mut().filter(|s| s.phase == Phase::Active) {
             if let Err(e) = durability::reposition(consumer, &self.topics, &slot.engine) {
                 failure.get_or_insert(e);
@@ -509,6 +520,22 @@ impl Worker {
         }
         events::TransactionAborted { cause, records }.emit(&self.metrics);
         Ok(())
+    }
+
+    /// Sends every active task back to restoring from its changelog, its
+    /// input paused until then.
+    fn restore_all(&mut self, consumer: &BaseConsumer<ShellContext>) {
+        let mut paused = TopicPartitionList::new();
+        for (id, slot) in self.tasks.iter_mut().filter(|(_, s)| s.phase == Phase::Active) {
+            *slot = Slot { engine: Engine::new(self.rules.clone(), *id), phase: Phase::Restoring, restore: None, ..*slot };
+            self.status.tasks.insert(*id, Phase::Restoring);
+            for topic in &self.topics {
+                paused.add_partition(topic, id.partition);
+            }
+        }
+        if let Err(e) = consumer.pause(&paused) {
+            tracing::warn!(error = %e, "Cannot pause inputs; the restore's seek still positions them");
+        }
     }
 
     /// Aborts the open transaction; if the producer is stuck in a
