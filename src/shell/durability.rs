@@ -41,7 +41,7 @@ const WATERMARK_TIMEOUT: Duration = Duration::from_secs(10);
 /// One task being restored.
 pub struct Restore {
     pub task: TaskId,
-    consumer: BaseConsumer,
+    consumer: BaseConsumer<RestoreContext>,
     topic: String,
     /// Offsets of the start and of the end when the restore began.
     low: i64,
@@ -56,6 +56,20 @@ pub struct Restore {
     done: bool,
 }
 
+/// The restore consumer's context: the end of a partition is what a
+/// restore waits for, not an error to log.
+pub struct RestoreContext;
+
+impl rdkafka::ClientContext for RestoreContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if !matches!(error.rdkafka_error_code(), Some(RDKafkaErrorCode::PartitionEOF)) {
+            tracing::warn!(error = %error, reason, "Changelog restore consumer error");
+        }
+    }
+}
+
+impl ConsumerContext for RestoreContext {}
+
 impl Restore {
     /// Starts reading `task`'s changelog partition from the beginning.
     ///
@@ -63,12 +77,12 @@ impl Restore {
     /// The restore consumer cannot be created or the partition's end read.
     pub fn begin(cfg: &Config, task: TaskId, group: Vec<Option<i64>>) -> anyhow::Result<Restore> {
         let topic = cfg.kafka.changelog();
-        let consumer: BaseConsumer = client_config(cfg)
+        let consumer: BaseConsumer<RestoreContext> = client_config(cfg)
             .set("group.id", format!("{}-restore", cfg.kafka.group_id)) // never joins: assign() only
             .set("enable.auto.commit", "false")
             .set("isolation.level", "read_committed")
             .set("enable.partition.eof", "true")
-            .create()
+            .create_with_context(RestoreContext)
             .context("cannot create the changelog restore consumer")?;
         let (low, end) = consumer
             .fetch_watermarks(&topic, task.partition, WATERMARK_TIMEOUT)
