@@ -65,3 +65,14 @@ fn shipped_example_config_parses() {
     let c = Config::load(Path::new(path)).unwrap();
     assert!(c.sources.len() >= 2);
 }
+
+/// Config files written for earlier versions keep working: the example
+/// config as it was before durability (issue 6) still parses, with the new
+/// keys at their defaults.
+#[test]
+fn a_config_from_before_durability_still_parses() {
+    let c = Config::parse(include_str!("fixtures/config-v0.toml"), "config-v0.toml").unwrap();
+    assert_eq!(c.kafka.delivery, Delivery::ExactlyOnce);
+    assert_eq!(c.kafka.changelog(), format!("{}-care-changelog", c.kafka.group_id));
+    assert_eq!(c.sources.len(), 2);
+}
