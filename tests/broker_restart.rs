@@ -60,7 +60,11 @@ async fn a_broker_restart_mid_stream_is_ridden_out_with_exact_outputs() {
     produce(&recs.iter().map(|(k, v)| (source.clone(), k.clone(), v.clone())).collect::<Vec<_>>());
     let group = unique("care");
     let port = free_port();
-    let cfg = write_config(&config(&source, &outs, &group, port, ""));
+    // A 10 s transaction timeout: should a transactional call hang when the
+    // broker is back (librdkafka #5456), the producer is replaced within
+    // 10 s (5 s + 5 s of grace to add offsets, 10 s + 5 s to commit).
+    let text = config(&source, &outs, &group, port, "").replace("commit_interval_ms = 100", "commit_interval_ms = 100\ntransaction_timeout_ms = 10000");
+    let cfg = write_config(&text);
     let want = replay_records(&cfg, &recs, 3);
 
     let mut care = CareProcess::start(&["run", "--config", cfg.to_str().unwrap()]);

@@ -155,7 +155,11 @@ async fn a_second_process_with_a_live_instance_id_exits_and_the_first_carries_on
     assert_eq!(got.len(), want.len(), "published {} records, an uninterrupted run {}", got.len(), want.len());
     assert_same_records(got.iter().map(from_kafka).collect(), want, &outs[2]);
 
-    // Stopped cleanly: the id is free again, with no wait.
+    // Stopped cleanly: its last word on the id is a tombstone, so a restart
+    // does not wait, and it runs.
+    let said = consume(&[&format!("{group}-care-instances")], 1_000_000, Duration::from_secs(3));
+    let last = said.iter().filter(|r| r.key == "twin").last().expect("the first announced its id");
+    assert!(last.value.is_empty(), "last record for the id is a tombstone: {:?}", String::from_utf8_lossy(&last.value));
     let third = CareProcess::start(&args);
     assert!(wait_for(Duration::from_secs(30), || http_get(port, "/readyz").0 == 200), "a restart with the freed id runs");
     assert!(third.terminate(Duration::from_secs(30)).success());

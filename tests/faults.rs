@@ -123,13 +123,14 @@ async fn stuck_call_is_survived(fault: &str) {
     produce(&recs.iter().map(|(k, v)| (source.clone(), k.clone(), v.clone())).collect::<Vec<_>>());
     let group = unique("care");
     let port = free_port();
-    // A 3 s transaction timeout: the hung call counts as stuck after 2 s.
+    // A 3 s transaction timeout: the hung call counts as stuck after its
+    // own timeout (1.5 s to add offsets, 3 s to commit) plus 5 s of grace.
     let text = config(&source, &outs, &group, port, "").replace("commit_interval_ms = 100", "commit_interval_ms = 300\ntransaction_timeout_ms = 3000");
     let cfg = write_config(&text);
     let want = replay_records(&cfg, &recs, 3);
 
     let care = CareProcess::start_with(&["run", "--config", cfg.to_str().unwrap()], &[("CARE_FAULT", fault)]);
-    let replaced = || http_get(port, "/metrics").1.contains("care_producers_replaced_total 1");
+    let replaced = || http_get(port, "/metrics").1.lines().any(|l| l == "care_producers_replaced_total 1");
     assert!(wait_for(Duration::from_secs(60), replaced), "the stuck producer was never replaced");
     assert!(wait_for(Duration::from_secs(60), || committed_total(&group, &source, 3) == recs.len() as i64), "not all committed");
     assert!(care.terminate(Duration::from_secs(30)).success(), "care lives on and stops cleanly");

@@ -57,8 +57,10 @@ pub async fn preflight(cfg: &Config) -> anyhow::Result<i32> {
             listed.join(", ")
         );
     }
-    if partitions(&cfg.kafka.instances_topic()).is_none() {
-        create_instances_topic(cfg, &admin).await?;
+    match partitions(&cfg.kafka.instances_topic()) {
+        None => create_instances_topic(cfg, &admin).await?,
+        Some(1) => {}
+        Some(n) => bail!("topic {:?} has {n} partitions; care's instance-id check reads one: recreate it with 1", cfg.kafka.instances_topic()),
     }
     let o = &cfg.outputs;
     let missing: Vec<&String> = [&o.alerts, &o.reactivation, &o.dlq].into_iter().filter(|t| partitions(t).is_none()).collect();

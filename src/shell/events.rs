@@ -121,7 +121,7 @@ pub struct ProducerReplaced;
 impl ProducerReplaced {
     pub fn emit(&self, m: &Metrics) {
         m.producers_replaced.inc();
-        tracing::warn!("A transactional call never returned; producer replaced, its transaction aborted");
+        tracing::warn!("A transactional call never returned; producer replaced, its transaction settled by the new one");
     }
 }
 

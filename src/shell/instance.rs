@@ -12,7 +12,8 @@
 //! reads the tail of that topic. If its id's last record is a tombstone, or
 //! there is none, the id is free. If it is an announcement, its holder is
 //! either alive or died without a word (kill -9); the newcomer watches for
-//! two more heartbeat periods. Two new announcements from one holder mean
+//! two more heartbeat periods (the longer of its own and the holder's) and
+//! a second. Two new announcements from one holder mean
 //! it is alive, and the newcomer exits naming the id. (One is not enough:
 //! a process killed a moment ago may have had one in flight.)
 //!
@@ -66,7 +67,7 @@ pub fn claim(cfg: &Config) -> anyhow::Result<Claim> {
     }
     let producer: ThreadedProducer<DefaultProducerContext> =
         client_config(cfg).set("linger.ms", "0").create().context("cannot create the instance announcer")?;
-    let value = announcement(&id);
+    let value = announcement(&id, heartbeat);
     let stop = Arc::new((Mutex::new(false), Condvar::new()));
     let stopping = Arc::clone(&stop);
     let thread = std::thread::Builder::new()
@@ -91,19 +92,20 @@ fn announce(producer: &ThreadedProducer<DefaultProducerContext>, topic: &str, id
     let mut stopped = stop.0.lock().unwrap_or_else(|p| p.into_inner());
     while !*stopped {
         // A full queue or an unreachable broker only delays the next one.
-        let _ = producer.send(BaseRecord::<str, str>::to(topic).key(id).payload(value));
+        let _ = producer.send(BaseRecord::<str, str>::to(topic).partition(0).key(id).payload(value));
         stopped = stop.1.wait_timeout(stopped, heartbeat).unwrap_or_else(|p| p.into_inner()).0;
     }
     drop(stopped);
-    let _ = producer.send(BaseRecord::<str, str>::to(topic).key(id));
+    let _ = producer.send(BaseRecord::<str, str>::to(topic).partition(0).key(id));
     let _ = producer.flush(Duration::from_secs(2));
 }
 
 /// Who this process is, for the error a duplicate sees; the random nonce
 /// tells two holders of one id apart.
-fn announcement(id: &str) -> String {
+fn announcement(id: &str, heartbeat: Duration) -> String {
     serde_json::json!({
         "instance_id": id,
+        "heartbeat_ms": heartbeat.as_millis() as u64,
         "host": host_name(),
         "pid": std::process::id(),
         "started_ms": wall_clock_ms(),
@@ -134,6 +136,8 @@ fn live_holder(cfg: &Config, topic: &str, id: &str, heartbeat: Duration) -> anyh
         .set("group.id", format!("{}-instances", cfg.kafka.group_id)) // never joins: assign() only
         .set("enable.auto.commit", "false")
         .set("fetch.wait.max.ms", "50")
+        // Retention may delete the start offset between the two calls.
+        .set("auto.offset.reset", "earliest")
         .create()
         .context("cannot create the instance-id check consumer")?;
     let (low, high) = consumer.fetch_watermarks(topic, 0, READ_TIMEOUT).with_context(|| format!("cannot read the end of {topic:?}"))?;
@@ -150,14 +154,16 @@ fn live_holder(cfg: &Config, topic: &str, id: &str, heartbeat: Duration) -> anyh
             last = value.map(<[u8]>::to_vec);
         }
         offset + 1 >= high
-    })?;
-    if last.is_none() {
-        return Ok(None);
-    }
-    // The last holder did not stop cleanly: alive, or killed. Watch.
+    })
+    .with_context(|| format!("reading the recent announcements on {topic:?}"))?;
+    let Some(last) = last else { return Ok(None) };
+    // The last holder did not stop cleanly: alive, or killed. Watch for two
+    // of its heartbeats (it may announce less often than this process).
+    let theirs = serde_json::from_slice::<serde_json::Value>(&last).ok().and_then(|v| v["heartbeat_ms"].as_u64()).map_or(heartbeat, Duration::from_millis);
+    let watch = heartbeat.max(theirs) * 2 + Duration::from_secs(1);
     let mut seen: HashMap<Vec<u8>, u32> = HashMap::new();
     let mut alive = None;
-    read_until(&consumer, heartbeat * 2 + Duration::from_millis(500), |_, key, value| {
+    read_until(&consumer, watch, |_, key, value| {
         if key != id.as_bytes() {
             return false;
         }

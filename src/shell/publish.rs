@@ -151,7 +151,8 @@ impl Publisher {
         let txn_timeout = Duration::from_millis(u64::from(cfg.kafka.transaction_timeout_ms));
         // How long past its own timeout a transactional call may take before
         // the producer counts as stuck and is replaced (10 s by default).
-        let txn = TxnCaller::start(Arc::clone(&producer), txn_timeout / 6).map_err(PublishError::Thread)?;
+        let grace = (txn_timeout / 6).max(Duration::from_secs(5));
+        let txn = TxnCaller::start(Arc::clone(&producer), grace).map_err(PublishError::Thread)?;
         let o = &cfg.outputs;
         Ok(Publisher { producer, txn, topics: [o.alerts.clone(), o.reactivation.clone(), o.dlq.clone()], changelog: cfg.kafka.changelog(), txn_timeout })
     }
@@ -161,8 +162,8 @@ impl Publisher {
     ///
     /// # Errors
     /// The coordinator could not be reached in time, or the id is fenced.
-    pub fn init_transactions(&self, timeout: Duration) -> Result<(), KafkaError> {
-        self.producer.init_transactions(timeout)
+    pub fn init_transactions(&mut self, timeout: Duration) -> Result<(), TxnError> {
+        self.txn.call("init_transactions", timeout, move |p| p.init_transactions(timeout))
     }
 
     pub fn begin_transaction(&self) -> Result<(), KafkaError> {

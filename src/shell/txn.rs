@@ -13,8 +13,10 @@
 //! runs one transactional call at a time: the caller reports
 //! [`TxnError::Stuck`] and refuses further calls, and the worker replaces the
 //! producer. The new producer's `init_transactions`, with the same
-//! transactional id, fences the stuck one and aborts its transaction; the
-//! stuck thread is left to finish or not.
+//! transactional id, fences the stuck one and settles its transaction
+//! (aborts it, or completes a commit already under way); the stuck thread is
+//! left to finish or not, holding the old producer (the worker stops after a
+//! few replacements rather than pile them up).
 
 use std::sync::mpsc;
 use std::time::Duration;

@@ -60,6 +60,8 @@ const MAX_RESTORES: u32 = 5;
 /// Aborts in a row (no commit between) after which the failure is taken to
 /// be permanent (e.g. no write access to an output topic) and care stops.
 const MAX_ABORTS_IN_A_ROW: u32 = 5;
+/// Producers replaced (each leaks the stuck one) before the process stops.
+const MAX_PRODUCER_REPLACEMENTS: u32 = 3;
 
 /// One task and what the worker tracks about it.
 struct Slot {
@@ -105,6 +107,8 @@ pub struct Worker {
     /// Whether a transaction is open (exactly-once).
     in_txn: bool,
     aborts_in_a_row: u32,
+    /// Producers given up after a transactional call never returned.
+    producers_replaced: u32,
     /// A batch could be neither committed nor rolled back: never commit again.
     poisoned: bool,
     faults: Faults,
@@ -129,6 +133,7 @@ impl Worker {
             uncommitted: 0,
             in_txn: false,
             aborts_in_a_row: 0,
+            producers_replaced: 0,
             poisoned: false,
             faults: Faults::from_env(),
             last_commit: Instant::now(),
@@ -536,12 +541,13 @@ impl Worker {
         if let Err(e) = consumer.pause(&paused) {
             tracing::warn!(error = %e, "Cannot pause inputs; the restore's seek still positions them");
         }
+        self.update_gauges();
     }
 
     /// Aborts the open transaction; if the producer is stuck in a
     /// transactional call (see `shell::txn`), replaces it instead: the new
-    /// producer's `init_transactions` fences the stuck one and aborts its
-    /// transaction.
+    /// producer's `init_transactions` fences the stuck one and settles its
+    /// transaction (aborts it, or completes a commit already under way).
     fn end_failed_transaction(&mut self) -> anyhow::Result<()> {
         if !self.publisher.is_stuck() {
             match self.publisher.abort_transaction() {
@@ -549,7 +555,14 @@ impl Worker {
                 r => return r.map_err(anyhow::Error::new),
             }
         }
-        let fresh = Publisher::new(&self.cfg, Arc::clone(&self.metrics), Arc::clone(&self.status))?;
+        // Each replaced producer lives on in its stuck thread: a few are
+        // worth keeping the process up; more mean a restart is cheaper.
+        self.producers_replaced += 1;
+        if self.producers_replaced > MAX_PRODUCER_REPLACEMENTS {
+            anyhow::bail!("{MAX_PRODUCER_REPLACEMENTS} producers already replaced after transactional calls that never returned; stopping so a restart frees them");
+        }
+        let mut fresh = Publisher::new(&self.cfg, Arc::clone(&self.metrics), Arc::clone(&self.status))?;
+        // Bounded too: a hung init poisons the worker, and a restart is safe.
         retry(|| fresh.init_transactions(Duration::from_secs(30))).context("initialising transactions on a new producer")?;
         events::ProducerReplaced.emit(&self.metrics);
         // The old producer lives on in its stuck caller thread, if ever that returns.
