@@ -12,13 +12,14 @@
 //! reads the tail of that topic. If its id's last record is a tombstone, or
 //! there is none, the id is free. If it is an announcement, its holder is
 //! either alive or died without a word (kill -9); the newcomer watches for
-//! two more heartbeat periods (the longer of its own and the holder's) and
-//! a second. Two new announcements from one holder mean
-//! it is alive, and the newcomer exits naming the id. (One is not enough:
-//! a process killed a moment ago may have had one in flight.)
+//! two heartbeat periods (the longer of its own and the holder's) plus a
+//! second. Two new announcements from one holder mean it is alive, and the
+//! newcomer exits naming the id. (One is not enough: a process killed a
+//! moment ago may have had one in flight.)
 //!
 //! Two processes that start within the same window both see the id free;
-//! the later one then fences the earlier, which exits naming the id.
+//! the later one then fences the earlier, which exits with Kafka's fencing
+//! error.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex};
@@ -49,8 +50,8 @@ pub struct Claim {
 }
 
 /// Checks that no live process holds this config's instance id, then
-/// starts announcing it. Blocks for up to two heartbeat periods when the
-/// id's last holder did not stop cleanly.
+/// starts announcing it. Blocks for two heartbeat periods plus a second
+/// when the id's last holder did not stop cleanly.
 ///
 /// # Errors
 /// A live process holds the id, or the instances topic cannot be read.
