@@ -7,11 +7,14 @@
 
 pub mod codec;
 pub mod dump;
+mod timers;
 mod undo;
 pub mod window;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
+
+use timers::TimerIndex;
 
 use serde::Serialize;
 
@@ -149,6 +152,18 @@ impl Customer {
     }
 }
 
+/// Orders the timer index by each slot's (deadline, customer id).
+struct ByCustomer<'a>(&'a [Customer]);
+
+impl timers::Keys for ByCustomer<'_> {
+    fn deadline(&self, slot: u32) -> i64 {
+        self.0[slot as usize].timer_at.unwrap_or(i64::MAX)
+    }
+    fn id(&self, slot: u32) -> &str {
+        &self.0[slot as usize].id
+    }
+}
+
 /// The customers of one task and the time they are as of.
 #[derive(Debug, Default)]
 pub struct TaskState {
@@ -156,8 +171,8 @@ pub struct TaskState {
     pub stream_time_ms: Option<i64>,
     index: HashMap<Arc<str>, u32>,
     customers: Vec<Customer>,
-    /// (deadline, slot): each customer at most once, at `Customer::timer_at`.
-    timers: BTreeSet<(i64, u32)>,
+    /// Each customer with a `Customer::timer_at`, once.
+    timers: TimerIndex,
     /// Slots changed since the last commit (the changelog's input).
     dirty: Vec<u32>,
     dirty_mark: Vec<bool>,
@@ -231,13 +246,12 @@ impl TaskState {
             return;
         }
         self.mark(slot); // the timer is part of the persisted state
-        let c = &mut self.customers[slot as usize];
-        if let Some(old) = c.timer_at.take() {
-            self.timers.remove(&(old, slot));
+        if let Some(old) = self.customers[slot as usize].timer_at.take() {
+            self.timers.remove(slot, old);
         }
         if let Some(at) = at {
-            self.timers.insert((at, slot));
-            c.timer_at = Some(at);
+            self.customers[slot as usize].timer_at = Some(at);
+            self.timers.insert(slot, at, &ByCustomer(&self.customers));
         }
     }
 
@@ -246,16 +260,11 @@ impl TaskState {
     /// is (deadline, customer id) and never depends on slab slots, which
     /// differ after a restore. Returns that deadline.
     pub fn pop_due(&mut self, now_ms: i64, batch: &mut Vec<u32>) -> Option<i64> {
-        let &(at, _) = self.timers.first().filter(|(at, _)| *at <= now_ms)?;
-        batch.clear();
-        while let Some(&(t, slot)) = self.timers.first().filter(|(t, _)| *t == at) {
-            self.timers.remove(&(t, slot));
+        let at = self.timers.pop_due(now_ms, &ByCustomer(&self.customers), batch)?;
+        for &slot in batch.iter() {
             self.mark(slot);
             self.customers[slot as usize].timer_at = None;
-            batch.push(slot);
         }
-        let customers = &self.customers;
-        batch.sort_unstable_by(|a, b| customers[*a as usize].id.cmp(&customers[*b as usize].id));
         Some(at)
     }
 
@@ -266,7 +275,7 @@ impl TaskState {
         let slot = match self.index.get(&*c.id) {
             Some(&slot) => {
                 if let Some(old) = self.customers[slot as usize].timer_at {
-                    self.timers.remove(&(old, slot));
+                    self.timers.remove(slot, old);
                 }
                 self.customers[slot as usize] = c;
                 slot
@@ -280,7 +289,7 @@ impl TaskState {
             }
         };
         if let Some(at) = timer {
-            self.timers.insert((at, slot));
+            self.timers.insert(slot, at, &ByCustomer(&self.customers));
         }
     }
 
@@ -291,7 +300,7 @@ impl TaskState {
         let slot = self.index.remove(id)?;
         let i = slot as usize;
         if let Some(at) = self.customers[i].timer_at {
-            self.timers.remove(&(at, slot));
+            self.timers.remove(slot, at);
         }
         if self.dirty_mark[i] {
             self.dirty.retain(|&s| s != slot);
@@ -309,8 +318,7 @@ impl TaskState {
         let c = &self.customers[to as usize];
         self.index.insert(c.id.clone(), to);
         if let Some(at) = c.timer_at {
-            self.timers.remove(&(at, from));
-            self.timers.insert((at, to));
+            self.timers.moved(from, to, at);
         }
         if self.dirty_mark[to as usize] {
             self.dirty.iter_mut().filter(|s| **s == from).for_each(|s| *s = to);
@@ -335,7 +343,7 @@ impl TaskState {
         let per_entry = std::mem::size_of::<(Arc<str>, u32)>() + 8;
         self.customers.iter().map(Customer::approx_bytes).sum::<usize>()
             + self.index.capacity() * per_entry
-            + self.timers.len() * 32
+            + self.timers.approx_bytes()
     }
 }
 
