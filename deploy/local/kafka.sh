@@ -131,8 +131,12 @@ format_storage() {
   [[ -f "$DATA/kraft/meta.properties" ]] && return 0
   local t0=$SECONDS id
   # A cluster id is 16 random bytes in URL-safe base64 without padding; this
-  # avoids a JVM start for `StorageTool random-uuid`.
-  id="$(head -c16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+  # avoids a JVM start for `StorageTool random-uuid`. One in 64 starts with
+  # '-', which StorageTool would read as an option: draw again.
+  id=-
+  while [[ "$id" == -* ]]; do
+    id="$(head -c16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+  done
   java -cp "$CACHE/libs/*" kafka.tools.StorageTool format --cluster-id "$id" \
     --config "$DATA/server.properties" >"$DATA/format.log" 2>&1 \
     || { cat "$DATA/format.log" >&2; die "storage format failed"; }
