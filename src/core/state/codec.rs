@@ -163,9 +163,9 @@ pub fn encode_customer(c: &Customer, out: &mut Vec<u8>) {
     put_varint(out, u64::from(c.activity_events));
     encode_tallies(c, out);
     encode_ids(c, out);
-    let flags = bit(c.timer_at.is_some(), FLAG_TIMER) | bit(c.activity.head().is_some(), FLAG_HEAD);
+    let flags = bit(c.timer_at().is_some(), FLAG_TIMER) | bit(c.activity.head().is_some(), FLAG_HEAD);
     out.push(flags);
-    if let Some(t) = c.timer_at {
+    if let Some(t) = c.timer_at() {
         put_zigzag(out, t.wrapping_sub(base));
     }
     encode_activity(&c.activity, out);
@@ -272,7 +272,7 @@ pub fn decode_customer(id: &str, value: &[u8], width: usize) -> Result<Customer,
     if flags & !(FLAG_TIMER | FLAG_HEAD) != 0 {
         return Err(CodecError::Corrupt(format!("unknown flags {flags:#04x}")));
     }
-    c.timer_at = delta(flags & FLAG_TIMER != 0, base, &mut r)?;
+    c.set_timer_at(delta(flags & FLAG_TIMER != 0, base, &mut r)?);
     decode_activity(&mut c.activity, flags & FLAG_HEAD != 0, &mut r)?;
     decode_blocks(&mut c, &mut r)?;
     Ok(c)
@@ -426,7 +426,8 @@ mod tests {
         (times, orders, tallies, ids, detectors, arb_activity()).prop_map(|(t, o, n, ids, d, activity)| {
             let mut c = Customer::new(d.2.as_str().into(), t.0, activity.width() as usize);
             c.activity = activity;
-            (c.last_activity_ms, c.last_seen_ms, c.timer_at) = (t.1, t.2, t.3);
+            (c.last_activity_ms, c.last_seen_ms) = (t.1, t.2);
+            c.set_timer_at(t.3);
             c.orders = crate::state::OrderStats { count: o.0, total_amount: o.1, first_ms: o.2, last_ms: o.3 };
             c.activity_events = n.0;
             c.csat = crate::state::CsatTally { responses: n.1[0], satisfied: n.1[1] };
@@ -487,7 +488,7 @@ mod tests {
             c.last_seen_ms[Kind::Order.idx()] = Some(ts);
         }
         c.fold_lifetime(Kind::Chat, T0 + 18 * DAY, None, Some(5), None);
-        c.timer_at = c.last_activity_ms.map(|t| t + 30 * DAY + 3_600_000);
+        c.set_timer_at(c.last_activity_ms.map(|t| t + 30 * DAY + 3_600_000));
         c
     }
 

@@ -55,7 +55,7 @@ impl<'a> CustomerDump<'a> {
                 Episode::Cooldown { until } => EpisodeDump::Cooldown { until_bucket: until },
             },
             dormant_since_ms: c.dormant_since,
-            timer_at_ms: c.timer_at,
+            timer_at_ms: c.timer_at(),
             event_ids: c.recent_event_ids().collect(),
             activity: c.activity.nonzero().map(|(b, k, n)| (b, k.as_str(), n)).collect(),
         }

@@ -60,6 +60,24 @@ pub struct NpsTally {
 /// How many recent `event_id` fingerprints are kept for de-duplication.
 const RECENT_IDS: usize = 4;
 
+/// A timer's deadline in 8 bytes (an `Option<i64>` takes 16): with the
+/// index's position and list entry, 16 bytes of timer state per customer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Deadline(i64);
+
+impl Deadline {
+    /// No timer. No deadline is this early: deadlines are event times.
+    const NONE: Deadline = Deadline(i64::MIN);
+
+    fn new(at: Option<i64>) -> Deadline {
+        at.map_or(Deadline::NONE, |t| Deadline(t.max(i64::MIN + 1)))
+    }
+
+    fn get(self) -> Option<i64> {
+        (self != Deadline::NONE).then_some(self.0)
+    }
+}
+
 /// Everything care remembers about one customer. No event lists.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Customer {
@@ -82,8 +100,8 @@ pub struct Customer {
     /// Fingerprints of recent `event_id`s, newest at `next_id`−1.
     recent_ids: [u32; RECENT_IDS],
     next_id: u8,
-    /// The customer's entry in the timer index, if any.
-    timer_at: Option<i64>,
+    /// The customer's pending timer, if any (see [`Deadline`]).
+    timer: Deadline,
 }
 
 impl Customer {
@@ -103,7 +121,7 @@ impl Customer {
             dormant_since: None,
             recent_ids: [0; RECENT_IDS],
             next_id: 0,
-            timer_at: None,
+            timer: Deadline::NONE,
         }
     }
 
@@ -140,6 +158,17 @@ impl Customer {
         self.first_seen_ms = self.first_seen_ms.min(ts_ms);
     }
 
+    /// The pending timer's deadline (stream time, lateness included).
+    pub fn timer_at(&self) -> Option<i64> {
+        self.timer.get()
+    }
+
+    /// Sets the timer's deadline; only the task state does, keeping its
+    /// index in step (and the codec, restoring).
+    pub(in crate::state) fn set_timer_at(&mut self, at: Option<i64>) {
+        self.timer = Deadline::new(at);
+    }
+
     /// Recent `event_id` fingerprints held, oldest first.
     pub fn recent_event_ids(&self) -> impl Iterator<Item = u32> + '_ {
         let n = usize::from(self.next_id);
@@ -157,7 +186,7 @@ struct ByCustomer<'a>(&'a [Customer]);
 
 impl timers::Keys for ByCustomer<'_> {
     fn deadline(&self, slot: u32) -> i64 {
-        self.0[slot as usize].timer_at.unwrap_or(i64::MAX)
+        self.0[slot as usize].timer_at().unwrap_or(i64::MAX)
     }
     fn id(&self, slot: u32) -> &str {
         &self.0[slot as usize].id
@@ -242,15 +271,15 @@ impl TaskState {
 
     /// Moves the customer's timer to `at` (or removes it).
     pub fn schedule(&mut self, slot: u32, at: Option<i64>) {
-        if self.customers[slot as usize].timer_at == at {
+        if self.customers[slot as usize].timer_at() == at {
             return;
         }
         self.mark(slot); // the timer is part of the persisted state
-        if let Some(old) = self.customers[slot as usize].timer_at.take() {
+        if let Some(old) = self.customers[slot as usize].timer_at() {
             self.timers.remove(slot, old);
         }
+        self.customers[slot as usize].set_timer_at(at);
         if let Some(at) = at {
-            self.customers[slot as usize].timer_at = Some(at);
             self.timers.insert(slot, at, &ByCustomer(&self.customers));
         }
     }
@@ -263,7 +292,7 @@ impl TaskState {
         let at = self.timers.pop_due(now_ms, &ByCustomer(&self.customers), batch)?;
         for &slot in batch.iter() {
             self.mark(slot);
-            self.customers[slot as usize].timer_at = None;
+            self.customers[slot as usize].set_timer_at(None);
         }
         Some(at)
     }
@@ -271,10 +300,10 @@ impl TaskState {
     /// Inserts or replaces a customer read back from the changelog, with its
     /// pending timer. Not marked dirty: the changelog already holds it.
     pub fn restore(&mut self, c: Customer) {
-        let timer = c.timer_at;
+        let timer = c.timer_at();
         let slot = match self.index.get(&*c.id) {
             Some(&slot) => {
-                if let Some(old) = self.customers[slot as usize].timer_at {
+                if let Some(old) = self.customers[slot as usize].timer_at() {
                     self.timers.remove(slot, old);
                 }
                 self.customers[slot as usize] = c;
@@ -299,7 +328,7 @@ impl TaskState {
     pub fn remove(&mut self, id: &str) -> Option<Customer> {
         let slot = self.index.remove(id)?;
         let i = slot as usize;
-        if let Some(at) = self.customers[i].timer_at {
+        if let Some(at) = self.customers[i].timer_at() {
             self.timers.remove(slot, at);
         }
         if self.dirty_mark[i] {
@@ -317,7 +346,7 @@ impl TaskState {
     fn moved(&mut self, from: u32, to: u32) {
         let c = &self.customers[to as usize];
         self.index.insert(c.id.clone(), to);
-        if let Some(at) = c.timer_at {
+        if let Some(at) = c.timer_at() {
             self.timers.moved(from, to, at);
         }
         if self.dirty_mark[to as usize] {
@@ -396,10 +425,10 @@ mod tests {
     fn restore_inserts_or_replaces_with_its_timer_and_is_not_dirty() {
         let mut p = TaskState::new();
         let mut c = Customer::new("a".into(), 5, 3);
-        c.timer_at = Some(40);
+        c.set_timer_at(Some(40));
         p.restore(c.clone());
         c.activity_events = 7;
-        c.timer_at = Some(30);
+        c.set_timer_at(Some(30));
         p.restore(c.clone());
         assert_eq!((p.len(), p.timer_count()), (1, 1));
         assert_eq!(p.get("a"), Some(&c));
@@ -428,7 +457,7 @@ mod tests {
         let mut batch = Vec::new();
         assert_eq!(p.pop_due(100, &mut batch), Some(20));
         assert_eq!(p.customer(batch[0]).id.as_ref(), "c");
-        assert_eq!(p.customer(batch[0]).timer_at, None, "the moved timer is the customer's own");
+        assert_eq!(p.customer(batch[0]).timer_at(), None, "the moved timer is the customer's own");
         p.remove("c");
         p.remove("b");
         assert!(p.is_empty());

@@ -136,7 +136,7 @@ mod tests {
             prop_assert!(s.take_dirty().is_empty());
             let mut due = Vec::new();
             while s.pop_due(i64::MAX, &mut due).is_some() {
-                for &slot in &due { prop_assert_eq!(s.customer(slot).timer_at, None); }
+                for &slot in &due { prop_assert_eq!(s.customer(slot).timer_at(), None); }
             }
         }
     }
