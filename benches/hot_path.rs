@@ -16,6 +16,8 @@
 //!   dropping ARE timed.
 //! - `detect_decline_evaluate/*`: one `decline::evaluate` call on a customer
 //!   whose 29-bucket window is full.
+//! - `timers_reschedule_700k/*`: one timer reschedule among 700k customers,
+//!   care's timer index beside the sorted set it replaced.
 //!
 //! Both pipeline groups report `Throughput::Elements(lines)`, i.e. events/s.
 //!
@@ -23,6 +25,7 @@
 //! 10 flat samples per pipeline benchmark are set below; command-line flags
 //! override them).
 
+use std::collections::BTreeSet;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +36,7 @@ use care::apps::demo::{poisson, write_event_line};
 use care::detect::decline;
 use care::engine::{Input, Outcome, Routed, Rules};
 use care::event::{Kind, KindSet};
+use care::state::timers::{Keys, TimerIndex};
 use care::state::Customer;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, SamplingMode, Throughput};
 use rand::rngs::StdRng;
@@ -221,5 +225,72 @@ fn detect(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, pipeline, detect);
+/// Customers in the timer benchmark: the population at which the old
+/// sorted-set index was the largest single cost of the hot path.
+const TIMER_CUSTOMERS: u32 = 700_000;
+
+/// Deadlines and ids of the timer benchmark's customers.
+struct Table {
+    at: Vec<i64>,
+    ids: Vec<String>,
+}
+
+impl Keys for Table {
+    fn deadline(&self, slot: u32) -> i64 {
+        self.at[slot as usize]
+    }
+    fn id(&self, slot: u32) -> &str {
+        &self.ids[slot as usize]
+    }
+}
+
+/// One reschedule, as every activity event does: the customer's dormancy
+/// deadline moves to its latest event plus 60 days. `index` is care's timer
+/// index (remove + insert); `btreeset` is the `BTreeSet<(deadline, slot)>`
+/// it replaced, as the same-run baseline. Both read deadlines from the same
+/// dense table. 700k customers, deadlines spread over 60 days, stream time
+/// advancing 100 ms per event, customers visited with a large stride.
+fn timers(c: &mut Criterion) {
+    let horizon = 60 * DAY_MS;
+    let mut rng = StdRng::seed_from_u64(SEED);
+    let at: Vec<i64> = (0..TIMER_CUSTOMERS).map(|_| START_MS + horizon + rng.random_range(0..horizon)).collect();
+    let ids = (0..TIMER_CUSTOMERS).map(|i| format!("cust-{i:07}")).collect();
+    let mut t = Table { at, ids };
+    let mut g = c.benchmark_group("timers_reschedule_700k");
+    g.throughput(Throughput::Elements(1));
+    g.warm_up_time(Duration::from_secs(1));
+    g.measurement_time(Duration::from_secs(3));
+
+    let mut index = TimerIndex::default();
+    for slot in 0..TIMER_CUSTOMERS {
+        index.insert(slot, t.at[slot as usize], &t);
+    }
+    let (mut now, mut i) = (START_MS + horizon, 0u32);
+    g.bench_function("index", |b| {
+        b.iter(|| {
+            now += 100;
+            i = (i + 7919) % TIMER_CUSTOMERS;
+            let slot = black_box(i);
+            index.remove(slot, t.at[slot as usize]);
+            t.at[slot as usize] = now + horizon;
+            index.insert(slot, now + horizon, &t);
+        });
+    });
+
+    let mut set: BTreeSet<(i64, u32)> = t.at.iter().enumerate().map(|(i, &at)| (at, i as u32)).collect();
+    let (mut now, mut i) = (START_MS + horizon, 0u32);
+    g.bench_function("btreeset", |b| {
+        b.iter(|| {
+            now += 100;
+            i = (i + 7919) % TIMER_CUSTOMERS;
+            let slot = black_box(i);
+            set.remove(&(t.at[slot as usize], slot));
+            t.at[slot as usize] = now + horizon;
+            set.insert((now + horizon, slot));
+        });
+    });
+    g.finish();
+}
+
+criterion_group!(benches, pipeline, detect, timers);
 criterion_main!(benches);

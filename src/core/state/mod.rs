@@ -7,7 +7,7 @@
 
 pub mod codec;
 pub mod dump;
-mod timers;
+pub mod timers;
 mod undo;
 pub mod window;
 

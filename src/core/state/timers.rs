@@ -16,7 +16,11 @@
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::hash_map::Entry;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
+
+// Bucket numbers are small integers under our control, not attacker input:
+// a multiplicative hash is enough and much cheaper than SipHash.
+use rustc_hash::FxHashMap as HashMap;
 
 /// Bucket width: an hour of stream time. Deadlines are bucket boundaries
 /// (days) or dormancy deadlines spread over the horizon, so an hour keeps
