@@ -39,6 +39,7 @@ fn cmp_slots(keys: &impl Keys, a: u32, b: u32) -> Ordering {
     keys.deadline(a).cmp(&keys.deadline(b)).then_with(|| keys.id(a).cmp(keys.id(b)))
 }
 
+/// Pending timers of one task's customers, by slot.
 #[derive(Debug, Default)]
 pub struct TimerIndex {
     buckets: HashMap<i64, Vec<u32>>,
