@@ -265,6 +265,7 @@ impl Engine {
             return Outcome::Late;
         }
         counts.folded[ev.kind.idx()] += 1;
+        c.seen_at(ev.ts_ms);
         let k = ev.kind.idx();
         c.last_seen_ms[k] = Some(c.last_seen_ms[k].map_or(ev.ts_ms, |t| t.max(ev.ts_ms)));
         c.activity.add(buckets.of(ev.ts_ms), ev.kind);

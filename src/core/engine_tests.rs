@@ -99,6 +99,25 @@ fn late_events_fold_lifetime_totals_but_raise_nothing() {
 }
 
 #[test]
+fn a_late_event_never_moves_first_seen_but_an_on_time_one_out_of_order_does() {
+    let mut e = engine();
+    let mut lines = story(10..40, 45);
+    // Right after a's first event (day 10, 00:00:01): one 30 minutes
+    // earlier, out of order but within the hour of lateness.
+    let at = lines.iter().position(|l| l.contains(r#""customer_id":"a""#)).unwrap();
+    let early = 10 * DAY - 30 * 60_000;
+    lines.insert(at + 1, line("a", "click", early));
+    feed(&mut e, &lines);
+    let first = |e: &Engine| e.dump().into_iter().find(|c| c.customer_id == "a").unwrap().first_seen_ms;
+    assert_eq!(e.tally().sources[e.rules().canonical_source()].late, 0);
+    assert_eq!(first(&e), T0 + early, "an on-time event moves first_seen back");
+    // Days late: folded into lifetime totals only; first_seen stays.
+    feed(&mut e, &[line("a", "order", 2 * DAY)]);
+    assert_eq!(e.tally().sources[e.rules().canonical_source()].late, 1);
+    assert_eq!(first(&e), T0 + early, "a late event does not");
+}
+
+#[test]
 fn duplicates_by_event_id_are_skipped_and_counted() {
     let mut e = engine();
     let l = r#"{"customer_id":"a","kind":"order","ts":1000,"amount":10,"event_id":"o-1"}"#.to_string();

@@ -155,6 +155,12 @@ impl Customer {
             self.nps.promoters = self.nps.promoters.saturating_add(u32::from(score >= 9));
             self.nps.detractors = self.nps.detractors.saturating_add(u32::from(score <= 6));
         }
+    }
+
+    /// An on-time event earlier than the first one seen (out of order within
+    /// the allowed lateness). Late events never move it: `first_seen`
+    /// decides decline eligibility and the reactivation score's tenure.
+    pub fn seen_at(&mut self, ts_ms: i64) {
         self.first_seen_ms = self.first_seen_ms.min(ts_ms);
     }
 
