@@ -33,15 +33,6 @@ pub enum TxnError {
     Stuck { call: &'static str, after: Duration },
 }
 
-impl TxnError {
-    pub fn code(&self) -> &'static str {
-        match self {
-            TxnError::Kafka(_) => "kafka",
-            TxnError::Stuck { .. } => "stuck",
-        }
-    }
-}
-
 type Call<P> = Box<dyn FnOnce(&P) -> Result<(), KafkaError> + Send>;
 
 /// Runs calls on `P` (the producer) on its own thread, each bounded.
