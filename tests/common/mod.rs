@@ -62,6 +62,13 @@ pub async fn create_topics_with(names: &[&str], partitions: i32, settings: &[(&s
     for r in admin.create_topics(&topics, &AdminOptions::new()).await.unwrap() {
         r.unwrap();
     }
+    // Creation returns before every broker's metadata shows the topics (a
+    // care started at once on a fresh broker said "does not exist"): wait.
+    let visible = || {
+        let md = admin.inner().fetch_metadata(None, Duration::from_secs(5));
+        md.is_ok_and(|md| names.iter().all(|n| md.topics().iter().any(|t| t.name() == *n && t.error().is_none() && t.partitions().len() == partitions as usize)))
+    };
+    assert!(tokio::task::block_in_place(|| wait_for(Duration::from_secs(30), visible)), "topics {names:?} never showed in metadata");
 }
 
 /// Produces (topic, key, value) records and waits for every acknowledgement.
@@ -222,18 +229,9 @@ impl CareProcess {
     /// Sends SIGTERM and waits up to `deadline` for a clean exit.
     pub fn terminate(mut self, deadline: Duration) -> std::process::ExitStatus {
         Command::new("kill").arg("-TERM").arg(self.0.id().to_string()).status().unwrap();
-        let until = Instant::now() + deadline;
-        loop {
-            if let Some(st) = self.0.try_wait().unwrap() {
-                return st;
-            }
-            assert!(Instant::now() < until, "care did not stop within {deadline:?} of SIGTERM");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        self.exit_within(deadline, "of SIGTERM")
     }
-}
 
-impl CareProcess {
     /// SIGKILL: no shutdown, flush or commit runs.
     pub fn kill9(mut self) {
         let _ = self.0.kill();
@@ -242,12 +240,17 @@ impl CareProcess {
 
     /// Waits for the process to exit by itself (a crash point).
     pub fn wait_exit(mut self, deadline: Duration) -> std::process::ExitStatus {
+        self.exit_within(deadline, "by itself")
+    }
+
+    /// Its exit status once it exits; fails the test after `deadline`.
+    fn exit_within(&mut self, deadline: Duration, why: &str) -> std::process::ExitStatus {
         let until = Instant::now() + deadline;
         loop {
             if let Some(st) = self.0.try_wait().unwrap() {
                 return st;
             }
-            assert!(Instant::now() < until, "care did not exit within {deadline:?}");
+            assert!(Instant::now() < until, "care did not exit within {deadline:?} {why}");
             std::thread::sleep(Duration::from_millis(50));
         }
     }
