@@ -15,13 +15,13 @@ use std::sync::Arc;
 use crate::changelog::{Meta, META_KEY};
 use crate::config::Config;
 use crate::decode::{self, DecodeError, Limits, SourceMapping};
-use crate::detect::{decline, dormancy, Signal};
+use crate::detect::{self, decline, dormancy, ActivityEvent, Detector, Moment, Signal};
 use crate::event::{Event, KindSet};
 use crate::render::{Origin, OutputRecord, Renderer};
 use crate::scorecard::Scorecard;
 use crate::state::codec::encode_customer;
 use crate::state::dump::CustomerDump;
-use crate::state::{Customer, Episode, TaskState};
+use crate::state::{Customer, TaskState};
 use crate::tally::Tally;
 use crate::task::TaskId;
 use crate::time::Buckets;
@@ -55,8 +55,10 @@ pub struct Rules {
     buckets: Buckets,
     lateness_ms: i64,
     activity: KindSet,
-    decline: Option<decline::Params>,
-    dormancy: Option<dormancy::Params>,
+    /// The enabled detectors, strongest first (see [`detect::DetectorId`]).
+    detectors: Vec<Box<dyn Detector>>,
+    /// Dormancy's parameters, for the scorecard's reactivation score.
+    reactivation: Option<dormancy::Params>,
     width: usize,
     renderer: Renderer,
     emit_from_ms: Option<i64>,
@@ -70,7 +72,6 @@ impl Rules {
         mappings.push(SourceMapping::canonical());
         let e = &cfg.engine;
         let activity = e.activity_set();
-        let decline = decline::Params::new(&cfg.detect.decline, activity);
         Rules {
             mappings,
             limits: Limits { max_record_bytes: e.max_record_bytes, max_future_skew_ms: i64::from(e.max_future_skew_secs) * 1000 },
@@ -80,9 +81,9 @@ impl Rules {
             },
             lateness_ms: i64::from(e.allowed_lateness_secs) * 1000,
             activity,
-            width: decline.window_width(),
-            decline: cfg.detect.decline.enabled.then_some(decline),
-            dormancy: cfg.detect.dormancy.enabled.then(|| dormancy::Params::new(&cfg.detect.dormancy)),
+            width: decline::Params::new(&cfg.detect.decline, activity).window_width(),
+            detectors: detect::enabled(cfg),
+            reactivation: cfg.detect.dormancy.enabled.then(|| dormancy::Params::new(&cfg.detect.dormancy)),
             renderer: Renderer::new(cfg),
             emit_from_ms: e.emit_from.as_deref().and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok()).map(|t| t.timestamp_millis()),
         }
@@ -272,13 +273,11 @@ impl Engine {
         let now_ms = self.state.stream_time_ms.unwrap_or(ev.ts_ms);
         if activity.contains(ev.kind) {
             let c = self.state.customer_mut(slot);
-            let back = dormancy::on_activity(c, ev.ts_ms);
-            c.last_activity_ms = Some(c.last_activity_ms.map_or(ev.ts_ms, |t| t.max(ev.ts_ms)));
+            let previous_ms = c.last_activity_ms;
+            c.last_activity_ms = Some(previous_ms.map_or(ev.ts_ms, |t| t.max(ev.ts_ms)));
             c.activity_events = c.activity_events.saturating_add(1);
-            if let Some(s) = back {
-                self.emit(slot, &s, out);
-            }
-            self.check_decline(slot, now_ms, ev.ts_ms, out);
+            let act = ActivityEvent { ts_ms: ev.ts_ms, previous_ms };
+            self.detect(slot, now_ms, ev.ts_ms, out, |d, c, at| d.on_activity(c, at, act));
         }
         self.reschedule(slot, now_ms);
         Outcome::Folded
@@ -395,7 +394,7 @@ impl Engine {
     pub fn scorecard(&self, id: &str) -> Option<Scorecard> {
         let r = &self.rules;
         let c = self.state.get(id)?;
-        Some(Scorecard::new(c, self.id.partition, self.state.stream_time_ms, r.buckets, r.activity, r.dormancy.as_ref()))
+        Some(Scorecard::new(c, self.id.partition, self.state.stream_time_ms, r.buckets, r.activity, r.reactivation.as_ref()))
     }
 
     /// Every customer's raw state, sorted by customer id.
@@ -422,63 +421,56 @@ impl Engine {
 
     fn on_timer(&mut self, slot: u32, at: i64, out: &mut Vec<OutputRecord>) {
         self.tally.timers_fired += 1;
-        let dormant = self.rules.dormancy.as_ref().and_then(|p| {
-            let c = self.state.customer_mut(slot);
-            let s = dormancy::on_time(p, c, at)?;
-            // Dormancy supersedes decline: an open decline closes silently.
-            c.decline = Episode::Normal;
-            Some(s)
-        });
-        if let Some(s) = dormant {
-            self.emit(slot, &s, out);
-        }
-        self.check_decline(slot, at, at, out);
+        self.detect(slot, at, at, out, |d, c, at| d.on_timer(c, at));
         self.reschedule(slot, at);
     }
 
-    fn check_decline(&mut self, slot: u32, now_ms: i64, trigger_ms: i64, out: &mut Vec<OutputRecord>) {
+    /// Runs `decide` for every detector, strongest first, applying the
+    /// supersession table, and emits what they said.
+    fn detect<F>(&mut self, slot: u32, now_ms: i64, trigger_ms: i64, out: &mut Vec<OutputRecord>, decide: F)
+    where
+        F: Fn(&dyn Detector, &mut Customer, Moment) -> Option<Signal>,
+    {
         let r = &*self.rules;
-        let Some(p) = &r.decline else { return };
         let c = self.state.customer_mut(slot);
-        if c.dormant_since.is_some() {
-            return;
-        }
-        let first = r.buckets.of(c.first_seen_ms);
-        let signal = decline::evaluate(p, c, first, r.buckets.of(now_ms), trigger_ms);
-        if let Some(s) = signal {
-            self.emit(slot, &s, out);
+        let mut at = Moment { now_ms, trigger_ms, buckets: r.buckets, superseded: false };
+        for (i, d) in r.detectors.iter().enumerate() {
+            if let Some(s) = decide(d.as_ref(), c, at) {
+                if s.opens() {
+                    r.detectors[i + 1..].iter().for_each(|weaker| weaker.supersede(c));
+                }
+                emit(r, &mut self.tally, self.emit_from_ms, &c.id, &s, out);
+            }
+            at.superseded |= d.is_open(c);
         }
     }
 
-    /// The customer's next timer: the earlier of their dormancy deadline and,
-    /// while a decline candidate, the next bucket boundary.
+    /// The customer's next timer: the earliest deadline any detector names.
     fn reschedule(&mut self, slot: u32, now_ms: i64) {
         let r = &self.rules;
         let c = self.state.customer(slot);
-        let dormant_at = r.dormancy.as_ref().and_then(|p| dormancy::deadline(p, c));
-        let now_bucket = r.buckets.of(now_ms);
-        let boundary = r
-            .decline
-            .as_ref()
-            .filter(|p| c.dormant_since.is_none() && decline::is_candidate(p, c, now_bucket))
-            .map(|_| r.buckets.start_ms(now_bucket + 1));
-        let next = match (dormant_at, boundary) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let mut at = Moment { now_ms, trigger_ms: now_ms, buckets: r.buckets, superseded: false };
+        let mut next: Option<i64> = None;
+        for d in &r.detectors {
+            if let Some(t) = d.next_deadline(c, at) {
+                next = Some(next.map_or(t, |n| n.min(t)));
+            }
+            at.superseded |= d.is_open(c);
+        }
         let lateness = r.lateness_ms;
         self.state.schedule(slot, next.map(|t| t + lateness));
     }
+}
 
-    fn emit(&mut self, slot: u32, s: &Signal, out: &mut Vec<OutputRecord>) {
-        let t = s.signal_type().idx();
-        if self.emit_from_ms.is_some_and(|from| s.trigger_ms() < from) {
-            self.tally.suppressed[t] += 1;
-            return;
-        }
-        self.tally.emitted[t] += 1;
-        out.push(self.rules.renderer.signal(&self.state.customer(slot).id, s));
+/// Renders a signal unless `emit_from` suppresses it, counting either way.
+fn emit(r: &Rules, tally: &mut Tally, emit_from_ms: Option<i64>, customer: &str, s: &Signal, out: &mut Vec<OutputRecord>) {
+    let t = s.signal_type().idx();
+    if emit_from_ms.is_some_and(|from| s.trigger_ms() < from) {
+        tally.suppressed[t] += 1;
+        return;
     }
+    tally.emitted[t] += 1;
+    out.push(r.renderer.signal(customer, s));
 }
 
 /// Engines for `partitions` tasks fed from one stream, each record routed

@@ -18,7 +18,7 @@
 
 use crate::config::DeclineConfig;
 use crate::detect::stats::binomial_cdf;
-use crate::detect::Signal;
+use crate::detect::{ActivityEvent, Detector, DetectorId, Moment, Signal};
 use crate::event::{Kind, KindSet};
 use crate::state::{Customer, Episode};
 
@@ -52,6 +52,49 @@ impl Params {
     /// Buckets of history the detector reads, plus the one filling now.
     pub fn window_width(&self) -> usize {
         (self.recent_buckets + self.baseline_buckets + 1) as usize
+    }
+}
+
+/// The activity decline detector.
+#[derive(Debug, Clone)]
+pub struct Decline(pub Params);
+
+impl Decline {
+    fn check(&self, c: &mut Customer, at: Moment) -> Option<Signal> {
+        if at.superseded {
+            return None;
+        }
+        let first = at.buckets.of(c.first_seen_ms);
+        evaluate(&self.0, c, first, at.buckets.of(at.now_ms), at.trigger_ms)
+    }
+}
+
+impl Detector for Decline {
+    fn id(&self) -> DetectorId {
+        DetectorId::Decline
+    }
+
+    fn on_activity(&self, c: &mut Customer, at: Moment, _: ActivityEvent) -> Option<Signal> {
+        self.check(c, at)
+    }
+
+    fn on_timer(&self, c: &mut Customer, at: Moment) -> Option<Signal> {
+        self.check(c, at)
+    }
+
+    /// The next bucket boundary, while the customer has enough history to
+    /// decline or an episode is in progress: windows move only there.
+    fn next_deadline(&self, c: &Customer, at: Moment) -> Option<i64> {
+        let now = at.buckets.of(at.now_ms);
+        (!at.superseded && is_candidate(&self.0, c, now)).then(|| at.buckets.start_ms(now + 1))
+    }
+
+    fn is_open(&self, c: &Customer) -> bool {
+        matches!(c.decline, Episode::Open { .. })
+    }
+
+    fn supersede(&self, c: &mut Customer) {
+        c.decline = Episode::Normal;
     }
 }
 

@@ -3,7 +3,7 @@
 //! customer acts again, a `reactivated` message closes the loop.
 
 use crate::config::DormancyConfig;
-use crate::detect::Signal;
+use crate::detect::{ActivityEvent, Detector, DetectorId, Moment, Signal};
 use crate::state::Customer;
 
 const DAY_MS: f64 = 86_400_000.0;
@@ -23,6 +23,37 @@ impl Params {
             after_days: f64::from(cfg.after_days),
             monetary_scale: cfg.monetary_scale,
         }
+    }
+}
+
+/// The dormancy detector: opens with a reactivation trigger, resolves with
+/// `reactivated`.
+#[derive(Debug, Clone)]
+pub struct Dormancy(pub Params);
+
+impl Detector for Dormancy {
+    fn id(&self) -> DetectorId {
+        DetectorId::Dormancy
+    }
+
+    fn on_activity(&self, c: &mut Customer, _: Moment, ev: ActivityEvent) -> Option<Signal> {
+        on_activity(c, ev.ts_ms, ev.previous_ms)
+    }
+
+    fn on_timer(&self, c: &mut Customer, at: Moment) -> Option<Signal> {
+        on_time(&self.0, c, at.now_ms)
+    }
+
+    fn next_deadline(&self, c: &Customer, _: Moment) -> Option<i64> {
+        deadline(&self.0, c)
+    }
+
+    fn is_open(&self, c: &Customer) -> bool {
+        c.dormant_since.is_some()
+    }
+
+    fn supersede(&self, c: &mut Customer) {
+        c.dormant_since = None;
     }
 }
 
@@ -57,10 +88,11 @@ pub fn on_time(p: &Params, c: &mut Customer, now_ms: i64) -> Option<Signal> {
     Some(Signal::Dormant { episode_ms: due, last_activity_ms: c.last_activity_ms.unwrap_or(due), score: score(p, c) })
 }
 
-/// Called on an activity event at `ts_ms`, before it updates last activity.
-pub fn on_activity(c: &mut Customer, ts_ms: i64) -> Option<Signal> {
+/// Called on an activity event at `ts_ms`; `previous_ms` is the last
+/// activity before it.
+pub fn on_activity(c: &mut Customer, ts_ms: i64, previous_ms: Option<i64>) -> Option<Signal> {
     let since = c.dormant_since.take()?;
-    let last = c.last_activity_ms.unwrap_or(since);
+    let last = previous_ms.unwrap_or(since);
     let days_away = ((ts_ms - last) as f64 / DAY_MS).max(0.0);
     Some(Signal::Reactivated { episode_ms: since, at_ms: ts_ms, days_away })
 }
@@ -96,9 +128,9 @@ mod tests {
         assert!(matches!(s, Signal::Dormant { episode_ms, last_activity_ms: 1_000, .. } if episode_ms == due));
         assert_eq!(on_time(&p, &mut c, due + 10), None, "one trigger per episode");
         assert_eq!(deadline(&p, &c), None);
-        let back = on_activity(&mut c, 1_000 + 90 * 86_400_000).expect("reactivated");
+        let back = on_activity(&mut c, 1_000 + 90 * 86_400_000, Some(1_000)).expect("reactivated");
         assert!(matches!(back, Signal::Reactivated { episode_ms, days_away, .. } if episode_ms == due && (days_away - 90.0).abs() < 1e-9));
-        assert_eq!(on_activity(&mut c, 0), None);
+        assert_eq!(on_activity(&mut c, 0, Some(1_000)), None);
     }
 
     #[test]

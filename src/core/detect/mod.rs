@@ -1,13 +1,89 @@
 //! CARE detectors: pure per-customer state machines.
 //!
-//! Each detector moves a customer's episode normal → open → cooldown and says
-//! what happened as a [`Signal`]; rendering signals to records is
-//! [`crate::render`]'s job. Decisions happen only on the customer's own event
-//! or the customer's own timer, never by a sweep over all customers.
+//! Each detector is a [`Detector`]: it moves a customer's episode normal →
+//! open → (cooldown) → normal on the customer's own activity or timer, never
+//! by a sweep over all customers, names its next deadline, and says what
+//! happened as a [`Signal`]; rendering signals to records is
+//! [`crate::render`]'s job. The engine knows no detector by name: it runs
+//! the enabled ones ([`enabled`]) strongest first and applies the one
+//! supersession table, [`DetectorId`]'s order.
 
 pub mod decline;
 pub mod dormancy;
 pub mod stats;
+
+use std::fmt;
+
+use crate::config::Config;
+use crate::state::Customer;
+use crate::time::Buckets;
+
+/// The detectors, in supersession order: an open episode of one keeps every
+/// later one from opening, and opening one closes the later ones' open
+/// episodes without a message (a dormant customer is not also "declining").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DetectorId {
+    Dormancy,
+    Decline,
+}
+
+/// When, and under what rules, a detector is asked to decide.
+#[derive(Debug, Clone, Copy)]
+pub struct Moment {
+    /// Stream time on an event, the logical time on a timer: windows end
+    /// in the bucket this falls in.
+    pub now_ms: i64,
+    /// What triggered the decision: the event's time or the timer's. An
+    /// episode opened now is named by it.
+    pub trigger_ms: i64,
+    pub buckets: Buckets,
+    /// A stronger detector's episode is open: this one must not open.
+    pub superseded: bool,
+}
+
+/// An on-time activity event, after it was folded into the customer.
+#[derive(Debug, Clone, Copy)]
+pub struct ActivityEvent {
+    pub ts_ms: i64,
+    /// The customer's last activity before this event.
+    pub previous_ms: Option<i64>,
+}
+
+/// One CARE detector: stateless itself (its parameters only); the per-customer
+/// state it moves lives in the customer's state block for it.
+pub trait Detector: fmt::Debug + Send + Sync {
+    fn id(&self) -> DetectorId;
+
+    /// The customer acted (an activity kind, on time).
+    fn on_activity(&self, c: &mut Customer, at: Moment, ev: ActivityEvent) -> Option<Signal>;
+
+    /// The customer's timer fired at `at.now_ms`.
+    fn on_timer(&self, c: &mut Customer, at: Moment) -> Option<Signal>;
+
+    /// When this detector next needs to look at the customer if nothing
+    /// happens (logical time; the engine adds the allowed lateness).
+    fn next_deadline(&self, c: &Customer, at: Moment) -> Option<i64>;
+
+    /// Whether the customer has an open episode of this detector.
+    fn is_open(&self, c: &Customer) -> bool;
+
+    /// Closes an open episode without a message: a stronger one opened.
+    fn supersede(&self, c: &mut Customer);
+}
+
+/// The detectors the config enables, strongest first.
+pub fn enabled(cfg: &Config) -> Vec<Box<dyn Detector>> {
+    let activity = cfg.engine.activity_set();
+    let mut all: Vec<Box<dyn Detector>> = Vec::new();
+    if cfg.detect.dormancy.enabled {
+        all.push(Box::new(dormancy::Dormancy(dormancy::Params::new(&cfg.detect.dormancy))));
+    }
+    if cfg.detect.decline.enabled {
+        all.push(Box::new(decline::Decline(decline::Params::new(&cfg.detect.decline, activity))));
+    }
+    all.sort_by_key(|d| d.id());
+    all
+}
 
 /// Something a detector decided about one customer.
 #[derive(Debug, Clone, PartialEq)]
@@ -73,6 +149,11 @@ impl Signal {
             | Signal::Dormant { episode_ms, .. }
             | Signal::Reactivated { episode_ms, .. } => *episode_ms,
         }
+    }
+
+    /// Whether this signal opens an episode (and so supersedes weaker ones).
+    pub fn opens(&self) -> bool {
+        self.status() == "opened"
     }
 
     /// `opened`, `resolved`, ...: distinguishes messages of one episode.
