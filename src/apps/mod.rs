@@ -4,8 +4,12 @@
 //! - [`replay`] — `care replay`: the engine over a JSON lines file.
 //! - [`state`] — `care state`: state restored from the changelog, as JSON lines.
 //! - [`demo`] — `care demo`: a synthetic population, in-process, no broker.
+//! - [`population`] — a seeded customer population with ground truth.
+//! - [`quality`] — detection quality: a population's alerts scored against its truth.
 
 pub mod demo;
+pub mod population;
+pub mod quality;
 pub mod replay;
 pub mod run;
 pub mod state;

@@ -513,6 +513,13 @@ impl Routed {
         }
     }
 
+    /// Folds an already decoded event into its customer's task (simulations
+    /// that make events, not records).
+    pub fn fold(&mut self, input: &Input<'_>, ev: &Event, out: &mut Vec<OutputRecord>) -> Outcome {
+        let p = crate::partition::for_key(ev.customer_id.as_bytes(), self.tasks.len() as i32);
+        self.tasks[p as usize].fold(input, ev, out)
+    }
+
     /// Advances every task's stream time to `to_ms`, in partition order.
     pub fn advance(&mut self, to_ms: i64, out: &mut Vec<OutputRecord>) {
         for t in &mut self.tasks {
