@@ -4,7 +4,8 @@
 //!
 //! `cargo bench --bench quality`; `CARE_QUALITY_CUSTOMERS` (default 100000)
 //! and `CARE_QUALITY_DAYS` (default 180) size it, `CARE_QUALITY_CONFIG`
-//! names a config file to score instead of the defaults.
+//! names a config file to score instead of the defaults, `CARE_QUALITY_RUNS`
+//! limits how many of the three populations run.
 
 use std::io::Write as _;
 use std::time::Instant;
@@ -21,12 +22,15 @@ fn main() {
     // `cargo bench` passes `--bench`; this binary takes no other arguments.
     let customers = env_u32("CARE_QUALITY_CUSTOMERS", 100_000);
     let days = env_u32("CARE_QUALITY_DAYS", 180);
-    let cfg = match std::env::var("CARE_QUALITY_CONFIG") {
-        Ok(path) => Config::load(std::path::Path::new(&path)).unwrap_or_else(|e| panic!("{path}: {e}")),
-        Err(_) => Config::parse("", "defaults").expect("defaults parse"),
+    let text = match std::env::var("CARE_QUALITY_CONFIG") {
+        Ok(path) => std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}")),
+        Err(_) => String::new(),
     };
+    let cfg = Config::parse(&text, "quality config").unwrap_or_else(|e| panic!("{e}"));
     let variants = [Variant::reference(1, customers, days), Variant::reference(2, customers, days), Variant::harsh(1, customers, days)];
-    for v in &variants {
+    // `CARE_QUALITY_RUNS=1` runs the first population only (tuning).
+    let runs = env_u32("CARE_QUALITY_RUNS", variants.len() as u32) as usize;
+    for v in variants.iter().take(runs) {
         let started = Instant::now();
         let report = simulate(&cfg, v, 4, |day, events| {
             if day % 30 == 0 {

@@ -17,7 +17,7 @@ use care_core::config::Config;
 use care_core::detect::SignalType;
 use care_core::engine::{Input, Routed, Rules};
 use care_core::event::Event;
-use care_core::render::{ce_type, OutputRecord};
+use care_core::render::OutputRecord;
 use serde::Deserialize;
 
 use super::population::{customer_id, customer_index, Class, Population, SimEvent, Truth, Variant, DAY_MS, START_MS};
@@ -120,7 +120,9 @@ impl<'a> Scorer<'a> {
 
     /// Takes one output record into account.
     pub fn observe(&mut self, r: &OutputRecord) {
-        let Some(t) = SignalType::ALL.into_iter().find(|t| r.header("ce_type") == Some(ce_type(*t))) else { return };
+        // Any version: `io.care.<type>.v<n>`.
+        let name = r.header("ce_type").and_then(|c| c.strip_prefix("io.care.")).and_then(|c| c.rsplit_once(".v")).map(|(n, _)| n);
+        let Some(t) = SignalType::ALL.into_iter().find(|t| name == Some(t.as_str())) else { return };
         let opened = serde_json::from_slice::<Status<'_>>(&r.value).is_ok_and(|s| s.status == "opened");
         let Some(i) = r.key.as_deref().and_then(customer_index) else { return };
         if opened {

@@ -262,12 +262,40 @@ pub struct DetectConfig {
     pub dormancy: DormancyConfig,
 }
 
+/// How activity decline is decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeclineMethod {
+    /// A CUSUM on each sealed bucket's count against the customer's own
+    /// rate; false alerts are a setting (`false_alerts_per_1000_customer_months`).
+    Sequential,
+    /// The recent window against the baseline window, with a per-check
+    /// significance test (`io.care.activity_decline.v1`).
+    Window,
+}
+
 /// Activity decline: recent rate significantly below the customer's baseline.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeclineConfig {
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// `window` (the default until the sequential method is calibrated) or
+    /// `sequential`.
+    #[serde(default = "default_decline_method")]
+    pub method: DeclineMethod,
+    /// Sequential: how many false alerts per 1,000 steady customer-months
+    /// the threshold allows at most (Lorden's bound: CUSUM threshold
+    /// h = ln(average run length in buckets)).
+    #[serde(default = "default_false_alerts")]
+    pub false_alerts_per_1000_customer_months: f64,
+    /// Sequential: the drop the statistic is tuned to detect fastest.
+    #[serde(default = "default_design_drop")]
+    pub design_drop: f64,
+    /// Sequential: customers whose baseline is below this many events per
+    /// bucket are not judged (silence covers them).
+    #[serde(default = "default_min_baseline_rate")]
+    pub min_baseline_rate: f64,
     /// Complete buckets in the recent window.
     #[serde(default = "default_recent_buckets")]
     pub recent_buckets: u16,
@@ -294,6 +322,18 @@ pub struct DeclineConfig {
 
 fn yes() -> bool {
     true
+}
+fn default_decline_method() -> DeclineMethod {
+    DeclineMethod::Window
+}
+fn default_false_alerts() -> f64 {
+    0.5
+}
+fn default_design_drop() -> f64 {
+    0.7
+}
+fn default_min_baseline_rate() -> f64 {
+    0.5
 }
 fn default_recent_buckets() -> u16 {
     7
@@ -564,6 +604,15 @@ impl Config {
         }
         if !(d.significance > 0.0 && d.significance < 1.0) {
             return Err(invalid(key("significance"), "must be in (0, 1)"));
+        }
+        if !(d.false_alerts_per_1000_customer_months > 0.0 && d.false_alerts_per_1000_customer_months <= 1000.0) {
+            return Err(invalid(key("false_alerts_per_1000_customer_months"), "must be in (0, 1000]"));
+        }
+        if !(d.design_drop >= 0.1 && d.design_drop <= 0.99) {
+            return Err(invalid(key("design_drop"), "must be in [0.1, 0.99]"));
+        }
+        if !(d.min_baseline_rate > 0.0 && d.min_baseline_rate.is_finite()) {
+            return Err(invalid(key("min_baseline_rate"), "must be greater than 0"));
         }
         Ok(())
     }

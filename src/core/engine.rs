@@ -13,9 +13,9 @@
 use std::sync::Arc;
 
 use crate::changelog::{Meta, META_KEY};
-use crate::config::Config;
+use crate::config::{Config, DeclineMethod};
 use crate::decode::{self, DecodeError, Limits, SourceMapping};
-use crate::detect::{self, decline, dormancy, ActivityEvent, Detector, Moment, Signal};
+use crate::detect::{self, decline, dormancy, sequential, ActivityEvent, Detector, Moment, Signal};
 use crate::event::{Event, KindSet};
 use crate::render::{Origin, OutputRecord, Renderer};
 use crate::scorecard::Scorecard;
@@ -81,7 +81,7 @@ impl Rules {
             },
             lateness_ms: i64::from(e.allowed_lateness_secs) * 1000,
             activity,
-            width: decline::Params::new(&cfg.detect.decline, activity).window_width(),
+            width: window_width(cfg, activity),
             detectors: detect::enabled(cfg),
             reactivation: cfg.detect.dormancy.enabled.then(|| dormancy::Params::new(&cfg.detect.dormancy)),
             renderer: Renderer::new(cfg),
@@ -125,6 +125,18 @@ impl Rules {
     /// The record is rejected; the error's code goes in DLQ headers.
     pub fn decode(&self, input: &Input<'_>, now_wall_ms: i64) -> Result<Event, DecodeError> {
         decode::decode(input.payload, &self.mappings[input.source], self.limits, now_wall_ms)
+    }
+}
+
+/// Buckets of activity each customer keeps: what the decline method reads.
+fn window_width(cfg: &Config, activity: KindSet) -> usize {
+    let d = &cfg.detect.decline;
+    match d.method {
+        DeclineMethod::Window => decline::Params::new(d, activity).window_width(),
+        DeclineMethod::Sequential => {
+            let lateness_buckets = i64::from(cfg.engine.allowed_lateness_secs.div_ceil(cfg.engine.bucket_secs));
+            sequential::Params::new(d, activity, cfg.engine.bucket_secs).window_width(lateness_buckets)
+        }
     }
 }
 
@@ -266,18 +278,23 @@ impl Engine {
             return Outcome::Late;
         }
         counts.folded[ev.kind.idx()] += 1;
+        let now_ms = self.state.stream_time_ms.unwrap_or(ev.ts_ms);
+        // Buckets sealed by the stream time are decided before this event
+        // moves the window on.
+        let at = self.moment(now_ms, ev.ts_ms, now_ms - lateness_ms);
+        self.detect(slot, at, out, |d, c, at| d.advance(c, at));
+        let c = self.state.customer_mut(slot);
         c.seen_at(ev.ts_ms);
         let k = ev.kind.idx();
         c.last_seen_ms[k] = Some(c.last_seen_ms[k].map_or(ev.ts_ms, |t| t.max(ev.ts_ms)));
         c.activity.add(buckets.of(ev.ts_ms), ev.kind);
-        let now_ms = self.state.stream_time_ms.unwrap_or(ev.ts_ms);
         if activity.contains(ev.kind) {
             let c = self.state.customer_mut(slot);
             let previous_ms = c.last_activity_ms;
             c.last_activity_ms = Some(previous_ms.map_or(ev.ts_ms, |t| t.max(ev.ts_ms)));
             c.activity_events = c.activity_events.saturating_add(1);
             let act = ActivityEvent { ts_ms: ev.ts_ms, previous_ms };
-            self.detect(slot, now_ms, ev.ts_ms, out, |d, c, at| d.on_activity(c, at, act));
+            self.detect(slot, at, out, |d, c, at| d.on_activity(c, at, act));
         }
         self.reschedule(slot, now_ms);
         Outcome::Folded
@@ -421,19 +438,21 @@ impl Engine {
 
     fn on_timer(&mut self, slot: u32, at: i64, out: &mut Vec<OutputRecord>) {
         self.tally.timers_fired += 1;
-        self.detect(slot, at, at, out, |d, c, at| d.on_timer(c, at));
+        // The timer was due once stream time passed `at` by the lateness:
+        // everything before `at` is in.
+        let m = self.moment(at, at, at);
+        self.detect(slot, m, out, |d, c, at| d.on_timer(c, at));
         self.reschedule(slot, at);
     }
 
     /// Runs `decide` for every detector, strongest first, applying the
     /// supersession table, and emits what they said.
-    fn detect<F>(&mut self, slot: u32, now_ms: i64, trigger_ms: i64, out: &mut Vec<OutputRecord>, decide: F)
+    fn detect<F>(&mut self, slot: u32, mut at: Moment, out: &mut Vec<OutputRecord>, decide: F)
     where
         F: Fn(&dyn Detector, &mut Customer, Moment) -> Option<Signal>,
     {
         let r = &*self.rules;
         let c = self.state.customer_mut(slot);
-        let mut at = Moment { now_ms, trigger_ms, buckets: r.buckets, superseded: false };
         for (i, d) in r.detectors.iter().enumerate() {
             if let Some(s) = decide(d.as_ref(), c, at) {
                 if s.opens() {
@@ -445,11 +464,15 @@ impl Engine {
         }
     }
 
+    fn moment(&self, now_ms: i64, trigger_ms: i64, sealed_ms: i64) -> Moment {
+        Moment { now_ms, trigger_ms, sealed_ms, buckets: self.rules.buckets, superseded: false }
+    }
+
     /// The customer's next timer: the earliest deadline any detector names.
     fn reschedule(&mut self, slot: u32, now_ms: i64) {
         let r = &self.rules;
         let c = self.state.customer(slot);
-        let mut at = Moment { now_ms, trigger_ms: now_ms, buckets: r.buckets, superseded: false };
+        let mut at = Moment { now_ms, sealed_ms: now_ms, trigger_ms: now_ms, buckets: r.buckets, superseded: false };
         let mut next: Option<i64> = None;
         for d in &r.detectors {
             if let Some(t) = d.next_deadline(c, at) {

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use crate::config::Config;
 use crate::decode::DecodeError;
-use crate::detect::{decline, Signal, SignalType};
+use crate::detect::{decline, sequential, Signal, SignalType};
 
 /// Namespace of every `ce_id` (UUIDv5 of customer, signal, episode, status).
 pub const CE_ID_NAMESPACE: uuid::Uuid = uuid::uuid!("3c1b5c1e-7a55-5b6e-9d4e-ca4ec0de0001");
@@ -82,6 +82,15 @@ pub fn ce_type(t: SignalType) -> &'static str {
     }
 }
 
+/// `ce_type` of one signal: the sequential decline detector's payload is v2
+/// (`p_value`, `expected_events` and `ratio` have no meaning there).
+pub fn signal_ce_type(s: &Signal) -> &'static str {
+    match s {
+        Signal::SequentialOpened { .. } | Signal::SequentialResolved { .. } => "io.care.activity_decline.v2",
+        _ => ce_type(s.signal_type()),
+    }
+}
+
 /// RFC 3339 in UTC with milliseconds, e.g. `2026-01-01T00:00:00.000Z`.
 pub fn rfc3339(ms: i64) -> String {
     DateTime::from_timestamp_millis(ms).map_or_else(|| ms.to_string(), |t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
@@ -111,6 +120,7 @@ impl Renderer {
     /// Renders a detector signal about `customer`.
     pub fn signal(&self, customer: &str, s: &Signal) -> OutputRecord {
         let t = s.signal_type();
+        let ce_type = signal_ce_type(s);
         let trigger_ms = s.trigger_ms();
         let id = ce_id(customer, t, s.episode_ms(), s.status());
         let value = serde_json::to_vec(&self.payload(customer, s)).expect("JSON values serialise");
@@ -118,10 +128,10 @@ impl Renderer {
             ("ce_specversion", b"1.0".to_vec()),
             ("ce_id", id.to_string().into_bytes()),
             ("ce_source", self.ce_source.clone()),
-            ("ce_type", ce_type(t).as_bytes().to_vec()),
+            ("ce_type", ce_type.as_bytes().to_vec()),
             ("ce_time", rfc3339(trigger_ms).into_bytes()),
             ("ce_subject", customer.as_bytes().to_vec()),
-            ("ce_dataschema", format!("urn:care:schema:{}", ce_type(t)).into_bytes()),
+            ("ce_dataschema", format!("urn:care:schema:{ce_type}").into_bytes()),
             ("content-type", b"application/json".to_vec()),
         ];
         let role = match t {
@@ -136,6 +146,10 @@ impl Renderer {
             Signal::DeclineOpened { episode_ms, report } => self.decline(customer, "opened", *episode_ms, *episode_ms, report),
             Signal::DeclineResolved { episode_ms, at_ms, report } => {
                 self.decline(customer, "resolved", *episode_ms, *at_ms, report)
+            }
+            Signal::SequentialOpened { episode_ms, evidence } => self.sequential(customer, "opened", *episode_ms, *episode_ms, evidence),
+            Signal::SequentialResolved { episode_ms, at_ms, evidence } => {
+                self.sequential(customer, "resolved", *episode_ms, *at_ms, evidence)
             }
             Signal::Dormant { episode_ms, last_activity_ms, score } => json!({
                 "customer_id": customer,
@@ -177,6 +191,25 @@ impl Renderer {
             "expected_events": round(r.expected_events, 4),
             "ratio": round(r.ratio, 4),
             "p_value": r.p_value,
+            "window": WindowInfo { bucket_secs: self.bucket_secs, recent_buckets: self.recent_buckets, baseline_buckets: self.baseline_buckets },
+            "by_kind": by_kind,
+        })
+    }
+
+    fn sequential(&self, customer: &str, status: &str, episode_ms: i64, at_ms: i64, e: &sequential::Evidence) -> Value {
+        let by_kind: serde_json::Map<String, Value> = e.by_kind.iter().map(|(k, recent)| (k.as_str().to_string(), json!({"recent": recent}))).collect();
+        json!({
+            "customer_id": customer,
+            "status": status,
+            "at": rfc3339(at_ms),
+            "episode_started_at": rfc3339(episode_ms),
+            "method": "cusum",
+            "baseline_rate": round(e.baseline_rate, 4),
+            "recent_events": e.recent_events,
+            "recent_rate": round(e.recent_rate(), 4),
+            "drop": round(e.drop(), 4),
+            "statistic": round(e.statistic, 4),
+            "threshold": round(e.threshold, 4),
             "window": WindowInfo { bucket_secs: self.bucket_secs, recent_buckets: self.recent_buckets, baseline_buckets: self.baseline_buckets },
             "by_kind": by_kind,
         })

@@ -10,11 +10,12 @@
 
 pub mod decline;
 pub mod dormancy;
+pub mod sequential;
 pub mod stats;
 
 use std::fmt;
 
-use crate::config::Config;
+use crate::config::{Config, DeclineMethod};
 use crate::state::Customer;
 use crate::time::Buckets;
 
@@ -33,6 +34,9 @@ pub struct Moment {
     /// Stream time on an event, the logical time on a timer: windows end
     /// in the bucket this falls in.
     pub now_ms: i64,
+    /// Every on-time event before this instant is in: stream time minus the
+    /// allowed lateness on an event, the logical time on a timer.
+    pub sealed_ms: i64,
     /// What triggered the decision: the event's time or the timer's. An
     /// episode opened now is named by it.
     pub trigger_ms: i64,
@@ -53,6 +57,12 @@ pub struct ActivityEvent {
 /// state it moves lives in the customer's state block for it.
 pub trait Detector: fmt::Debug + Send + Sync {
     fn id(&self) -> DetectorId;
+
+    /// Stream time moved: called on every on-time event of the customer,
+    /// before it is folded, so buckets that became sealed can be decided.
+    fn advance(&self, _c: &mut Customer, _at: Moment) -> Option<Signal> {
+        None
+    }
 
     /// The customer acted (an activity kind, on time).
     fn on_activity(&self, c: &mut Customer, at: Moment, ev: ActivityEvent) -> Option<Signal>;
@@ -78,8 +88,13 @@ pub fn enabled(cfg: &Config) -> Vec<Box<dyn Detector>> {
     if cfg.detect.dormancy.enabled {
         all.push(Box::new(dormancy::Dormancy(dormancy::Params::new(&cfg.detect.dormancy))));
     }
-    if cfg.detect.decline.enabled {
-        all.push(Box::new(decline::Decline(decline::Params::new(&cfg.detect.decline, activity))));
+    let d = &cfg.detect.decline;
+    match d.method {
+        _ if !d.enabled => {}
+        DeclineMethod::Window => all.push(Box::new(decline::Decline(decline::Params::new(d, activity)))),
+        DeclineMethod::Sequential => {
+            all.push(Box::new(sequential::Sequential(sequential::Params::new(d, activity, cfg.engine.bucket_secs))));
+        }
     }
     all.sort_by_key(|d| d.id());
     all
@@ -92,6 +107,10 @@ pub enum Signal {
     DeclineOpened { episode_ms: i64, report: decline::Report },
     /// Activity recovered; closes the episode opened at `episode_ms`.
     DeclineResolved { episode_ms: i64, at_ms: i64, report: decline::Report },
+    /// The sequential statistic crossed its threshold (v2 payload).
+    SequentialOpened { episode_ms: i64, evidence: sequential::Evidence },
+    /// The sequential statistic of recovery crossed it.
+    SequentialResolved { episode_ms: i64, at_ms: i64, evidence: sequential::Evidence },
     /// No activity for `after_days`: a reactivation trigger.
     Dormant { episode_ms: i64, last_activity_ms: i64, score: dormancy::Score },
     /// A dormant customer acted again.
@@ -127,7 +146,10 @@ impl Signal {
     /// Which output type this signal becomes.
     pub fn signal_type(&self) -> SignalType {
         match self {
-            Signal::DeclineOpened { .. } | Signal::DeclineResolved { .. } => SignalType::ActivityDecline,
+            Signal::DeclineOpened { .. }
+            | Signal::DeclineResolved { .. }
+            | Signal::SequentialOpened { .. }
+            | Signal::SequentialResolved { .. } => SignalType::ActivityDecline,
             Signal::Dormant { .. } => SignalType::Dormant,
             Signal::Reactivated { .. } => SignalType::Reactivated,
         }
@@ -136,8 +158,10 @@ impl Signal {
     /// Event time of the trigger: the event or the timer deadline.
     pub fn trigger_ms(&self) -> i64 {
         match self {
-            Signal::DeclineOpened { episode_ms, .. } | Signal::Dormant { episode_ms, .. } => *episode_ms,
-            Signal::DeclineResolved { at_ms, .. } | Signal::Reactivated { at_ms, .. } => *at_ms,
+            Signal::DeclineOpened { episode_ms, .. } | Signal::SequentialOpened { episode_ms, .. } | Signal::Dormant { episode_ms, .. } => {
+                *episode_ms
+            }
+            Signal::DeclineResolved { at_ms, .. } | Signal::SequentialResolved { at_ms, .. } | Signal::Reactivated { at_ms, .. } => *at_ms,
         }
     }
 
@@ -146,6 +170,8 @@ impl Signal {
         match self {
             Signal::DeclineOpened { episode_ms, .. }
             | Signal::DeclineResolved { episode_ms, .. }
+            | Signal::SequentialOpened { episode_ms, .. }
+            | Signal::SequentialResolved { episode_ms, .. }
             | Signal::Dormant { episode_ms, .. }
             | Signal::Reactivated { episode_ms, .. } => *episode_ms,
         }
@@ -159,8 +185,8 @@ impl Signal {
     /// `opened`, `resolved`, ...: distinguishes messages of one episode.
     pub fn status(&self) -> &'static str {
         match self {
-            Signal::DeclineOpened { .. } | Signal::Dormant { .. } => "opened",
-            Signal::DeclineResolved { .. } | Signal::Reactivated { .. } => "resolved",
+            Signal::DeclineOpened { .. } | Signal::SequentialOpened { .. } | Signal::Dormant { .. } => "opened",
+            Signal::DeclineResolved { .. } | Signal::SequentialResolved { .. } | Signal::Reactivated { .. } => "resolved",
         }
     }
 }

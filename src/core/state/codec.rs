@@ -19,7 +19,7 @@
 
 use crate::changelog::CodecError;
 use crate::event::Kind;
-use crate::state::{Activity, Customer, Episode, RECENT_IDS};
+use crate::state::{Activity, Customer, DeclineStat, Episode, RECENT_IDS};
 
 /// Version of the customer value layout this binary writes and reads.
 pub const CUSTOMER_FORMAT: u8 = 1;
@@ -28,8 +28,10 @@ pub const CUSTOMER_FORMAT: u8 = 1;
 const BLOCK_DECLINE: u8 = 1;
 /// Block of the dormancy state.
 const BLOCK_DORMANCY: u8 = 2;
+/// Block of the sequential decline statistic.
+const BLOCK_DECLINE_STAT: u8 = 3;
 /// Highest block id this binary knows.
-const KNOWN_BLOCKS: u8 = 2;
+const KNOWN_BLOCKS: u8 = 3;
 /// Payload version of every block this binary knows.
 const BLOCK_VERSION: u8 = 1;
 
@@ -228,6 +230,14 @@ fn encode_blocks(c: &Customer, out: &mut Vec<u8>) {
         put_zigzag(&mut payload, since);
     }
     put_block(out, BLOCK_DORMANCY, &mut payload);
+    let d = c.decline_stat;
+    if d != DeclineStat::default() {
+        payload.extend_from_slice(&d.rate.to_le_bytes());
+        payload.extend_from_slice(&d.stat.to_le_bytes());
+        put_varint(&mut payload, u64::from(d.buckets));
+        put_zigzag(&mut payload, d.next);
+    }
+    put_block(out, BLOCK_DECLINE_STAT, &mut payload);
 }
 
 /// Frames `payload` as a block, if not empty (the default), and clears it.
@@ -356,11 +366,23 @@ fn decode_blocks(c: &mut Customer, r: &mut Reader<'_>) -> Result<(), CodecError>
         let mut p = Reader::new(r.take(len, "block payload")?);
         match id {
             BLOCK_DECLINE => c.decline = decode_episode(&mut p)?,
-            _ => c.dormant_since = Some(p.zigzag("dormant_since")?),
+            BLOCK_DORMANCY => c.dormant_since = Some(p.zigzag("dormant_since")?),
+            _ => c.decline_stat = decode_decline_stat(&mut p)?,
         }
         p.finish("a block payload")?;
     }
     Ok(())
+}
+
+fn decode_decline_stat(p: &mut Reader<'_>) -> Result<DeclineStat, CodecError> {
+    let rate = p.f32_le("decline rate")?;
+    let stat = p.f32_le("decline statistic")?;
+    let buckets = u16::try_from(p.varint("decline buckets")?).map_err(|_| CodecError::Corrupt("decline buckets exceed u16".into()))?;
+    let next = p.zigzag("decline next bucket")?;
+    if !(rate.is_finite() && stat.is_finite()) || next != DeclineStat::UNSET && !(-MAX_BUCKET..=MAX_BUCKET).contains(&next) {
+        return Err(CodecError::Corrupt(format!("decline figures out of range: rate {rate}, statistic {stat}, next {next}")));
+    }
+    Ok(DeclineStat { rate, stat, buckets, next })
 }
 
 fn decode_episode(p: &mut Reader<'_>) -> Result<Episode, CodecError> {
@@ -422,7 +444,9 @@ mod tests {
         let orders = (any::<u32>(), 0f64..1e12, time(), time());
         let tallies = (any::<u32>(), proptest::array::uniform5(any::<u32>()));
         let ids = (proptest::array::uniform4(any::<u32>()), 0..RECENT_IDS as u8);
-        let detectors = (arb_episode(), proptest::option::of(any::<i64>()), "[a-z0-9-]{1,16}");
+        let stat = (0f32..1e6, 0f32..1e3, any::<u16>(), prop_oneof![Just(DeclineStat::UNSET), -MAX_BUCKET..=MAX_BUCKET]);
+        let stat = stat.prop_map(|(rate, stat, buckets, next)| DeclineStat { rate, stat, buckets, next });
+        let detectors = (arb_episode(), proptest::option::of(any::<i64>()), "[a-z0-9-]{1,16}", stat);
         (times, orders, tallies, ids, detectors, arb_activity()).prop_map(|(t, o, n, ids, d, activity)| {
             let mut c = Customer::new(d.2.as_str().into(), t.0, activity.width() as usize);
             c.activity = activity;
@@ -433,7 +457,7 @@ mod tests {
             c.csat = crate::state::CsatTally { responses: n.1[0], satisfied: n.1[1] };
             c.nps = crate::state::NpsTally { responses: n.1[2], promoters: n.1[3], detractors: n.1[4] };
             (c.recent_ids, c.next_id) = ids;
-            (c.decline, c.dormant_since) = (d.0, d.1);
+            (c.decline, c.dormant_since, c.decline_stat) = (d.0, d.1, d.3);
             c
         })
     }
@@ -544,7 +568,7 @@ mod tests {
         let mut unknown = out.clone();
         unknown.extend_from_slice(&[9, 1, 0]);
         let err = decode_customer("c", &unknown, 29).unwrap_err();
-        assert_eq!(err.to_string(), "customer state block 9 is unknown to this binary (it knows blocks 1–2): upgrade care");
+        assert_eq!(err.to_string(), "customer state block 9 is unknown to this binary (it knows blocks 1–3): upgrade care");
         assert_eq!(err.code(), "unknown_block");
     }
 

@@ -33,6 +33,32 @@ pub enum Episode {
     Cooldown { until: i64 },
 }
 
+/// The sequential decline detector's running figures (see
+/// `detect::sequential`): 24 bytes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DeclineStat {
+    /// The customer's baseline rate, events per bucket (frozen while an
+    /// episode is open).
+    pub rate: f32,
+    /// The CUSUM statistic: evidence of a decline, or while an episode is
+    /// open, of recovery.
+    pub stat: f32,
+    /// Buckets learned into `rate` so far (saturating).
+    pub buckets: u16,
+    /// The next bucket to fold; [`DeclineStat::UNSET`] before the first.
+    pub next: i64,
+}
+
+impl DeclineStat {
+    pub const UNSET: i64 = i64::MIN;
+}
+
+impl Default for DeclineStat {
+    fn default() -> DeclineStat {
+        DeclineStat { rate: 0.0, stat: 0.0, buckets: 0, next: DeclineStat::UNSET }
+    }
+}
+
 /// Lifetime order figures for RFM and CLV.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct OrderStats {
@@ -95,6 +121,7 @@ pub struct Customer {
     pub csat: CsatTally,
     pub nps: NpsTally,
     pub decline: Episode,
+    pub decline_stat: DeclineStat,
     /// Deadline at which the customer turned dormant, while dormant.
     pub dormant_since: Option<i64>,
     /// Fingerprints of recent `event_id`s, newest at `next_id`−1.
@@ -118,6 +145,7 @@ impl Customer {
             csat: CsatTally::default(),
             nps: NpsTally::default(),
             decline: Episode::Normal,
+            decline_stat: DeclineStat::default(),
             dormant_since: None,
             recent_ids: [0; RECENT_IDS],
             next_id: 0,
