@@ -12,7 +12,7 @@ fn demo_runs_briefly_and_produces_every_signal_type() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let summary: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
-    for t in ["activity_decline", "dormant", "reactivated"] {
+    for t in ["activity_decline", "silence", "dormant", "reactivated"] {
         assert!(summary["signals"][t].as_u64().unwrap_or(0) > 0, "no {t}: {summary}");
     }
     assert_eq!(summary["rejected"], 0);

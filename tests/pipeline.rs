@@ -127,24 +127,30 @@ async fn events_from_two_topics_become_exact_alerts_triggers_and_dead_letters() 
     std::fs::write(&cfg_path, config(&web_topic, &orders_topic, [&outs[0], &outs[1], &outs[2]], &group, port)).unwrap();
     let care = CareProcess::start(&["run", "--config", cfg_path.to_str().unwrap()]);
 
-    let got = consume(&[&outs[0], &outs[1], &outs[2]], 3 + bad.len(), Duration::from_secs(90));
+    let got = consume(&[&outs[0], &outs[1], &outs[2]], 4 + bad.len(), Duration::from_secs(90));
     let of = |t: &str| got.iter().filter(|g| g.topic == t).cloned().collect::<Vec<_>>();
     let (alerts, triggers, dlq) = (of(&outs[0]), of(&outs[1]), of(&outs[2]));
 
-    // One decline for `a`, opened at the day-45 boundary: 8 recent events
-    // against 28 expected from the 84 of the baseline (on day 44, 12 of 96
-    // is not yet significant at 0.001).
-    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    // One decline for `a`, opened as bucket 44 sealed: about 4 activity
+    // events a day, then none; 0.7 × 3.97 ≈ 2.78 of evidence a day crosses
+    // ln(ARL) = 11.53 on the fifth empty day. Then silence, a week after
+    // the last activity, which supersedes the decline.
+    assert_eq!(alerts.len(), 2, "{alerts:?}");
     let decline = &alerts[0];
     assert_eq!(decline.key, "a");
-    assert_eq!(decline.header("ce_type"), Some("io.care.activity_decline.v1"));
+    assert_eq!(decline.header("ce_type"), Some("io.care.activity_decline.v2"));
     assert_eq!(decline.header("ce_specversion"), Some("1.0"));
     assert_eq!(decline.header("ce_subject"), Some("a"));
     assert_eq!(decline.header("content-type"), Some("application/json"));
     assert_eq!(decline.header("ce_time"), Some("2025-02-15T00:00:00.000Z"));
     let v = decline.json();
-    assert_eq!((v["status"].as_str(), v["recent_events"].as_u64(), v["baseline_events"].as_u64()), (Some("opened"), Some(8), Some(84)));
-    assert_eq!(v["expected_events"].as_f64(), Some(28.0));
+    assert_eq!((v["status"].as_str(), v["recent_events"].as_u64()), (Some("opened"), Some(8)), "{v}");
+    let (rate, stat, h) = (v["baseline_rate"].as_f64().unwrap(), v["statistic"].as_f64().unwrap(), v["threshold"].as_f64().unwrap());
+    assert!((3.9..4.0).contains(&rate) && (h - 101_458.3f64.ln()).abs() < 1e-3 && stat >= h && stat < h + 2.8, "{v}");
+    let silence = &alerts[1];
+    assert_eq!((silence.key.as_str(), silence.header("ce_type")), ("a", Some("io.care.silence.v1")));
+    assert_eq!(silence.header("ce_time"), Some("2025-02-16T03:00:01.000Z"));
+    assert_eq!(silence.json()["last_activity_at"], "2025-02-09T03:00:01.000Z");
 
     // Dormant exactly 60 days after the last activity, then reactivated.
     let types: Vec<_> = triggers.iter().map(|t| (t.key.as_str(), t.header("ce_type").unwrap_or_default())).collect();

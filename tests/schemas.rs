@@ -21,7 +21,8 @@ const T0: i64 = 1_704_067_200;
 /// Far enough ahead that no event is rejected as from the future.
 const NOW_WALL_MS: i64 = i64::MAX / 4;
 
-const ALL_TYPES: [&str; 3] = ["io.care.activity_decline.v1", "io.care.dormant.v1", "io.care.reactivated.v1"];
+const ALL_TYPES: [&str; 5] =
+    ["io.care.activity_decline.v1", "io.care.activity_decline.v2", "io.care.silence.v1", "io.care.dormant.v1", "io.care.reactivated.v1"];
 
 fn schema_path(ce_type: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/core/schemas").join(format!("{ce_type}.json"))
@@ -45,22 +46,33 @@ fn errors(validator: &jsonschema::Validator, instance: &Value) -> Vec<String> {
     validator.iter_errors(instance).map(|e| format!("{} at {}", e, e.instance_path())).collect()
 }
 
-/// Runs the scenario through the engine and returns every record emitted.
+/// Runs the scenarios through the engine and returns every record emitted.
 ///
 /// Partition 0 holds two customers: "b" clicks once a day throughout, which
 /// moves the partition's stream time (and so fires "a"'s timers); "a" clicks
-/// 4 times a day on days 0..40, goes silent on days 40..48 (decline opens on
-/// a bucket-boundary timer), comes back 4 times a day on days 48..60 (decline
-/// resolves), goes silent until day 131 (dormant at last activity + 60 days),
-/// then clicks on day 131 (reactivated).
+/// 4 times a day on some days, then once on the last day.
+///
+/// With the default config, "a" is active on days 0..40 and 46..60 (a
+/// sequential decline opens and resolves), quiet on 60..75 (decline opens,
+/// then silence supersedes it; the return resolves the silence), active on
+/// 75..80, then quiet until day 150 (dormant at last activity + 60 days,
+/// reactivated on day 150). With the window method (v1) and no silence, "a"
+/// is active on days 0..40 and 48..60 (decline opens and resolves), then
+/// quiet until day 131 (dormant, then reactivated).
 fn run_scenario() -> Vec<OutputRecord> {
-    let cfg = Config::parse("", "test").expect("default config");
+    let mut out = scenario("", |d| (0..40).contains(&d) || (46..60).contains(&d) || (75..80).contains(&d), 150);
+    let window = "[detect.decline]\nmethod = \"window\"\n[detect.silence]\nenabled = false\n";
+    out.extend(scenario(window, |d| (0..40).contains(&d) || (48..60).contains(&d), 131));
+    out
+}
+
+fn scenario(cfg: &str, a_active: impl Fn(i64) -> bool, last_day: i64) -> Vec<OutputRecord> {
+    let cfg = Config::parse(cfg, "test").expect("config");
     let mut engine = Engine::new(Arc::new(Rules::new(&cfg)), TaskId::source(0));
     let source = engine.rules().canonical_source();
-    let a_active = |d: i64| (0..40).contains(&d) || (48..60).contains(&d);
 
     let mut events: Vec<(&str, i64)> = Vec::new();
-    for d in 0..=131 {
+    for d in 0..=last_day {
         let day = T0 + d * DAY;
         if a_active(d) {
             events.extend([("a", day + 8 * 3600), ("a", day + 10 * 3600)]);
@@ -69,7 +81,7 @@ fn run_scenario() -> Vec<OutputRecord> {
         if a_active(d) {
             events.extend([("a", day + 14 * 3600), ("a", day + 16 * 3600)]);
         }
-        if d == 131 {
+        if d == last_day {
             events.push(("a", day + 18 * 3600));
         }
     }
@@ -161,11 +173,10 @@ fn every_emitted_signal_validates_against_its_schema() {
 
     let types: BTreeSet<&str> = seen.keys().map(|(t, _)| t.as_str()).collect();
     assert_eq!(types, ALL_TYPES.into_iter().collect(), "every output type must be exercised; saw {seen:?}");
-    for status in ["opened", "resolved"] {
-        assert!(
-            seen.contains_key(&("io.care.activity_decline.v1".to_string(), status.to_string())),
-            "no activity decline `{status}` emitted; saw {seen:?}"
-        );
+    for t in ["io.care.activity_decline.v1", "io.care.activity_decline.v2", "io.care.silence.v1"] {
+        for status in ["opened", "resolved"] {
+            assert!(seen.contains_key(&(t.to_string(), status.to_string())), "no {t} `{status}` emitted; saw {seen:?}");
+        }
     }
 }
 
@@ -240,6 +251,22 @@ fn validators_reject_broken_payloads() {
                 let mut bad = good.clone();
                 bad["status"] = json!("opened");
                 bad_cases.push(("reactivated status opened", bad));
+            }
+            "io.care.activity_decline.v2" => {
+                bad_cases.push(("window.recent_buckets renamed", renamed(&good, "/window", "recent_buckets", "recent")));
+                bad_cases.push(("by_kind.click.recent renamed", renamed(&good, "/by_kind/click", "recent", "recent_events")));
+                for (f, v) in [("drop", json!(1.5)), ("drop", json!(-0.1)), ("baseline_rate", json!(-1)), ("method", json!("window")), ("recent_events", json!(1.5))] {
+                    let mut bad = good.clone();
+                    bad[f] = v;
+                    bad_cases.push((f, bad));
+                }
+            }
+            "io.care.silence.v1" => {
+                for (f, v) in [("days_silent", json!(-1.0)), ("rate_per_day", json!(-0.5)), ("last_activity_at", json!("2024-01-01"))] {
+                    let mut bad = good.clone();
+                    bad[f] = v;
+                    bad_cases.push((f, bad));
+                }
             }
             other => panic!("unexpected ce_type {other}"),
         }

@@ -33,7 +33,7 @@ pub const CURVE_DAYS: [f64; 4] = [7.0, 14.0, 21.0, 28.0];
 /// type must decide.
 fn scoring(t: SignalType) -> (bool, bool) {
     match t {
-        SignalType::ActivityDecline => (true, true),
+        SignalType::ActivityDecline | SignalType::Silence => (true, true),
         SignalType::Dormant => (true, false),
         SignalType::Reactivated => (false, false),
     }
@@ -82,6 +82,8 @@ pub struct Report {
     pub events: u64,
     pub steady_customer_months: f64,
     pub false_alerts: u64,
+    /// False alerts by signal type (`activity_decline`, `silence`).
+    pub false_by_type: Vec<(&'static str, u64)>,
     /// Declining by ≥ 70 % from ≥ 2 events/day, within 14 days.
     pub decline: Recall,
     /// Silent (for good or for a while) from ≥ 1 event/day, within 14 days.
@@ -104,7 +106,7 @@ pub struct Scorer<'a> {
     days: u32,
     /// Per customer: delay in days of the first catching `opened` after the change.
     delay: Vec<Option<f64>>,
-    false_alerts: u64,
+    false_alerts: [u64; SignalType::ALL.len()],
 }
 
 #[derive(Deserialize)]
@@ -115,7 +117,7 @@ struct Status<'a> {
 
 impl<'a> Scorer<'a> {
     pub fn new(truth: &'a [Truth], days: u32) -> Scorer<'a> {
-        Scorer { truth, days, delay: vec![None; truth.len()], false_alerts: 0 }
+        Scorer { truth, days, delay: vec![None; truth.len()], false_alerts: [0; SignalType::ALL.len()] }
     }
 
     /// Takes one output record into account.
@@ -143,7 +145,7 @@ impl<'a> Scorer<'a> {
                 }
             }
             None if is_false && truth.class == Class::Steady => {
-                self.false_alerts += u64::from(at_ms >= START_MS + i64::from(WARMUP_DAYS) * DAY_MS);
+                self.false_alerts[t.idx()] += u64::from(at_ms >= START_MS + i64::from(WARMUP_DAYS) * DAY_MS);
             }
             _ => {}
         }
@@ -162,7 +164,8 @@ impl<'a> Scorer<'a> {
             days: self.days,
             events,
             steady_customer_months: steady as f64 * scored_days / MONTH_DAYS,
-            false_alerts: self.false_alerts,
+            false_alerts: self.false_alerts.iter().sum(),
+            false_by_type: SignalType::ALL.into_iter().filter(|t| scoring(*t).1).map(|t| (t.as_str(), self.false_alerts[t.idx()])).collect(),
             decline: Recall::of(&decline, 14.0),
             silence_1: Recall::of(&self.cohort(|t| t.rate >= 1.0 && silent(t)), 14.0),
             silence_05: Recall::of(&self.cohort(|t| t.rate >= 0.5 && silent(t)), 21.0),
@@ -242,7 +245,15 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "### {} (seed {}, {} customers, {} days, {} events)\n", self.variant, self.seed, self.customers, self.days, self.events)?;
         writeln!(f, "| measure | figure |\n|---|---|")?;
-        writeln!(f, "| false alerts per 1,000 steady customer-months | {:.2} ({} in {:.0} months) |", self.false_alerts_per_1000_months(), self.false_alerts, self.steady_customer_months)?;
+        let by_type: Vec<String> = self.false_by_type.iter().map(|(t, n)| format!("{t} {n}")).collect();
+        writeln!(
+            f,
+            "| false alerts per 1,000 steady customer-months | {:.2} ({} in {:.0} months: {}) |",
+            self.false_alerts_per_1000_months(),
+            self.false_alerts,
+            self.steady_customer_months,
+            by_type.join(", ")
+        )?;
         writeln!(f, "| decline recall ≤ 14 d (rate ≥ 2/day, drop ≥ 70 %) | {} |", pct(&self.decline))?;
         writeln!(f, "| silence recall ≤ 14 d (rate ≥ 1/day) | {} |", pct(&self.silence_1))?;
         writeln!(f, "| silence recall ≤ 21 d (rate ≥ 0.5/day) | {} |", pct(&self.silence_05))?;

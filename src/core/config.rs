@@ -259,7 +259,54 @@ pub struct DetectConfig {
     #[serde(default)]
     pub decline: DeclineConfig,
     #[serde(default)]
+    pub silence: SilenceConfig,
+    #[serde(default)]
     pub dormancy: DormancyConfig,
+}
+
+/// Silence / overdue: quiet for longer than the customer's own rate makes
+/// plausible.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SilenceConfig {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// At most this many false alerts per 1,000 steady customer-months if
+    /// gaps were exponential at the customer's rate (replaces a per-gap
+    /// quantile, which at 1.5 events a day raised 0.45 a customer-month).
+    #[serde(default = "default_silence_false_alerts")]
+    pub false_alerts_per_1000_customer_months: f64,
+    /// Fewer lifetime activity events than this: never overdue.
+    #[serde(default = "default_silence_min_events")]
+    pub min_events: u32,
+    /// Less history (first seen to last activity) than this: never overdue.
+    #[serde(default = "default_silence_min_history_days")]
+    pub min_history_days: u32,
+    /// Never overdue after less quiet than this, however busy the customer.
+    /// A week by default: any 7 days hold one whole weekly cycle, so a quiet
+    /// weekend cannot make a steady customer look overdue (busy customers'
+    /// declines are caught sooner by the decline detector anyway).
+    #[serde(default = "default_silence_min_gap_secs")]
+    pub min_gap_secs: u64,
+}
+
+fn default_silence_false_alerts() -> f64 {
+    0.05
+}
+fn default_silence_min_events() -> u32 {
+    10
+}
+fn default_silence_min_history_days() -> u32 {
+    28
+}
+fn default_silence_min_gap_secs() -> u64 {
+    7 * 86_400
+}
+
+impl Default for SilenceConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("defaults parse")
+    }
 }
 
 /// How activity decline is decided.
@@ -280,8 +327,8 @@ pub enum DeclineMethod {
 pub struct DeclineConfig {
     #[serde(default = "yes")]
     pub enabled: bool,
-    /// `window` (the default until the sequential method is calibrated) or
-    /// `sequential`.
+    /// `sequential` (the default) or `window` (the per-check test of
+    /// `io.care.activity_decline.v1`, for configs that rely on it).
     #[serde(default = "default_decline_method")]
     pub method: DeclineMethod,
     /// Sequential: how many false alerts per 1,000 steady customer-months
@@ -324,10 +371,10 @@ fn yes() -> bool {
     true
 }
 fn default_decline_method() -> DeclineMethod {
-    DeclineMethod::Window
+    DeclineMethod::Sequential
 }
 fn default_false_alerts() -> f64 {
-    0.5
+    0.3
 }
 fn default_design_drop() -> f64 {
     0.7
@@ -555,6 +602,13 @@ impl Config {
                 .map_err(|err| invalid("engine.emit_from", format!("is not RFC 3339: {err}")))?;
         }
         self.validate_decline()?;
+        let s = &self.detect.silence;
+        if !(s.false_alerts_per_1000_customer_months > 0.0 && s.false_alerts_per_1000_customer_months <= 1000.0) {
+            return Err(invalid("detect.silence.false_alerts_per_1000_customer_months", "must be in (0, 1000]"));
+        }
+        if s.min_events < 2 {
+            return Err(invalid("detect.silence.min_events", "must be at least 2 (a rate needs a gap)"));
+        }
         if self.detect.dormancy.after_days == 0 {
             return Err(invalid("detect.dormancy.after_days", "must be at least 1"));
         }

@@ -10,8 +10,15 @@ const FAR_FUTURE: i64 = i64::MAX / 4;
 const T0: i64 = 1_767_225_600_000;
 
 fn engine() -> Engine {
-    Engine::new(Arc::new(Rules::new(&Config::parse("", "test").unwrap())), TaskId::source(0))
+    engine_with("")
 }
+
+fn engine_with(cfg: &str) -> Engine {
+    Engine::new(Arc::new(Rules::new(&Config::parse(cfg, "test").unwrap())), TaskId::source(0))
+}
+
+/// The v1 window test of decline, without silence.
+const WINDOW_DECLINE: &str = "[detect.decline]\nmethod = \"window\"\n[detect.silence]\nenabled = false\n";
 
 fn line(customer: &str, kind: &str, ts_ms: i64) -> String {
     format!(r#"{{"customer_id":"{customer}","kind":"{kind}","ts":{}}}"#, T0 + ts_ms)
@@ -46,10 +53,40 @@ fn story(a_days: impl Iterator<Item = i64>, until: i64) -> Vec<String> {
 }
 
 #[test]
-fn decline_dormancy_and_reactivation_in_order_once_each() {
+fn decline_then_silence_then_dormancy_supersede_each_other_then_reactivation() {
     let mut e = engine();
     let lines = story((0..40).chain(131..132), 132);
     let out = feed(&mut e, &lines);
+    let got = types(&out);
+    // 4 a day, then nothing: the CUSUM crosses in bucket 44; silence is due
+    // a week after the last activity and closes the decline without a
+    // message; dormancy closes the silence the same way; one story.
+    assert_eq!(
+        got,
+        vec![
+            ("io.care.activity_decline.v2".into(), "opened".into()),
+            ("io.care.silence.v1".into(), "opened".into()),
+            ("io.care.dormant.v1".into(), "opened".into()),
+            ("io.care.reactivated.v1".into(), "resolved".into()),
+        ]
+    );
+    assert_eq!(out[0].trigger_ms, T0 + 45 * DAY, "decided as bucket 44 sealed");
+    assert_eq!(out[1].trigger_ms, T0 + 39 * DAY + 3 * 3_600_000 + 1_000 + 7 * DAY, "the minimum gap: a week");
+    assert_eq!(out[1].role, TopicRole::Alerts);
+    let dormant = &out[2];
+    assert_eq!(dormant.role, TopicRole::Reactivation);
+    assert_eq!(dormant.key.as_deref(), Some(&b"a"[..]));
+    // Last activity: day 39 at 03:00:01; dormant exactly 60 days later.
+    assert_eq!(dormant.trigger_ms, T0 + 39 * DAY + 3 * 3_600_000 + 1_000 + 60 * DAY);
+    assert_eq!(dormant.header("ce_time"), Some(crate::render::rfc3339(dormant.trigger_ms).as_str()));
+    let v: serde_json::Value = serde_json::from_slice(&out[3].value).unwrap();
+    assert!((v["days_away"].as_f64().unwrap() - (131.0 - 39.0)).abs() < 0.2, "{v}");
+}
+
+#[test]
+fn the_window_method_still_emits_v1_and_dormancy_supersedes_it() {
+    let mut e = engine_with(WINDOW_DECLINE);
+    let out = feed(&mut e, &story((0..40).chain(131..132), 132));
     let got = types(&out);
     assert_eq!(
         got,
@@ -59,14 +96,10 @@ fn decline_dormancy_and_reactivation_in_order_once_each() {
             ("io.care.reactivated.v1".into(), "resolved".into()),
         ]
     );
-    let dormant = &out[1];
-    assert_eq!(dormant.role, TopicRole::Reactivation);
-    assert_eq!(dormant.key.as_deref(), Some(&b"a"[..]));
-    // Last activity: day 39 at 03:00:01; dormant exactly 60 days later.
-    assert_eq!(dormant.trigger_ms, T0 + 39 * DAY + 3 * 3_600_000 + 1_000 + 60 * DAY);
-    assert_eq!(dormant.header("ce_time"), Some(crate::render::rfc3339(dormant.trigger_ms).as_str()));
-    let v: serde_json::Value = serde_json::from_slice(&out[2].value).unwrap();
-    assert!((v["days_away"].as_f64().unwrap() - (131.0 - 39.0)).abs() < 0.2, "{v}");
+    let mut e = engine_with(WINDOW_DECLINE);
+    let out = feed(&mut e, &story((0..40).chain(48..60), 60));
+    assert_eq!(types(&out).iter().map(|(_, s)| s.as_str()).collect::<Vec<_>>(), ["opened", "resolved"]);
+    assert!(out.iter().all(|r| r.header("ce_type") == Some("io.care.activity_decline.v1")));
 }
 
 #[test]
@@ -78,10 +111,12 @@ fn same_input_gives_byte_identical_output() {
 #[test]
 fn decline_resolves_when_activity_returns() {
     let mut e = engine();
-    let out = feed(&mut e, &story((0..40).chain(48..60), 60));
+    // Back on day 46, before silence would be due: 6 days of recovery
+    // evidence (buckets 46–51) resolve it.
+    let out = feed(&mut e, &story((0..40).chain(46..60), 60));
     assert_eq!(types(&out).iter().map(|(_, s)| s.as_str()).collect::<Vec<_>>(), ["opened", "resolved"]);
-    assert_eq!(out[0].header("ce_type"), Some("io.care.activity_decline.v1"));
-    assert_eq!(out[1].header("ce_type"), Some("io.care.activity_decline.v1"));
+    assert!(out.iter().all(|r| r.header("ce_type") == Some("io.care.activity_decline.v2")));
+    assert_eq!(out[1].trigger_ms, T0 + 52 * DAY);
     assert_ne!(out[0].header("ce_id"), out[1].header("ce_id"));
 }
 

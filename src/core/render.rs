@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use crate::config::Config;
 use crate::decode::DecodeError;
-use crate::detect::{decline, sequential, Signal, SignalType};
+use crate::detect::{decline, sequential, silence, Signal, SignalType};
 
 /// Namespace of every `ce_id` (UUIDv5 of customer, signal, episode, status).
 pub const CE_ID_NAMESPACE: uuid::Uuid = uuid::uuid!("3c1b5c1e-7a55-5b6e-9d4e-ca4ec0de0001");
@@ -77,6 +77,7 @@ pub struct Renderer {
 pub fn ce_type(t: SignalType) -> &'static str {
     match t {
         SignalType::ActivityDecline => "io.care.activity_decline.v1",
+        SignalType::Silence => "io.care.silence.v1",
         SignalType::Dormant => "io.care.dormant.v1",
         SignalType::Reactivated => "io.care.reactivated.v1",
     }
@@ -135,7 +136,7 @@ impl Renderer {
             ("content-type", b"application/json".to_vec()),
         ];
         let role = match t {
-            SignalType::ActivityDecline => TopicRole::Alerts,
+            SignalType::ActivityDecline | SignalType::Silence => TopicRole::Alerts,
             SignalType::Dormant | SignalType::Reactivated => TopicRole::Reactivation,
         };
         OutputRecord { role, key: Some(customer.as_bytes().to_vec()), headers, value, trigger_ms }
@@ -151,6 +152,8 @@ impl Renderer {
             Signal::SequentialResolved { episode_ms, at_ms, evidence } => {
                 self.sequential(customer, "resolved", *episode_ms, *at_ms, evidence)
             }
+            Signal::SilenceOpened { episode_ms, overdue } => silence(customer, "opened", *episode_ms, *episode_ms, overdue),
+            Signal::SilenceResolved { episode_ms, at_ms, overdue } => silence(customer, "resolved", *episode_ms, *at_ms, overdue),
             Signal::Dormant { episode_ms, last_activity_ms, score } => json!({
                 "customer_id": customer,
                 "status": "opened",
@@ -237,6 +240,19 @@ impl Renderer {
         };
         OutputRecord { role: TopicRole::Dlq, key: key.map(<[u8]>::to_vec), headers, value, trigger_ms: 0 }
     }
+}
+
+fn silence(customer: &str, status: &str, episode_ms: i64, at_ms: i64, o: &silence::Overdue) -> Value {
+    json!({
+        "customer_id": customer,
+        "status": status,
+        "at": rfc3339(at_ms),
+        "episode_started_at": rfc3339(episode_ms),
+        "last_activity_at": rfc3339(o.last_activity_ms),
+        "days_silent": round(o.days_silent, 3),
+        "rate_per_day": round(o.rate_per_day, 4),
+        "expected_gap_days": round(1.0 / o.rate_per_day.max(1e-9), 3),
+    })
 }
 
 #[derive(Serialize)]

@@ -28,6 +28,8 @@ pub struct Scorecard {
     pub nps: Nps,
     /// `normal`, `open` or `cooldown`.
     pub activity_decline: &'static str,
+    /// When the customer turned overdue, while silent.
+    pub silent_since: Option<String>,
     pub dormant_since: Option<String>,
     pub reactivation_score: Option<f64>,
 }
@@ -94,6 +96,7 @@ impl Scorecard {
                 Episode::Open { .. } => "open",
                 Episode::Cooldown { .. } => "cooldown",
             },
+            silent_since: c.silent_since.map(rfc3339),
             dormant_since: c.dormant_since.map(rfc3339),
             reactivation_score: d.map(|p| dormancy::score(p, c).score),
         }

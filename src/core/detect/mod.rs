@@ -11,6 +11,7 @@
 pub mod decline;
 pub mod dormancy;
 pub mod sequential;
+pub mod silence;
 pub mod stats;
 
 use std::fmt;
@@ -25,6 +26,7 @@ use crate::time::Buckets;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum DetectorId {
     Dormancy,
+    Silence,
     Decline,
 }
 
@@ -88,6 +90,9 @@ pub fn enabled(cfg: &Config) -> Vec<Box<dyn Detector>> {
     if cfg.detect.dormancy.enabled {
         all.push(Box::new(dormancy::Dormancy(dormancy::Params::new(&cfg.detect.dormancy))));
     }
+    if cfg.detect.silence.enabled {
+        all.push(Box::new(silence::Silence(silence::Params::new(&cfg.detect.silence))));
+    }
     let d = &cfg.detect.decline;
     match d.method {
         _ if !d.enabled => {}
@@ -111,6 +116,10 @@ pub enum Signal {
     SequentialOpened { episode_ms: i64, evidence: sequential::Evidence },
     /// The sequential statistic of recovery crossed it.
     SequentialResolved { episode_ms: i64, at_ms: i64, evidence: sequential::Evidence },
+    /// Quiet for longer than the customer's rate makes plausible.
+    SilenceOpened { episode_ms: i64, overdue: silence::Overdue },
+    /// The silent customer acted again.
+    SilenceResolved { episode_ms: i64, at_ms: i64, overdue: silence::Overdue },
     /// No activity for `after_days`: a reactivation trigger.
     Dormant { episode_ms: i64, last_activity_ms: i64, score: dormancy::Score },
     /// A dormant customer acted again.
@@ -121,17 +130,19 @@ pub enum Signal {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum SignalType {
     ActivityDecline,
+    Silence,
     Dormant,
     Reactivated,
 }
 
 impl SignalType {
-    pub const ALL: [SignalType; 3] = [SignalType::ActivityDecline, SignalType::Dormant, SignalType::Reactivated];
+    pub const ALL: [SignalType; 4] = [SignalType::ActivityDecline, SignalType::Silence, SignalType::Dormant, SignalType::Reactivated];
 
     /// The name in `ce_type` (`io.care.<name>.v1`) and metric labels.
     pub fn as_str(self) -> &'static str {
         match self {
             SignalType::ActivityDecline => "activity_decline",
+            SignalType::Silence => "silence",
             SignalType::Dormant => "dormant",
             SignalType::Reactivated => "reactivated",
         }
@@ -150,6 +161,7 @@ impl Signal {
             | Signal::DeclineResolved { .. }
             | Signal::SequentialOpened { .. }
             | Signal::SequentialResolved { .. } => SignalType::ActivityDecline,
+            Signal::SilenceOpened { .. } | Signal::SilenceResolved { .. } => SignalType::Silence,
             Signal::Dormant { .. } => SignalType::Dormant,
             Signal::Reactivated { .. } => SignalType::Reactivated,
         }
@@ -158,10 +170,14 @@ impl Signal {
     /// Event time of the trigger: the event or the timer deadline.
     pub fn trigger_ms(&self) -> i64 {
         match self {
-            Signal::DeclineOpened { episode_ms, .. } | Signal::SequentialOpened { episode_ms, .. } | Signal::Dormant { episode_ms, .. } => {
-                *episode_ms
-            }
-            Signal::DeclineResolved { at_ms, .. } | Signal::SequentialResolved { at_ms, .. } | Signal::Reactivated { at_ms, .. } => *at_ms,
+            Signal::DeclineOpened { episode_ms, .. }
+            | Signal::SequentialOpened { episode_ms, .. }
+            | Signal::SilenceOpened { episode_ms, .. }
+            | Signal::Dormant { episode_ms, .. } => *episode_ms,
+            Signal::DeclineResolved { at_ms, .. }
+            | Signal::SequentialResolved { at_ms, .. }
+            | Signal::SilenceResolved { at_ms, .. }
+            | Signal::Reactivated { at_ms, .. } => *at_ms,
         }
     }
 
@@ -172,6 +188,8 @@ impl Signal {
             | Signal::DeclineResolved { episode_ms, .. }
             | Signal::SequentialOpened { episode_ms, .. }
             | Signal::SequentialResolved { episode_ms, .. }
+            | Signal::SilenceOpened { episode_ms, .. }
+            | Signal::SilenceResolved { episode_ms, .. }
             | Signal::Dormant { episode_ms, .. }
             | Signal::Reactivated { episode_ms, .. } => *episode_ms,
         }
@@ -185,8 +203,11 @@ impl Signal {
     /// `opened`, `resolved`, ...: distinguishes messages of one episode.
     pub fn status(&self) -> &'static str {
         match self {
-            Signal::DeclineOpened { .. } | Signal::SequentialOpened { .. } | Signal::Dormant { .. } => "opened",
-            Signal::DeclineResolved { .. } | Signal::SequentialResolved { .. } | Signal::Reactivated { .. } => "resolved",
+            Signal::DeclineOpened { .. } | Signal::SequentialOpened { .. } | Signal::SilenceOpened { .. } | Signal::Dormant { .. } => "opened",
+            Signal::DeclineResolved { .. }
+            | Signal::SequentialResolved { .. }
+            | Signal::SilenceResolved { .. }
+            | Signal::Reactivated { .. } => "resolved",
         }
     }
 }

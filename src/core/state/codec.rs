@@ -30,8 +30,10 @@ const BLOCK_DECLINE: u8 = 1;
 const BLOCK_DORMANCY: u8 = 2;
 /// Block of the sequential decline statistic.
 const BLOCK_DECLINE_STAT: u8 = 3;
+/// Block of the silence episode.
+const BLOCK_SILENCE: u8 = 4;
 /// Highest block id this binary knows.
-const KNOWN_BLOCKS: u8 = 3;
+const KNOWN_BLOCKS: u8 = 4;
 /// Payload version of every block this binary knows.
 const BLOCK_VERSION: u8 = 1;
 
@@ -238,6 +240,10 @@ fn encode_blocks(c: &Customer, out: &mut Vec<u8>) {
         put_zigzag(&mut payload, d.next);
     }
     put_block(out, BLOCK_DECLINE_STAT, &mut payload);
+    if let Some(since) = c.silent_since {
+        put_zigzag(&mut payload, since);
+    }
+    put_block(out, BLOCK_SILENCE, &mut payload);
 }
 
 /// Frames `payload` as a block, if not empty (the default), and clears it.
@@ -367,7 +373,8 @@ fn decode_blocks(c: &mut Customer, r: &mut Reader<'_>) -> Result<(), CodecError>
         match id {
             BLOCK_DECLINE => c.decline = decode_episode(&mut p)?,
             BLOCK_DORMANCY => c.dormant_since = Some(p.zigzag("dormant_since")?),
-            _ => c.decline_stat = decode_decline_stat(&mut p)?,
+            BLOCK_DECLINE_STAT => c.decline_stat = decode_decline_stat(&mut p)?,
+            _ => c.silent_since = Some(p.zigzag("silent_since")?),
         }
         p.finish("a block payload")?;
     }
@@ -446,7 +453,7 @@ mod tests {
         let ids = (proptest::array::uniform4(any::<u32>()), 0..RECENT_IDS as u8);
         let stat = (0f32..1e6, 0f32..1e3, any::<u16>(), prop_oneof![Just(DeclineStat::UNSET), -MAX_BUCKET..=MAX_BUCKET]);
         let stat = stat.prop_map(|(rate, stat, buckets, next)| DeclineStat { rate, stat, buckets, next });
-        let detectors = (arb_episode(), proptest::option::of(any::<i64>()), "[a-z0-9-]{1,16}", stat);
+        let detectors = (arb_episode(), proptest::option::of(any::<i64>()), "[a-z0-9-]{1,16}", stat, proptest::option::of(any::<i64>()));
         (times, orders, tallies, ids, detectors, arb_activity()).prop_map(|(t, o, n, ids, d, activity)| {
             let mut c = Customer::new(d.2.as_str().into(), t.0, activity.width() as usize);
             c.activity = activity;
@@ -457,7 +464,7 @@ mod tests {
             c.csat = crate::state::CsatTally { responses: n.1[0], satisfied: n.1[1] };
             c.nps = crate::state::NpsTally { responses: n.1[2], promoters: n.1[3], detractors: n.1[4] };
             (c.recent_ids, c.next_id) = ids;
-            (c.decline, c.dormant_since, c.decline_stat) = (d.0, d.1, d.3);
+            (c.decline, c.dormant_since, c.decline_stat, c.silent_since) = (d.0, d.1, d.3, d.4);
             c
         })
     }
@@ -568,7 +575,7 @@ mod tests {
         let mut unknown = out.clone();
         unknown.extend_from_slice(&[9, 1, 0]);
         let err = decode_customer("c", &unknown, 29).unwrap_err();
-        assert_eq!(err.to_string(), "customer state block 9 is unknown to this binary (it knows blocks 1–3): upgrade care");
+        assert_eq!(err.to_string(), "customer state block 9 is unknown to this binary (it knows blocks 1–4): upgrade care");
         assert_eq!(err.code(), "unknown_block");
     }
 

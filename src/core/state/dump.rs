@@ -20,6 +20,7 @@ pub struct CustomerDump<'a> {
     pub csat: &'a CsatTally,
     pub nps: &'a NpsTally,
     pub decline: EpisodeDump,
+    pub silent_since_ms: Option<i64>,
     pub dormant_since_ms: Option<i64>,
     /// The customer's pending timer (deadline plus allowed lateness).
     pub timer_at_ms: Option<i64>,
@@ -54,6 +55,7 @@ impl<'a> CustomerDump<'a> {
                 Episode::Open { episode_ms, expected } => EpisodeDump::Open { episode_ms, expected },
                 Episode::Cooldown { until } => EpisodeDump::Cooldown { until_bucket: until },
             },
+            silent_since_ms: c.silent_since,
             dormant_since_ms: c.dormant_since,
             timer_at_ms: c.timer_at(),
             event_ids: c.recent_event_ids().collect(),

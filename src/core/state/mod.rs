@@ -122,6 +122,8 @@ pub struct Customer {
     pub nps: NpsTally,
     pub decline: Episode,
     pub decline_stat: DeclineStat,
+    /// Deadline at which the customer turned overdue, while silent.
+    pub silent_since: Option<i64>,
     /// Deadline at which the customer turned dormant, while dormant.
     pub dormant_since: Option<i64>,
     /// Fingerprints of recent `event_id`s, newest at `next_id`−1.
@@ -146,6 +148,7 @@ impl Customer {
             nps: NpsTally::default(),
             decline: Episode::Normal,
             decline_stat: DeclineStat::default(),
+            silent_since: None,
             dormant_since: None,
             recent_ids: [0; RECENT_IDS],
             next_id: 0,

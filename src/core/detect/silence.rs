@@ -1,0 +1,197 @@
+//! Silence / overdue: a customer with enough history has been quiet for
+//! longer than their own rate makes plausible.
+//!
+//! The rate is the customer's lifetime gap rate, μ = (activity events − 1)
+//! ÷ days from first seen to last activity: every gap between two events
+//! counts, the open one does not. (The decline detector's 3-week baseline
+//! was tried instead: noisier, so more false alerts.) If gaps were
+//! exponential at μ a day, a
+//! customer would have about 30.44 μ gaps a month and a gap outlasts t days
+//! with probability e^(−μt); the deadline after the last activity is the t
+//! at which a steady customer would raise `false_alerts_per_1000_customer_months`:
+//!
+//! ```text
+//! t = ln(30.44 μ × 1000 ÷ target) ÷ μ, at least `min_gap_secs`
+//! ```
+//!
+//! Weekly patterns and bursts make real gaps less regular than that; the
+//! measured rate is in BENCHMARKS.md (QUALITY). Fired by the customer's
+//! stream-time timer (no event arrives to reveal silence); any activity
+//! event resolves it. No state beyond the open episode's start: the rate
+//! comes from the lifetime figures every customer keeps.
+
+use crate::config::SilenceConfig;
+use crate::detect::{ActivityEvent, Detector, DetectorId, Moment, Signal};
+use crate::state::Customer;
+
+const DAY_MS: f64 = 86_400_000.0;
+const MONTH_DAYS: f64 = 365.25 / 12.0;
+
+/// Thresholds, copied from config once.
+#[derive(Debug, Clone)]
+pub struct Params {
+    /// Allowed false alerts per customer-month (the setting ÷ 1000).
+    pub per_month: f64,
+    pub min_events: u32,
+    pub min_history_ms: i64,
+    pub min_gap_ms: i64,
+}
+
+impl Params {
+    pub fn new(cfg: &SilenceConfig) -> Params {
+        Params {
+            per_month: cfg.false_alerts_per_1000_customer_months / 1000.0,
+            min_events: cfg.min_events,
+            min_history_ms: i64::from(cfg.min_history_days) * 86_400_000,
+            min_gap_ms: i64::try_from(cfg.min_gap_secs).unwrap_or(i64::MAX / 4_000).saturating_mul(1000),
+        }
+    }
+
+    /// The quiet time, in days, after which a customer with gap rate `mu`
+    /// (a day) is overdue.
+    pub fn overdue_days(&self, mu: f64) -> f64 {
+        (MONTH_DAYS * mu / self.per_month).ln().max(0.0) / mu
+    }
+}
+
+/// What a silence message says about the customer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Overdue {
+    /// The last activity before the silence.
+    pub last_activity_ms: i64,
+    /// The lifetime gap rate, events a day, up to that activity.
+    pub rate_per_day: f64,
+    /// Quiet days: up to the deadline (opened) or the return (resolved).
+    pub days_silent: f64,
+}
+
+/// (activity events − 1) ÷ days from first seen to `last_ms`.
+fn gap_rate(events: u32, first_ms: i64, last_ms: i64) -> f64 {
+    f64::from(events.saturating_sub(1)) / ((last_ms - first_ms).max(1) as f64 / DAY_MS)
+}
+
+/// The customer's gap rate a day and the deadline, if they are judged.
+pub fn deadline(p: &Params, c: &Customer) -> Option<(f64, i64)> {
+    let last = c.last_activity_ms?;
+    let span = last - c.first_seen_ms;
+    if c.silent_since.is_some() || c.activity_events < p.min_events || span < p.min_history_ms {
+        return None;
+    }
+    let mu = gap_rate(c.activity_events, c.first_seen_ms, last);
+    let gap_ms = ((p.overdue_days(mu) * DAY_MS) as i64).max(p.min_gap_ms);
+    Some((mu, last.saturating_add(gap_ms)))
+}
+
+/// The silence detector.
+#[derive(Debug, Clone)]
+pub struct Silence(pub Params);
+
+impl Detector for Silence {
+    fn id(&self) -> DetectorId {
+        DetectorId::Silence
+    }
+
+    fn on_activity(&self, c: &mut Customer, _: Moment, ev: ActivityEvent) -> Option<Signal> {
+        let since = c.silent_since.take()?;
+        let last = ev.previous_ms.unwrap_or(since);
+        let days_silent = (ev.ts_ms - last).max(0) as f64 / DAY_MS;
+        // The rate as it was when the silence began: without this event.
+        let rate_per_day = gap_rate(c.activity_events.saturating_sub(1), c.first_seen_ms, last);
+        let overdue = Overdue { last_activity_ms: last, rate_per_day, days_silent };
+        Some(Signal::SilenceResolved { episode_ms: since, at_ms: ev.ts_ms, overdue })
+    }
+
+    fn on_timer(&self, c: &mut Customer, at: Moment) -> Option<Signal> {
+        if at.superseded {
+            return None;
+        }
+        let (mu, due) = deadline(&self.0, c).filter(|(_, due)| *due <= at.now_ms)?;
+        let last = c.last_activity_ms.unwrap_or(due);
+        c.silent_since = Some(due);
+        let overdue = Overdue { last_activity_ms: last, rate_per_day: mu, days_silent: (due - last) as f64 / DAY_MS };
+        Some(Signal::SilenceOpened { episode_ms: due, overdue })
+    }
+
+    fn next_deadline(&self, c: &Customer, at: Moment) -> Option<i64> {
+        if at.superseded {
+            return None;
+        }
+        deadline(&self.0, c).map(|(_, due)| due)
+    }
+
+    fn is_open(&self, c: &Customer) -> bool {
+        c.silent_since.is_some()
+    }
+
+    fn supersede(&self, c: &mut Customer) {
+        c.silent_since = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SilenceConfig;
+    use crate::time::Buckets;
+
+    const DAY: i64 = 86_400_000;
+
+    fn params() -> Params {
+        Params::new(&SilenceConfig::default())
+    }
+
+    fn at(ms: i64) -> Moment {
+        Moment { now_ms: ms, trigger_ms: ms, sealed_ms: ms, buckets: Buckets { bucket_ms: DAY, offset_ms: 0 }, superseded: false }
+    }
+
+    /// A customer with `n` activity events spread evenly over `days` days.
+    fn customer(n: u32, days: i64) -> Customer {
+        let mut c = Customer::new("c".into(), 0, 9);
+        (c.activity_events, c.last_activity_ms) = (n, Some(days * DAY));
+        c
+    }
+
+    #[test]
+    fn overdue_time_known_answer() {
+        let p = params();
+        let target = SilenceConfig::default().false_alerts_per_1000_customer_months / 1000.0;
+        // 2 a day: ln(30.4375 × 2 ÷ target) ÷ 2.
+        assert!((p.overdue_days(2.0) - (MONTH_DAYS * 2.0 / target).ln() / 2.0).abs() < 1e-12);
+        // A steady exponential customer then raises `target` false alerts a month.
+        for mu in [0.5, 1.0, 4.0] {
+            let per_month = MONTH_DAYS * mu * (-mu * p.overdue_days(mu)).exp();
+            assert!((per_month - target).abs() < 1e-12, "{mu}: {per_month}");
+        }
+    }
+
+    #[test]
+    fn opens_at_the_deadline_once_and_any_activity_resolves_it() {
+        let p = params();
+        let s = Silence(p.clone());
+        let mut c = customer(61, 60); // 1 a day over 60 days
+        let (mu, due) = deadline(&p, &c).unwrap();
+        assert!((mu - 1.0).abs() < 1e-12);
+        assert_eq!(due, 60 * DAY + (p.overdue_days(1.0) * DAY as f64) as i64);
+        assert_eq!(s.on_timer(&mut c, at(due - 1)), None, "not yet");
+        let Some(Signal::SilenceOpened { episode_ms, overdue }) = s.on_timer(&mut c, at(due)) else { panic!() };
+        assert_eq!((episode_ms, overdue.last_activity_ms), (due, 60 * DAY));
+        assert_eq!(s.on_timer(&mut c, at(due + DAY)), None, "one alert per episode");
+        assert_eq!(s.next_deadline(&c, at(due)), None, "no timer while open");
+        let ev = ActivityEvent { ts_ms: due + DAY, previous_ms: Some(60 * DAY) };
+        c.activity_events += 1; // the engine counts the event first
+        let Some(Signal::SilenceResolved { episode_ms, overdue, .. }) = s.on_activity(&mut c, at(due + DAY), ev) else { panic!() };
+        assert_eq!((episode_ms, overdue.last_activity_ms), (due, 60 * DAY));
+        assert!((overdue.days_silent - (due + DAY - 60 * DAY) as f64 / DAY as f64).abs() < 1e-9);
+        assert!((overdue.rate_per_day - 1.0).abs() < 1e-12, "the rate before the return");
+        assert_eq!(c.silent_since, None);
+    }
+
+    #[test]
+    fn customers_with_little_history_are_not_judged_and_the_gap_has_a_floor() {
+        let p = params();
+        assert_eq!(deadline(&p, &customer(5, 60)), None, "too few events");
+        assert_eq!(deadline(&p, &customer(100, 10)), None, "too short a history");
+        let (_, due) = deadline(&p, &customer(60_000, 60)).unwrap();
+        assert_eq!(due, 60 * DAY + p.min_gap_ms, "a thousand a day still waits the minimum gap");
+    }
+}
