@@ -80,6 +80,8 @@ pub struct Report {
     pub customers: u32,
     pub days: u32,
     pub events: u64,
+    /// Approximate state per customer at the end, heap included.
+    pub bytes_per_customer: f64,
     pub steady_customer_months: f64,
     pub false_alerts: u64,
     /// False alerts by signal type (`activity_decline`, `silence`).
@@ -152,7 +154,7 @@ impl<'a> Scorer<'a> {
     }
 
     /// The figures, for `events` events of `variant`.
-    pub fn report(&self, variant: &Variant, events: u64) -> Report {
+    pub fn report(&self, variant: &Variant, events: u64, bytes_per_customer: f64) -> Report {
         let steady = self.truth.iter().filter(|t| t.class == Class::Steady).count();
         let scored_days = f64::from(self.days.saturating_sub(WARMUP_DAYS));
         let silent = |t: &Truth| matches!(t.class, Class::Silent | Class::Returning { .. });
@@ -163,6 +165,7 @@ impl<'a> Scorer<'a> {
             customers: variant.customers,
             days: self.days,
             events,
+            bytes_per_customer,
             steady_customer_months: steady as f64 * scored_days / MONTH_DAYS,
             false_alerts: self.false_alerts.iter().sum(),
             false_by_type: SignalType::ALL.into_iter().filter(|t| scoring(*t).1).map(|t| (t.as_str(), self.false_alerts[t.idx()])).collect(),
@@ -227,7 +230,8 @@ pub fn simulate(cfg: &Config, variant: &Variant, partitions: i32, mut progress: 
         out.drain(..).for_each(|r| scorer.observe(&r));
         progress(day + 1, events);
     }
-    scorer.report(variant, events)
+    let bytes: usize = engine.tasks().iter().map(|t| t.state_bytes()).sum();
+    scorer.report(variant, events, bytes as f64 / engine.customer_count().max(1) as f64)
 }
 
 fn fill(ev: &mut Event, e: &SimEvent, id: &str) {
@@ -243,7 +247,11 @@ fn pct(r: &Recall) -> String {
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "### {} (seed {}, {} customers, {} days, {} events)\n", self.variant, self.seed, self.customers, self.days, self.events)?;
+        writeln!(
+            f,
+            "### {} (seed {}, {} customers, {} days, {} events, {:.0} B of state per customer)\n",
+            self.variant, self.seed, self.customers, self.days, self.events, self.bytes_per_customer
+        )?;
         writeln!(f, "| measure | figure |\n|---|---|")?;
         let by_type: Vec<String> = self.false_by_type.iter().map(|(t, n)| format!("{t} {n}")).collect();
         writeln!(
@@ -302,7 +310,7 @@ mod tests {
         s.opened(3, SignalType::Reactivated, day(95.0)); // not a catch
         s.opened(3, SignalType::ActivityDecline, day(105.0)); // 15 days: outside 14
         s.opened(4, SignalType::Dormant, day(90.5)); // silence caught by dormancy in 10.5 days
-        let r = s.report(&Variant::reference(1, 6, 180), 0);
+        let r = s.report(&Variant::reference(1, 6, 180), 0, 0.0);
         assert_eq!(r.false_alerts, 2);
         assert!((r.steady_customer_months - 2.0 * 145.0 / MONTH_DAYS).abs() < 1e-9);
         assert_eq!(r.decline, Recall { customers: 2, caught: 1, median_delay_days: Some(6.0) });
