@@ -24,10 +24,11 @@ pub enum Command {
     /// Run the whole pipeline in-process on a synthetic population (no broker).
     Demo {
         /// Customers in the synthetic population.
-        #[arg(long, default_value_t = 100_000)]
+        #[arg(long, default_value_t = 50_000)]
         customers: u32,
-        /// Days of activity to simulate.
-        #[arg(long, default_value_t = 120)]
+        /// Days of activity to simulate (changes happen from day 70 to 30
+        /// days before the end).
+        #[arg(long, default_value_t = 180)]
         days: u32,
         /// Seed: the same seed gives the same population and alerts.
         #[arg(long, default_value_t = 42)]

@@ -17,8 +17,8 @@ use care_core::config::Config;
 use care_core::detect::SignalType;
 use care_core::engine::{Input, Routed, Rules};
 use care_core::event::Event;
-use care_core::render::OutputRecord;
-use serde::Deserialize;
+use care_core::render::{signal_type_of, OutputRecord};
+use serde::{Deserialize, Serialize};
 
 use super::population::{customer_id, customer_index, Class, Population, SimEvent, Truth, Variant, DAY_MS, START_MS};
 
@@ -101,6 +101,18 @@ impl Report {
     }
 }
 
+/// How one persona's changes were caught.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClassScore {
+    pub class: &'static str,
+    pub customers: usize,
+    /// Caught by any decline, silence or dormancy alert after the change.
+    pub caught: usize,
+    pub within_14_days: usize,
+    /// Median days from the change to the first alert, of those caught.
+    pub median_delay_days: Option<f64>,
+}
+
 /// Collects the alerts that matter for scoring.
 #[derive(Debug)]
 pub struct Scorer<'a> {
@@ -124,9 +136,7 @@ impl<'a> Scorer<'a> {
 
     /// Takes one output record into account.
     pub fn observe(&mut self, r: &OutputRecord) {
-        // Any version: `io.care.<type>.v<n>`.
-        let name = r.header("ce_type").and_then(|c| c.strip_prefix("io.care.")).and_then(|c| c.rsplit_once(".v")).map(|(n, _)| n);
-        let Some(t) = SignalType::ALL.into_iter().find(|t| name == Some(t.as_str())) else { return };
+        let Some(t) = r.header("ce_type").and_then(signal_type_of) else { return };
         let opened = serde_json::from_slice::<Status<'_>>(&r.value).is_ok_and(|s| s.status == "opened");
         let Some(i) = r.key.as_deref().and_then(customer_index) else { return };
         if opened {
@@ -174,6 +184,24 @@ impl<'a> Scorer<'a> {
             silence_05: Recall::of(&self.cohort(|t| t.rate >= 0.5 && silent(t)), 21.0),
             curve: self.curve(),
         }
+    }
+
+    /// Per changing persona (declining, silent, returning): caught, how soon.
+    pub fn by_class(&self) -> Vec<ClassScore> {
+        let classes: [(&'static str, fn(&Class) -> bool); 3] = [
+            ("declining", |c| matches!(c, Class::Declining { .. })),
+            ("silent", |c| matches!(c, Class::Silent)),
+            ("returning", |c| matches!(c, Class::Returning { .. })),
+        ];
+        classes
+            .into_iter()
+            .map(|(class, is)| {
+                let delays = self.cohort(|t| is(&t.class));
+                let all = Recall::of(&delays, f64::INFINITY);
+                let within = Recall::of(&delays, 14.0);
+                ClassScore { class, customers: delays.len(), caught: all.caught, within_14_days: within.caught, median_delay_days: all.median_delay_days }
+            })
+            .collect()
     }
 
     fn cohort(&self, keep: impl Fn(&Truth) -> bool) -> Vec<Option<f64>> {

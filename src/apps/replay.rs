@@ -17,7 +17,7 @@
 //! letter names the input line as its offset, on partition 0. No timer fires
 //! past the last event unless `--advance-to` moves stream time on.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, Write};
 use std::sync::Arc;
 
@@ -25,8 +25,8 @@ use base64::Engine as _;
 use care_core::config::Config;
 use care_core::detect::SignalType;
 use care_core::engine::{Input, Routed, Rules};
-use care_core::render::{OutputRecord, TopicRole};
-use serde::Serialize;
+use care_core::render::{signal_type_of, OutputRecord, TopicRole};
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use tokio_util::sync::CancellationToken;
 
@@ -70,8 +70,64 @@ pub struct Summary {
     pub signals: BTreeMap<&'static str, u64>,
     /// Signals per 1,000 customer-days, by type.
     pub per_1000_customer_days: BTreeMap<&'static str, f64>,
+    /// How much warning decline and silence gave before customers turned dormant.
+    pub lead_times: LeadTimes,
     /// Stopped early by the shutdown token (Ctrl-C).
     pub interrupted: bool,
+}
+
+/// Days from a customer's early warning (the first decline or silence
+/// `opened` still open) to their turning dormant: how much time the alerts
+/// leave to act before a customer lapses.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LeadTimes {
+    pub dormant: u64,
+    /// Dormancies that an open warning preceded.
+    pub warned: u64,
+    /// Lead time percentiles in days, of the warned ones.
+    pub p10_days: Option<f64>,
+    pub p50_days: Option<f64>,
+    pub p90_days: Option<f64>,
+    #[serde(skip)]
+    open: HashMap<Vec<u8>, i64>,
+    #[serde(skip)]
+    days: Vec<f64>,
+}
+
+#[derive(Deserialize)]
+struct Status<'a> {
+    #[serde(borrow)]
+    status: &'a str,
+}
+
+impl LeadTimes {
+    /// Takes one output record into account.
+    pub fn observe(&mut self, r: &OutputRecord) {
+        let (Some(t), Some(key)) = (r.header("ce_type").and_then(signal_type_of), r.key.as_deref()) else { return };
+        let opened = serde_json::from_slice::<Status<'_>>(&r.value).is_ok_and(|s| s.status == "opened");
+        match t {
+            SignalType::ActivityDecline | SignalType::Silence if opened => {
+                self.open.entry(key.to_vec()).or_insert(r.trigger_ms);
+            }
+            SignalType::ActivityDecline | SignalType::Silence => {
+                self.open.remove(key);
+            }
+            SignalType::Dormant => {
+                self.dormant += 1;
+                if let Some(warned_ms) = self.open.remove(key) {
+                    self.warned += 1;
+                    self.days.push((r.trigger_ms - warned_ms) as f64 / 86_400_000.0);
+                }
+            }
+            SignalType::Reactivated => {}
+        }
+    }
+
+    fn finish(&mut self) {
+        self.days.sort_by(f64::total_cmp);
+        let at = |q: f64| (!self.days.is_empty()).then(|| self.days[((self.days.len() - 1) as f64 * q).round() as usize]);
+        (self.p10_days, self.p50_days, self.p90_days) = (at(0.1), at(0.5), at(0.9));
+    }
 }
 
 /// One output line.
@@ -144,6 +200,7 @@ pub fn run(cfg: &Config, opts: &Options, input: &mut dyn BufRead, out: &mut dyn 
     let mut line = Vec::new();
     let mut offset = 0i64;
     let mut interrupted = false;
+    let mut leads = LeadTimes::default();
     loop {
         if shutdown.is_cancelled() {
             interrupted = true;
@@ -157,19 +214,20 @@ pub fn run(cfg: &Config, opts: &Options, input: &mut dyn BufRead, out: &mut dyn 
         if !payload.iter().all(u8::is_ascii_whitespace) {
             let rec = Input { source, partition: 0, offset, key: None, payload };
             tasks.process(&rec, now_wall_ms, &mut records);
-            write_all(cfg, &mut records, out)?;
+            write_all(cfg, &mut records, &mut leads, out)?;
         }
         offset += 1;
     }
     if let Some(to) = opts.advance_to_ms.filter(|_| !interrupted) {
         tasks.advance(to, &mut records);
-        write_all(cfg, &mut records, out)?;
+        write_all(cfg, &mut records, &mut leads, out)?;
     }
     out.flush().map_err(ReplayError::Write)?;
     if let Some(path) = &opts.state_out {
         write_state(&tasks, path).map_err(ReplayError::Write)?;
     }
-    Ok(summary(&tasks, source, interrupted))
+    leads.finish();
+    Ok(summary(&tasks, source, interrupted, leads))
 }
 
 fn write_state(tasks: &Routed, path: &std::path::Path) -> std::io::Result<()> {
@@ -180,8 +238,9 @@ fn write_state(tasks: &Routed, path: &std::path::Path) -> std::io::Result<()> {
     w.flush()
 }
 
-fn write_all(cfg: &Config, records: &mut Vec<OutputRecord>, out: &mut dyn Write) -> Result<(), ReplayError> {
+fn write_all(cfg: &Config, records: &mut Vec<OutputRecord>, leads: &mut LeadTimes, out: &mut dyn Write) -> Result<(), ReplayError> {
     for r in records.drain(..) {
+        leads.observe(&r);
         write_record(cfg, &r, out).map_err(ReplayError::Write)?;
     }
     Ok(())
@@ -192,7 +251,7 @@ fn trim_line(line: &[u8]) -> &[u8] {
     &line[..end]
 }
 
-fn summary(tasks: &Routed, source: usize, interrupted: bool) -> Summary {
+fn summary(tasks: &Routed, source: usize, interrupted: bool, lead_times: LeadTimes) -> Summary {
     let tally = tasks.tally();
     let s = &tally.sources[source];
     let signals: BTreeMap<&'static str, u64> = SignalType::ALL.iter().map(|t| (t.as_str(), tally.emitted[t.idx()])).collect();
@@ -211,6 +270,7 @@ fn summary(tasks: &Routed, source: usize, interrupted: bool) -> Summary {
         customer_days,
         signals,
         per_1000_customer_days,
+        lead_times,
         interrupted,
     }
 }
@@ -227,6 +287,36 @@ mod tests {
         let mut out = Vec::new();
         let s = run(&cfg, &opts, &mut input.as_bytes(), &mut out, i64::MAX / 4, &CancellationToken::new()).unwrap();
         (String::from_utf8(out).unwrap(), s)
+    }
+
+    #[test]
+    fn the_report_gives_the_lead_time_from_an_open_warning_to_dormancy() {
+        // `a` acts 4 times a day, then stops: decline, then silence (which
+        // supersedes it), then dormancy. `c` does the same but comes back
+        // before dormancy: its warning closes, its later dormancy (if any)
+        // is unwarned. `b` keeps stream time moving.
+        let mut events: Vec<(i64, &str)> = Vec::new();
+        for d in 0..110 {
+            let day = 1_767_225_600 + d * 86_400;
+            if d < 40 {
+                (0..4).for_each(|h| events.extend([(day + h * 3_600, "a"), (day + h * 3_600 + 60, "c")]));
+            }
+            if d == 50 {
+                events.push((day, "c"));
+            }
+            events.push((day + 43_200, "b"));
+        }
+        events.sort();
+        let input: String = events.iter().map(|(ts, c)| format!("{{\"customer_id\":\"{c}\",\"kind\":\"click\",\"ts\":{ts}}}\n")).collect();
+        let (out, s) = replay(&input, 1);
+        let time = |key: &str, ce_type: &str| -> i64 {
+            let line = out.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()).find(|v| v["key"] == key && v["headers"][3][1] == ce_type).unwrap();
+            chrono::DateTime::parse_from_rfc3339(line["headers"][4][1].as_str().unwrap()).unwrap().timestamp_millis()
+        };
+        let lead = (time("a", "io.care.dormant.v1") - time("a", "io.care.activity_decline.v2")) as f64 / 86_400_000.0;
+        assert_eq!((s.lead_times.dormant, s.lead_times.warned), (1, 1), "{out}");
+        assert_eq!(s.lead_times.p50_days, Some(lead));
+        assert!(lead > 50.0, "warned about 55 days ahead: {lead}");
     }
 
     #[test]

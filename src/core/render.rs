@@ -92,6 +92,13 @@ pub fn signal_ce_type(s: &Signal) -> &'static str {
     }
 }
 
+/// The signal type a `ce_type` names, whatever its version
+/// (`io.care.<type>.v<n>`).
+pub fn signal_type_of(ce_type: &str) -> Option<SignalType> {
+    let name = ce_type.strip_prefix("io.care.")?.rsplit_once(".v")?.0;
+    SignalType::ALL.into_iter().find(|t| t.as_str() == name)
+}
+
 /// RFC 3339 in UTC with milliseconds, e.g. `2026-01-01T00:00:00.000Z`.
 pub fn rfc3339(ms: i64) -> String {
     DateTime::from_timestamp_millis(ms).map_or_else(|| ms.to_string(), |t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
