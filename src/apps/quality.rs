@@ -357,7 +357,8 @@ mod tests {
         let v = Variant::reference(3, 600, 110);
         let a = simulate(&cfg, &v, 2, |_, _| {});
         let b = simulate(&cfg, &v, 3, |_, _| {});
-        assert_eq!(a, b, "partitions do not change decisions");
+        // Hash index capacity differs with the partition count, nothing else.
+        assert_eq!(Report { bytes_per_customer: 0.0, ..a.clone() }, Report { bytes_per_customer: 0.0, ..b }, "partitions do not change decisions");
         let mut p = Population::new(v.clone());
         let mut day = Vec::new();
         let events: usize = (0..v.days).map(|d| { p.day_events(d, &mut day); day.len() }).sum();
