@@ -181,7 +181,8 @@ mod tests {
         for day in days {
             for i in 0..per_day {
                 let ts = T0 + day * DAY + i * 3_600_000;
-                c.remember_event_id(&format!("{}-{day}-{i}", c.id));
+                // Time 0: as a changelog written before event times were kept.
+                c.remember_event_id(&format!("{}-{day}-{i}", c.id), 0, 0);
                 c.activity.add(B0 + day, kind);
                 c.last_seen_ms[kind.idx()] = Some(ts);
                 c.last_activity_ms = Some(ts);
@@ -216,7 +217,7 @@ mod tests {
         let c = p.customer_mut(buyer);
         for (day, amount, csat, nps) in [(2, 120.5, Some(5), Some(10)), (9, 0.0, None, Some(6)), (30, 75.25, Some(4), None)] {
             let ts = T0 + day * DAY;
-            c.remember_event_id(&format!("order-{day}"));
+            c.remember_event_id(&format!("order-{day}"), 0, 0);
             c.fold_lifetime(Kind::Order, ts, Some(amount), csat, nps);
             c.activity.add(B0 + day, Kind::Order);
             c.last_seen_ms[Kind::Order.idx()] = Some(ts);

@@ -21,7 +21,7 @@ use crate::render::{Origin, OutputRecord, Renderer};
 use crate::scorecard::Scorecard;
 use crate::state::codec::encode_customer;
 use crate::state::dump::CustomerDump;
-use crate::state::{Customer, TaskState};
+use crate::state::{Customer, IdCheck, TaskState};
 use crate::tally::Tally;
 use crate::task::TaskId;
 use crate::time::Buckets;
@@ -266,11 +266,16 @@ impl Engine {
         }
         let (slot, created) = self.state.slot_or_insert(&ev.customer_id, ev.ts_ms, width);
         self.tally.customers_created += u64::from(created);
+        let horizon_ms = self.state.stream_time_ms.map_or(i64::MIN, |st| st - lateness_ms);
         let counts = &mut self.tally.sources[input.source];
         let c = self.state.customer_mut(slot);
-        if ev.event_id.as_deref().is_some_and(|id| !c.remember_event_id(id)) {
-            counts.duplicate += 1;
-            return Outcome::Duplicate;
+        match ev.event_id.as_deref().map(|id| c.remember_event_id(id, ev.ts_ms, horizon_ms)) {
+            Some(IdCheck::Duplicate) => {
+                counts.duplicate += 1;
+                return Outcome::Duplicate;
+            }
+            Some(IdCheck::NewEvicting) => self.tally.dedup_evictions += 1,
+            Some(IdCheck::New) | None => {}
         }
         c.fold_lifetime(ev.kind, ev.ts_ms, ev.amount, ev.csat, ev.nps);
         if late {

@@ -162,6 +162,28 @@ fn duplicates_by_event_id_are_skipped_and_counted() {
 }
 
 #[test]
+fn re_sends_within_the_lateness_are_caught_and_a_full_id_ring_is_counted() {
+    let mut e = engine();
+    let order = |id: u32, min: i64| format!(r#"{{"customer_id":"a","kind":"order","ts":{},"amount":10,"event_id":"o-{id}"}}"#, T0 + min * 60_000);
+    // Six orders in ten minutes: the 5th and 6th each drop an id of this
+    // hour (the bound is 4 per customer), which is counted.
+    let mut lines: Vec<String> = (1..=6).map(|i| order(i, i64::from(i))).collect();
+    lines.push(order(5, 5)); // caught
+    lines.push(order(3, 3)); // caught: the 1st and 2nd were dropped
+    lines.push(order(1, 1)); // not caught: counted as an eviction above
+    feed(&mut e, &lines);
+    let src = e.rules().canonical_source();
+    assert_eq!((e.tally().sources[src].duplicate, e.tally().dedup_evictions), (2, 3), "the re-sent o-1 evicted once more");
+    assert_eq!(e.scorecard("a").unwrap().orders.count, 7);
+    // Hours later the ids of long ago make room freely; a fifth within the
+    // hour is again an eviction.
+    feed(&mut e, &[order(7, 300), order(8, 301), order(9, 302), order(10, 303)]);
+    assert_eq!(e.tally().dedup_evictions, 3, "ids older than the lateness make room freely");
+    feed(&mut e, &[order(11, 304)]);
+    assert_eq!(e.tally().dedup_evictions, 4);
+}
+
+#[test]
 fn emit_from_suppresses_old_signals_but_keeps_state() {
     let mut e = engine();
     e.set_emit_from(Some(T0 + 100 * DAY));

@@ -59,6 +59,9 @@ pub struct Tally {
     pub timers_fired: u64,
     /// Customers seen for the first time.
     pub customers_created: u64,
+    /// Event-id fingerprints dropped while still within the allowed
+    /// lateness, to keep the per-customer bound.
+    pub dedup_evictions: u64,
 }
 
 impl Tally {
@@ -77,6 +80,7 @@ impl Tally {
         self.suppressed.iter_mut().zip(o.suppressed).for_each(|(a, b)| *a += b);
         self.timers_fired += o.timers_fired;
         self.customers_created += o.customers_created;
+        self.dedup_evictions += o.dedup_evictions;
     }
 
     /// Zeroes every count, keeping the allocation.
@@ -86,6 +90,7 @@ impl Tally {
         self.suppressed = [0; SignalType::ALL.len()];
         self.timers_fired = 0;
         self.customers_created = 0;
+        self.dedup_evictions = 0;
     }
 
     /// Whether nothing was counted.
@@ -94,6 +99,7 @@ impl Tally {
             && self.emitted.iter().chain(&self.suppressed).all(|n| *n == 0)
             && self.timers_fired == 0
             && self.customers_created == 0
+            && self.dedup_evictions == 0
     }
 }
 

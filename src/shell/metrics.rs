@@ -24,6 +24,7 @@ pub struct Metrics {
     pub customers: IntGauge,
     /// Timers fired (decline boundary checks and dormancy deadlines).
     pub timers_fired: IntCounter,
+    pub dedup_evictions: IntCounter,
     /// Time to decode, fold and detect one record, in the shell's measure.
     pub processing_seconds: Histogram,
     /// Records acknowledged by Kafka, by output topic role.
@@ -111,6 +112,11 @@ impl Metrics {
             suppressed: SignalType::ALL.map(|t| suppressed.with_label_values(&[t.as_str()])),
             customers: gauge(&r, "care_customers", "Customers held in state"),
             timers_fired: counter(&r, "care_timers_fired_total", "Per-customer timers fired"),
+            dedup_evictions: counter(
+                &r,
+                "care_dedup_evictions_total",
+                "Event-id fingerprints dropped while within the allowed lateness (a re-send of that event would be folded again)",
+            ),
             processing_seconds: register(&r, Histogram::with_opts(processing).expect("valid metric")),
             produced: counter_vec(&r, "care_records_produced_total", "Output records acknowledged by Kafka", &["topic"]),
             produce_errors: counter(&r, "care_produce_errors_total", "Output records Kafka failed to deliver"),
@@ -141,6 +147,7 @@ impl Metrics {
         self.emitted.iter().zip(t.emitted).for_each(|(c, n)| c.inc_by(n));
         self.suppressed.iter().zip(t.suppressed).for_each(|(c, n)| c.inc_by(n));
         self.timers_fired.inc_by(t.timers_fired);
+        self.dedup_evictions.inc_by(t.dedup_evictions);
     }
 
     /// Sets the task gauge of every phase from `count(phase)`.

@@ -32,8 +32,10 @@ const BLOCK_DORMANCY: u8 = 2;
 const BLOCK_DECLINE_STAT: u8 = 3;
 /// Block of the silence episode.
 const BLOCK_SILENCE: u8 = 4;
+/// Block of the event times of the remembered event ids.
+const BLOCK_ID_TIMES: u8 = 5;
 /// Highest block id this binary knows.
-const KNOWN_BLOCKS: u8 = 4;
+const KNOWN_BLOCKS: u8 = 5;
 /// Payload version of every block this binary knows.
 const BLOCK_VERSION: u8 = 1;
 
@@ -195,7 +197,7 @@ fn encode_tallies(c: &Customer, out: &mut Vec<u8>) {
 /// Only up to the last fingerprint held: a customer with fewer than
 /// `RECENT_IDS` ids seen has zeros at the end of the ring.
 fn encode_ids(c: &Customer, out: &mut Vec<u8>) {
-    let held = c.recent_ids.iter().rposition(|&fp| fp != 0).map_or(0, |i| i + 1);
+    let held = held_ids(c);
     put_varint(out, held as u64);
     c.recent_ids[..held].iter().for_each(|fp| out.extend_from_slice(&fp.to_le_bytes()));
     out.push(c.next_id);
@@ -244,6 +246,16 @@ fn encode_blocks(c: &Customer, out: &mut Vec<u8>) {
         put_zigzag(&mut payload, since);
     }
     put_block(out, BLOCK_SILENCE, &mut payload);
+    let held = held_ids(c);
+    if c.id_secs[..held].iter().any(|s| *s != 0) {
+        c.id_secs[..held].iter().for_each(|s| payload.extend_from_slice(&s.to_le_bytes()));
+    }
+    put_block(out, BLOCK_ID_TIMES, &mut payload);
+}
+
+/// Fingerprints held: they fill the ring from slot 0.
+fn held_ids(c: &Customer) -> usize {
+    c.recent_ids.iter().rposition(|&fp| fp != 0).map_or(0, |i| i + 1)
 }
 
 /// Frames `payload` as a block, if not empty (the default), and clears it.
@@ -374,7 +386,12 @@ fn decode_blocks(c: &mut Customer, r: &mut Reader<'_>) -> Result<(), CodecError>
             BLOCK_DECLINE => c.decline = decode_episode(&mut p)?,
             BLOCK_DORMANCY => c.dormant_since = Some(p.zigzag("dormant_since")?),
             BLOCK_DECLINE_STAT => c.decline_stat = decode_decline_stat(&mut p)?,
-            _ => c.silent_since = Some(p.zigzag("silent_since")?),
+            BLOCK_SILENCE => c.silent_since = Some(p.zigzag("silent_since")?),
+            _ => {
+                for i in 0..held_ids(c) {
+                    c.id_secs[i] = p.u32_le("event id time")?;
+                }
+            }
         }
         p.finish("a block payload")?;
     }
@@ -450,7 +467,7 @@ mod tests {
         let times = (any::<i64>(), time(), proptest::array::uniform5(time()), time());
         let orders = (any::<u32>(), 0f64..1e12, time(), time());
         let tallies = (any::<u32>(), proptest::array::uniform5(any::<u32>()));
-        let ids = (proptest::array::uniform4(any::<u32>()), 0..RECENT_IDS as u8);
+        let ids = (proptest::array::uniform4(any::<u32>()), 0..RECENT_IDS as u8, proptest::array::uniform4(any::<u32>()));
         let stat = (0f32..1e6, 0f32..1e3, any::<u16>(), prop_oneof![Just(DeclineStat::UNSET), -MAX_BUCKET..=MAX_BUCKET]);
         let stat = stat.prop_map(|(rate, stat, buckets, next)| DeclineStat { rate, stat, buckets, next });
         let detectors = (arb_episode(), proptest::option::of(any::<i64>()), "[a-z0-9-]{1,16}", stat, proptest::option::of(any::<i64>()));
@@ -463,7 +480,10 @@ mod tests {
             c.activity_events = n.0;
             c.csat = crate::state::CsatTally { responses: n.1[0], satisfied: n.1[1] };
             c.nps = crate::state::NpsTally { responses: n.1[2], promoters: n.1[3], detractors: n.1[4] };
-            (c.recent_ids, c.next_id) = ids;
+            (c.recent_ids, c.next_id) = (ids.0, ids.1);
+            // Times are kept for the fingerprints held (up to the last one).
+            let held = held_ids(&c);
+            c.id_secs[..held].copy_from_slice(&ids.2[..held]);
             (c.decline, c.dormant_since, c.decline_stat, c.silent_since) = (d.0, d.1, d.3, d.4);
             c
         })
@@ -505,7 +525,7 @@ mod tests {
         for day in 0..28 {
             for (i, &kind) in kinds_per_day.iter().enumerate() {
                 let ts = T0 + day * DAY + i as i64 * 3_600_000;
-                c.remember_event_id(&format!("evt-{day}-{i}"));
+                c.remember_event_id(&format!("evt-{day}-{i}"), ts, ts - 3_600_000);
                 c.activity.add(20_454 + day, kind);
                 c.last_seen_ms[kind.idx()] = Some(ts);
                 c.last_activity_ms = Some(ts);
@@ -575,7 +595,7 @@ mod tests {
         let mut unknown = out.clone();
         unknown.extend_from_slice(&[9, 1, 0]);
         let err = decode_customer("c", &unknown, 29).unwrap_err();
-        assert_eq!(err.to_string(), "customer state block 9 is unknown to this binary (it knows blocks 1–4): upgrade care");
+        assert_eq!(err.to_string(), "customer state block 9 is unknown to this binary (it knows blocks 1–5): upgrade care");
         assert_eq!(err.code(), "unknown_block");
     }
 
@@ -600,10 +620,11 @@ mod tests {
         c.decline = Episode::Cooldown { until: 1 };
         let mut out = Vec::new();
         encode_customer(&c, &mut out);
-        // The 5-byte cooldown block ends the value; cut before it, the value
-        // is complete and reads as a customer without one.
-        let core = out.len() - 5;
-        for len in (0..out.len()).filter(|&len| len != core) {
+        // The 5-byte cooldown block and the 19-byte block of 4 event id
+        // times end the value; cut before either, the value is complete and
+        // reads as a customer without them.
+        let core = out.len() - 19 - 5;
+        for len in (0..out.len()).filter(|&len| len != core && len != core + 5) {
             let err = decode_customer("c", &out[..len], 29).unwrap_err();
             assert!(["truncated", "corrupt"].contains(&err.code()), "{len}: {err}");
         }

@@ -86,6 +86,24 @@ pub struct NpsTally {
 /// How many recent `event_id` fingerprints are kept for de-duplication.
 const RECENT_IDS: usize = 4;
 
+/// What de-duplication made of an event id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdCheck {
+    /// Not seen recently; remembered.
+    New,
+    /// Seen recently: a re-send.
+    Duplicate,
+    /// Remembered, dropping a fingerprint still within the allowed lateness:
+    /// a re-send of that event would now go unnoticed.
+    NewEvicting,
+}
+
+/// An instant as whole seconds since the epoch in a `u32` (until 2106),
+/// clamped: the event time of a remembered id.
+fn id_secs(ms: i64) -> u32 {
+    u32::try_from(ms.div_euclid(1000).max(0)).unwrap_or(u32::MAX)
+}
+
 /// A timer's deadline in 8 bytes (an `Option<i64>` takes 16): with the
 /// index's position and list entry, 16 bytes of timer state per customer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,8 +144,12 @@ pub struct Customer {
     pub silent_since: Option<i64>,
     /// Deadline at which the customer turned dormant, while dormant.
     pub dormant_since: Option<i64>,
-    /// Fingerprints of recent `event_id`s, newest at `next_id`−1.
+    /// Fingerprints of recent `event_id`s (0 = empty), filled in order.
     recent_ids: [u32; RECENT_IDS],
+    /// Event time of each, seconds since the epoch (0 = unknown: written
+    /// by a binary that did not keep it).
+    id_secs: [u32; RECENT_IDS],
+    /// The slot after the last one written.
     next_id: u8,
     /// The customer's pending timer, if any (see [`Deadline`]).
     timer: Deadline,
@@ -151,21 +173,32 @@ impl Customer {
             silent_since: None,
             dormant_since: None,
             recent_ids: [0; RECENT_IDS],
+            id_secs: [0; RECENT_IDS],
             next_id: 0,
             timer: Deadline::NONE,
         }
     }
 
-    /// Remembers `event_id`; returns false if it was seen recently (a re-send).
-    pub fn remember_event_id(&mut self, event_id: &str) -> bool {
+    /// Checks `event_id` of an event at `ts_ms` against the recent ones and
+    /// remembers it. It takes an empty slot, else the one of the oldest
+    /// event; dropping one whose event is not older than `horizon_ms`
+    /// (stream time minus the allowed lateness) is an eviction: within the
+    /// lateness every re-send should be caught, and `RECENT_IDS` bounds the
+    /// state.
+    pub fn remember_event_id(&mut self, event_id: &str, ts_ms: i64, horizon_ms: i64) -> IdCheck {
         // murmur2 is stable across builds, so fingerprints can be persisted.
         let fp = murmur2::murmur2(event_id.as_bytes(), murmur2::KAFKA_SEED) | 1;
         if self.recent_ids.contains(&fp) {
-            return false;
+            return IdCheck::Duplicate;
         }
-        self.recent_ids[usize::from(self.next_id)] = fp;
-        self.next_id = (self.next_id + 1) % RECENT_IDS as u8;
-        true
+        // Empty first, then the oldest event; among equal times (unknown
+        // ones from an older changelog) the ring order, oldest first.
+        let ring_age = |i: usize| (i + RECENT_IDS - usize::from(self.next_id)) % RECENT_IDS;
+        let slot = (0..RECENT_IDS).min_by_key(|&i| (self.recent_ids[i] != 0, self.id_secs[i], ring_age(i))).unwrap_or(0);
+        let evicts = self.recent_ids[slot] != 0 && self.id_secs[slot] >= id_secs(horizon_ms);
+        (self.recent_ids[slot], self.id_secs[slot]) = (fp, id_secs(ts_ms));
+        self.next_id = ((slot + 1) % RECENT_IDS) as u8;
+        if evicts { IdCheck::NewEvicting } else { IdCheck::New }
     }
 
     /// Folds lifetime aggregates of an order or survey answer.
@@ -206,10 +239,11 @@ impl Customer {
         self.timer = Deadline::new(at);
     }
 
-    /// Recent `event_id` fingerprints held, oldest first.
+    /// Recent `event_id` fingerprints held, oldest event first.
     pub fn recent_event_ids(&self) -> impl Iterator<Item = u32> + '_ {
-        let n = usize::from(self.next_id);
-        self.recent_ids[n..].iter().chain(&self.recent_ids[..n]).copied().filter(|fp| *fp != 0)
+        let mut held: Vec<(u32, u32)> = self.id_secs.iter().copied().zip(self.recent_ids).filter(|(_, fp)| *fp != 0).collect();
+        held.sort_unstable();
+        held.into_iter().map(|(_, fp)| fp)
     }
 
     /// Approximate bytes held, heap included (for the state-size gauge).
@@ -448,14 +482,23 @@ mod tests {
     }
 
     #[test]
-    fn event_ids_are_remembered_for_the_last_four() {
+    fn event_ids_within_the_lateness_are_kept_and_an_eviction_says_so() {
+        const H: i64 = 3_600_000;
         let mut c = Customer::new("c".into(), 0, 3);
-        assert!(c.remember_event_id("e1"));
-        assert!(!c.remember_event_id("e1"));
-        for id in ["e2", "e3", "e4", "e5"] {
-            assert!(c.remember_event_id(id));
+        assert_eq!(c.remember_event_id("e1", 10 * H, 9 * H), IdCheck::New);
+        assert_eq!(c.remember_event_id("e1", 10 * H, 9 * H), IdCheck::Duplicate);
+        for (i, id) in ["e2", "e3", "e4"].into_iter().enumerate() {
+            assert_eq!(c.remember_event_id(id, 10 * H + i as i64 * 60_000, 9 * H), IdCheck::New);
         }
-        assert!(c.remember_event_id("e1"), "e1 left the 4-entry window");
+        // A fifth within the hour: the oldest (e1, still within it) makes room.
+        assert_eq!(c.remember_event_id("e5", 10 * H + 5 * 60_000, 9 * H), IdCheck::NewEvicting);
+        assert_eq!(c.remember_event_id("e1", 10 * H, 9 * H), IdCheck::NewEvicting, "e1 was dropped; e2 goes now");
+        // Hours later the old ones have aged out of the lateness: no eviction.
+        assert_eq!(c.remember_event_id("e6", 20 * H, 19 * H), IdCheck::New);
+        assert_eq!(c.remember_event_id("e6", 20 * H, 19 * H), IdCheck::Duplicate);
+        let held: Vec<u32> = c.recent_event_ids().collect();
+        assert_eq!(held.len(), 4);
+        assert_eq!(held.last(), c.recent_ids.iter().zip(c.id_secs).max_by_key(|(_, s)| *s).map(|(fp, _)| fp), "newest last");
     }
 
     #[test]
