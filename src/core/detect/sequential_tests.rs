@@ -158,6 +158,38 @@ fn population() -> impl Strategy<Value = Vec<(u8, i64)>> {
     })
 }
 
+/// Per customer and type, messages alternate `opened`, `resolved`, except
+/// that an open episode closes silently when a stronger type opens; and no
+/// `ce_id` repeats.
+fn episodes_well_formed(out: &[OutputRecord]) -> Result<(), String> {
+    // Supersession order: dormant, then silence, then decline.
+    let rank = |t: &str| ["dormant", "silence", "activity_decline"].iter().position(|n| t.contains(n)).unwrap_or(3);
+    let mut ids = std::collections::HashSet::new();
+    let mut open: std::collections::HashMap<(Option<Vec<u8>>, usize), bool> = Default::default();
+    for r in out {
+        if !ids.insert(r.header("ce_id").unwrap_or_default().to_string()) {
+            return Err(format!("ce_id repeated: {r:?}"));
+        }
+        let v: serde_json::Value = serde_json::from_slice(&r.value).unwrap();
+        let t = rank(r.header("ce_type").unwrap_or_default());
+        let was_open = open.get(&(r.key.clone(), t)).copied().unwrap_or(false);
+        match v["status"].as_str() {
+            Some("opened") if was_open => return Err(format!("opened twice: {v}")),
+            Some("opened") => {
+                open.insert((r.key.clone(), t), true);
+                (t + 1..3).for_each(|weaker| {
+                    open.insert((r.key.clone(), weaker), false);
+                });
+            }
+            Some("resolved") if !was_open => return Err(format!("resolved without an open episode: {v}")),
+            _ => {
+                open.insert((r.key.clone(), t), false);
+            }
+        }
+    }
+    Ok(())
+}
+
 fn sorted(out: &[OutputRecord]) -> Vec<(Option<Vec<u8>>, Vec<u8>)> {
     let mut v: Vec<_> = out.iter().map(|r| (r.key.clone(), r.value.clone())).collect();
     v.sort();
@@ -182,6 +214,7 @@ proptest! {
         feed(&mut b, &shuffled, &mut out_b);
         b.advance(end, &mut out_b);
         prop_assert_eq!(b.tally().sources[b.rules().canonical_source()].late, 0);
+        prop_assert_eq!(episodes_well_formed(&out_a), Ok(()));
         prop_assert_eq!(sorted(&out_a), sorted(&out_b));
     }
 
