@@ -25,6 +25,24 @@ fn cross_field_rule_names_the_key() {
 }
 
 #[test]
+fn detector_settings_out_of_range_fail_naming_the_key() {
+    for (text, key) in [
+        ("[detect.decline]\ndesign_drop = 1.5\n", "detect.decline.design_drop"),
+        ("[detect.decline]\nfalse_alerts_per_1000_customer_months = 0\n", "detect.decline.false_alerts_per_1000_customer_months"),
+        ("[detect.decline]\nmin_baseline_rate = -1\n", "detect.decline.min_baseline_rate"),
+        ("[detect.silence]\nfalse_alerts_per_1000_customer_months = -0.1\n", "detect.silence.false_alerts_per_1000_customer_months"),
+        ("[detect.silence]\nmin_events = 1\n", "detect.silence.min_events"),
+    ] {
+        let err = Config::parse(text, "t").unwrap_err().to_string();
+        assert!(err.contains(key), "{text}: {err}");
+    }
+    let err = Config::parse("[detect.decline]\nmethod = \"magic\"\n", "t").unwrap_err().to_string();
+    assert!(err.contains("sequential") && err.contains("window"), "names the choices: {err}");
+    let d = Config::parse("", "t").unwrap().detect;
+    assert_eq!((d.decline.method, d.decline.false_alerts_per_1000_customer_months, d.silence.false_alerts_per_1000_customer_months), (DeclineMethod::Sequential, 0.3, 0.05));
+}
+
+#[test]
 fn source_kind_rule_needs_one_of_fixed_or_field() {
     let text = r#"
 [[sources]]
