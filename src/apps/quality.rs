@@ -18,7 +18,7 @@ use care_core::detect::SignalType;
 use care_core::engine::{Input, Routed, Rules};
 use care_core::event::Event;
 use care_core::render::{signal_type_of, OutputRecord};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::population::{customer_id, customer_index, Class, Population, SimEvent, Truth, Variant, DAY_MS, START_MS};
 
@@ -123,12 +123,6 @@ pub struct Scorer<'a> {
     false_alerts: [u64; SignalType::ALL.len()],
 }
 
-#[derive(Deserialize)]
-struct Status<'a> {
-    #[serde(borrow)]
-    status: &'a str,
-}
-
 impl<'a> Scorer<'a> {
     pub fn new(truth: &'a [Truth], days: u32) -> Scorer<'a> {
         Scorer { truth, days, delay: vec![None; truth.len()], false_alerts: [0; SignalType::ALL.len()] }
@@ -137,7 +131,7 @@ impl<'a> Scorer<'a> {
     /// Takes one output record into account.
     pub fn observe(&mut self, r: &OutputRecord) {
         let Some(t) = r.header("ce_type").and_then(signal_type_of) else { return };
-        let opened = serde_json::from_slice::<Status<'_>>(&r.value).is_ok_and(|s| s.status == "opened");
+        let opened = r.status() == Some("opened");
         let Some(i) = r.key.as_deref().and_then(customer_index) else { return };
         if opened {
             self.opened(i, t, r.trigger_ms);

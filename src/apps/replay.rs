@@ -26,7 +26,7 @@ use care_core::config::Config;
 use care_core::detect::SignalType;
 use care_core::engine::{Input, Routed, Rules};
 use care_core::render::{signal_type_of, OutputRecord, TopicRole};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::value::RawValue;
 use tokio_util::sync::CancellationToken;
 
@@ -94,17 +94,11 @@ pub struct LeadTimes {
     days: Vec<f64>,
 }
 
-#[derive(Deserialize)]
-struct Status<'a> {
-    #[serde(borrow)]
-    status: &'a str,
-}
-
 impl LeadTimes {
     /// Takes one output record into account.
     pub fn observe(&mut self, r: &OutputRecord) {
         let (Some(t), Some(key)) = (r.header("ce_type").and_then(signal_type_of), r.key.as_deref()) else { return };
-        let opened = serde_json::from_slice::<Status<'_>>(&r.value).is_ok_and(|s| s.status == "opened");
+        let opened = r.status() == Some("opened");
         match t {
             SignalType::ActivityDecline | SignalType::Silence if opened => {
                 self.open.entry(key.to_vec()).or_insert(r.trigger_ms);

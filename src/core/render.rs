@@ -50,6 +50,17 @@ pub struct OutputRecord {
 }
 
 impl OutputRecord {
+    /// The `status` of a signal's payload (`opened`, `resolved`); `None` for
+    /// a dead letter.
+    pub fn status(&self) -> Option<&str> {
+        #[derive(serde::Deserialize)]
+        struct Status<'a> {
+            #[serde(borrow)]
+            status: &'a str,
+        }
+        serde_json::from_slice::<Status<'_>>(&self.value).ok().map(|s| s.status)
+    }
+
     /// A header's value as text, if present.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(k, _)| *k == name).and_then(|(_, v)| std::str::from_utf8(v).ok())
