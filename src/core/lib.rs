@@ -11,7 +11,10 @@
 //! - [`time`] — bucket arithmetic in the configured timezone.
 //! - [`state`] — per-customer state, activity windows, a task's store.
 //! - [`changelog`] — changelog records: customer state and task meta, versioned.
-//! - [`detect`] — the CARE detectors as per-customer state machines.
+//! - [`detect`] — the CARE detectors as per-customer state machines behind
+//!   one `Detector` trait, and the supersession table (dormancy > silence >
+//!   decline). A new signal is one detector file, its state block and its
+//!   schema; the engine runs whatever [`detect::enabled`] returns.
 //! - [`render`] — output records: CloudEvents headers, JSON payloads, DLQ.
 //! - [`scorecard`] — a customer's CARE figures, for `/customers/{id}`.
 //! - [`task`] — task ids and the task lifecycle.
