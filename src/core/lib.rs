@@ -13,8 +13,10 @@
 //! - [`changelog`] — changelog records: customer state and task meta, versioned.
 //! - [`detect`] — the CARE detectors as per-customer state machines behind
 //!   one `Detector` trait, and the supersession table (dormancy > silence >
-//!   decline). A new signal is one detector file, its state block and its
-//!   schema; the engine runs whatever [`detect::enabled`] returns.
+//!   decline). A new signal is additions, not engine branches: its detector
+//!   file, its variants in `DetectorId`, `Signal` and `SignalType`, its
+//!   payload in [`render`], its state block in the codec and its schema; the
+//!   engine runs whatever [`detect::enabled`] returns.
 //! - [`render`] — output records: CloudEvents headers, JSON payloads, DLQ.
 //! - [`scorecard`] — a customer's CARE figures, for `/customers/{id}`.
 //! - [`task`] — task ids and the task lifecycle.
