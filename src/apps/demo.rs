@@ -115,7 +115,7 @@ pub fn run(cfg: &Config, opts: &Options, shutdown: &CancellationToken, report: &
     let mut engine = Routed::new(rules, opts.partitions);
     let mut population = Population::new(Variant::reference(opts.seed, opts.customers, opts.days));
     let truth = population.truth.clone();
-    let mut scorer = Scorer::new(&truth, opts.days);
+    let mut scorer = Scorer::new(&truth);
     let started = Instant::now();
     let mut last_report = Instant::now();
     let mut summary = Summary::default();

@@ -4,8 +4,8 @@
 //! Built to be hard the way real data is, not to flatter a detector:
 //! - rates are Gamma(1.2, 1.25) events/day (mean 1.5, 1st–99th percentile
 //!   0.03–6.3: two orders of magnitude);
-//! - a weekly profile: weekends `weekend_drop` lower, weekdays higher, the
-//!   week's mean unchanged;
+//! - a weekly profile: weekend days `weekend_drop` below weekdays (0.4:
+//!   about 32 % below the week's mean), the week's mean unchanged;
 //! - bursts: `burst_share` of customer-days run at 3–6× (a campaign, a
 //!   busy week), which makes daily counts overdispersed;
 //! - classes: steady, declining (the rate drops by 50–95 %), going silent,
@@ -36,7 +36,7 @@ pub struct Variant {
     pub seed: u64,
     pub customers: u32,
     pub days: u32,
-    /// Weekend rate relative to the week's mean rate is lower by this.
+    /// Weekend days run this share below weekdays.
     pub weekend_drop: f64,
     /// Share of customer-days that burst.
     pub burst_share: f64,

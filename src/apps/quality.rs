@@ -117,15 +117,14 @@ pub struct ClassScore {
 #[derive(Debug)]
 pub struct Scorer<'a> {
     truth: &'a [Truth],
-    days: u32,
     /// Per customer: delay in days of the first catching `opened` after the change.
     delay: Vec<Option<f64>>,
     false_alerts: [u64; SignalType::ALL.len()],
 }
 
 impl<'a> Scorer<'a> {
-    pub fn new(truth: &'a [Truth], days: u32) -> Scorer<'a> {
-        Scorer { truth, days, delay: vec![None; truth.len()], false_alerts: [0; SignalType::ALL.len()] }
+    pub fn new(truth: &'a [Truth]) -> Scorer<'a> {
+        Scorer { truth, delay: vec![None; truth.len()], false_alerts: [0; SignalType::ALL.len()] }
     }
 
     /// Takes one output record into account.
@@ -160,14 +159,15 @@ impl<'a> Scorer<'a> {
     /// The figures, for `events` events of `variant`.
     pub fn report(&self, variant: &Variant, events: u64, bytes_per_customer: f64) -> Report {
         let steady = self.truth.iter().filter(|t| t.class == Class::Steady).count();
-        let scored_days = f64::from(self.days.saturating_sub(WARMUP_DAYS));
+        // The days simulated: fewer than planned if a run was interrupted.
+        let scored_days = f64::from(variant.days.saturating_sub(WARMUP_DAYS));
         let silent = |t: &Truth| matches!(t.class, Class::Silent | Class::Returning { .. });
         let decline = self.cohort(|t| t.rate >= 2.0 && matches!(t.class, Class::Declining { drop } if drop >= 0.7));
         Report {
             variant: variant.name.to_string(),
             seed: variant.seed,
             customers: variant.customers,
-            days: self.days,
+            days: variant.days,
             events,
             bytes_per_customer,
             steady_customer_months: steady as f64 * scored_days / MONTH_DAYS,
@@ -233,7 +233,7 @@ pub fn simulate(cfg: &Config, variant: &Variant, partitions: i32, mut progress: 
     let mut engine = Routed::new(rules, partitions);
     let mut population = Population::new(variant.clone());
     let truth = population.truth.clone();
-    let mut scorer = Scorer::new(&truth, variant.days);
+    let mut scorer = Scorer::new(&truth);
     let ids: Vec<String> = (0..variant.customers).map(customer_id).collect();
     let (mut day_events, mut out) = (Vec::new(), Vec::new());
     let mut ev = Event { customer_id: String::new(), kind: care_core::event::Kind::Click, ts_ms: 0, amount: None, csat: None, nps: None, event_id: None };
@@ -321,7 +321,7 @@ mod tests {
             truth(Class::Declining { drop: 0.6 }, 3.0, Some(80)),
         ];
         let day = |d: f64| START_MS + (d * DAY as f64) as i64;
-        let mut s = Scorer::new(&t, 180);
+        let mut s = Scorer::new(&t);
         s.opened(0, SignalType::ActivityDecline, day(20.0)); // in the warm-up: not counted
         s.opened(0, SignalType::ActivityDecline, day(50.0)); // false
         s.opened(1, SignalType::Dormant, day(60.0)); // dormancy is not a false alert

@@ -158,6 +158,8 @@ pub struct Engine {
     due: Vec<u32>,
     /// Scratch for encoding state records.
     encoded: Vec<u8>,
+    /// Scratch for what the detectors decide in one moment.
+    signals: Vec<Signal>,
     /// Offsets and meta flag at the start of an undoable batch.
     batch_start: Option<(Vec<Option<i64>>, bool)>,
 }
@@ -175,6 +177,7 @@ impl Engine {
             meta_dirty: false,
             due: Vec::new(),
             encoded: Vec::new(),
+            signals: Vec::new(),
             batch_start: None,
             rules,
         }
@@ -287,7 +290,7 @@ impl Engine {
         // Buckets sealed by the stream time are decided before this event
         // moves the window on.
         let at = self.moment(now_ms, ev.ts_ms, now_ms - lateness_ms);
-        self.detect(slot, at, out, |d, c, at| d.advance(c, at));
+        self.detect(slot, at, out, |d, c, at, s| d.advance(c, at, s));
         let c = self.state.customer_mut(slot);
         c.seen_at(ev.ts_ms);
         let k = ev.kind.idx();
@@ -299,7 +302,7 @@ impl Engine {
             c.last_activity_ms = Some(previous_ms.map_or(ev.ts_ms, |t| t.max(ev.ts_ms)));
             c.activity_events = c.activity_events.saturating_add(1);
             let act = ActivityEvent { ts_ms: ev.ts_ms, previous_ms };
-            self.detect(slot, at, out, |d, c, at| d.on_activity(c, at, act));
+            self.detect(slot, at, out, |d, c, at, s| d.on_activity(c, at, act, s));
         }
         self.reschedule(slot, now_ms);
         Outcome::Folded
@@ -446,27 +449,37 @@ impl Engine {
         // The timer was due once stream time passed `at` by the lateness:
         // everything before `at` is in.
         let m = self.moment(at, at, at);
-        self.detect(slot, m, out, |d, c, at| d.on_timer(c, at));
+        // Buckets sealed up to `at` are decided before any detector's state
+        // changes at `at`, so a stronger episode opening now cannot pause a
+        // weaker one's decisions about the time before it.
+        self.detect(slot, m, out, |d, c, at, s| d.advance(c, at, s));
+        self.detect(slot, m, out, |d, c, at, s| d.on_timer(c, at, s));
         self.reschedule(slot, at);
     }
 
     /// Runs `decide` for every detector, strongest first, applying the
-    /// supersession table, and emits what they said.
+    /// supersession table to each signal in turn, and emits them. A
+    /// stronger episode open before this moment, or opened in it, supersedes
+    /// the weaker detectors for the whole moment.
     fn detect<F>(&mut self, slot: u32, mut at: Moment, out: &mut Vec<OutputRecord>, decide: F)
     where
-        F: Fn(&dyn Detector, &mut Customer, Moment) -> Option<Signal>,
+        F: Fn(&dyn Detector, &mut Customer, Moment, &mut Vec<Signal>),
     {
         let r = &*self.rules;
+        let mut signals = std::mem::take(&mut self.signals);
         let c = self.state.customer_mut(slot);
         for (i, d) in r.detectors.iter().enumerate() {
-            if let Some(s) = decide(d.as_ref(), c, at) {
+            let was_open = d.is_open(c);
+            decide(d.as_ref(), c, at, &mut signals);
+            for s in signals.drain(..) {
                 if s.opens() {
                     r.detectors[i + 1..].iter().for_each(|weaker| weaker.supersede(c));
                 }
                 emit(r, &mut self.tally, self.emit_from_ms, &c.id, &s, out);
             }
-            at.superseded |= d.is_open(c);
+            at.superseded |= was_open || d.is_open(c);
         }
+        self.signals = signals;
     }
 
     fn moment(&self, now_ms: i64, trigger_ms: i64, sealed_ms: i64) -> Moment {

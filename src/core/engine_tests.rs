@@ -184,6 +184,30 @@ fn re_sends_within_the_lateness_are_caught_and_a_full_id_ring_is_counted() {
 }
 
 #[test]
+fn a_return_just_after_the_silence_deadline_says_the_same_whichever_arrives_first() {
+    // `a`: 2 clicks a day for 30 days, last at day 29 01:00; silence is due a
+    // week later (the floor). `a` comes back 30 min after the deadline; `b`'s
+    // event 10 min past deadline + lateness may arrive before or after it
+    // (both on time).
+    let due = 29 * DAY + 3_600_000 + 7 * DAY;
+    let mut history: Vec<String> = (0..30).flat_map(|d| [line("a", "click", d * DAY), line("a", "click", d * DAY + 3_600_000)]).collect();
+    history.extend((0..37).map(|d| line("b", "login", d * DAY + 2 * 3_600_000)));
+    let mut sorted: Vec<(i64, String)> = history.into_iter().map(|l| (serde_json::from_str::<serde_json::Value>(&l).unwrap()["ts"].as_i64().unwrap(), l)).collect();
+    sorted.sort_by_key(|(t, _)| *t);
+    let history: Vec<String> = sorted.into_iter().map(|(_, l)| l).collect();
+    let (back, other) = (line("a", "click", due + 1_800_000), line("b", "login", due + 3_600_000 + 600_000));
+    let silence = |lines: Vec<String>| -> Vec<(String, String, i64)> {
+        let out = feed(&mut engine(), &lines);
+        out.iter().filter(|r| r.header("ce_type") == Some("io.care.silence.v1")).map(|r| (r.status().unwrap().to_string(), r.header("ce_id").unwrap().to_string(), r.trigger_ms)).collect()
+    };
+    let timer_first = silence([history.clone(), vec![other.clone(), back.clone()]].concat());
+    let event_first = silence([history, vec![back, other]].concat());
+    assert_eq!(timer_first.iter().map(|(s, _, _)| s.as_str()).collect::<Vec<_>>(), ["opened", "resolved"]);
+    assert_eq!(timer_first[0].2, T0 + due);
+    assert_eq!(event_first, timer_first, "same messages, same ids, same times");
+}
+
+#[test]
 fn emit_from_suppresses_old_signals_but_keeps_state() {
     let mut e = engine();
     e.set_emit_from(Some(T0 + 100 * DAY));

@@ -22,7 +22,7 @@ pub struct Metrics {
     suppressed: [IntCounter; SignalType::ALL.len()],
     /// Customers held in state, all tasks of this instance.
     pub customers: IntGauge,
-    /// Timers fired (decline boundary checks and dormancy deadlines).
+    /// Timers fired (decline crossings, silence and dormancy deadlines).
     pub timers_fired: IntCounter,
     pub dedup_evictions: IntCounter,
     /// Time to decode, fold and detect one record, in the shell's measure.

@@ -74,12 +74,12 @@ impl Detector for Decline {
         DetectorId::Decline
     }
 
-    fn on_activity(&self, c: &mut Customer, at: Moment, _: ActivityEvent) -> Option<Signal> {
-        self.check(c, at)
+    fn on_activity(&self, c: &mut Customer, at: Moment, _: ActivityEvent, out: &mut Vec<Signal>) {
+        out.extend(self.check(c, at));
     }
 
-    fn on_timer(&self, c: &mut Customer, at: Moment) -> Option<Signal> {
-        self.check(c, at)
+    fn on_timer(&self, c: &mut Customer, at: Moment, out: &mut Vec<Signal>) {
+        out.extend(self.check(c, at));
     }
 
     /// The next bucket boundary, while the customer has enough history to

@@ -36,12 +36,23 @@ impl Detector for Dormancy {
         DetectorId::Dormancy
     }
 
-    fn on_activity(&self, c: &mut Customer, _: Moment, ev: ActivityEvent) -> Option<Signal> {
-        on_activity(c, ev.ts_ms, ev.previous_ms)
+    /// Reactivates a dormant customer. An event after the deadline whose
+    /// timer has not fired yet first turns the customer dormant as of the
+    /// deadline (scored as they were before the event), so the messages do
+    /// not depend on which arrived first; the next call reactivates.
+    fn on_activity(&self, c: &mut Customer, _: Moment, ev: ActivityEvent, out: &mut Vec<Signal>) {
+        let overdue = ev.previous_ms.map(|last| (last, last.saturating_add(self.0.after_ms))).filter(|(_, due)| *due < ev.ts_ms);
+        if let (None, Some((last, due))) = (c.dormant_since, overdue) {
+            let mut before = c.clone();
+            (before.last_activity_ms, before.activity_events) = (Some(last), c.activity_events.saturating_sub(1));
+            c.dormant_since = Some(due);
+            out.push(Signal::Dormant { episode_ms: due, last_activity_ms: last, score: score(&self.0, &before) });
+        }
+        out.extend(on_activity(c, ev.ts_ms, ev.previous_ms));
     }
 
-    fn on_timer(&self, c: &mut Customer, at: Moment) -> Option<Signal> {
-        on_time(&self.0, c, at.now_ms)
+    fn on_timer(&self, c: &mut Customer, at: Moment, out: &mut Vec<Signal>) {
+        out.extend(on_time(&self.0, c, at.now_ms));
     }
 
     fn next_deadline(&self, c: &Customer, _: Moment) -> Option<i64> {

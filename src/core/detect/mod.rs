@@ -60,17 +60,18 @@ pub struct ActivityEvent {
 pub trait Detector: fmt::Debug + Send + Sync {
     fn id(&self) -> DetectorId;
 
-    /// Stream time moved: called on every on-time event of the customer,
-    /// before it is folded, so buckets that became sealed can be decided.
-    fn advance(&self, _c: &mut Customer, _at: Moment) -> Option<Signal> {
-        None
-    }
+    /// Stream time moved: called on every on-time event of the customer
+    /// before it is folded, and on every timer before `on_timer`, so buckets
+    /// that became sealed are decided first. Each method appends what it
+    /// decided to `out`, in event-time order: one moment can open and close
+    /// an episode.
+    fn advance(&self, _c: &mut Customer, _at: Moment, _out: &mut Vec<Signal>) {}
 
     /// The customer acted (an activity kind, on time).
-    fn on_activity(&self, c: &mut Customer, at: Moment, ev: ActivityEvent) -> Option<Signal>;
+    fn on_activity(&self, c: &mut Customer, at: Moment, ev: ActivityEvent, out: &mut Vec<Signal>);
 
     /// The customer's timer fired at `at.now_ms`.
-    fn on_timer(&self, c: &mut Customer, at: Moment) -> Option<Signal>;
+    fn on_timer(&self, c: &mut Customer, at: Moment, out: &mut Vec<Signal>);
 
     /// When this detector next needs to look at the customer if nothing
     /// happens (logical time; the engine adds the allowed lateness).

@@ -32,11 +32,14 @@
 //! Only sealed buckets count, those no on-time event can still fall into
 //! (their end is at least `allowed_lateness` behind stream time), so every
 //! decision and its episode time (the end of the deciding bucket) are the
-//! same whatever the order of events within the lateness. Weekly patterns
-//! are not modelled: a weekend 40–50 % below the week's mean is well above
-//! the ρ = 0.3 the statistic looks for, and the measured false alerts
-//! include them (BENCHMARKS.md, QUALITY). Work per event is O(1); an empty
-//! stretch is folded when the customer next acts or their timer fires.
+//! same whatever the order of events within the lateness, as long as no
+//! stronger episode (silence, dormancy) opens or closes within the lateness
+//! of those buckets: decline pauses while one is open. Weekly patterns are
+//! not modelled: weekends 40–50 % below weekdays (32–42 % below the week's
+//! mean) stay well above the ρ = 0.3 the statistic looks for, and the
+//! measured false alerts include them (BENCHMARKS.md, QUALITY). Work is O(1) per sealed bucket,
+//! amortised over the customer's events; an empty stretch is folded when
+//! the customer next acts or their timer fires.
 
 use crate::config::DeclineConfig;
 use crate::detect::{ActivityEvent, Detector, DetectorId, Moment, Signal};
@@ -98,6 +101,13 @@ impl Params {
         if history < 7 { x } else { x.min(3.0 * rate + 2.0) }
     }
 
+    /// Empty buckets from a statistic of `stat` to the threshold, at least
+    /// one and at most [`MAX_GAP_BUCKETS`] (a rate near 0 crosses never).
+    fn buckets_to_cross(&self, stat: f32, rate: f32) -> i64 {
+        let step = self.increment(0.0, f64::from(rate));
+        ((self.threshold - f64::from(stat)) / step).ceil().clamp(1.0, MAX_GAP_BUCKETS as f64) as i64
+    }
+
     /// The CUSUM increment towards "declined" for count `x` at rate `rate`.
     fn increment(&self, x: f64, rate: f64) -> f64 {
         rate * (1.0 - self.rho) - x * self.log_inv_rho
@@ -138,29 +148,37 @@ impl Detector for Sequential {
         DetectorId::Decline
     }
 
-    fn advance(&self, c: &mut Customer, at: Moment) -> Option<Signal> {
-        fold_sealed(&self.0, c, at)
+    fn advance(&self, c: &mut Customer, at: Moment, out: &mut Vec<Signal>) {
+        // Each call folds up to a decision, and at least one bucket.
+        while let Some(s) = fold_sealed(&self.0, c, at) {
+            out.push(s);
+        }
     }
 
-    fn on_activity(&self, _: &mut Customer, _: Moment, _: ActivityEvent) -> Option<Signal> {
-        None // folded in `advance`, once its bucket is sealed
+    /// Nothing: the event is folded in `advance`, once its bucket is sealed.
+    fn on_activity(&self, _: &mut Customer, _: Moment, _: ActivityEvent, _: &mut Vec<Signal>) {}
+
+    fn on_timer(&self, c: &mut Customer, at: Moment, out: &mut Vec<Signal>) {
+        self.advance(c, at, out);
     }
 
-    fn on_timer(&self, c: &mut Customer, at: Moment) -> Option<Signal> {
-        fold_sealed(&self.0, c, at)
-    }
-
-    /// While judged and not open: the end of the bucket in which the
-    /// statistic crosses the threshold if no event comes.
+    /// While judged: the end of the bucket in which the statistic would
+    /// cross the threshold if no event came (counted from the end of a
+    /// cooldown); while open, the end of the newest bucket with activity,
+    /// which may hold the evidence of recovery.
     fn next_deadline(&self, c: &Customer, at: Moment) -> Option<i64> {
         let p = &self.0;
         let d = c.decline_stat;
-        if at.superseded || c.decline != Episode::Normal || !judged(p, &d) {
+        if at.superseded || !judged(p, &d) {
             return None;
         }
-        let step = p.increment(0.0, f64::from(d.rate));
-        let buckets = ((p.threshold - f64::from(d.stat)) / step).ceil().max(1.0) as i64;
-        Some(at.buckets.start_ms(d.next + buckets))
+        let last = match c.decline {
+            Episode::Open { .. } => c.activity.head().filter(|&newest| newest >= d.next)?,
+            Episode::Cooldown { until } => d.next.max(until - 1) + p.buckets_to_cross(0.0, d.rate) - 1,
+            Episode::Normal => d.next + p.buckets_to_cross(d.stat, d.rate) - 1,
+        };
+        let end = last.checked_add(1)?.checked_mul(at.buckets.bucket_ms)?;
+        end.checked_sub(at.buckets.offset_ms)
     }
 
     fn is_open(&self, c: &Customer) -> bool {
@@ -179,9 +197,9 @@ fn judged(p: &Params, d: &DeclineStat) -> bool {
     d.buckets >= p.min_history && f64::from(d.rate) >= p.min_rate
 }
 
-/// Folds every sealed bucket not folded yet, returning the decision of the
-/// first bucket that opened or resolved an episode (one bucket can do only
-/// one; the rest of the stretch folds on).
+/// Folds the sealed buckets not folded yet, up to and including the first
+/// that opens or resolves an episode, and returns that decision; the engine
+/// calls again for the rest of the stretch.
 fn fold_sealed(p: &Params, c: &mut Customer, at: Moment) -> Option<Signal> {
     let sealed = at.buckets.of(at.sealed_ms);
     let d = &mut c.decline_stat;
@@ -193,15 +211,16 @@ fn fold_sealed(p: &Params, c: &mut Customer, at: Moment) -> Option<Signal> {
         return None;
     }
     let first = at.buckets.of(c.first_seen_ms);
-    let mut signal = None;
     while c.decline_stat.next < sealed {
         let b = c.decline_stat.next;
         let x = c.activity.sum(b, b + 1, p.kinds);
-        let s = fold_bucket(p, c, b, x, first, at);
-        signal = signal.or(s);
+        let decided = fold_bucket(p, c, b, x, first, at);
         c.decline_stat.next = b + 1;
+        if decided.is_some() {
+            return decided;
+        }
     }
-    signal
+    None
 }
 
 /// One sealed bucket `b` with `x` events; the customer was first seen in

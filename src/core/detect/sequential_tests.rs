@@ -94,6 +94,39 @@ fn recovery_resolves_the_episode_then_a_cooldown() {
 }
 
 #[test]
+fn a_stretch_folded_at_once_says_everything_it_decided_in_order() {
+    let p = params();
+    let s = Sequential(p.clone());
+    // A window as wide as a lateness of several days needs.
+    let mut c = Customer::new("c".into(), 0, p.window_width(12));
+    days(&p, &mut c, 0, 40, |_| 4);
+    // Quiet on days 40–43 (opens as 43 seals), back on 44–49 (resolves as
+    // 49 seals), all folded by one call on day 50.
+    for d in 44..50 {
+        (0..4).for_each(|_| {
+            c.activity.add(d, Kind::Click);
+        });
+    }
+    let mut out = Vec::new();
+    s.advance(&mut c, at(50), &mut out);
+    assert!(matches!(out.as_slice(), [Signal::SequentialOpened { .. }, Signal::SequentialResolved { .. }]), "{out:?}");
+    assert_eq!(c.decline, Episode::Cooldown { until: 57 });
+}
+
+#[test]
+fn an_open_episode_sets_a_timer_for_its_newest_active_bucket() {
+    let p = params();
+    let s = Sequential(p.clone());
+    let mut c = customer(&p);
+    days(&p, &mut c, 0, 40, |_| 4);
+    days(&p, &mut c, 40, 45, |_| 0);
+    assert!(matches!(c.decline, Episode::Open { .. }));
+    assert_eq!(s.next_deadline(&c, at(45)), None, "nothing to fold: recovery needs activity");
+    c.activity.add(46, Kind::Click);
+    assert_eq!(s.next_deadline(&c, at(46)), Some(GRID.start_ms(47)), "decide once day 46 is sealed");
+}
+
+#[test]
 fn a_burst_neither_opens_nor_inflates_the_baseline() {
     let p = params();
     let mut c = customer(&p);

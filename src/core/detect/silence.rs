@@ -72,14 +72,20 @@ fn gap_rate(events: u32, first_ms: i64, last_ms: i64) -> f64 {
 
 /// The customer's gap rate a day and the deadline, if they are judged.
 pub fn deadline(p: &Params, c: &Customer) -> Option<(f64, i64)> {
-    let last = c.last_activity_ms?;
-    let span = last - c.first_seen_ms;
-    if c.silent_since.is_some() || c.activity_events < p.min_events || span < p.min_history_ms {
+    if c.silent_since.is_some() {
         return None;
     }
-    let mu = gap_rate(c.activity_events, c.first_seen_ms, last);
+    deadline_after(p, c.activity_events, c.first_seen_ms, c.last_activity_ms?)
+}
+
+/// The deadline after the last of `events` activity events, at `last_ms`.
+fn deadline_after(p: &Params, events: u32, first_ms: i64, last_ms: i64) -> Option<(f64, i64)> {
+    if events < p.min_events || last_ms - first_ms < p.min_history_ms {
+        return None;
+    }
+    let mu = gap_rate(events, first_ms, last_ms);
     let gap_ms = ((p.overdue_days(mu) * DAY_MS) as i64).max(p.min_gap_ms);
-    Some((mu, last.saturating_add(gap_ms)))
+    Some((mu, last_ms.saturating_add(gap_ms)))
 }
 
 /// The silence detector.
@@ -91,25 +97,23 @@ impl Detector for Silence {
         DetectorId::Silence
     }
 
-    fn on_activity(&self, c: &mut Customer, _: Moment, ev: ActivityEvent) -> Option<Signal> {
-        let since = c.silent_since.take()?;
-        let last = ev.previous_ms.unwrap_or(since);
-        let days_silent = (ev.ts_ms - last).max(0) as f64 / DAY_MS;
-        // The rate as it was when the silence began: without this event.
-        let rate_per_day = gap_rate(c.activity_events.saturating_sub(1), c.first_seen_ms, last);
-        let overdue = Overdue { last_activity_ms: last, rate_per_day, days_silent };
-        Some(Signal::SilenceResolved { episode_ms: since, at_ms: ev.ts_ms, overdue })
+    /// Resolves an open silence. An event after a deadline whose timer has
+    /// not fired yet (it fires once stream time is the lateness past it)
+    /// first opens the silence that happened, so the messages do not depend
+    /// on which arrived first.
+    fn on_activity(&self, c: &mut Customer, at: Moment, ev: ActivityEvent, out: &mut Vec<Signal>) {
+        let before = ev.previous_ms.filter(|_| c.silent_since.is_none() && !at.superseded);
+        let missed = before.and_then(|last| Some((last, deadline_after(&self.0, c.activity_events.saturating_sub(1), c.first_seen_ms, last)?)));
+        if let Some((last, (mu, due))) = missed.filter(|(_, (_, due))| *due < ev.ts_ms) {
+            c.silent_since = Some(due);
+            let overdue = Overdue { last_activity_ms: last, rate_per_day: mu, days_silent: (due - last) as f64 / DAY_MS };
+            out.push(Signal::SilenceOpened { episode_ms: due, overdue });
+        }
+        out.extend(self.resolve(c, ev));
     }
 
-    fn on_timer(&self, c: &mut Customer, at: Moment) -> Option<Signal> {
-        if at.superseded {
-            return None;
-        }
-        let (mu, due) = deadline(&self.0, c).filter(|(_, due)| *due <= at.now_ms)?;
-        let last = c.last_activity_ms.unwrap_or(due);
-        c.silent_since = Some(due);
-        let overdue = Overdue { last_activity_ms: last, rate_per_day: mu, days_silent: (due - last) as f64 / DAY_MS };
-        Some(Signal::SilenceOpened { episode_ms: due, overdue })
+    fn on_timer(&self, c: &mut Customer, at: Moment, out: &mut Vec<Signal>) {
+        out.extend(self.open(c, at));
     }
 
     fn next_deadline(&self, c: &Customer, at: Moment) -> Option<i64> {
@@ -125,6 +129,29 @@ impl Detector for Silence {
 
     fn supersede(&self, c: &mut Customer) {
         c.silent_since = None;
+    }
+}
+
+impl Silence {
+    fn resolve(&self, c: &mut Customer, ev: ActivityEvent) -> Option<Signal> {
+        let since = c.silent_since.take()?;
+        let last = ev.previous_ms.unwrap_or(since);
+        let days_silent = (ev.ts_ms - last).max(0) as f64 / DAY_MS;
+        // The rate as it was when the silence began: without this event.
+        let rate_per_day = gap_rate(c.activity_events.saturating_sub(1), c.first_seen_ms, last);
+        let overdue = Overdue { last_activity_ms: last, rate_per_day, days_silent };
+        Some(Signal::SilenceResolved { episode_ms: since, at_ms: ev.ts_ms, overdue })
+    }
+
+    fn open(&self, c: &mut Customer, at: Moment) -> Option<Signal> {
+        if at.superseded {
+            return None;
+        }
+        let (mu, due) = deadline(&self.0, c).filter(|(_, due)| *due <= at.now_ms)?;
+        let last = c.last_activity_ms.unwrap_or(due);
+        c.silent_since = Some(due);
+        let overdue = Overdue { last_activity_ms: last, rate_per_day: mu, days_silent: (due - last) as f64 / DAY_MS };
+        Some(Signal::SilenceOpened { episode_ms: due, overdue })
     }
 }
 
@@ -172,14 +199,17 @@ mod tests {
         let (mu, due) = deadline(&p, &c).unwrap();
         assert!((mu - 1.0).abs() < 1e-12);
         assert_eq!(due, 60 * DAY + (p.overdue_days(1.0) * DAY as f64) as i64);
-        assert_eq!(s.on_timer(&mut c, at(due - 1)), None, "not yet");
-        let Some(Signal::SilenceOpened { episode_ms, overdue }) = s.on_timer(&mut c, at(due)) else { panic!() };
+        assert_eq!(s.open(&mut c, at(due - 1)), None, "not yet");
+        let Some(Signal::SilenceOpened { episode_ms, overdue }) = s.open(&mut c, at(due)) else { panic!() };
         assert_eq!((episode_ms, overdue.last_activity_ms), (due, 60 * DAY));
-        assert_eq!(s.on_timer(&mut c, at(due + DAY)), None, "one alert per episode");
+        assert_eq!(s.open(&mut c, at(due + DAY)), None, "one alert per episode");
         assert_eq!(s.next_deadline(&c, at(due)), None, "no timer while open");
         let ev = ActivityEvent { ts_ms: due + DAY, previous_ms: Some(60 * DAY) };
         c.activity_events += 1; // the engine counts the event first
-        let Some(Signal::SilenceResolved { episode_ms, overdue, .. }) = s.on_activity(&mut c, at(due + DAY), ev) else { panic!() };
+        let mut out = Vec::new();
+        s.on_activity(&mut c, at(due + DAY), ev, &mut out);
+        let [Signal::SilenceResolved { episode_ms, overdue, .. }] = out.as_slice() else { panic!("{out:?}") };
+        let (episode_ms, overdue) = (*episode_ms, overdue.clone());
         assert_eq!((episode_ms, overdue.last_activity_ms), (due, 60 * DAY));
         assert!((overdue.days_silent - (due + DAY - 60 * DAY) as f64 / DAY as f64).abs() < 1e-9);
         assert!((overdue.rate_per_day - 1.0).abs() < 1e-12, "the rate before the return");
