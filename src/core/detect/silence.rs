@@ -102,7 +102,8 @@ impl Detector for Silence {
     /// first opens the silence that happened, so the messages do not depend
     /// on which arrived first.
     fn on_activity(&self, c: &mut Customer, at: Moment, ev: ActivityEvent, out: &mut Vec<Signal>) {
-        let before = ev.previous_ms.filter(|_| c.silent_since.is_none() && !at.superseded);
+        // Never overdue sooner than the minimum gap: most events stop here.
+        let before = ev.previous_ms.filter(|last| c.silent_since.is_none() && !at.superseded && ev.ts_ms - last > self.0.min_gap_ms);
         let missed = before.and_then(|last| Some((last, deadline_after(&self.0, c.activity_events.saturating_sub(1), c.first_seen_ms, last)?)));
         if let Some((last, (mu, due))) = missed.filter(|(_, (_, due))| *due < ev.ts_ms) {
             c.silent_since = Some(due);
