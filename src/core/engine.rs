@@ -469,15 +469,17 @@ impl Engine {
         let mut signals = std::mem::take(&mut self.signals);
         let c = self.state.customer_mut(slot);
         for (i, d) in r.detectors.iter().enumerate() {
-            let was_open = d.is_open(c);
+            let mut open = d.is_open(c);
             decide(d.as_ref(), c, at, &mut signals);
             for s in signals.drain(..) {
                 if s.opens() {
+                    open = true;
                     r.detectors[i + 1..].iter().for_each(|weaker| weaker.supersede(c));
                 }
                 emit(r, &mut self.tally, self.emit_from_ms, &c.id, &s, out);
             }
-            at.superseded |= was_open || d.is_open(c);
+            // Open at any point of this moment (even if closed again by it).
+            at.superseded |= open || d.is_open(c);
         }
         self.signals = signals;
     }

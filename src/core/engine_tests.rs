@@ -208,6 +208,28 @@ fn a_return_just_after_the_silence_deadline_says_the_same_whichever_arrives_firs
 }
 
 #[test]
+fn a_return_just_after_the_dormancy_deadline_is_dormant_then_reactivated_and_not_also_silent() {
+    // `a` clicks twice a day for 30 days; `b` keeps stream time going, then
+    // `a` returns 30 min after the 60-day dormancy deadline, before its
+    // timer fires: dormant, then reactivated, nothing about silence in
+    // between (dormancy supersedes it).
+    let due = 29 * DAY + 3_600_000 + 60 * DAY;
+    let mut lines: Vec<(i64, String)> = (0..30).flat_map(|d| [(d * DAY, "a"), (d * DAY + 3_600_000, "a")]).map(|(t, c)| (t, line(c, "click", t))).collect();
+    lines.extend((0..90).map(|d| (d * DAY + 2 * 3_600_000, line("b", "login", d * DAY + 2 * 3_600_000))));
+    lines.sort_by_key(|(t, _)| *t);
+    let mut lines: Vec<String> = lines.into_iter().filter(|(t, _)| *t < due).map(|(_, l)| l).collect();
+    lines.push(line("a", "click", due + 1_800_000));
+    let out = feed(&mut engine(), &lines);
+    let a: Vec<(String, String)> = types(&out).into_iter().zip(&out).filter(|(_, r)| r.key.as_deref() == Some(&b"a"[..])).map(|(t, _)| t).collect();
+    assert_eq!(
+        &a[a.len() - 2..],
+        [("io.care.dormant.v1".to_string(), "opened".to_string()), ("io.care.reactivated.v1".to_string(), "resolved".to_string())],
+        "{a:?}"
+    );
+    assert_eq!(out.last().unwrap().header("ce_type"), Some("io.care.reactivated.v1"));
+}
+
+#[test]
 fn emit_from_suppresses_old_signals_but_keeps_state() {
     let mut e = engine();
     e.set_emit_from(Some(T0 + 100 * DAY));
