@@ -38,8 +38,8 @@ impl Detector for Dormancy {
 
     /// Reactivates a dormant customer. An event after the deadline whose
     /// timer has not fired yet first turns the customer dormant as of the
-    /// deadline (scored as they were before the event), so the messages do
-    /// not depend on which arrived first; the next call reactivates.
+    /// deadline (scored as they were before the event), then reactivates
+    /// it, so the messages do not depend on which arrived first.
     fn on_activity(&self, c: &mut Customer, _: Moment, ev: ActivityEvent, out: &mut Vec<Signal>) {
         let overdue = ev.previous_ms.map(|last| (last, last.saturating_add(self.0.after_ms))).filter(|(_, due)| *due < ev.ts_ms);
         if let (None, Some((last, due))) = (c.dormant_since, overdue) {

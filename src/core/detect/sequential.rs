@@ -158,9 +158,9 @@ impl Detector for Sequential {
     /// Nothing: the event is folded in `advance`, once its bucket is sealed.
     fn on_activity(&self, _: &mut Customer, _: Moment, _: ActivityEvent, _: &mut Vec<Signal>) {}
 
-    fn on_timer(&self, c: &mut Customer, at: Moment, out: &mut Vec<Signal>) {
-        self.advance(c, at, out);
-    }
+    /// Nothing: the engine calls `advance` before every timer, which folds
+    /// the buckets the timer was set for.
+    fn on_timer(&self, _: &mut Customer, _: Moment, _: &mut Vec<Signal>) {}
 
     /// While judged: the end of the bucket in which the statistic would
     /// cross the threshold if no event came (counted from the end of a

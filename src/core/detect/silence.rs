@@ -103,12 +103,13 @@ impl Detector for Silence {
     /// on which arrived first.
     fn on_activity(&self, c: &mut Customer, at: Moment, ev: ActivityEvent, out: &mut Vec<Signal>) {
         // Never overdue sooner than the minimum gap: most events stop here.
-        let before = ev.previous_ms.filter(|last| c.silent_since.is_none() && !at.superseded && ev.ts_ms - last > self.0.min_gap_ms);
-        let missed = before.and_then(|last| Some((last, deadline_after(&self.0, c.activity_events.saturating_sub(1), c.first_seen_ms, last)?)));
-        if let Some((last, (mu, due))) = missed.filter(|(_, (_, due))| *due < ev.ts_ms) {
-            c.silent_since = Some(due);
-            let overdue = Overdue { last_activity_ms: last, rate_per_day: mu, days_silent: (due - last) as f64 / DAY_MS };
-            out.push(Signal::SilenceOpened { episode_ms: due, overdue });
+        let gap = ev.previous_ms.filter(|last| ev.ts_ms - last > self.0.min_gap_ms);
+        if let (Some(last), None, false) = (gap, c.silent_since, at.superseded) {
+            // The deadline as it stood before this event.
+            let missed = deadline_after(&self.0, c.activity_events.saturating_sub(1), c.first_seen_ms, last);
+            if let Some((mu, due)) = missed.filter(|(_, due)| *due < ev.ts_ms) {
+                out.push(opened(c, last, mu, due));
+            }
         }
         out.extend(self.resolve(c, ev));
     }
@@ -150,10 +151,16 @@ impl Silence {
         }
         let (mu, due) = deadline(&self.0, c).filter(|(_, due)| *due <= at.now_ms)?;
         let last = c.last_activity_ms.unwrap_or(due);
-        c.silent_since = Some(due);
-        let overdue = Overdue { last_activity_ms: last, rate_per_day: mu, days_silent: (due - last) as f64 / DAY_MS };
-        Some(Signal::SilenceOpened { episode_ms: due, overdue })
+        Some(opened(c, last, mu, due))
     }
+}
+
+/// Opens the episode of a customer overdue at `due` since `last`, at gap
+/// rate `mu` a day.
+fn opened(c: &mut Customer, last: i64, mu: f64, due: i64) -> Signal {
+    c.silent_since = Some(due);
+    let overdue = Overdue { last_activity_ms: last, rate_per_day: mu, days_silent: (due - last) as f64 / DAY_MS };
+    Signal::SilenceOpened { episode_ms: due, overdue }
 }
 
 #[cfg(test)]
