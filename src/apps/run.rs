@@ -47,6 +47,7 @@ pub async fn run(cfg: Config, listener: Option<TcpListener>, shutdown: Cancellat
     let settings = Settings {
         commit_interval: Duration::from_millis(cfg.kafka.commit_interval_ms),
         max_inflight: cfg.kafka.max_inflight_records,
+        max_task_idle: Duration::from_millis(cfg.kafka.max_task_idle_ms),
         idle_after: Duration::from_secs(cfg.engine.idle_advance_secs),
         lateness_ms: i64::from(cfg.engine.allowed_lateness_secs) * 1000,
         default_emit_from_ms: wall_clock_ms() - 86_400_000,

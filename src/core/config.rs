@@ -89,6 +89,14 @@ pub struct KafkaConfig {
     /// How often outputs are flushed and offsets committed: the latency bound.
     #[serde(default = "default_commit_interval_ms")]
     pub commit_interval_ms: u64,
+    /// With several source topics, how long a task whose other partitions
+    /// have records waits for an empty partition that is known to be caught
+    /// up before processing without it (Kafka Streams' `max.task.idle.ms`).
+    /// A partition whose lag is unknown or positive is always waited for;
+    /// records are merged by event time either way. Raise it when a quiet
+    /// topic's records arrive a little behind the others'.
+    #[serde(default)]
+    pub max_task_idle_ms: u64,
     /// Output records produced but not yet acknowledged before consumption
     /// pauses to let them drain. Nothing is ever dropped.
     #[serde(default = "default_max_inflight_records")]

@@ -14,13 +14,16 @@ use care_core::config::Config;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
-use rdkafka::ClientContext;
+use rdkafka::{ClientContext, Statistics};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::shell::admin::client_config;
 use crate::shell::events;
 use crate::shell::worker::{Query, TaskStatus, Worker};
+
+/// librdkafka's statistics period.
+const STATS_INTERVAL_MS: u32 = 200;
 
 /// How often the state-size gauge is recomputed.
 const GAUGE_INTERVAL: Duration = Duration::from_secs(30);
@@ -45,6 +48,12 @@ impl ShellContext {
 impl ClientContext for ShellContext {
     fn error(&self, error: KafkaError, reason: &str) {
         self.health.client_error(&error, reason);
+    }
+
+    /// Lag per partition, for the event-time merge (librdkafka's default
+    /// logs the whole sample at info level).
+    fn stats(&self, statistics: Statistics) {
+        self.worker().observe_stats(&statistics);
     }
 }
 
@@ -76,7 +85,11 @@ fn consumer_config(cfg: &Config) -> ClientConfig {
         .set("session.timeout.ms", cfg.kafka.session_timeout_ms.to_string())
         // range gives partition n of every source topic to one member: a
         // task (and its changelog partition) never splits across instances.
-        .set("partition.assignment.strategy", "range");
+        .set("partition.assignment.strategy", "range")
+        // Lag samples tell the event-time merge when an empty partition is
+        // caught up (shell::merge); their period bounds how long a task
+        // with several sources waits for a partition that went quiet.
+        .set("statistics.interval.ms", STATS_INTERVAL_MS.to_string());
     if let Some(id) = &cfg.kafka.instance_id {
         cc.set("group.instance.id", id);
     }
@@ -127,6 +140,9 @@ pub fn consume(cfg: &Config, mut worker: Worker, mut queries: mpsc::Receiver<Que
             // Nothing is open any more: a failure here can simply return.
             consumer = subscribe(cfg, &worker, &health)?;
             continue;
+        }
+        if let Err(e) = w.drain_all(&consumer) {
+            break Err(e);
         }
         w.answer(&mut queries);
         if let Err(e) = w.restore(&consumer) {

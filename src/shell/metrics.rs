@@ -27,6 +27,7 @@ pub struct Metrics {
     pub dedup_evictions: IntCounter,
     /// Time to decode, fold and detect one record, in the shell's measure.
     pub processing_seconds: Histogram,
+    pub enforced_processing: IntCounter,
     /// Records acknowledged by Kafka, by output topic role.
     pub produced: IntCounterVec,
     /// Records Kafka failed to deliver after librdkafka's retries.
@@ -118,6 +119,11 @@ impl Metrics {
                 "Event-id fingerprints dropped while within the allowed lateness (a re-send of that event would be folded again)",
             ),
             processing_seconds: register(&r, Histogram::with_opts(processing).expect("valid metric")),
+            enforced_processing: counter(
+                &r,
+                "care_enforced_processing_total",
+                "Records processed while another source partition of their task was empty (caught up, idle for max_task_idle_ms)",
+            ),
             produced: counter_vec(&r, "care_records_produced_total", "Output records acknowledged by Kafka", &["topic"]),
             produce_errors: counter(&r, "care_produce_errors_total", "Output records Kafka failed to deliver"),
             inflight: gauge(&r, "care_inflight_records", "Output records awaiting acknowledgement"),

@@ -5,6 +5,7 @@
 //! - [`consumer`] — consumer settings, rebalance hooks, the poll loop.
 //! - [`durability`] — changelog restore and input positioning.
 //! - [`worker`] — the one owner of this instance's tasks: process, publish, commit.
+//! - [`merge`] — a task's partitions merged by event time (KIP-695).
 //! - [`publish`] — output records → Kafka, acknowledged or failed.
 //! - [`txn`] — transactional calls, bounded even where librdkafka hangs.
 //! - [`health`] — task phases and Kafka reachability, for readiness.
@@ -24,6 +25,7 @@ pub mod faults;
 pub mod health;
 pub mod http;
 pub mod instance;
+pub mod merge;
 pub mod metrics;
 pub mod publish;
 pub mod txn;

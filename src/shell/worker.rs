@@ -22,22 +22,28 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use care_core::config::{Config, Delivery};
-use care_core::engine::{Engine, Input, Rules};
+use care_core::engine::{Engine, Rules};
 use care_core::render::OutputRecord;
 use care_core::scorecard::Scorecard;
 use care_core::task::{Phase, TaskId};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::message::BorrowedMessage;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::shell::clock::wall_clock_ms;
 use crate::shell::consumer::ShellContext;
 use crate::shell::durability::{self, requires_abort, retry, Restore};
-use crate::shell::faults::{Fault, Faults, InjectedAbort};
 use crate::shell::events;
+use crate::shell::faults::{Fault, Faults, InjectedAbort};
+use crate::shell::merge::{monotonic_us, TaskInput};
 use crate::shell::metrics::Metrics;
 use crate::shell::publish::Publisher;
+
+#[path = "worker_intake.rs"]
+mod intake;
+#[path = "worker_recovery.rs"]
+mod recovery;
 
 /// How long a flush may take before the batch is given up (and re-read).
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
@@ -74,12 +80,22 @@ struct Slot {
     assigned: usize,
     /// When it last got a record, for idle advance.
     last_record: Instant,
+    /// Fetched records waiting to be merged by event time.
+    input: TaskInput,
+}
+
+impl Slot {
+    fn new(engine: Engine, sources: usize, assigned: usize) -> Slot {
+        Slot { engine, phase: Phase::Restoring, restore: None, assigned, last_record: Instant::now(), input: TaskInput::new(sources, monotonic_us()) }
+    }
 }
 
 /// Settings the worker reads per batch.
 pub struct Settings {
     pub commit_interval: Duration,
     pub max_inflight: usize,
+    /// How long an empty, caught-up partition may hold its task back.
+    pub max_task_idle: Duration,
     /// Quiet time after which a task's stream time follows the wall clock; 0 = never.
     pub idle_after: Duration,
     pub lateness_ms: i64,
@@ -113,6 +129,9 @@ pub struct Worker {
     poisoned: bool,
     faults: Faults,
     last_commit: Instant,
+    /// A lag sample arrived since the last [`Worker::drain_all`].
+    lag_observed: bool,
+    last_drain_all: Instant,
 }
 
 impl Worker {
@@ -137,6 +156,8 @@ impl Worker {
             poisoned: false,
             faults: Faults::from_env(),
             last_commit: Instant::now(),
+            lag_observed: false,
+            last_drain_all: Instant::now(),
         }
     }
 
@@ -163,8 +184,7 @@ impl Worker {
             let id = TaskId::source(e.partition());
             let slot = self.tasks.entry(id).or_insert_with(|| {
                 new.push(id);
-                let engine = Engine::new(self.rules.clone(), id);
-                Slot { engine, phase: Phase::Restoring, restore: None, assigned: 0, last_record: Instant::now() }
+                Slot::new(Engine::new(self.rules.clone(), id), self.topics.len(), 0)
             });
             slot.assigned += 1;
         }
@@ -215,6 +235,7 @@ impl Worker {
                 slot.engine.set_emit_from(Some(self.settings.default_emit_from_ms));
             }
             durability::activate_input(consumer, &self.cfg, &self.topics, &mut slot.engine, &group)?;
+            slot.input.reset(monotonic_us(), slot.engine.offsets());
             if self.cfg.kafka.delivery == Delivery::ExactlyOnce {
                 slot.engine.begin_batch();
             }
@@ -324,28 +345,10 @@ impl Worker {
     /// # Errors
     /// Kafka refused an output record for good.
     pub fn process(&mut self, consumer: &BaseConsumer<ShellContext>, msg: &BorrowedMessage<'_>) -> anyhow::Result<()> {
-        match self.feed(msg) {
+        match self.feed(consumer, msg) {
             Err(e) if self.exactly_once() && requires_abort(&e) => self.abort(consumer, &e),
             r => r,
         }
-    }
-
-    fn feed(&mut self, msg: &BorrowedMessage<'_>) -> anyhow::Result<()> {
-        let Some(&source) = self.sources.get(msg.topic()) else { return Ok(()) };
-        let Some(slot) = self.tasks.get_mut(&TaskId::source(msg.partition())).filter(|s| s.phase == Phase::Active) else {
-            // Fetched before its partition was revoked or paused: its next
-            // owner, or this task once restored, seeks back and reads it.
-            tracing::debug!(topic = msg.topic(), partition = msg.partition(), "Record of an inactive task skipped");
-            return Ok(());
-        };
-        self.status.kafka_answered();
-        let input = Input { source, partition: msg.partition(), offset: msg.offset(), key: msg.key(), payload: msg.payload().unwrap_or_default() };
-        let started = Instant::now();
-        slot.engine.process(&input, wall_clock_ms(), &mut self.out);
-        self.metrics.processing_seconds.observe(started.elapsed().as_secs_f64());
-        slot.last_record = Instant::now();
-        self.uncommitted += 1;
-        self.publish()
     }
 
     fn publish(&mut self) -> anyhow::Result<()> {
@@ -481,93 +484,6 @@ impl Worker {
         self.uncommitted = 0;
         self.aborts_in_a_row = 0;
         self.update_gauges();
-    }
-
-    /// Aborts the open transaction and puts every active task back where
-    /// the last commit left it: state rolled back (in time proportional to
-    /// the batch), input re-positioned at the committed offsets. Nothing of
-    /// the batch was counted; it is processed again from the start.
-    fn abort(&mut self, consumer: &BaseConsumer<ShellContext>, cause: &anyhow::Error) -> anyhow::Result<()> {
-        // First the state, all of it, with no Kafka call that could fail
-        // half-way; then the transaction; then the input positions.
-        let records = std::mem::take(&mut self.uncommitted);
-        self.out.clear();
-        let mut failure = None;
-        for slot in self.tasks.values_mut().filter(|s| s.phase == Phase::Active) {
-            if let Err(e) = slot.engine.rollback() {
-                failure.get_or_insert(anyhow::Error::new(e).context("rolling a task back"));
-            }
-        }
-        // A commit that never returned may have landed: then only the
-        // changelog knows where each task stands.
-        let commit_unknown = self.publisher.stuck_in() == Some("commit_transaction");
-        if self.in_txn {
-            if let Err(e) = self.end_failed_transaction() {
-                failure.get_or_insert(e.context("aborting the transaction"));
-            }
-        }
-        self.in_txn = false;
-        if commit_unknown {
-            self.restore_all(consumer);
-        }
-        for slot in self.tasks.values_mut().filter(|s| s.phase == Phase::Active) {
-            if let Err(e) = durability::reposition(consumer, &self.topics, &slot.engine) {
-                failure.get_or_insert(e);
-            }
-        }
-        self.aborts_in_a_row += 1;
-        if failure.is_none() && self.aborts_in_a_row > MAX_ABORTS_IN_A_ROW {
-            failure = Some(anyhow::anyhow!("{} transactions aborted in a row, the last because: {cause:#}", self.aborts_in_a_row));
-        }
-        if let Some(e) = failure {
-            self.poisoned = true;
-            return Err(e);
-        }
-        events::TransactionAborted { cause, records }.emit(&self.metrics);
-        Ok(())
-    }
-
-    /// Sends every active task back to restoring from its changelog, its
-    /// input paused until then.
-    fn restore_all(&mut self, consumer: &BaseConsumer<ShellContext>) {
-        let mut paused = TopicPartitionList::new();
-        for (id, slot) in self.tasks.iter_mut().filter(|(_, s)| s.phase == Phase::Active) {
-            *slot = Slot { engine: Engine::new(self.rules.clone(), *id), phase: Phase::Restoring, restore: None, ..*slot };
-            self.status.tasks.insert(*id, Phase::Restoring);
-            for topic in &self.topics {
-                paused.add_partition(topic, id.partition);
-            }
-        }
-        if let Err(e) = consumer.pause(&paused) {
-            tracing::warn!(error = %e, "Cannot pause inputs; the restore's seek still positions them");
-        }
-        self.update_gauges();
-    }
-
-    /// Aborts the open transaction; if the producer is stuck in a
-    /// transactional call (see `shell::txn`), replaces it instead: the new
-    /// producer's `init_transactions` fences the stuck one and settles its
-    /// transaction (aborts it, or completes a commit already under way).
-    fn end_failed_transaction(&mut self) -> anyhow::Result<()> {
-        if !self.publisher.is_stuck() {
-            match self.publisher.abort_transaction() {
-                Err(e) if self.publisher.is_stuck() => tracing::warn!(error = %e, "Abort stuck too"),
-                r => return r.map_err(anyhow::Error::new),
-            }
-        }
-        // Each replaced producer lives on in its stuck thread: a few are
-        // worth keeping the process up; more mean a restart is cheaper.
-        self.producers_replaced += 1;
-        if self.producers_replaced > MAX_PRODUCER_REPLACEMENTS {
-            anyhow::bail!("{MAX_PRODUCER_REPLACEMENTS} producers already replaced after transactional calls that never returned; stopping so a restart frees them");
-        }
-        let mut fresh = Publisher::new(&self.cfg, Arc::clone(&self.metrics), Arc::clone(&self.status))?;
-        // Bounded too: a hung init poisons the worker, and a restart is safe.
-        retry(|| fresh.init_transactions(Duration::from_secs(30))).context("initialising transactions on a new producer")?;
-        events::ProducerReplaced.emit(&self.metrics);
-        // The old producer lives on in its stuck caller thread, if ever that returns.
-        self.publisher = fresh;
-        Ok(())
     }
 
     /// Moves the stream time of tasks quiet for `idle_after` to the wall

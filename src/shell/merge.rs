@@ -1,0 +1,219 @@
+//! Event-time merge of a task's source partitions, as Kafka Streams does it
+//! (KIP-695, `PartitionGroup`).
+//!
+//! A task holds partition *n* of every source topic. Processing records in
+//! fetch order would let whichever topic is fetched first move stream time
+//! and make the other's events late, so the alerts would depend on fetch
+//! order. Instead each source partition keeps a small FIFO of decoded
+//! records, and the task takes the record with the smallest event time
+//! among the heads, but only when it is *ready*: every partition has a
+//! buffered record, or is known to be caught up and has stayed empty for
+//! `max_task_idle_ms`. A partition whose lag is unknown (just assigned or
+//! re-positioned, or a record arrived since the last lag sample) or
+//! positive is waited for without a time-out: a slow fetch must not read as
+//! an empty topic.
+//!
+//! Lag comes from librdkafka's statistics (the application position against
+//! the last stable offset, which under read_committed steps over
+//! transaction markers). A sample only counts if librdkafka took it after
+//! the partition's last reset or arrival, so a sample queued before a seek
+//! cannot declare a re-positioned partition caught up.
+//!
+//! This module decides; the worker polls, decodes, folds and pauses.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use care_core::decode::DecodeError;
+use care_core::event::Event;
+
+/// Records buffered per source partition before it is paused (Kafka
+/// Streams' `buffered.records.per.partition`): bounds memory while one
+/// partition waits for another.
+pub const MAX_BUFFERED: usize = 1_000;
+/// A paused partition resumes once its buffer is down to this.
+const RESUME_AT: usize = MAX_BUFFERED / 2;
+
+/// One fetched, decoded record waiting for its turn.
+#[derive(Debug)]
+pub struct Pending {
+    pub offset: i64,
+    pub decoded: Result<Event, DecodeError>,
+    /// The record's key and value, kept only for a record that did not
+    /// decode (its dead letter carries them); `None` for good records, so
+    /// buffering them copies nothing.
+    pub raw: Option<Raw>,
+    /// Decoding time, reported with the fold's as processing time.
+    pub decode_time: Duration,
+}
+
+/// A rejected record's bytes.
+#[derive(Debug)]
+pub struct Raw {
+    pub key: Option<Vec<u8>>,
+    pub payload: Vec<u8>,
+}
+
+impl Pending {
+    /// The merge order: event time; a record that did not decode has none
+    /// and goes first (it only becomes a dead letter, and its partition's
+    /// records behind it wait for it).
+    fn order(&self) -> i64 {
+        self.decoded.as_ref().map_or(i64::MIN, |e| e.ts_ms)
+    }
+}
+
+/// What is known of a partition's lag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lag {
+    /// Nothing since the last reset or arrival: wait.
+    Unknown,
+    /// Records exist beyond what was fetched: wait.
+    Behind,
+    /// Fetched up to the last stable offset.
+    CaughtUp,
+}
+
+#[derive(Debug)]
+struct Part {
+    queue: VecDeque<Pending>,
+    lag: Lag,
+    /// Samples librdkafka took before this (its monotonic clock, µs) are stale.
+    fresh_after_us: i64,
+    /// Since when it is empty and known caught up.
+    idle_since: Option<Instant>,
+    /// Paused because its buffer is full.
+    paused: bool,
+    /// The offset after the last record fetched (or where the input was
+    /// positioned): the position when librdkafka has handed nothing out
+    /// since the seek and so reports none.
+    next_offset: i64,
+}
+
+impl Part {
+    fn new(now_us: i64, next_offset: i64) -> Part {
+        Part { queue: VecDeque::new(), lag: Lag::Unknown, fresh_after_us: now_us, idle_since: None, paused: false, next_offset }
+    }
+}
+
+/// What [`TaskInput::next`] hands out.
+#[derive(Debug)]
+pub struct Next {
+    pub source: usize,
+    pub record: Pending,
+    /// Taken while another partition was empty (caught up and idle long
+    /// enough): Kafka Streams' "enforced processing".
+    pub enforced: bool,
+}
+
+/// The buffered input of one task: one FIFO per source partition.
+#[derive(Debug)]
+pub struct TaskInput {
+    parts: Vec<Part>,
+}
+
+impl TaskInput {
+    pub fn new(sources: usize, now_us: i64) -> TaskInput {
+        TaskInput { parts: (0..sources).map(|_| Part::new(now_us, -1)).collect() }
+    }
+
+    /// Buffers a fetched record of `source`. Returns true when its
+    /// partition is now full and must be paused (the caller pauses it).
+    pub fn push(&mut self, source: usize, record: Pending, now_us: i64) -> bool {
+        let Some(p) = self.parts.get_mut(source) else { return false };
+        p.next_offset = p.next_offset.max(record.offset + 1);
+        p.queue.push_back(record);
+        // The end moved at least to this record; what lies beyond it is
+        // unknown until librdkafka samples again.
+        p.lag = Lag::Unknown;
+        p.fresh_after_us = now_us;
+        p.idle_since = None;
+        if p.queue.len() >= MAX_BUFFERED && !p.paused {
+            p.paused = true;
+            return true;
+        }
+        false
+    }
+
+    /// The next record to process, if the task is ready (see the module doc).
+    pub fn next(&mut self, now: Instant, max_idle: Duration) -> Option<Next> {
+        let mut best: Option<(usize, i64)> = None;
+        let mut enforced = false;
+        for (i, p) in self.parts.iter().enumerate() {
+            match p.queue.front() {
+                Some(head) if best.is_none_or(|(_, t)| head.order() < t) => best = Some((i, head.order())),
+                Some(_) => {}
+                None if p.idle_since.is_some_and(|t| now.saturating_duration_since(t) >= max_idle) => enforced = true,
+                None => return None,
+            }
+        }
+        let (source, _) = best?;
+        let record = self.parts[source].queue.pop_front()?;
+        Some(Next { source, record, enforced })
+    }
+
+    /// Takes a lag sample of `source` that librdkafka took at `sample_us`
+    /// (its monotonic clock): `position` is the next offset the application
+    /// gets (negative when it has handed out nothing since the last seek),
+    /// `end` the last stable offset (negative when not yet fetched).
+    pub fn observe_lag(&mut self, source: usize, sample_us: i64, position: i64, end: i64, now: Instant) {
+        let Some(p) = self.parts.get_mut(source) else { return };
+        if sample_us <= p.fresh_after_us {
+            return;
+        }
+        // librdkafka's position steps over transaction markers; ours knows
+        // where the input was positioned before anything was handed out.
+        let position = position.max(p.next_offset);
+        p.lag = if end < 0 || position < 0 {
+            Lag::Unknown
+        } else if position >= end {
+            Lag::CaughtUp
+        } else {
+            Lag::Behind
+        };
+        if p.lag == Lag::CaughtUp && p.queue.is_empty() {
+            p.idle_since.get_or_insert(now);
+        } else {
+            p.idle_since = None;
+        }
+    }
+
+    /// Forgets every buffered record and what was known of the lag: the
+    /// input was (re)positioned and will be fetched again. Partitions the
+    /// merge had paused count as resumed (a seek resumes them). `starts`
+    /// are the offsets each source's input was positioned at.
+    pub fn reset(&mut self, now_us: i64, starts: &[Option<i64>]) {
+        for (i, p) in self.parts.iter_mut().enumerate() {
+            *p = Part::new(now_us, starts.get(i).copied().flatten().unwrap_or(-1));
+        }
+    }
+
+    /// Sources paused for a full buffer that have drained enough to resume;
+    /// marks them resumed.
+    pub fn take_resumable(&mut self) -> impl Iterator<Item = usize> + '_ {
+        self.parts.iter_mut().enumerate().filter_map(|(i, p)| {
+            (p.paused && p.queue.len() <= RESUME_AT).then(|| {
+                p.paused = false;
+                i
+            })
+        })
+    }
+
+    /// Records buffered in all partitions.
+    pub fn buffered(&self) -> usize {
+        self.parts.iter().map(|p| p.queue.len()).sum()
+    }
+}
+
+/// librdkafka's clock (`rd_clock()`: CLOCK_MONOTONIC in µs on Linux), so a
+/// statistics sample's `ts` can be compared with when a partition was reset.
+pub fn monotonic_us() -> i64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes only into the timespec it is given.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec * 1_000_000 + ts.tv_nsec / 1_000
+}
+
+#[cfg(test)]
+#[path = "merge_tests.rs"]
+mod tests;
