@@ -110,7 +110,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Demo { customers, days, seed, partitions, examples, config, json } => {
             let cfg = match config {
-                Some(p) => Config::load(&p)?,
+                Some(p) => load(&p)?.0,
                 None => Config::parse("", "defaults")?,
             };
             if partitions < 1 {
@@ -120,7 +120,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             demo(cfg, opts, json, shutdown).await
         }
         Command::Run { config, instance_id } => {
-            let mut cfg = Config::load(&config)?;
+            let mut cfg = load(&config)?.0;
+            resolve_secret_files(&mut cfg)?;
             if let Some(id) = instance_id {
                 cfg.kafka.instance_id = Some(id);
                 cfg.validate()?;
@@ -136,13 +137,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             crate::apps::run::run(cfg, listener, shutdown).await
         }
         Command::State { config, partition, customer } => {
-            let cfg = Config::load(&config)?;
+            let mut cfg = load(&config)?.0;
+            resolve_secret_files(&mut cfg)?;
             let partitions = (!partition.is_empty()).then_some(partition);
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
             tokio::task::block_in_place(|| crate::apps::state::run(&cfg, partitions, customer.as_deref(), &mut out))
         }
         Command::Replay { config, input, source, partitions, emit_from, advance_to, report, state } => {
-            let cfg = Config::load(&config)?;
+            let cfg = load(&config)?.0;
             let opts = crate::apps::replay::Options {
                 source,
                 partitions,
@@ -164,22 +166,56 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::CheckConfig { file } => {
-            let cfg = Config::load(&file)?;
-            println!("# {} is valid; resolved with defaults:", file.display());
+            let (cfg, overrides) = load(&file)?;
+            println!("# {} is valid; resolved with defaults (defaults < file < environment < flags):", file.display());
+            for o in &overrides {
+                println!("# {} from the environment ({})", o.key, o.var);
+            }
             print!("{}", toml::to_string_pretty(&redacted(cfg))?);
             Ok(())
         }
     }
 }
 
-/// Options whose names suggest secrets are shown as `<redacted>`.
+/// A config file with the environment's config variables applied (see
+/// `care_core::config::env`).
+fn load(path: &std::path::Path) -> anyhow::Result<(Config, Vec<care_core::config::env::Override>)> {
+    Ok(Config::load_with_env(path, std::env::vars())?)
+}
+
+/// Whether a librdkafka option holds a secret: librdkafka's sensitive
+/// properties (`sasl.password`, `sasl.oauthbearer.config`,
+/// `sasl.oauthbearer.client.secret`, `ssl.key.password`, `ssl.key.pem`,
+/// `ssl.keystore.password`, …) and anything named like one.
+fn is_secret(option: &str) -> bool {
+    !option.ends_with("_file") && ["password", "secret", "token", "key", "oauthbearer.config", "jaas"].iter().any(|s| option.contains(s))
+}
+
+/// Options that hold secrets are shown as `<redacted>`.
 fn redacted(mut cfg: Config) -> Config {
     for (k, v) in cfg.kafka.options.iter_mut() {
-        if ["password", "secret", "key", "token"].iter().any(|s| k.contains(s)) {
+        if is_secret(k) {
             *v = "<redacted>".into();
         }
     }
     cfg
+}
+
+/// `kafka.options` keys ending in `_file` (e.g. `"sasl.password_file"`)
+/// name a file holding the option's value (a mounted Kubernetes secret):
+/// its content, without a final newline, becomes the option.
+fn resolve_secret_files(cfg: &mut Config) -> anyhow::Result<()> {
+    let files: Vec<(String, String)> = cfg.kafka.options.iter().filter(|(k, _)| k.ends_with("_file")).map(|(k, v)| (k.clone(), v.clone())).collect();
+    for (key, path) in files {
+        let option = key.trim_end_matches("_file").to_string();
+        if cfg.kafka.options.contains_key(&option) {
+            bail!("kafka.options sets both \"{option}\" and \"{key}\"; keep one");
+        }
+        let text = std::fs::read_to_string(&path).with_context(|| format!("kafka.options.\"{key}\": cannot read {path}"))?;
+        cfg.kafka.options.remove(&key);
+        cfg.kafka.options.insert(option, text.strip_suffix('\n').unwrap_or(&text).to_string());
+    }
+    Ok(())
 }
 
 async fn demo(cfg: Config, opts: crate::apps::demo::Options, json: bool, shutdown: CancellationToken) -> anyhow::Result<()> {

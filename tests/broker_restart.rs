@@ -46,6 +46,8 @@ async fn a_broker_restart_mid_stream_is_ridden_out_with_exact_outputs() {
             ("CARE_KAFKA_PORT", free_port().to_string()),
             ("CARE_KAFKA_CONTROLLER_PORT", free_port().to_string()),
             ("CARE_KAFKA_DATA", data.display().to_string()),
+            // The shared broker holds the SASL_SSL port; this one needs none.
+            ("CARE_KAFKA_SASL_PORT", "0".to_string()),
         ],
     };
     let addr = broker.run("start");

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::event::{Kind, KindSet};
 
 mod detect;
+pub mod env;
 pub use detect::{DeclineConfig, DeclineMethod, DetectConfig, DormancyConfig, SilenceConfig};
 
 /// Why a config could not be used. Each variant names the offending key.
@@ -408,6 +409,37 @@ impl Config {
         Self::parse(&text, &path.display().to_string())
     }
 
+    /// Reads a config file, applies the config variables among `vars` (see
+    /// [`env`]; defaults < file < environment), and validates the result.
+    /// Returns the overrides applied, for `check-config`.
+    ///
+    /// # Errors
+    /// As [`Config::load`], plus a config variable naming no section or
+    /// source, or one whose value has the wrong type (named by key).
+    pub fn load_with_env(path: &Path, vars: impl IntoIterator<Item = (String, String)>) -> Result<(Config, Vec<env::Override>), ConfigError> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: origin.clone(), source })?;
+        Self::parse_with_env(&text, &origin, vars)
+    }
+
+    /// [`Config::load_with_env`] over config text.
+    ///
+    /// # Errors
+    /// As [`Config::load_with_env`].
+    pub fn parse_with_env(text: &str, origin: &str, vars: impl IntoIterator<Item = (String, String)>) -> Result<(Config, Vec<env::Override>), ConfigError> {
+        // The file alone first, so its errors carry their line numbers.
+        let from_file = Self::parse(text, origin)?;
+        let mut doc: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Parse { path: origin.to_string(), message: e.to_string() })?;
+        let applied = env::apply(&mut doc, vars)?;
+        if applied.is_empty() {
+            return Ok((from_file, applied));
+        }
+        let with_env = format!("{origin} with the environment's {}", applied.iter().map(|o| o.var.as_str()).collect::<Vec<_>>().join(", "));
+        let config: Config = toml::Value::Table(doc).try_into().map_err(|e: toml::de::Error| ConfigError::Parse { path: with_env, message: e.to_string() })?;
+        config.validate()?;
+        Ok((config, applied))
+    }
+
     /// Parses and validates config text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
         let config: Config = toml::from_str(text)
@@ -440,7 +472,7 @@ impl Config {
         if self.kafka.transaction_timeout_ms < 1_000 {
             return Err(invalid("kafka.transaction_timeout_ms", "must be at least 1000"));
         }
-        for key in ["partition.assignment.strategy", "group.protocol", "isolation.level", "enable.auto.commit", "transactional.id"] {
+        for key in ["partition.assignment.strategy", "group.protocol", "isolation.level", "enable.auto.commit", "transactional.id", "statistics.interval.ms"] {
             if self.kafka.options.contains_key(key) {
                 return Err(invalid(format!("kafka.options.\"{key}\""), "is set by care itself and cannot be overridden"));
             }

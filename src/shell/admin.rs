@@ -9,9 +9,11 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context as _};
 use care_core::config::Config;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::producer::{BaseProducer, Producer};
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::config::ClientConfig;
-use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
 use crate::shell::publish::{max_output_bytes, TOPIC_DEFAULT_MAX_BYTES};
 
@@ -34,9 +36,8 @@ pub fn client_config(cfg: &Config) -> ClientConfig {
 /// an output topic missing with `outputs.create_topics` off, or a DLQ whose
 /// `max.message.bytes` is too small.
 pub async fn preflight(cfg: &Config) -> anyhow::Result<i32> {
+    let md = tokio::task::block_in_place(|| first_contact(cfg))?;
     let admin: AdminClient<DefaultClientContext> = client_config(cfg).create().context("cannot create Kafka admin client")?;
-    let md = tokio::task::block_in_place(|| admin.inner().fetch_metadata(None, Duration::from_secs(15)))
-        .map_err(|e| anyhow!("cannot reach Kafka at {}: {e}", cfg.kafka.brokers))?;
     let partitions = |name: &str| md.topics().iter().find(|t| t.name() == name && t.error().is_none()).map(|t| t.partitions().len() as i32);
     let mut counts = Vec::new();
     for s in &cfg.sources {
@@ -72,6 +73,81 @@ pub async fn preflight(cfg: &Config) -> anyhow::Result<i32> {
     }
     check_dlq_size(cfg, &admin).await?;
     Ok(n)
+}
+
+/// How long the first metadata request may take before start-up fails.
+const FIRST_CONTACT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The first metadata request. A failed authentication, an untrusted
+/// certificate or a mechanism the broker does not offer only shows in
+/// librdkafka's error and log callbacks (the request itself just fails
+/// with a transport error), and those are served only by polling: so the
+/// request is retried in short steps, polling between them, and such a
+/// cause ends start-up at once, named. An unreachable broker is retried
+/// until the time-out (it may be starting).
+///
+/// # Errors
+/// No metadata within [`FIRST_CONTACT_TIMEOUT`], or a cause that will not
+/// go away by waiting.
+fn first_contact(cfg: &Config) -> anyhow::Result<rdkafka::metadata::Metadata> {
+    let probe: BaseProducer<FirstContact> = client_config(cfg).create_with_context(FirstContact::default()).context("cannot create a Kafka client")?;
+    let until = std::time::Instant::now() + FIRST_CONTACT_TIMEOUT;
+    loop {
+        let err = match probe.client().fetch_metadata(None, Duration::from_secs(2)) {
+            Ok(md) => return Ok(md),
+            Err(e) => e,
+        };
+        probe.poll(Duration::from_millis(200));
+        let cause = probe.context().cause();
+        let fatal = cause.as_deref().is_some_and(|c| ["SASL", "SSL", "uthenticat", "ertificate"].iter().any(|w| c.contains(w)));
+        if fatal || std::time::Instant::now() >= until {
+            let said = cause.map_or_else(String::new, |c| format!(" (the client said: {c})"));
+            bail!("cannot reach Kafka at {}: {err}{said}", cfg.kafka.brokers);
+        }
+    }
+}
+
+/// The first contact's client context: it keeps the first failure
+/// librdkafka reports. librdkafka's messages name the cause (mechanism,
+/// certificate check) and never a credential.
+#[derive(Default)]
+struct FirstContact {
+    cause: std::sync::Mutex<Option<String>>,
+}
+
+impl FirstContact {
+    fn cause(&self) -> Option<String> {
+        self.cause.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn remember(&self, message: &str) {
+        let mut cause = self.cause.lock().unwrap_or_else(|p| p.into_inner());
+        // The first failure tells why; "all brokers down" follows it.
+        if cause.is_none() && !message.contains("brokers are down") {
+            *cause = Some(message.to_string());
+        }
+    }
+}
+
+impl ClientContext for FirstContact {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        // Debug only: a failure ends start-up with an error naming it.
+        tracing::debug!(target: "librdkafka", facility = fac, "{message}");
+        if (level as i32) <= (RDKafkaLogLevel::Error as i32) {
+            self.remember(message);
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::debug!(%error, reason, "Kafka client error at start");
+        self.remember(reason);
+    }
+}
+
+/// It never produces: no delivery reports to handle.
+impl rdkafka::producer::ProducerContext for FirstContact {
+    type DeliveryOpaque = ();
+    fn delivery(&self, _: &rdkafka::producer::DeliveryResult<'_>, _: ()) {}
 }
 
 /// Creates the compacted changelog with one partition per task.

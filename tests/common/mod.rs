@@ -188,7 +188,9 @@ pub fn wait_for(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
 }
 
 /// The `care` binary, started with `args`; killed on drop if still running.
-pub struct CareProcess(pub Child);
+/// A captured stderr is read from the start, on a thread, so a chatty
+/// process never blocks on a full pipe.
+pub struct CareProcess(pub Child, Option<std::thread::JoinHandle<String>>);
 
 impl CareProcess {
     pub fn start(args: &[&str]) -> CareProcess {
@@ -205,23 +207,30 @@ impl CareProcess {
         Self::spawn(args, &[], Stdio::piped())
     }
 
+    /// [`CareProcess::start_capturing`] with extra environment variables
+    /// (`CARE_LOG` among them overrides the test's log level).
+    pub fn start_capturing_with(args: &[&str], env: &[(&str, &str)]) -> CareProcess {
+        Self::spawn(args, env, Stdio::piped())
+    }
+
     fn spawn(args: &[&str], env: &[(&str, &str)], stderr: Stdio) -> CareProcess {
         let log = std::env::var("CARE_TEST_LOG").unwrap_or_else(|_| "info".into());
         let care_env = std::env::vars().filter(|(k, _)| k.starts_with("CARE_"));
-        let child = Command::new(env!("CARGO_BIN_EXE_care")).args(args).envs(care_env).envs(env.iter().copied()).env("CARE_LOG", log).stdout(Stdio::piped()).stderr(stderr).spawn().unwrap();
-        CareProcess(child)
+        let mut child = Command::new(env!("CARGO_BIN_EXE_care")).args(args).envs(care_env).env("CARE_LOG", log).envs(env.iter().copied()).stdout(Stdio::piped()).stderr(stderr).spawn().unwrap();
+        let reader = child.stderr.take().map(|mut pipe| {
+            std::thread::spawn(move || {
+                let mut s = Vec::new();
+                let _ = std::io::Read::read_to_end(&mut pipe, &mut s);
+                String::from_utf8_lossy(&s).into_owned()
+            })
+        });
+        CareProcess(child, reader)
     }
 
     /// Waits for a process started with [`CareProcess::start_capturing`]
     /// to exit by itself; returns its status and what it wrote to stderr.
     pub fn exit_with_stderr(mut self, deadline: Duration) -> (std::process::ExitStatus, String) {
-        let mut pipe = self.0.stderr.take().expect("started with start_capturing");
-        // Read on a thread: a full pipe would block the child.
-        let reader = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = std::io::Read::read_to_string(&mut pipe, &mut s);
-            s
-        });
+        let reader = self.1.take().expect("started with start_capturing");
         let status = self.wait_exit(deadline);
         (status, reader.join().unwrap())
     }

@@ -1,0 +1,73 @@
+//! Config from the environment, as a user sets it: `CARE_<SECTION>__<KEY>`
+//! over the file (defaults < file < environment), shown by `check-config`
+//! with where each value came from; a variable naming nothing fails
+//! naming the variable.
+
+mod common;
+
+use std::process::{Command, Output};
+
+fn check_config(file_text: &str, env: &[(&str, &str)]) -> Output {
+    let path = std::env::temp_dir().join(format!("{}.toml", common::unique("care-env")));
+    std::fs::write(&path, file_text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_care")).args(["check-config", path.to_str().unwrap()]).envs(env.iter().copied()).output().unwrap();
+    let _ = std::fs::remove_file(path);
+    out
+}
+
+const FILE: &str = r#"
+[kafka]
+brokers = "from-file:9092"
+commit_interval_ms = 250
+
+[[sources]]
+name = "web-events"
+topic = "web.events"
+fields = { customer_id = "/u", ts = "/t" }
+kind = { fixed = "click" }
+"#;
+
+#[test]
+fn the_environment_overrides_the_file_and_check_config_says_so() {
+    let out = check_config(
+        FILE,
+        &[
+            ("CARE_KAFKA__BROKERS", "from-env:9092"),
+            ("CARE_ENGINE__ALLOWED_LATENESS_SECS", "7200"),
+            ("CARE_SOURCES__WEB_EVENTS__TOPIC", "web.events.v2"),
+            ("CARE_KAFKA__OPTIONS__SASL_OAUTHBEARER_CONFIG", "principal=care secret=marker-9c1"),
+        ],
+    );
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for line in [
+        "# kafka.brokers from the environment (CARE_KAFKA__BROKERS)",
+        "# engine.allowed_lateness_secs from the environment (CARE_ENGINE__ALLOWED_LATENESS_SECS)",
+        "# sources[web_events].topic from the environment (CARE_SOURCES__WEB_EVENTS__TOPIC)",
+        r#"brokers = "from-env:9092""#,
+        "commit_interval_ms = 250",
+        "allowed_lateness_secs = 7200",
+        r#"topic = "web.events.v2""#,
+        r#""sasl.oauthbearer.config" = "<redacted>""#,
+    ] {
+        assert!(shown.contains(line), "missing {line:?} in:\n{shown}");
+    }
+    assert!(!shown.contains("marker-9c1"), "a secret option was printed");
+}
+
+#[test]
+fn a_variable_that_names_nothing_or_has_the_wrong_type_fails_naming_it() {
+    for (var, value, named) in [
+        ("CARE_KAFAK__BROKERS", "x:1", "CARE_KAFAK__BROKERS"),
+        ("CARE_SOURCES__ORDERS__TOPIC", "o", "CARE_SOURCES__ORDERS__TOPIC"),
+        ("CARE_KAFKA__COMMIT_INTERVAL_MS", "soon", "commit_interval_ms"),
+        ("CARE_ENGINE__BUKCET_SECS", "60", "bukcet_secs"),
+    ] {
+        let out = check_config(FILE, &[(var, value)]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(named), "{var}: {err}");
+    }
+    // Variables without a double underscore are not config.
+    let out = check_config(FILE, &[("CARE_SOMETHING_ELSE", "1")]);
+    assert!(out.status.success());
+}
