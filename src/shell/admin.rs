@@ -27,18 +27,67 @@ pub fn client_config(cfg: &Config) -> ClientConfig {
     cc
 }
 
-/// Checks the brokers answer and the source topics exist with one
-/// partition count; creates the changelog and missing output topics;
-/// checks the DLQ takes the largest dead letter. Returns the partition count.
+/// Checks the brokers answer, the source topics exist with one partition
+/// count that an existing changelog shares, an existing instances topic
+/// has one partition and an existing DLQ takes the largest dead letter;
+/// only then creates what is missing (the changelog, the instances topic,
+/// output topics), or, with `outputs.create_topics = false`, fails naming
+/// every missing topic and the settings it needs. So a start that fails
+/// leaves nothing behind. Returns the partition count.
 ///
 /// # Errors
 /// Kafka unreachable, a source topic missing, partition counts that differ,
-/// an output topic missing with `outputs.create_topics` off, or a DLQ whose
+/// a topic missing with `outputs.create_topics` off, or a DLQ whose
 /// `max.message.bytes` is too small.
 pub async fn preflight(cfg: &Config) -> anyhow::Result<i32> {
     let md = tokio::task::block_in_place(|| first_contact(cfg))?;
     let admin: AdminClient<DefaultClientContext> = client_config(cfg).create().context("cannot create Kafka admin client")?;
     let partitions = |name: &str| md.topics().iter().find(|t| t.name() == name && t.error().is_none()).map(|t| t.partitions().len() as i32);
+    let n = check_partition_counts(cfg, &partitions)?;
+    let instances = cfg.kafka.instances_topic();
+    if let Some(p) = partitions(&instances).filter(|p| *p != 1) {
+        bail!("topic {instances:?} has {p} partitions; care's instance-id check reads one: recreate it with 1");
+    }
+    let o = &cfg.outputs;
+    if partitions(&o.dlq).is_some() {
+        check_dlq_size(cfg, &admin).await?;
+    }
+    let changelog = cfg.kafka.changelog();
+    let missing_changelog = partitions(&changelog).is_none();
+    let missing_instances = partitions(&instances).is_none();
+    let missing_outputs: Vec<&String> = [&o.alerts, &o.reactivation, &o.dlq].into_iter().filter(|t| partitions(t).is_none()).collect();
+    if !o.create_topics {
+        let mut needed = Vec::new();
+        if missing_changelog {
+            needed.push(format!("{changelog:?} ({n} partitions, cleanup.policy=compact)"));
+        }
+        if missing_instances {
+            needed.push(format!("{instances:?} (1 partition, retention.ms=3600000)"));
+        }
+        for t in &missing_outputs {
+            let dlq = if **t == o.dlq { format!(", max.message.bytes >= {}", max_output_bytes(cfg)) } else { String::new() };
+            needed.push(format!("{t:?} (any partition count{dlq})"));
+        }
+        if !needed.is_empty() {
+            bail!("outputs.create_topics is false and these topics do not exist on {}: {}", cfg.kafka.brokers, needed.join(", "));
+        }
+    }
+    if missing_changelog {
+        create_changelog(cfg, &admin, &changelog, n).await?;
+    }
+    if missing_instances {
+        create_instances_topic(cfg, &admin).await?;
+    }
+    if !missing_outputs.is_empty() {
+        create_outputs(cfg, &admin, &missing_outputs).await?;
+    }
+    Ok(n)
+}
+
+/// The sources' partition count, which every source topic and an existing
+/// changelog must share: a task holds partition n of each, and its state
+/// lives in changelog partition n.
+fn check_partition_counts(cfg: &Config, partitions: &impl Fn(&str) -> Option<i32>) -> anyhow::Result<i32> {
     let mut counts = Vec::new();
     for s in &cfg.sources {
         let n = partitions(&s.topic).ok_or_else(|| anyhow!("source topic {:?} (source `{}`) does not exist on {}", s.topic, s.name, cfg.kafka.brokers))?;
@@ -46,9 +95,8 @@ pub async fn preflight(cfg: &Config) -> anyhow::Result<i32> {
     }
     let n = counts.first().map_or(1, |(_, n)| *n);
     let changelog = cfg.kafka.changelog();
-    match partitions(&changelog) {
-        Some(c) => counts.push((changelog, c)),
-        None => create_changelog(cfg, &admin, &changelog, n).await?,
+    if let Some(c) = partitions(&changelog) {
+        counts.push((changelog, c));
     }
     if counts.iter().any(|(_, c)| *c != n) {
         let listed: Vec<String> = counts.iter().map(|(t, c)| format!("{t:?} has {c}")).collect();
@@ -58,20 +106,6 @@ pub async fn preflight(cfg: &Config) -> anyhow::Result<i32> {
             listed.join(", ")
         );
     }
-    match partitions(&cfg.kafka.instances_topic()) {
-        None => create_instances_topic(cfg, &admin).await?,
-        Some(1) => {}
-        Some(n) => bail!("topic {:?} has {n} partitions; care's instance-id check reads one: recreate it with 1", cfg.kafka.instances_topic()),
-    }
-    let o = &cfg.outputs;
-    let missing: Vec<&String> = [&o.alerts, &o.reactivation, &o.dlq].into_iter().filter(|t| partitions(t).is_none()).collect();
-    if !missing.is_empty() {
-        if !o.create_topics {
-            bail!("output topic(s) {missing:?} do not exist on {} and outputs.create_topics is false", cfg.kafka.brokers);
-        }
-        create_outputs(cfg, &admin, &missing).await?;
-    }
-    check_dlq_size(cfg, &admin).await?;
     Ok(n)
 }
 
