@@ -183,21 +183,9 @@ fn load(path: &std::path::Path) -> anyhow::Result<(Config, Vec<care_core::config
     Ok(Config::load_with_env(path, std::env::vars())?)
 }
 
-/// Whether a librdkafka option holds a secret: librdkafka's sensitive
-/// properties (`sasl.password`, `sasl.oauthbearer.config`,
-/// `sasl.oauthbearer.client.secret`, `ssl.key.password`, `ssl.key.pem`,
-/// `ssl.keystore.password`, …) and anything named like one.
-fn is_secret(option: &str) -> bool {
-    !option.ends_with("_file") && ["password", "secret", "token", "key", "oauthbearer.config", "jaas"].iter().any(|s| option.contains(s))
-}
-
 /// Options that hold secrets are shown as `<redacted>`.
 fn redacted(mut cfg: Config) -> Config {
-    for (k, v) in cfg.kafka.options.iter_mut() {
-        if is_secret(k) {
-            *v = "<redacted>".into();
-        }
-    }
+    cfg.kafka.options = cfg.kafka.options.redacted();
     cfg
 }
 

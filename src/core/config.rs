@@ -27,6 +27,30 @@ pub enum ConfigError {
     Invalid { key: String, reason: String },
 }
 
+/// librdkafka options care sets on its clients and that `kafka.options`
+/// may not set (one rule for every client: care's defaults, then
+/// `kafka.options`, then these), with the config key that sets each.
+pub const OWNED_OPTIONS: &[(&str, Option<&str>)] = &[
+    ("bootstrap.servers", Some("kafka.brokers")),
+    ("group.id", Some("kafka.group_id")),
+    ("group.instance.id", Some("kafka.instance_id")),
+    ("session.timeout.ms", Some("kafka.session_timeout_ms")),
+    ("auto.offset.reset", Some("kafka.auto_offset_reset")),
+    ("linger.ms", Some("kafka.linger_ms")),
+    ("transactional.id", Some("kafka.group_id and kafka.instance_id")),
+    ("transaction.timeout.ms", Some("kafka.transaction_timeout_ms")),
+    ("message.max.bytes", Some("engine.max_record_bytes")),
+    ("partition.assignment.strategy", None),
+    ("group.protocol", None),
+    ("isolation.level", None),
+    ("enable.auto.commit", None),
+    ("enable.auto.offset.store", None),
+    ("enable.idempotence", None),
+    ("acks", None),
+    ("partitioner", None),
+    ("statistics.interval.ms", None),
+];
+
 fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid { key: key.into(), reason: reason.into() }
 }
@@ -117,7 +141,48 @@ pub struct KafkaConfig {
     /// Passed to librdkafka as is (e.g. `security.protocol`). Values that
     /// look like secrets are never logged.
     #[serde(default)]
-    pub options: BTreeMap<String, String>,
+    pub options: KafkaOptions,
+}
+
+/// librdkafka options passed through as they are. Their `Debug` shows
+/// secrets as `<redacted>`, so a config printed for debugging leaks none.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(transparent)]
+pub struct KafkaOptions(pub BTreeMap<String, String>);
+
+impl KafkaOptions {
+    /// Whether an option holds a secret: librdkafka's sensitive properties
+    /// (`sasl.password`, `sasl.oauthbearer.config`,
+    /// `sasl.oauthbearer.client.secret`, `ssl.key.password`, `ssl.key.pem`,
+    /// `ssl.keystore.password`, …) and anything named like one; a `*_file`
+    /// key names a file, not a secret.
+    pub fn is_secret(key: &str) -> bool {
+        !key.ends_with("_file") && ["password", "secret", "token", "key", "oauthbearer.config", "jaas"].iter().any(|s| key.contains(s))
+    }
+
+    /// The options with every secret replaced by `<redacted>`.
+    pub fn redacted(&self) -> KafkaOptions {
+        KafkaOptions(self.0.iter().map(|(k, v)| (k.clone(), if Self::is_secret(k) { "<redacted>".into() } else { v.clone() })).collect())
+    }
+}
+
+impl std::fmt::Debug for KafkaOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.redacted().0.iter()).finish()
+    }
+}
+
+impl std::ops::Deref for KafkaOptions {
+    type Target = BTreeMap<String, String>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for KafkaOptions {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
 }
 
 fn default_brokers() -> String {
@@ -472,9 +537,13 @@ impl Config {
         if self.kafka.transaction_timeout_ms < 1_000 {
             return Err(invalid("kafka.transaction_timeout_ms", "must be at least 1000"));
         }
-        for key in ["partition.assignment.strategy", "group.protocol", "isolation.level", "enable.auto.commit", "transactional.id", "statistics.interval.ms"] {
-            if self.kafka.options.contains_key(key) {
-                return Err(invalid(format!("kafka.options.\"{key}\""), "is set by care itself and cannot be overridden"));
+        for (key, instead) in OWNED_OPTIONS {
+            if self.kafka.options.contains_key(*key) {
+                let why = match instead {
+                    Some(k) => format!("is set by care from `{k}`: set that instead"),
+                    None => "is set by care itself and cannot be overridden".to_string(),
+                };
+                return Err(invalid(format!("kafka.options.\"{key}\""), why));
             }
         }
         if self.kafka.max_inflight_records == 0 {

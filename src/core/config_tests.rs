@@ -66,6 +66,11 @@ fn instance_heartbeat_has_a_default_and_a_bound() {
 fn options_care_relies_on_cannot_be_overridden() {
     let err = Config::parse("[kafka.options]\n\"partition.assignment.strategy\" = \"roundrobin\"\n", "t").unwrap_err().to_string();
     assert!(err.contains("kafka.options.\"partition.assignment.strategy\""), "{err}");
+    // One that a config key sets names that key.
+    let err = Config::parse("[kafka.options]\n\"linger.ms\" = \"50\"\n", "t").unwrap_err().to_string();
+    assert!(err.contains("kafka.options.\"linger.ms\"") && err.contains("kafka.linger_ms"), "{err}");
+    // Tuning care only defaults stays open.
+    assert!(Config::parse("[kafka.options]\n\"compression.type\" = \"gzip\"\n\"fetch.wait.max.ms\" = \"10\"\n", "t").is_ok());
 }
 
 #[test]
@@ -93,4 +98,13 @@ fn a_config_from_before_durability_still_parses() {
     assert_eq!(c.kafka.delivery, Delivery::ExactlyOnce);
     assert_eq!(c.kafka.changelog(), format!("{}-care-changelog", c.kafka.group_id));
     assert_eq!(c.sources.len(), 2);
+}
+
+#[test]
+fn secret_options_never_show_in_debug_output() {
+    let cfg = Config::parse("[kafka.options]\n\"sasl.password\" = \"hunter2\"\n\"sasl.oauthbearer.config\" = \"principal=a secret=s3\"\n\"sasl.username\" = \"care\"\n", "t").unwrap();
+    let shown = format!("{cfg:?}");
+    assert!(!shown.contains("hunter2") && !shown.contains("s3\""), "{shown}");
+    assert!(shown.contains("\"sasl.username\": \"care\"") && shown.contains("<redacted>"), "{shown}");
+    assert_eq!(cfg.kafka.options["sasl.password"], "hunter2", "the value itself is intact");
 }

@@ -17,12 +17,27 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
 use crate::shell::publish::{max_output_bytes, TOPIC_DEFAULT_MAX_BYTES};
 
-/// Client settings shared by the admin client, consumer and producer.
+/// Client settings of a plain client (admin, metadata): the brokers and
+/// `kafka.options`.
 pub fn client_config(cfg: &Config) -> ClientConfig {
+    client_config_with(cfg, &[], &[])
+}
+
+/// Every Kafka client's settings, by one rule: care's `defaults` for the
+/// role, then `kafka.options` (which may tune them), then the settings
+/// care `owns` (config validation keeps those out of `kafka.options`, see
+/// `care_core::config::OWNED_OPTIONS`), the brokers among them.
+pub fn client_config_with(cfg: &Config, defaults: &[(&str, String)], owns: &[(&str, String)]) -> ClientConfig {
     let mut cc = ClientConfig::new();
-    cc.set("bootstrap.servers", &cfg.kafka.brokers);
-    for (k, v) in &cfg.kafka.options {
+    for (k, v) in defaults {
+        cc.set(*k, v);
+    }
+    for (k, v) in cfg.kafka.options.iter() {
         cc.set(k, v);
+    }
+    cc.set("bootstrap.servers", &cfg.kafka.brokers);
+    for (k, v) in owns {
+        cc.set(*k, v);
     }
     cc
 }

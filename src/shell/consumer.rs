@@ -18,7 +18,7 @@ use rdkafka::{ClientContext, Statistics};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::shell::admin::client_config;
+use crate::shell::admin::client_config_with;
 use crate::shell::events;
 use crate::shell::worker::{Query, TaskStatus, Worker};
 
@@ -76,24 +76,25 @@ impl ConsumerContext for ShellContext {
 /// Consumer settings: manual commits, read_committed, static membership
 /// when an `instance_id` is set.
 fn consumer_config(cfg: &Config) -> ClientConfig {
-    let mut cc = client_config(cfg);
-    cc.set("group.id", &cfg.kafka.group_id)
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("isolation.level", "read_committed")
-        .set("auto.offset.reset", &cfg.kafka.auto_offset_reset)
-        .set("session.timeout.ms", cfg.kafka.session_timeout_ms.to_string())
+    let mut owns = vec![
+        ("group.id", cfg.kafka.group_id.clone()),
+        ("enable.auto.commit", "false".to_string()),
+        ("enable.auto.offset.store", "false".to_string()),
+        ("isolation.level", "read_committed".to_string()),
+        ("auto.offset.reset", cfg.kafka.auto_offset_reset.clone()),
+        ("session.timeout.ms", cfg.kafka.session_timeout_ms.to_string()),
         // range gives partition n of every source topic to one member: a
         // task (and its changelog partition) never splits across instances.
-        .set("partition.assignment.strategy", "range")
+        ("partition.assignment.strategy", "range".to_string()),
         // Lag samples tell the event-time merge when an empty partition is
         // caught up (shell::merge); their period bounds how long a task
         // with several sources waits for a partition that went quiet.
-        .set("statistics.interval.ms", STATS_INTERVAL_MS.to_string());
+        ("statistics.interval.ms", STATS_INTERVAL_MS.to_string()),
+    ];
     if let Some(id) = &cfg.kafka.instance_id {
-        cc.set("group.instance.id", id);
+        owns.push(("group.instance.id", id.clone()));
     }
-    cc
+    client_config_with(cfg, &[], &owns)
 }
 
 /// The poll loop: process records, close a batch every interval or when

@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use prometheus::IntCounter;
 use rdkafka::message::{Header, OwnedHeaders};
@@ -126,24 +125,25 @@ impl Publisher {
     /// # Errors
     /// Invalid client configuration.
     pub fn new(cfg: &Config, metrics: Arc<Metrics>, health: TaskStatus) -> Result<Publisher, PublishError> {
-        let mut cc = ClientConfig::new();
-        cc.set("bootstrap.servers", &cfg.kafka.brokers)
-            .set("linger.ms", cfg.kafka.linger_ms.to_string())
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            // murmur2 for keyed records, like the Java clients' default.
-            .set("partitioner", "murmur2_random")
+        let defaults = [
             // librdkafka requires it ≤ transaction.timeout.ms.
-            .set("message.timeout.ms", cfg.kafka.transaction_timeout_ms.min(30_000).to_string())
+            ("message.timeout.ms", cfg.kafka.transaction_timeout_ms.min(30_000).to_string()),
             // State records compress well (ids, small varints); lz4 is cheap.
-            .set("compression.type", "lz4")
-            .set("message.max.bytes", max_output_bytes(cfg).max(PRODUCER_DEFAULT_MAX_BYTES).to_string());
+            ("compression.type", "lz4".to_string()),
+        ];
+        let mut owns = vec![
+            ("linger.ms", cfg.kafka.linger_ms.to_string()),
+            ("enable.idempotence", "true".to_string()),
+            ("acks", "all".to_string()),
+            // murmur2 for keyed records, like the Java clients' default.
+            ("partitioner", "murmur2_random".to_string()),
+            ("message.max.bytes", max_output_bytes(cfg).max(PRODUCER_DEFAULT_MAX_BYTES).to_string()),
+        ];
         if cfg.kafka.delivery == Delivery::ExactlyOnce {
-            cc.set("transactional.id", transactional_id(cfg)).set("transaction.timeout.ms", cfg.kafka.transaction_timeout_ms.to_string());
+            owns.push(("transactional.id", transactional_id(cfg)));
+            owns.push(("transaction.timeout.ms", cfg.kafka.transaction_timeout_ms.to_string()));
         }
-        for (k, v) in &cfg.kafka.options {
-            cc.set(k, v);
-        }
+        let cc = crate::shell::admin::client_config_with(cfg, &defaults, &owns);
         let labels = TopicRole::ALL.iter().map(|t| t.as_str()).chain(["changelog"]);
         let produced = labels.map(|l| metrics.produced.with_label_values(&[l])).collect();
         let ctx = Deliveries { metrics: Some(metrics), produced, health: Some(health), ..Deliveries::default() };
