@@ -13,7 +13,7 @@ use crate::shell::clock::wall_clock_ms;
 /// care — real-time CARE signals (satisfaction, activity decline,
 /// reactivation, loyalty) from customer events in Kafka.
 #[derive(Debug, Parser)]
-#[command(name = "care", version, about)]
+#[command(name = "care", version = concat!(env!("CARGO_PKG_VERSION"), " (git ", env!("CARE_GIT_SHA"), ", ", env!("CARE_BUILD_PROFILE"), " build)"), about)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

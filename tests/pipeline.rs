@@ -199,6 +199,19 @@ async fn events_from_two_topics_become_exact_alerts_triggers_and_dead_letters() 
     assert_eq!(http_get(port, "/customers/nobody").0, 404);
     let metrics_text = http_get(port, "/metrics").1;
     assert!(!metrics_text.contains("\"a\""), "no customer id in any label");
+    // What an SRE alerts on: lag, stream time, commit latency, the build, the process.
+    for series in [
+        "care_consumer_lag_max ",
+        &format!("care_consumer_lag{{partition=\"0\",source=\"orders\"}} 0"),
+        "care_stream_time_seconds{task=\"0_0\"} 1747054800",
+        "care_stream_time_lag_seconds{task=\"0_0\"}",
+        "care_commit_seconds_count ",
+        "care_flush_seconds_count ",
+        "care_build_info{git_sha=",
+        "process_resident_memory_bytes ",
+    ] {
+        assert!(metrics_text.contains(series), "no {series} in /metrics:\n{metrics_text}");
+    }
 
     // SIGTERM: clean exit with every processed offset committed.
     let status = care.terminate(Duration::from_secs(30));

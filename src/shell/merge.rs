@@ -156,14 +156,16 @@ impl TaskInput {
     /// (its monotonic clock): `position` is the next offset the application
     /// gets (negative when it has handed out nothing since the last seek),
     /// `end` the last stable offset (negative when not yet fetched).
-    pub fn observe_lag(&mut self, source: usize, sample_us: i64, position: i64, end: i64, now: Instant) {
-        let Some(p) = self.parts.get_mut(source) else { return };
-        if sample_us <= p.fresh_after_us {
-            return;
-        }
+    /// Returns the lag (records not yet fetched), when known.
+    pub fn observe_lag(&mut self, source: usize, sample_us: i64, position: i64, end: i64, now: Instant) -> Option<i64> {
+        let p = self.parts.get_mut(source)?;
         // librdkafka's position steps over transaction markers; ours knows
         // where the input was positioned before anything was handed out.
         let position = position.max(p.next_offset);
+        let lag = (end >= 0 && position >= 0).then(|| (end - position).max(0));
+        if sample_us <= p.fresh_after_us {
+            return lag;
+        }
         p.lag = if end < 0 || position < 0 {
             Lag::Unknown
         } else if position >= end {
@@ -176,6 +178,7 @@ impl TaskInput {
         } else {
             p.idle_since = None;
         }
+        lag
     }
 
     /// Forgets every buffered record and what was known of the lag: the

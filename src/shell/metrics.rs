@@ -5,7 +5,7 @@
 //! label. The core counts what happened in a [`Tally`]; [`Metrics::record`]
 //! adds a committed batch's tally here, so an aborted batch never counts.
 
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::{GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 use care_core::decode::RejectCode;
 use care_core::detect::SignalType;
@@ -53,6 +53,18 @@ pub struct Metrics {
     pub restore_records: IntCounter,
     /// Time from a task's assignment to the end of its restore.
     pub restore_seconds: Histogram,
+    /// Records behind the last stable offset, per source partition, from
+    /// librdkafka's statistics; and the largest of them.
+    pub consumer_lag: IntGaugeVec,
+    pub consumer_lag_max: IntGauge,
+    /// Each task's stream time (max event time seen) and how far it is
+    /// behind the wall clock.
+    pub stream_time: GaugeVec,
+    pub stream_time_lag: GaugeVec,
+    /// Time to close a batch (changelog, offsets, commit or flush).
+    pub commit_seconds: Histogram,
+    /// Time to flush the producer within a batch.
+    pub flush_seconds: Histogram,
 }
 
 /// Counter handles of one source.
@@ -81,11 +93,21 @@ fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
     register(r, IntCounter::new(name, help).expect("valid metric"))
 }
 
+/// Buckets from 1 ms to about 65 s.
+fn latency(name: &str, help: &str) -> HistogramOpts {
+    HistogramOpts::new(name, help).buckets(prometheus::exponential_buckets(0.001, 2.0, 17).expect("valid buckets"))
+}
+
 impl Metrics {
     /// A fresh registry with every metric registered; `sources` names the
     /// engine's input sources in index order.
     pub fn new(sources: &[&str]) -> Metrics {
         let r = Registry::new();
+        // The standard process_* metrics (CPU, memory, open files), Linux only.
+        #[cfg(target_os = "linux")]
+        r.register(Box::new(prometheus::process_collector::ProcessCollector::for_self())).expect("metric registered once");
+        let info = IntGaugeVec::new(Opts::new("care_build_info", "The care build: version and git commit (always 1)"), &["version", "git_sha"]).expect("valid metric");
+        register(&r, info.clone()).with_label_values(&[env!("CARGO_PKG_VERSION"), env!("CARE_GIT_SHA")]).set(1);
         let buckets = prometheus::exponential_buckets(1e-7, 4.0, 12).expect("valid buckets");
         let processing = HistogramOpts::new("care_event_processing_seconds", "Decode, fold and detect time per record").buckets(buckets);
         let restore = HistogramOpts::new("care_restore_seconds", "Time to restore a task from its changelog")
@@ -137,6 +159,22 @@ impl Metrics {
             state_bytes: gauge(&r, "care_state_bytes", "Approximate bytes of customer state"),
             restore_records: counter(&r, "care_restore_records_total", "Changelog records read back by restores"),
             restore_seconds: register(&r, Histogram::with_opts(restore).expect("valid metric")),
+            consumer_lag: register(
+                &r,
+                IntGaugeVec::new(Opts::new("care_consumer_lag", "Records not yet read, per source partition (last stable offset minus position)"), &["source", "partition"])
+                    .expect("valid metric"),
+            ),
+            consumer_lag_max: gauge(&r, "care_consumer_lag_max", "The largest care_consumer_lag of this instance"),
+            stream_time: register(
+                &r,
+                GaugeVec::new(Opts::new("care_stream_time_seconds", "Stream time of a task: the largest event time it has seen (Unix seconds)"), &["task"]).expect("valid metric"),
+            ),
+            stream_time_lag: register(
+                &r,
+                GaugeVec::new(Opts::new("care_stream_time_lag_seconds", "Wall clock minus a task's stream time"), &["task"]).expect("valid metric"),
+            ),
+            commit_seconds: register(&r, Histogram::with_opts(latency("care_commit_seconds", "Time to close a batch: changelog, offsets and the commit")).expect("valid metric")),
+            flush_seconds: register(&r, Histogram::with_opts(latency("care_flush_seconds", "Time to flush the producer within a batch")).expect("valid metric")),
             registry: r,
         }
     }

@@ -383,7 +383,10 @@ impl Worker {
             if self.uncommitted == 0 && !self.in_txn && self.publisher.inflight() == 0 {
                 return Ok(false);
             }
-            self.close_batch(consumer).map(|()| true)
+            let started = Instant::now();
+            self.close_batch(consumer)?;
+            self.metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
+            Ok(true)
         });
         match closed {
             Ok(false) => Ok(()),
@@ -414,7 +417,7 @@ impl Worker {
         if !self.exactly_once() {
             // The meta record says the batch is done: it must not land
             // before the batch's outputs did.
-            self.publisher.flush(FLUSH_TIMEOUT)?;
+            self.flush()?;
         }
         for (id, slot) in self.tasks.iter_mut().filter(|(_, s)| s.phase == Phase::Active) {
             let publisher = &self.publisher;
@@ -434,7 +437,7 @@ impl Worker {
             }
             // rust-rdkafka's commit flushes first, polling in 100 ms steps:
             // drain here so its flush finds nothing to wait for.
-            self.publisher.flush(FLUSH_TIMEOUT)?;
+            self.flush()?;
             self.faults.hit(Fault::BeforeCommit);
             if self.faults.hit_soft(Fault::AbortBatch) {
                 return Err(anyhow::Error::new(InjectedAbort));
@@ -447,12 +450,20 @@ impl Worker {
             committed.context("committing the transaction")?;
             self.in_txn = false;
         } else {
-            self.publisher.flush(FLUSH_TIMEOUT)?;
+            self.flush()?;
             self.faults.hit(Fault::BeforeCommit);
             if tpl.count() > 0 {
                 consumer.commit(&tpl, CommitMode::Sync).context("committing offsets")?;
             }
         }
+        Ok(())
+    }
+
+    /// Waits for every output in flight to be acknowledged.
+    fn flush(&self) -> anyhow::Result<()> {
+        let started = Instant::now();
+        self.publisher.flush(FLUSH_TIMEOUT)?;
+        self.metrics.flush_seconds.observe(started.elapsed().as_secs_f64());
         Ok(())
     }
 
@@ -523,6 +534,16 @@ impl Worker {
 
     fn update_gauges(&self) {
         self.metrics.customers.set(self.tasks.values().map(|s| s.engine.customer_count()).sum::<usize>() as i64);
+        let now_secs = wall_clock_ms() as f64 / 1000.0;
+        self.metrics.stream_time.reset();
+        self.metrics.stream_time_lag.reset();
+        for (id, slot) in self.tasks.iter().filter(|(_, s)| s.phase == Phase::Active) {
+            if let Some(st) = slot.engine.stream_time() {
+                let task = id.to_string();
+                self.metrics.stream_time.with_label_values(&[&task]).set(st as f64 / 1000.0);
+                self.metrics.stream_time_lag.with_label_values(&[&task]).set(now_secs - st as f64 / 1000.0);
+            }
+        }
         self.metrics.set_tasks(|p| self.status.tasks.iter().filter(|e| *e.value() == p).count());
     }
 }

@@ -104,16 +104,24 @@ impl Worker {
     }
 
     /// Takes librdkafka's lag figures for the merge.
+    /// Takes librdkafka's lag figures for the merge and the lag metrics.
     pub fn observe_stats(&mut self, stats: &Statistics) {
         let now = Instant::now();
+        let mut max = 0;
+        self.metrics.consumer_lag.reset();
         for (topic, t) in &stats.topics {
             let Some(&source) = self.sources.get(topic) else { continue };
             for (&partition, p) in &t.partitions {
                 if let Some(slot) = self.tasks.get_mut(&TaskId::source(partition)).filter(|s| s.phase == Phase::Active) {
-                    slot.input.observe_lag(source, stats.ts, p.app_offset, p.ls_offset, now);
+                    let lag = slot.input.observe_lag(source, stats.ts, p.app_offset, p.ls_offset, now);
                     self.lag_observed = true;
+                    if let Some(lag) = lag {
+                        self.metrics.consumer_lag.with_label_values(&[&self.rules.mapping(source).name, &partition.to_string()]).set(lag);
+                        max = max.max(lag);
+                    }
                 }
             }
         }
+        self.metrics.consumer_lag_max.set(max);
     }
 }
