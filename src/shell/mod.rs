@@ -4,6 +4,7 @@
 //! - [`admin`] — start-up checks, topic creation and sizing.
 //! - [`consumer`] — consumer settings, rebalance hooks, the poll loop.
 //! - [`durability`] — changelog restore and input positioning.
+//! - [`source`] — a source record's envelope for the engine; the routing check.
 //! - [`worker`] — the one owner of this instance's tasks: process, publish, commit.
 //! - [`publish`] — output records → Kafka, acknowledged or failed.
 //! - [`txn`] — transactional calls, bounded even where librdkafka hangs.
@@ -26,5 +27,6 @@ pub mod http;
 pub mod instance;
 pub mod metrics;
 pub mod publish;
+pub mod source;
 pub mod txn;
 pub mod worker;

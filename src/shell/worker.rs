@@ -38,6 +38,7 @@ use crate::shell::faults::{Fault, Faults, InjectedAbort};
 use crate::shell::events;
 use crate::shell::metrics::Metrics;
 use crate::shell::publish::Publisher;
+use crate::shell::source::{self, Routing};
 
 /// How long a flush may take before the batch is given up (and re-read).
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
@@ -113,6 +114,10 @@ pub struct Worker {
     poisoned: bool,
     faults: Faults,
     last_commit: Instant,
+    /// Each source's first records, checked for murmur2 partitioning.
+    routing: Routing,
+    /// Sources whose unknown event types were logged (once per source).
+    unknown_logged: Vec<bool>,
 }
 
 impl Worker {
@@ -137,6 +142,8 @@ impl Worker {
             poisoned: false,
             faults: Faults::from_env(),
             last_commit: Instant::now(),
+            routing: Routing::default(),
+            unknown_logged: Vec::new(),
         }
     }
 
@@ -340,9 +347,11 @@ impl Worker {
         };
         self.status.kafka_answered();
         let input = Input { source, partition: msg.partition(), offset: msg.offset(), key: msg.key(), payload: msg.payload().unwrap_or_default() };
+        let headers = source::headers(msg);
         let started = Instant::now();
-        slot.engine.process(&input, wall_clock_ms(), &mut self.out);
+        let outcome = slot.engine.process_with(&input, source::envelope(msg, headers.as_ref()), wall_clock_ms(), &mut self.out);
         self.metrics.processing_seconds.observe(started.elapsed().as_secs_f64());
+        self.routing.observe(&self.cfg, source, outcome)?;
         slot.last_record = Instant::now();
         self.uncommitted += 1;
         self.publish()
@@ -469,9 +478,13 @@ impl Worker {
     /// Reports a committed batch and opens the next.
     fn batch_committed(&mut self) {
         let eos = self.exactly_once();
-        for slot in self.tasks.values_mut().filter(|s| s.phase == Phase::Active) {
+        for (id, slot) in self.tasks.iter_mut().filter(|(_, s)| s.phase == Phase::Active) {
             let tally = slot.engine.take_tally();
             self.metrics.record(&tally);
+            events::UnknownKinds { tally: &tally, rules: &self.rules }.emit(&mut self.unknown_logged);
+            if let Some(suppressed) = tally.backfill_suppressed {
+                events::BackfillCaughtUp { task: *id, suppressed, emit_from_ms: slot.engine.emit_from() }.emit();
+            }
             if eos {
                 slot.engine.begin_batch();
             }
