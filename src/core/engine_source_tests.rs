@@ -109,3 +109,25 @@ fn a_dead_letter_keeps_its_records_key_headers_and_timestamp() {
     assert_eq!(d.header("__connect.errors.topic"), Some("web.events"));
     assert_eq!(d.header("__connect.errors.offset"), Some("5"));
 }
+
+#[test]
+fn replay_routes_each_customer_to_the_task_whose_run_check_accepts_it() {
+    // `replay`/`demo` route by murmur2 themselves; `run` checks records
+    // against the same function: a customer lands on the same task either way.
+    let n = 5;
+    let mut routed = Routed::new(Arc::new(rules("")), n);
+    let mut out = Vec::new();
+    for i in 0..50 {
+        let rec = format!(r#"{{"c":"cust-{i}","type":"page_view","t":1767225600}}"#);
+        routed.process(&input(i, 0, rec.as_bytes()), NOW, &mut out);
+    }
+    for task in routed.tasks() {
+        let p = task.id().partition;
+        let mut checked = web_engine(rules("").with_routing_check(n), p);
+        for c in task.dump() {
+            let rec = format!(r#"{{"c":"{}","type":"page_view","t":1767225600}}"#, c.customer_id);
+            assert_eq!(checked.process(&input(0, p, rec.as_bytes()), NOW, &mut out), Outcome::Folded, "{} on task {p}", c.customer_id);
+        }
+    }
+    assert_eq!(routed.customer_count(), 50);
+}

@@ -9,13 +9,13 @@ use care_core::decode::RejectCode;
 use care_core::engine::{Envelope, Outcome};
 use care_core::partition::{Misrouting, RoutingGuard, ROUTING_SAMPLE};
 use care_core::render::SourceHeaders;
-use rdkafka::message::{BorrowedHeaders, BorrowedMessage, Headers, Message};
+use rdkafka::message::{Headers, Message};
 
-/// A Kafka record's headers, lent to the engine.
-#[derive(Clone, Copy)]
-pub struct KafkaHeaders<'a>(&'a BorrowedHeaders);
+/// A Kafka record's headers (borrowed from a polled message, or owned by a
+/// buffered one), lent to the engine.
+pub struct KafkaHeaders<'a, H: Headers>(&'a H);
 
-impl SourceHeaders for KafkaHeaders<'_> {
+impl<H: Headers> SourceHeaders for KafkaHeaders<'_, H> {
     fn each(&self, f: &mut dyn FnMut(&str, Option<&[u8]>)) {
         for h in self.0.iter() {
             f(h.key, h.value);
@@ -24,13 +24,13 @@ impl SourceHeaders for KafkaHeaders<'_> {
 }
 
 /// The headers of `msg`, to lend through [`envelope`].
-pub fn headers<'a>(msg: &'a BorrowedMessage<'_>) -> Option<KafkaHeaders<'a>> {
+pub fn headers<M: Message>(msg: &M) -> Option<KafkaHeaders<'_, M::Headers>> {
     msg.headers().map(KafkaHeaders)
 }
 
 /// The envelope of `msg`: a null value is a tombstone; its timestamp and
 /// headers go on its dead letter.
-pub fn envelope<'a>(msg: &BorrowedMessage<'_>, headers: Option<&'a KafkaHeaders<'a>>) -> Envelope<'a> {
+pub fn envelope<'a, M: Message, H: Headers>(msg: &M, headers: Option<&'a KafkaHeaders<'a, H>>) -> Envelope<'a> {
     Envelope { tombstone: msg.payload().is_none(), timestamp_ms: msg.timestamp().to_millis(), headers: headers.map(|h| h as &dyn SourceHeaders) }
 }
 
