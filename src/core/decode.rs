@@ -194,16 +194,6 @@ pub enum Decoded {
     Unknown(String),
 }
 
-impl Decoded {
-    /// The event, if the record is one.
-    pub fn event(self) -> Option<Event> {
-        match self {
-            Decoded::Event(e) => Some(e),
-            _ => None,
-        }
-    }
-}
-
 /// How the kind of a record is found, resolved from [`crate::config::KindRule`].
 #[derive(Debug, Clone)]
 enum KindSource {
@@ -292,7 +282,8 @@ impl Limits {
 /// The UTF-8 byte-order mark some producers put before JSON.
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
-/// Decodes one record. `now_ms` is the wall clock handed in by the caller.
+/// Decodes one record into an event, or a record to skip (an unknown or
+/// ignored type). `now_ms` is the wall clock handed in by the caller.
 ///
 /// # Errors
 /// A [`DecodeError`] naming what is wrong; the record goes to the DLQ.

@@ -159,8 +159,8 @@ impl Rules {
         decode::decode(input.payload, &self.mappings[input.source], self.limits, now_wall_ms)
     }
 
-    /// The partition a record of `customer` should be on, if it is not on
-    /// `input`'s (configured sources only, when checked).
+    /// A `misrouted` error if `input` is not on the partition murmur2 gives
+    /// `customer` (configured sources only, when checked).
     fn misrouted(&self, input: &Input<'_>, customer: &str) -> Option<DecodeError> {
         let n = self.routed_by_customer.filter(|_| input.source != self.canonical_source())?;
         let expected = crate::partition::for_key(customer.as_bytes(), n);
