@@ -122,7 +122,8 @@ async fn every_hostile_record_has_its_documented_outcome_and_care_stays_up() {
     produce_raw(&source, &records);
     let port = free_port();
     let cfg = write_config(&config(&source, &outs, &unique("care"), port, ""));
-    let care = CareProcess::start(&["run", "--config", cfg.to_str().unwrap()]);
+    // Its log is read at the end (a few dozen lines: the pipe never fills).
+    let care = CareProcess::start_capturing(&["run", "--config", cfg.to_str().unwrap()]);
 
     let want_dead: BTreeMap<String, &str> = cases.iter().enumerate().filter(|(_, c)| !matches!(c.2, "folded" | "skipped")).map(|(i, c)| (i.to_string(), c.2)).collect();
     let dead = consume(&[&outs[2]], want_dead.len(), Duration::from_secs(90));
@@ -163,8 +164,28 @@ async fn every_hostile_record_has_its_documented_outcome_and_care_stays_up() {
     assert_eq!(http_get(port, "/healthz").0, 200);
     assert_eq!(http_get(port, "/customers/42").0, 200);
     assert_eq!(http_get(port, "/customers/bom").0, 200);
-    assert!(care.terminate(Duration::from_secs(30)).success(), "a clean exit after all that");
+    let (status, log) = care.terminate_with_stderr(Duration::from_secs(30));
+    let log = strip_ansi(&log);
+    assert!(status.success(), "a clean exit after all that: {log}");
+    // The operator is told once which types are dropped, and when the backfill ended.
+    let unknown: Vec<&str> = log.lines().filter(|l| l.contains("Skipping event types")).collect();
+    assert!(unknown.len() == 1 && unknown[0].contains("scroll") && unknown[0].contains("source=web"), "{log}");
+    assert_eq!(log.lines().filter(|l| l.contains("Stream time passed emit_from") && l.contains("suppressed=0")).count(), 1, "{log}");
     let _ = std::fs::remove_file(cfg);
+}
+
+/// The log without terminal colours.
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            chars.by_ref().find(|c| c.is_ascii_alphabetic());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Customers and the partition murmur2 gives each of them among `n`.

@@ -229,6 +229,13 @@ impl CareProcess {
         (status, reader.join().unwrap())
     }
 
+    /// Sends SIGTERM to a process started with
+    /// [`CareProcess::start_capturing`]; returns its exit status and stderr.
+    pub fn terminate_with_stderr(self, deadline: Duration) -> (std::process::ExitStatus, String) {
+        Command::new("kill").arg("-TERM").arg(self.0.id().to_string()).status().unwrap();
+        self.exit_with_stderr(deadline)
+    }
+
     /// Sends SIGTERM and waits up to `deadline` for a clean exit.
     pub fn terminate(mut self, deadline: Duration) -> std::process::ExitStatus {
         Command::new("kill").arg("-TERM").arg(self.0.id().to_string()).status().unwrap();
