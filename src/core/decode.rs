@@ -189,9 +189,46 @@ pub enum Decoded {
     Event(Event),
     /// Its type is mapped to `ignore`.
     Ignored,
-    /// Its type is unknown to the kind map (at most 64 bytes of it), and
-    /// the source skips unknown types.
-    Unknown(String),
+    /// Its type is unknown to the kind map, and the source skips unknown
+    /// types.
+    Unknown(TypeName),
+}
+
+/// Bytes of an unknown type's name kept for the operator's log.
+const TYPE_NAME_BYTES: usize = 64;
+
+/// The first 64 bytes of an unknown type's name, held inline: in a raw
+/// clickstream most records may be of unknown types, and naming each must
+/// not cost an allocation.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct TypeName {
+    len: u8,
+    bytes: [u8; TYPE_NAME_BYTES],
+}
+
+impl TypeName {
+    /// The name, cut at a character boundary.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
+    }
+}
+
+impl From<&str> for TypeName {
+    fn from(s: &str) -> TypeName {
+        let mut end = TYPE_NAME_BYTES.min(s.len());
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        let mut bytes = [0; TYPE_NAME_BYTES];
+        bytes[..end].copy_from_slice(&s.as_bytes()[..end]);
+        TypeName { len: end as u8, bytes }
+    }
+}
+
+impl std::fmt::Debug for TypeName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_str().fmt(f)
+    }
 }
 
 /// How the kind of a record is found, resolved from [`crate::config::KindRule`].
@@ -317,7 +354,7 @@ pub fn decode_event_only(bytes: &[u8], map: &SourceMapping, limits: Limits, now_
     match decode(bytes, map, limits, now_ms)? {
         Decoded::Event(e) => Ok(e),
         Decoded::Ignored => Err(DecodeError::UnknownKind("(ignored)".into())),
-        Decoded::Unknown(name) => Err(DecodeError::UnknownKind(name)),
+        Decoded::Unknown(name) => Err(DecodeError::UnknownKind(name.as_str().to_string())),
     }
 }
 
@@ -431,8 +468,8 @@ fn kind(v: &Value, map: &HashMap<String, Option<Kind>>, unknown: UnknownKinds) -
     match map.get(s).copied().or_else(|| Kind::parse_any_case(s).map(Some)) {
         Some(Some(k)) => Ok(Typed::Kind(k)),
         Some(None) => Ok(Typed::Skip(Decoded::Ignored)),
-        None if unknown == UnknownKinds::Skip => Ok(Typed::Skip(Decoded::Unknown(truncate(s, 64)))),
-        None => Err(DecodeError::UnknownKind(truncate(s, 64))),
+        None if unknown == UnknownKinds::Skip => Ok(Typed::Skip(Decoded::Unknown(s.into()))),
+        None => Err(DecodeError::UnknownKind(truncate(s, TYPE_NAME_BYTES))),
     }
 }
 

@@ -117,7 +117,10 @@ fn unknown_types_are_skipped_or_dead_lettered_as_the_source_says() {
     // The type is read first: an anonymous record of an unused type is not a dead letter.
     assert_eq!(decode(br#"{"type":"scroll"}"#, &skip, limits(), NOW), Ok(Decoded::Unknown("scroll".into())));
     let long = format!(r#"{{"type":"{}"}}"#, "x".repeat(500));
-    assert_eq!(decode(long.as_bytes(), &skip, limits(), NOW), Ok(Decoded::Unknown("x".repeat(64))), "names are bounded");
+    assert_eq!(decode(long.as_bytes(), &skip, limits(), NOW), Ok(Decoded::Unknown("x".repeat(64).as_str().into())), "names are bounded");
+    let wide = format!(r#"{{"type":"{}"}}"#, "é".repeat(40));
+    let Ok(Decoded::Unknown(name)) = decode(wide.as_bytes(), &skip, limits(), NOW) else { panic!("skipped") };
+    assert_eq!(name.as_str(), "é".repeat(32), "cut at a character boundary");
 }
 
 #[test]

@@ -312,7 +312,7 @@ impl Engine {
                 None => self.fold(input, &event, out),
             },
             Ok(Decoded::Ignored) => self.skip(input, SkipReason::IgnoredKind, None),
-            Ok(Decoded::Unknown(name)) => self.skip(input, SkipReason::UnknownKind, Some(&name)),
+            Ok(Decoded::Unknown(name)) => self.skip(input, SkipReason::UnknownKind, Some(name.as_str())),
             Err(err) => self.reject_with(input, env, &err, out),
         }
     }

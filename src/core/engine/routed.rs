@@ -52,7 +52,7 @@ impl Routed {
         match decoded {
             Ok(Decoded::Event(ev)) => self.fold(input, &ev, out),
             Ok(Decoded::Ignored) => self.tasks[0].skip(input, SkipReason::IgnoredKind, None),
-            Ok(Decoded::Unknown(name)) => self.tasks[0].skip(input, SkipReason::UnknownKind, Some(&name)),
+            Ok(Decoded::Unknown(name)) => self.tasks[0].skip(input, SkipReason::UnknownKind, Some(name.as_str())),
             Err(err) => self.tasks[0].reject(input, &err, out),
         }
     }
