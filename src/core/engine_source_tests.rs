@@ -131,3 +131,32 @@ fn replay_routes_each_customer_to_the_task_whose_run_check_accepts_it() {
     }
     assert_eq!(routed.customer_count(), 50);
 }
+
+proptest::proptest! {
+    /// Whatever mix of records arrives (events in any order, re-sends,
+    /// unknown and ignored types, tombstones, garbage), every one is counted
+    /// once: consumed = folded + late + duplicate + skipped + rejected.
+    #[test]
+    fn every_record_is_accounted_for_once(records in proptest::collection::vec((0u8..7, 0i64..200, 0u8..4), 1..200)) {
+        let mut e = web_engine(Rules::new(&Config::parse(&WEB.replace("ts = \"/t\"", "ts = \"/t\", event_id = \"/id\""), "t").unwrap()), 0);
+        let mut out = Vec::new();
+        for (i, (shape, hours, id)) in records.iter().enumerate() {
+            let t = 1_767_225_600 + hours * 3_600;
+            let rec = match shape {
+                0 => format!(r#"{{"c":"c{id}","type":"page_view","t":{t},"id":"e{hours}"}}"#),
+                1 => format!(r#"{{"c":"c{id}","type":"click","t":{t}}}"#),
+                2 => format!(r#"{{"c":"c{id}","type":"scroll","t":{t}}}"#),
+                3 => format!(r#"{{"c":"c{id}","type":"impression"}}"#),
+                4 => format!(r#"{{"c":"c{id}","type":"page_view","t":{t},"t":{t}}}"#),
+                _ => "{\"c\":".to_string(),
+            };
+            let env = Envelope { tombstone: *shape == 6, ..Envelope::default() };
+            e.process_with(&input(i as i64, 0, rec.as_bytes()), env, NOW, &mut out);
+        }
+        let t = e.take_tally();
+        let s = &t.sources[0];
+        proptest::prop_assert_eq!(s.consumed, records.len() as u64);
+        proptest::prop_assert!(s.balances(), "{:?}", s);
+        proptest::prop_assert_eq!(s.rejected_total() as usize, out.iter().filter(|r| r.role == crate::render::TopicRole::Dlq).count());
+    }
+}
