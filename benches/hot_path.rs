@@ -132,7 +132,7 @@ fn pipeline(c: &mut Criterion) {
     let mut engine = fresh_engine(&cfg);
     let (folded, other, outputs) = run_all(&mut engine, &lines);
     assert_eq!(other, 0, "every generated line must fold (no rejects, late or duplicates)");
-    let first_ts = lines.first().map(|l| decode::decode(l.as_bytes(), &SourceMapping::canonical(), limits(&cfg), NOW_MS).unwrap().ts_ms);
+    let first_ts = lines.first().map(|l| decode::decode_event_only(l.as_bytes(), &SourceMapping::canonical(), limits(&cfg), NOW_MS).unwrap().ts_ms);
     eprintln!(
         "input: {n} lines ({:.1} bytes/line avg), {} customers tracked, {folded} folded, {outputs} output records \
          (signals), state ≈ {} bytes ({:.0} bytes/customer), first ts {:?}",
@@ -180,7 +180,7 @@ fn state_bytes(r: &Routed) -> usize {
 }
 
 fn limits(cfg: &Config) -> Limits {
-    Limits { max_record_bytes: cfg.engine.max_record_bytes, max_future_skew_ms: i64::from(cfg.engine.max_future_skew_secs) * 1000 }
+    Limits::new(&cfg.engine)
 }
 
 /// A customer with `per_day` clicks and one login on each of days

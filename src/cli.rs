@@ -60,11 +60,15 @@ pub enum Command {
         #[arg(long, short)]
         config: PathBuf,
         /// Input file, one record per line (`-` for standard input).
-        #[arg(long, short)]
-        input: PathBuf,
-        /// Apply this source's mapping to the lines (default: canonical events).
+        /// Repeatable: several inputs are merged by event time, as `run`
+        /// merges a task's topics.
+        #[arg(long, short, required = true)]
+        input: Vec<PathBuf>,
+        /// Apply this source's mapping to the lines (default: canonical
+        /// events). With several inputs, one per `--input`, in the same
+        /// order (`canonical` for canonical events).
         #[arg(long)]
-        source: Option<String>,
+        source: Vec<String>,
         /// Partitions to route customers to, as `run` would see them.
         #[arg(long, default_value_t = 1)]
         partitions: i32,
@@ -145,21 +149,36 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Replay { config, input, source, partitions, emit_from, advance_to, report, state } => {
             let cfg = load(&config)?.0;
+            if !source.is_empty() && source.len() != input.len() {
+                bail!("{} --input and {} --source: give one --source per --input, in the same order, or none", input.len(), source.len());
+            }
             let opts = crate::apps::replay::Options {
-                source,
+                source: None,
                 partitions,
                 emit_from_ms: parse_instant("--emit-from", &emit_from)?,
                 advance_to_ms: parse_instant("--advance-to", &advance_to)?,
                 state_out: state,
             };
-            let reader: Box<dyn std::io::BufRead> = if input.as_os_str() == "-" {
-                Box::new(std::io::stdin().lock())
-            } else {
-                Box::new(std::io::BufReader::new(std::fs::File::open(&input).with_context(|| format!("cannot open {}", input.display()))?))
-            };
-            let mut reader = reader;
+            let mut readers = Vec::with_capacity(input.len());
+            for path in &input {
+                let reader: Box<dyn std::io::BufRead> = if path.as_os_str() == "-" {
+                    Box::new(std::io::stdin().lock())
+                } else {
+                    Box::new(std::io::BufReader::new(std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?))
+                };
+                readers.push(reader);
+            }
+            let inputs = readers
+                .iter_mut()
+                .zip(&input)
+                .enumerate()
+                .map(|(i, (lines, path))| crate::apps::replay::InputFile { name: path.display().to_string(), source: source.get(i).cloned(), lines: lines.as_mut() })
+                .collect();
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            let summary = tokio::task::block_in_place(|| crate::apps::replay::run(&cfg, &opts, &mut reader, &mut out, wall_clock_ms(), &shutdown))?;
+            let summary = tokio::task::block_in_place(|| crate::apps::replay::run_merged(&cfg, &opts, inputs, &mut out, wall_clock_ms(), &shutdown))?;
+            for w in &summary.warnings {
+                eprintln!("{w}");
+            }
             if report {
                 eprintln!("{}", serde_json::to_string_pretty(&summary)?);
             }

@@ -46,6 +46,8 @@ topic = "{web_topic}"
 timestamp_format = "epoch_millis"
 fields = {{ customer_id = "/user/id", ts = "/sent_at", csat = "/survey/csat", nps = "/survey/nps" }}
 kind = {{ field = "/type", map = {{ page_view = "click", signin = "login", support_chat = "chat", support_ticket = "ticket" }} }}
+# Dead-lettered rather than skipped (the default; tests/hostile.rs), so every reason shows here.
+unknown_kinds = "dlq"
 
 [[sources]]
 name = "orders"
@@ -178,13 +180,13 @@ async fn events_from_two_topics_become_exact_alerts_triggers_and_dead_letters() 
         assert!(!g.header("care_error_message").unwrap_or_default().is_empty());
     }
 
-    // Nothing dropped: consumed = folded + late + duplicate + rejected, over all records.
+    // Nothing dropped: consumed = folded + late + duplicate + skipped + rejected, over all records.
     let metrics = |name: &str| -> u64 {
         let (_, body) = http_get(port, "/metrics");
         body.lines().filter(|l| l.starts_with(name)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum::<f64>() as u64
     };
     assert!(wait_for(Duration::from_secs(30), || metrics("care_events_consumed_total") == total), "consumed {} of {total}", metrics("care_events_consumed_total"));
-    let accounted = metrics("care_events_folded_total") + metrics("care_events_late_total") + metrics("care_events_duplicate_total") + metrics("care_events_rejected_total");
+    let accounted = metrics("care_events_folded_total") + metrics("care_events_late_total") + metrics("care_events_duplicate_total") + metrics("care_events_skipped_total") + metrics("care_events_rejected_total");
     assert_eq!(accounted, total);
     // Merged by event time: no event is late, whichever topic came first.
     assert_eq!(metrics("care_events_late_total"), 0);
@@ -228,7 +230,7 @@ async fn a_missing_source_topic_fails_at_start_naming_it() {
     let missing = unique("missing");
     let cfg_path = std::env::temp_dir().join(format!("{}.toml", unique("care-config")));
     let outs = [unique("alerts"), unique("reactivation"), unique("dlq")];
-    std::fs::write(&cfg_path, config(&missing, &missing, [&outs[0], &outs[1], &outs[2]], &unique("g"), port).replace("name = \"orders\"", "name = \"orders2\"")).unwrap();
+    std::fs::write(&cfg_path, config(&missing, &format!("{missing}-orders"), [&outs[0], &outs[1], &outs[2]], &unique("g"), port)).unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_care")).args(["run", "--config", cfg_path.to_str().unwrap()]).output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);

@@ -16,6 +16,13 @@
 //! not UTF-8 is `key_b64`. Headers are an ordered list of pairs. A dead
 //! letter names the input line as its offset, on partition 0. No timer fires
 //! past the last event unless `--advance-to` moves stream time on.
+//!
+//! Several inputs, each with its source (`-i web.jsonl --source web -i
+//! orders.jsonl --source orders`), are merged by event time as `run` merges
+//! a task's topics: each file is read in its own order, and the record
+//! taken next is the one with the smallest event time among the files'
+//! next records (the first file on a tie; a record without a usable time
+//! goes at once).
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, Write};
@@ -23,8 +30,9 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use care_core::config::Config;
+use care_core::decode::{DecodeError, Decoded, RejectCode};
 use care_core::detect::SignalType;
-use care_core::engine::{Input, Routed, Rules};
+use care_core::engine::{Input, Outcome, Routed, Rules};
 use care_core::render::{signal_type_of, OutputRecord, TopicRole};
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -33,7 +41,8 @@ use tokio_util::sync::CancellationToken;
 /// What to replay and how.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Source mapping to apply to each line; `None` = canonical.
+    /// Source mapping to apply to each line of a single input; `None` =
+    /// canonical. [`run_merged`] takes one per input instead.
     pub source: Option<String>,
     pub partitions: i32,
     /// Suppress signals triggered before this instant (ms).
@@ -64,6 +73,8 @@ pub struct Summary {
     pub folded: u64,
     pub late: u64,
     pub duplicate: u64,
+    /// Unknown or ignored types.
+    pub skipped: u64,
     pub rejected: u64,
     pub customers: usize,
     pub customer_days: f64,
@@ -74,6 +85,10 @@ pub struct Summary {
     pub lead_times: LeadTimes,
     /// Stopped early by the shutdown token (Ctrl-C).
     pub interrupted: bool,
+    /// What the user should know (e.g. raw lines replayed as canonical);
+    /// the command line prints them to stderr.
+    #[serde(skip)]
+    pub warnings: Vec<String>,
 }
 
 /// Days from a customer's early warning (the first decline or silence
@@ -173,6 +188,14 @@ pub fn write_record(cfg: &Config, r: &OutputRecord, w: &mut dyn Write) -> std::i
     w.write_all(b"\n")
 }
 
+/// One input of a replay: its lines and the source whose mapping they
+/// take (`None`: canonical events).
+pub struct InputFile<'a> {
+    pub name: String,
+    pub source: Option<String>,
+    pub lines: &'a mut dyn BufRead,
+}
+
 /// Replays `input` through fresh tasks, writing outputs to `out`, until the
 /// input ends or `shutdown` is cancelled. `now_wall_ms` is the clock for the
 /// future-skew check.
@@ -180,19 +203,78 @@ pub fn write_record(cfg: &Config, r: &OutputRecord, w: &mut dyn Write) -> std::i
 /// # Errors
 /// Unknown source, bad partition count, or I/O on input or output.
 pub fn run(cfg: &Config, opts: &Options, input: &mut dyn BufRead, out: &mut dyn Write, now_wall_ms: i64, shutdown: &CancellationToken) -> Result<Summary, ReplayError> {
+    let inputs = vec![InputFile { name: "the input".into(), source: opts.source.clone(), lines: input }];
+    run_merged(cfg, opts, inputs, out, now_wall_ms, shutdown)
+}
+
+/// Canonical records looked at for the `--source` hint.
+const HINT_SAMPLE: u64 = 20;
+
+/// One input's reading position and next record.
+struct Reader<'a, 'b> {
+    file: &'b mut InputFile<'a>,
+    source: usize,
+    /// Line number of the next line to read.
+    offset: i64,
+    /// The next record, decoded (to order it) and its event time.
+    head: Option<(i64, Vec<u8>, Result<Decoded, DecodeError>, i64)>,
+    done: bool,
+    /// Of its first canonical records: how many, how many missing a field.
+    sampled: (u64, u64),
+}
+
+impl Reader<'_, '_> {
+    /// Reads the next non-blank line into `head`, unless one is there.
+    fn fill(&mut self, rules: &Rules, now_wall_ms: i64) -> Result<(), ReplayError> {
+        let mut line = Vec::new();
+        while self.head.is_none() && !self.done {
+            line.clear();
+            if self.file.lines.read_until(b'\n', &mut line).map_err(ReplayError::Read)? == 0 {
+                self.done = true;
+                break;
+            }
+            let offset = self.offset;
+            self.offset += 1;
+            let payload = trim_line(&line);
+            if payload.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let payload = payload.to_vec();
+            let input = Input { source: self.source, partition: 0, offset, key: None, payload: &payload };
+            let decoded = rules.decode(&input, now_wall_ms);
+            // Records that are no event go at once: they move no stream time.
+            let ts = match &decoded {
+                Ok(Decoded::Event(e)) => e.ts_ms,
+                _ => i64::MIN,
+            };
+            self.head = Some((ts, payload, decoded, offset));
+        }
+        Ok(())
+    }
+}
+
+/// Replays several inputs through fresh tasks, merged by event time (see
+/// the module doc).
+///
+/// # Errors
+/// Unknown source, bad partition count, or I/O on input or output.
+pub fn run_merged(cfg: &Config, opts: &Options, mut inputs: Vec<InputFile<'_>>, out: &mut dyn Write, now_wall_ms: i64, shutdown: &CancellationToken) -> Result<Summary, ReplayError> {
     if opts.partitions < 1 {
         return Err(ReplayError::Partitions);
     }
     let rules = Arc::new(Rules::new(cfg));
-    let source = match &opts.source {
-        Some(name) => rules.source_index(name).filter(|&i| i != rules.canonical_source()).ok_or_else(|| ReplayError::UnknownSource(name.clone()))?,
-        None => rules.canonical_source(),
-    };
-    let mut tasks = Routed::new(rules, opts.partitions);
+    let mut readers = Vec::with_capacity(inputs.len());
+    for file in &mut inputs {
+        let source = match &file.source {
+            Some(name) if name == "canonical" => rules.canonical_source(),
+            Some(name) => rules.source_index(name).filter(|&i| i != rules.canonical_source()).ok_or_else(|| ReplayError::UnknownSource(name.clone()))?,
+            None => rules.canonical_source(),
+        };
+        readers.push(Reader { file, source, offset: 0, head: None, done: false, sampled: (0, 0) });
+    }
+    let mut tasks = Routed::new(rules.clone(), opts.partitions);
     tasks.set_emit_from(opts.emit_from_ms);
     let mut records = Vec::new();
-    let mut line = Vec::new();
-    let mut offset = 0i64;
     let mut interrupted = false;
     let mut leads = LeadTimes::default();
     loop {
@@ -200,17 +282,21 @@ pub fn run(cfg: &Config, opts: &Options, input: &mut dyn BufRead, out: &mut dyn 
             interrupted = true;
             break;
         }
-        line.clear();
-        if input.read_until(b'\n', &mut line).map_err(ReplayError::Read)? == 0 {
-            break;
+        for r in &mut readers {
+            r.fill(&rules, now_wall_ms)?;
         }
-        let payload = trim_line(&line);
-        if !payload.iter().all(u8::is_ascii_whitespace) {
-            let rec = Input { source, partition: 0, offset, key: None, payload };
-            tasks.process(&rec, now_wall_ms, &mut records);
-            write_all(cfg, &mut records, &mut leads, out)?;
+        // The smallest head time; the first input on a tie.
+        let next = readers.iter().enumerate().filter_map(|(i, r)| r.head.as_ref().map(|h| (h.0, i))).min();
+        let Some((_, i)) = next else { break };
+        let r = &mut readers[i];
+        let Some((_, payload, decoded, offset)) = r.head.take() else { break };
+        let input = Input { source: r.source, partition: 0, offset, key: None, payload: &payload };
+        let outcome = tasks.dispatch(&input, decoded, &mut records);
+        if r.source == rules.canonical_source() && r.sampled.0 < HINT_SAMPLE {
+            r.sampled.0 += 1;
+            r.sampled.1 += u64::from(outcome == Outcome::Rejected(RejectCode::MissingField));
         }
-        offset += 1;
+        write_all(cfg, &mut records, &mut leads, out)?;
     }
     if let Some(to) = opts.advance_to_ms.filter(|_| !interrupted) {
         tasks.advance(to, &mut records);
@@ -221,7 +307,20 @@ pub fn run(cfg: &Config, opts: &Options, input: &mut dyn BufRead, out: &mut dyn 
         write_state(&tasks, path).map_err(ReplayError::Write)?;
     }
     leads.finish();
-    Ok(summary(&tasks, source, interrupted, leads))
+    let warnings = readers.iter().filter(|r| r.sampled.0 > 0 && r.sampled.1 == r.sampled.0).map(|r| source_hint(cfg, &r.file.name, r.sampled.0)).collect();
+    let sources: Vec<usize> = readers.iter().map(|r| r.source).collect();
+    Ok(Summary { warnings, ..summary(&tasks, &sources, interrupted, leads) })
+}
+
+/// Raw lines replayed as canonical events lack `customer_id` and `kind`:
+/// every one is a dead letter, which is easy to miss in the output.
+fn source_hint(cfg: &Config, input: &str, n: u64) -> String {
+    let names: Vec<&str> = cfg.sources.iter().map(|s| s.name.as_str()).collect();
+    let sources = if names.is_empty() { "none are configured".to_string() } else { format!("this config has {}", names.join(", ")) };
+    format!(
+        "care replay: the first {n} records of {input} were all rejected for a missing required field (missing_field): \
+         they are read as canonical events; if they are a source's raw records, pass `--source NAME` ({sources})"
+    )
 }
 
 fn write_state(tasks: &Routed, path: &std::path::Path) -> std::io::Result<()> {
@@ -245,9 +344,16 @@ fn trim_line(line: &[u8]) -> &[u8] {
     &line[..end]
 }
 
-fn summary(tasks: &Routed, source: usize, interrupted: bool, lead_times: LeadTimes) -> Summary {
+fn summary(tasks: &Routed, sources: &[usize], interrupted: bool, lead_times: LeadTimes) -> Summary {
     let tally = tasks.tally();
-    let s = &tally.sources[source];
+    let mut s = care_core::tally::SourceTally::default();
+    let mut seen = Vec::new();
+    for &i in sources {
+        if !seen.contains(&i) {
+            seen.push(i);
+            s.add(&tally.sources[i]);
+        }
+    }
     let signals: BTreeMap<&'static str, u64> = SignalType::ALL.iter().map(|t| (t.as_str(), tally.emitted[t.idx()])).collect();
     let customer_days = tasks.customer_days();
     let per_1000_customer_days = signals
@@ -259,6 +365,7 @@ fn summary(tasks: &Routed, source: usize, interrupted: bool, lead_times: LeadTim
         folded: s.folded_total(),
         late: s.late,
         duplicate: s.duplicate,
+        skipped: s.skipped_total(),
         rejected: s.rejected_total(),
         customers: tasks.customer_count(),
         customer_days,
@@ -266,100 +373,10 @@ fn summary(tasks: &Routed, source: usize, interrupted: bool, lead_times: LeadTim
         per_1000_customer_days,
         lead_times,
         interrupted,
+        warnings: Vec::new(),
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use serde_json::Value;
-
-    use super::*;
-
-    fn replay(input: &str, partitions: i32) -> (String, Summary) {
-        let cfg = Config::parse("", "t").unwrap();
-        let opts = Options { source: None, partitions, emit_from_ms: None, advance_to_ms: None, state_out: None };
-        let mut out = Vec::new();
-        let s = run(&cfg, &opts, &mut input.as_bytes(), &mut out, i64::MAX / 4, &CancellationToken::new()).unwrap();
-        (String::from_utf8(out).unwrap(), s)
-    }
-
-    #[test]
-    fn the_report_gives_the_lead_time_from_an_open_warning_to_dormancy() {
-        // `a` acts 4 times a day, then stops: decline, then silence (which
-        // supersedes it), then dormancy. `c` does the same but comes back
-        // before dormancy: its warning closes, its later dormancy (if any)
-        // is unwarned. `b` keeps stream time moving.
-        let mut events: Vec<(i64, &str)> = Vec::new();
-        for d in 0..110 {
-            let day = 1_767_225_600 + d * 86_400;
-            if d < 40 {
-                (0..4).for_each(|h| events.extend([(day + h * 3_600, "a"), (day + h * 3_600 + 60, "c")]));
-            }
-            if d == 50 {
-                events.push((day, "c"));
-            }
-            events.push((day + 43_200, "b"));
-        }
-        events.sort();
-        let input: String = events.iter().map(|(ts, c)| format!("{{\"customer_id\":\"{c}\",\"kind\":\"click\",\"ts\":{ts}}}\n")).collect();
-        let (out, s) = replay(&input, 1);
-        let time = |key: &str, ce_type: &str| -> i64 {
-            let line = out.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()).find(|v| v["key"] == key && v["headers"][3][1] == ce_type).unwrap();
-            chrono::DateTime::parse_from_rfc3339(line["headers"][4][1].as_str().unwrap()).unwrap().timestamp_millis()
-        };
-        let lead = (time("a", "io.care.dormant.v1") - time("a", "io.care.activity_decline.v2")) as f64 / 86_400_000.0;
-        assert_eq!((s.lead_times.dormant, s.lead_times.warned), (1, 1), "{out}");
-        assert_eq!(s.lead_times.p50_days, Some(lead));
-        assert!(lead > 50.0, "warned about 55 days ahead: {lead}");
-    }
-
-    #[test]
-    fn writes_dead_letters_as_lines_and_counts_everything() {
-        let input = "{\"customer_id\":\"a\",\"kind\":\"click\",\"ts\":1767225600}\n\nnot json\n[1, 2]\n";
-        let (out, s) = replay(input, 4);
-        let lines: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-        assert_eq!(lines.len(), 2);
-        assert_eq!(lines[0]["topic"], "care.dlq");
-        assert_eq!(lines[0]["key"], Value::Null, "a null key stays null");
-        assert_eq!(lines[0]["value_b64"], "bm90IGpzb24=", "not JSON: base64");
-        assert_eq!(lines[0]["headers"][2], serde_json::json!(["care_source_offset", "2"]), "headers in order");
-        assert!(out.lines().nth(1).unwrap().contains(r#""value":[1, 2]"#), "JSON verbatim, spacing kept: {out}");
-        assert_eq!((s.records, s.folded, s.rejected, s.customers), (3, 1, 2, 1));
-    }
-
-    #[test]
-    fn values_are_written_verbatim_never_reparsed() {
-        let cfg = Config::parse("", "t").unwrap();
-        // A float whose shortest form a lossy parser would not give back.
-        let value = br#"{"p_value":0.00012345678901234567,"n":1e400}"#.to_vec();
-        let r = OutputRecord { role: TopicRole::Alerts, key: Some(b"c".to_vec()), headers: vec![("ce_id", b"x".to_vec())], value: value.clone(), trigger_ms: 0 };
-        let mut out = Vec::new();
-        write_record(&cfg, &r, &mut out).unwrap();
-        let text = String::from_utf8(out).unwrap();
-        assert!(text.contains(&format!(r#""value":{}"#, String::from_utf8(value).unwrap())), "{text}");
-        let pretty = OutputRecord { value: b"{\n \"a\": 1\n}".to_vec(), ..r };
-        let mut out = Vec::new();
-        write_record(&cfg, &pretty, &mut out).unwrap();
-        assert_eq!(out.iter().filter(|b| **b == b'\n').count(), 1, "one line per record");
-        assert!(String::from_utf8(out).unwrap().contains("value_b64"));
-    }
-
-    #[test]
-    fn unknown_source_is_an_error() {
-        let cfg = Config::parse("", "t").unwrap();
-        let opts = Options { source: Some("nope".into()), partitions: 1, emit_from_ms: None, advance_to_ms: None, state_out: None };
-        let err = run(&cfg, &opts, &mut "".as_bytes(), &mut Vec::new(), 0, &CancellationToken::new()).unwrap_err();
-        assert!(err.to_string().contains("nope"));
-    }
-
-    #[test]
-    fn a_cancelled_token_stops_before_reading() {
-        let cfg = Config::parse("", "t").unwrap();
-        let opts = Options { source: None, partitions: 1, emit_from_ms: None, advance_to_ms: None, state_out: None };
-        let token = CancellationToken::new();
-        token.cancel();
-        let s = run(&cfg, &opts, &mut "not json\n".as_bytes(), &mut Vec::new(), 0, &token).unwrap();
-        assert!(s.interrupted);
-        assert_eq!(s.records, 0);
-    }
-}
+#[path = "replay_tests.rs"]
+mod tests;

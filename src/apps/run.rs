@@ -34,7 +34,9 @@ pub async fn run(cfg: Config, listener: Option<TcpListener>, shutdown: Cancellat
     let partitions = crate::shell::admin::preflight(&cfg).await?;
     tracing::info!(partitions, changelog = %cfg.kafka.changelog(), "Topics checked");
     let claim = tokio::task::block_in_place(|| crate::shell::instance::claim(&cfg))?;
-    let rules = Arc::new(Rules::new(&cfg));
+    // Records off their murmur2 partition are dead letters: folding them
+    // would split a customer's state across tasks.
+    let rules = Arc::new(Rules::new(&cfg).with_routing_check(partitions));
     let names: Vec<&str> = (0..rules.source_count()).map(|i| rules.mapping(i).name.as_str()).collect();
     let metrics = Arc::new(Metrics::new(&names));
     let status = Arc::default();

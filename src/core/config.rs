@@ -14,7 +14,9 @@ use crate::event::{Kind, KindSet};
 
 mod detect;
 pub mod env;
+mod source;
 pub use detect::{DeclineConfig, DeclineMethod, DetectConfig, DormancyConfig, SilenceConfig};
+pub use source::{FieldPointers, KindRule, KindTarget, SourceConfig, TimestampFormat, UnknownKinds};
 
 /// Why a config could not be used. Each variant names the offending key.
 #[derive(Debug, thiserror::Error)]
@@ -260,6 +262,11 @@ pub struct EngineConfig {
     /// Records larger than this go to the DLQ undecoded.
     #[serde(default = "default_max_record_bytes")]
     pub max_record_bytes: usize,
+    /// Largest order `amount` accepted; beyond it the record goes to the
+    /// DLQ (`invalid_amount`). Two amounts of 1e308 would make a
+    /// customer's lifetime spend infinite for good.
+    #[serde(default = "default_max_amount")]
+    pub max_amount: f64,
     /// Kinds that count as activity for decline and dormancy.
     #[serde(default = "default_activity_kinds")]
     pub activity_kinds: Vec<Kind>,
@@ -288,6 +295,9 @@ fn default_max_future_skew_secs() -> u32 {
 }
 fn default_max_record_bytes() -> usize {
     64 * 1024
+}
+fn default_max_amount() -> f64 {
+    1e9
 }
 fn default_idle_advance_secs() -> u64 {
     300
@@ -401,67 +411,6 @@ impl Default for HttpConfig {
     }
 }
 
-/// One input topic and the mapping of its JSON to the canonical event.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct SourceConfig {
-    /// Short name used in metric labels and `replay --source`.
-    pub name: String,
-    pub topic: String,
-    /// Timestamp encoding of the `ts` field.
-    #[serde(default)]
-    pub timestamp_format: TimestampFormat,
-    /// JSON pointers (RFC 6901) of the canonical fields.
-    pub fields: FieldPointers,
-    /// How the event kind is found.
-    pub kind: KindRule,
-}
-
-/// JSON pointers of each canonical field in a source's records.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct FieldPointers {
-    pub customer_id: String,
-    pub ts: String,
-    #[serde(default)]
-    pub amount: Option<String>,
-    #[serde(default)]
-    pub csat: Option<String>,
-    #[serde(default)]
-    pub nps: Option<String>,
-    #[serde(default)]
-    pub event_id: Option<String>,
-}
-
-/// How a record's kind is decided: fixed per topic, or read from a field
-/// (optionally through a value → kind map).
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct KindRule {
-    /// Every record of the topic has this kind.
-    #[serde(default)]
-    pub fixed: Option<Kind>,
-    /// JSON pointer of the field holding the kind.
-    #[serde(default)]
-    pub field: Option<String>,
-    /// Field value → kind. Values not in the map must be kind names.
-    #[serde(default)]
-    pub map: BTreeMap<String, Kind>,
-}
-
-/// Encoding of event time in a source.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TimestampFormat {
-    /// RFC 3339 string, or an integer read as seconds or milliseconds by
-    /// magnitude (≥ 10^11 is milliseconds). The canonical JSON lines format.
-    #[default]
-    Auto,
-    Rfc3339,
-    EpochSecs,
-    EpochMillis,
-}
-
 impl Config {
     /// Reads, parses and validates a config file.
     ///
@@ -520,6 +469,9 @@ impl Config {
             return Err(invalid("engine.bucket_secs", "must be at least 60"));
         }
         e.utc_offset_secs()?;
+        if !(e.max_amount.is_finite() && e.max_amount > 0.0 && e.max_amount <= 1e15) {
+            return Err(invalid("engine.max_amount", "must be a number above 0 and at most 1e15"));
+        }
         if e.activity_kinds.is_empty() {
             return Err(invalid("engine.activity_kinds", "must name at least one kind"));
         }
@@ -555,46 +507,12 @@ impl Config {
         if self.outputs.partitions < 1 || self.outputs.replication_factor < 1 {
             return Err(invalid("outputs.partitions", "and outputs.replication_factor must be at least 1"));
         }
-        self.validate_sources()
-    }
-
-    fn validate_sources(&self) -> Result<(), ConfigError> {
-        let mut names = std::collections::HashSet::new();
-        for (i, s) in self.sources.iter().enumerate() {
-            let key = |k: &str| format!("sources[{i}].{k}");
-            if s.name.is_empty() || !names.insert(s.name.as_str()) {
-                return Err(invalid(key("name"), format!("must be unique and non-empty, got {:?}", s.name)));
-            }
-            if s.topic.is_empty() {
-                return Err(invalid(key("topic"), "must not be empty"));
-            }
-            let f = &s.fields;
-            let pointers = [("customer_id", Some(&f.customer_id)), ("ts", Some(&f.ts)), ("amount", f.amount.as_ref()),
-                ("csat", f.csat.as_ref()), ("nps", f.nps.as_ref()), ("event_id", f.event_id.as_ref())];
-            for (name, p) in pointers {
-                check_pointer(p, &key(&format!("fields.{name}")))?;
-            }
-            check_pointer(s.kind.field.as_ref(), &key("kind.field"))?;
-            match (&s.kind.fixed, &s.kind.field) {
-                (Some(_), None) | (None, Some(_)) => {}
-                _ => return Err(invalid(key("kind"), "needs exactly one of `fixed` or `field`")),
-            }
-        }
-        Ok(())
+        source::validate(&self.sources)
     }
 
     /// The source config by name.
     pub fn source(&self, name: &str) -> Option<&SourceConfig> {
         self.sources.iter().find(|s| s.name == name)
-    }
-}
-
-fn check_pointer(p: Option<&String>, key: &str) -> Result<(), ConfigError> {
-    match p {
-        Some(p) if !p.is_empty() && !p.starts_with('/') => {
-            Err(invalid(key, format!("must be a JSON pointer starting with `/`, got {p:?}")))
-        }
-        _ => Ok(()),
     }
 }
 

@@ -98,6 +98,49 @@ fn a_config_from_before_durability_still_parses() {
     assert_eq!(c.kafka.delivery, Delivery::ExactlyOnce);
     assert_eq!(c.kafka.changelog(), format!("{}-care-changelog", c.kafka.group_id));
     assert_eq!(c.sources.len(), 2);
+    assert!(c.sources.iter().all(|s| s.unknown_kinds == UnknownKinds::Skip), "sources from before issue 12 skip unknown types");
+    assert_eq!(c.engine.max_amount, 1e9);
+}
+
+const TWO_ON_ONE_TOPIC: &str = r#"
+[[sources]]
+name = "clicks"
+topic = "web.events"
+fields = { customer_id = "/c", ts = "/t" }
+kind = { field = "/type" }
+
+[[sources]]
+name = "signins"
+topic = "web.events"
+fields = { customer_id = "/c", ts = "/t" }
+kind = { fixed = "login" }
+"#;
+
+#[test]
+fn two_sources_on_one_topic_are_an_error_naming_both() {
+    let err = Config::parse(TWO_ON_ONE_TOPIC, "t").unwrap_err().to_string();
+    assert!(err.contains("sources[1].topic") && err.contains("`clicks`") && err.contains("`signins`") && err.contains("web.events"), "{err}");
+}
+
+#[test]
+fn unknown_kinds_default_to_skip_and_a_type_can_map_to_ignore() {
+    let text = TWO_ON_ONE_TOPIC.replace("topic = \"web.events\"\nfields = { customer_id = \"/c\", ts = \"/t\" }\nkind = { fixed", "topic = \"signins\"\nunknown_kinds = \"dlq\"\nfields = { customer_id = \"/c\", ts = \"/t\" }\nkind = { fixed")
+        .replace("kind = { field = \"/type\" }", "kind = { field = \"/type\", map = { impression = \"ignore\", page_view = \"click\" } }");
+    let c = Config::parse(&text, "t").unwrap();
+    assert_eq!((c.sources[0].unknown_kinds, c.sources[1].unknown_kinds), (UnknownKinds::Skip, UnknownKinds::Dlq));
+    assert_eq!(c.sources[0].kind.map["impression"], KindTarget::Ignore);
+    assert_eq!(c.sources[0].kind.map["page_view"].kind(), Some(Kind::Click));
+    let err = Config::parse(&text.replace("\"ignore\"", "\"skip\""), "t").unwrap_err().to_string();
+    assert!(err.contains("ignore") && err.contains("click"), "names the choices: {err}");
+}
+
+#[test]
+fn max_amount_has_a_default_and_a_bound() {
+    assert_eq!(Config::parse("", "t").unwrap().engine.max_amount, 1e9);
+    for bad in ["0", "-1", "1e300", "nan"] {
+        let err = Config::parse(&format!("[engine]\nmax_amount = {bad}\n"), "t").unwrap_err().to_string();
+        assert!(err.contains("engine.max_amount"), "{bad}: {err}");
+    }
 }
 
 #[test]

@@ -3,12 +3,28 @@
 //!
 //! No I/O and no clock: the caller passes `now_ms` for the future-skew check,
 //! so `run`, `replay`, `demo` and tests decode alike.
+//!
+//! Ambiguous input, decided once here:
+//! - a record of a type the kind map does not know is [`Decoded::Unknown`]
+//!   (skipped and counted) unless its source says `unknown_kinds = "dlq"`;
+//!   one mapped to `ignore` is [`Decoded::Ignored`]. The type is read
+//!   before any other field, so an anonymous `scroll` is skipped, not
+//!   dead-lettered for its missing customer id;
+//! - canonical kind names match in any letter case (`Order` is an order);
+//!   kind map keys match exactly, being the source's own vocabulary;
+//! - an object naming a key twice is rejected (`duplicate_key`): readers
+//!   differ on which one wins;
+//! - a leading UTF-8 byte-order mark is ignored (some producers write one);
+//! - integer customer ids are kept as decimal text, so `42` and `"42"` are
+//!   one customer; other numbers are `wrong_type`;
+//! - control characters (NUL included) in a customer id are rejected: it
+//!   becomes a Kafka key and a `ce_subject` header.
 
 use std::collections::HashMap;
 
 use serde_json::Value;
 
-use crate::config::{SourceConfig, TimestampFormat};
+use crate::config::{EngineConfig, SourceConfig, TimestampFormat, UnknownKinds};
 use crate::event::{Event, Kind, MAX_CUSTOMER_ID_BYTES};
 
 /// Why a record was rejected: the code is what DLQ headers and metric labels
@@ -19,6 +35,8 @@ pub enum DecodeError {
     Oversized { len: usize, max: usize },
     #[error("not valid JSON: {0}")]
     InvalidJson(String),
+    #[error("not valid JSON: {0}")]
+    DuplicateKey(String),
     #[error("top-level JSON value is not an object")]
     NotAnObject,
     #[error("required field `{0}` is missing or null")]
@@ -31,7 +49,7 @@ pub enum DecodeError {
     InvalidTimestamp(String),
     #[error("unknown kind {0:?}")]
     UnknownKind(String),
-    #[error("amount must be a finite number ≥ 0")]
+    #[error("amount must be a number from 0 to engine.max_amount")]
     InvalidAmount,
     #[error("csat must be an integer from 1 to 5")]
     InvalidCsat,
@@ -39,6 +57,8 @@ pub enum DecodeError {
     InvalidNps,
     #[error("event time is {ahead_secs} s ahead of the wall clock (max_future_skew_secs {max_secs})")]
     FutureTimestamp { ahead_secs: i64, max_secs: u32 },
+    #[error("record is on partition {partition} but murmur2(customer_id) gives partition {expected}: its producer does not partition by murmur2 of the customer id")]
+    Misrouted { partition: i32, expected: i32 },
 }
 
 /// The bounded set of rejection codes, for metric labels and DLQ headers.
@@ -56,11 +76,13 @@ pub enum RejectCode {
     InvalidCsat,
     InvalidNps,
     FutureTimestamp,
+    DuplicateKey,
+    Misrouted,
 }
 
 impl RejectCode {
     /// Every code, in index order.
-    pub const ALL: [RejectCode; 12] = [
+    pub const ALL: [RejectCode; 14] = [
         RejectCode::Oversized,
         RejectCode::InvalidJson,
         RejectCode::NotAnObject,
@@ -73,6 +95,8 @@ impl RejectCode {
         RejectCode::InvalidCsat,
         RejectCode::InvalidNps,
         RejectCode::FutureTimestamp,
+        RejectCode::DuplicateKey,
+        RejectCode::Misrouted,
     ];
 
     /// The code as written in the `care_error_code` header and metric label.
@@ -90,6 +114,8 @@ impl RejectCode {
             RejectCode::InvalidCsat => "invalid_csat",
             RejectCode::InvalidNps => "invalid_nps",
             RejectCode::FutureTimestamp => "future_timestamp",
+            RejectCode::DuplicateKey => "duplicate_key",
+            RejectCode::Misrouted => "misrouted",
         }
     }
 
@@ -115,6 +141,8 @@ impl DecodeError {
             DecodeError::InvalidCsat => RejectCode::InvalidCsat,
             DecodeError::InvalidNps => RejectCode::InvalidNps,
             DecodeError::FutureTimestamp { .. } => RejectCode::FutureTimestamp,
+            DecodeError::DuplicateKey(_) => RejectCode::DuplicateKey,
+            DecodeError::Misrouted { .. } => RejectCode::Misrouted,
         }
     }
 }
@@ -124,11 +152,91 @@ const MAX_TS_MS: i64 = 253_402_300_799_999;
 /// Integers at or above this are read as milliseconds by `auto` (year 5138 in seconds).
 const AUTO_MILLIS_FROM: f64 = 1e11;
 
+/// Why a record carries no event for care: counted, neither folded nor
+/// dead-lettered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SkipReason {
+    /// A type the kind map does not know (`unknown_kinds = "skip"`).
+    UnknownKind,
+    /// A type the kind map sends to `ignore`.
+    IgnoredKind,
+    /// A null value on a source topic (a compaction tombstone).
+    Tombstone,
+}
+
+impl SkipReason {
+    /// Every reason, in index order.
+    pub const ALL: [SkipReason; 3] = [SkipReason::UnknownKind, SkipReason::IgnoredKind, SkipReason::Tombstone];
+
+    /// The reason as a metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::UnknownKind => "unknown_kind",
+            SkipReason::IgnoredKind => "ignored_kind",
+            SkipReason::Tombstone => "tombstone",
+        }
+    }
+
+    /// Index into per-reason arrays.
+    pub fn idx(self) -> usize {
+        self as usize
+    }
+}
+
+/// What a record that is not rejected decodes to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decoded {
+    Event(Event),
+    /// Its type is mapped to `ignore`.
+    Ignored,
+    /// Its type is unknown to the kind map, and the source skips unknown
+    /// types.
+    Unknown(TypeName),
+}
+
+/// Bytes of an unknown type's name kept for the operator's log.
+const TYPE_NAME_BYTES: usize = 64;
+
+/// The first 64 bytes of an unknown type's name, held inline: in a raw
+/// clickstream most records may be of unknown types, and naming each must
+/// not cost an allocation.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct TypeName {
+    len: u8,
+    bytes: [u8; TYPE_NAME_BYTES],
+}
+
+impl TypeName {
+    /// The name, cut at a character boundary.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
+    }
+}
+
+impl From<&str> for TypeName {
+    fn from(s: &str) -> TypeName {
+        let mut end = TYPE_NAME_BYTES.min(s.len());
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        let mut bytes = [0; TYPE_NAME_BYTES];
+        bytes[..end].copy_from_slice(&s.as_bytes()[..end]);
+        TypeName { len: end as u8, bytes }
+    }
+}
+
+impl std::fmt::Debug for TypeName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_str().fmt(f)
+    }
+}
+
 /// How the kind of a record is found, resolved from [`crate::config::KindRule`].
 #[derive(Debug, Clone)]
 enum KindSource {
     Fixed(Kind),
-    Field { pointer: String, map: HashMap<String, Kind> },
+    /// `map` values of `None` are types to ignore.
+    Field { pointer: String, map: HashMap<String, Option<Kind>>, unknown: UnknownKinds },
 }
 
 /// A source's compiled mapping from its JSON to the canonical event.
@@ -153,7 +261,8 @@ impl SourceMapping {
             (Some(k), _) => KindSource::Fixed(k),
             (None, field) => KindSource::Field {
                 pointer: field.clone().unwrap_or_else(|| "/kind".into()),
-                map: cfg.kind.map.iter().map(|(v, k)| (v.clone(), *k)).collect(),
+                map: cfg.kind.map.iter().map(|(v, k)| (v.clone(), k.kind())).collect(),
+                unknown: cfg.unknown_kinds,
             },
         };
         let f = &cfg.fields;
@@ -172,7 +281,8 @@ impl SourceMapping {
     }
 
     /// The canonical JSON lines format: fields at the top level under their
-    /// canonical names, `ts` as RFC 3339 or epoch seconds/millis.
+    /// canonical names, `ts` as RFC 3339 or epoch seconds/millis. An
+    /// unknown kind is a dead letter: the format defines its kinds.
     pub fn canonical() -> SourceMapping {
         let p = |s: &str| Some(format!("/{s}"));
         SourceMapping {
@@ -185,7 +295,7 @@ impl SourceMapping {
             csat: p("csat"),
             nps: p("nps"),
             event_id: p("event_id"),
-            kind: KindSource::Field { pointer: "/kind".into(), map: HashMap::new() },
+            kind: KindSource::Field { pointer: "/kind".into(), map: HashMap::new(), unknown: UnknownKinds::Dlq },
         }
     }
 }
@@ -195,34 +305,70 @@ impl SourceMapping {
 pub struct Limits {
     pub max_record_bytes: usize,
     pub max_future_skew_ms: i64,
+    /// Largest `amount` accepted.
+    pub max_amount: f64,
 }
 
-/// Decodes one record. `now_ms` is the wall clock handed in by the caller.
+impl Limits {
+    /// The limits an `[engine]` table sets.
+    pub fn new(e: &EngineConfig) -> Limits {
+        Limits { max_record_bytes: e.max_record_bytes, max_future_skew_ms: i64::from(e.max_future_skew_secs) * 1000, max_amount: e.max_amount }
+    }
+}
+
+/// The UTF-8 byte-order mark some producers put before JSON.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Decodes one record into an event, or a record to skip (an unknown or
+/// ignored type). `now_ms` is the wall clock handed in by the caller.
 ///
 /// # Errors
 /// A [`DecodeError`] naming what is wrong; the record goes to the DLQ.
-pub fn decode(bytes: &[u8], map: &SourceMapping, limits: Limits, now_ms: i64) -> Result<Event, DecodeError> {
+pub fn decode(bytes: &[u8], map: &SourceMapping, limits: Limits, now_ms: i64) -> Result<Decoded, DecodeError> {
     if bytes.len() > limits.max_record_bytes {
         return Err(DecodeError::Oversized { len: bytes.len(), max: limits.max_record_bytes });
     }
-    let root: Value = serde_json::from_slice(bytes).map_err(|e| DecodeError::InvalidJson(e.to_string()))?;
+    let root = crate::json::parse(bytes.strip_prefix(BOM).unwrap_or(bytes)).map_err(|e| {
+        let msg = e.to_string();
+        if msg.starts_with(crate::json::DUPLICATE_KEY) { DecodeError::DuplicateKey(msg) } else { DecodeError::InvalidJson(msg) }
+    })?;
     if !root.is_object() {
         return Err(DecodeError::NotAnObject);
     }
-    let customer_id = customer_id(required(&root, &map.customer_id, "customer_id")?)?;
-    let ts_ms = timestamp(required(&root, &map.ts, "ts")?, map.ts_format)?;
+    let kind = match &map.kind {
+        KindSource::Fixed(k) => *k,
+        KindSource::Field { pointer, map, unknown } => match kind(required(&root, pointer, "kind")?, map, *unknown)? {
+            Typed::Kind(k) => k,
+            Typed::Skip(skipped) => return Ok(skipped),
+        },
+    };
+    decode_event(&root, map, kind, limits, now_ms).map(Decoded::Event)
+}
+
+/// Decodes one record that must be an event (benches, tests): a skipped
+/// one is an `unknown_kind` error.
+///
+/// # Errors
+/// As [`decode`]; a record it skips is [`DecodeError::UnknownKind`].
+pub fn decode_event_only(bytes: &[u8], map: &SourceMapping, limits: Limits, now_ms: i64) -> Result<Event, DecodeError> {
+    match decode(bytes, map, limits, now_ms)? {
+        Decoded::Event(e) => Ok(e),
+        Decoded::Ignored => Err(DecodeError::UnknownKind("(ignored)".into())),
+        Decoded::Unknown(name) => Err(DecodeError::UnknownKind(name.as_str().to_string())),
+    }
+}
+
+fn decode_event(root: &Value, map: &SourceMapping, kind: Kind, limits: Limits, now_ms: i64) -> Result<Event, DecodeError> {
+    let customer_id = customer_id(required(root, &map.customer_id, "customer_id")?)?;
+    let ts_ms = timestamp(required(root, &map.ts, "ts")?, map.ts_format)?;
     if ts_ms - now_ms > limits.max_future_skew_ms {
         let max_secs = u32::try_from(limits.max_future_skew_ms / 1000).unwrap_or(u32::MAX);
         return Err(DecodeError::FutureTimestamp { ahead_secs: (ts_ms - now_ms) / 1000, max_secs });
     }
-    let kind = match &map.kind {
-        KindSource::Fixed(k) => *k,
-        KindSource::Field { pointer, map } => kind(required(&root, pointer, "kind")?, map)?,
-    };
-    let amount = optional(&root, map.amount.as_deref()).map(amount).transpose()?;
-    let csat = optional(&root, map.csat.as_deref()).map(|v| small_int(v, 1, 5, DecodeError::InvalidCsat)).transpose()?;
-    let nps = optional(&root, map.nps.as_deref()).map(|v| small_int(v, 0, 10, DecodeError::InvalidNps)).transpose()?;
-    let event_id = optional(&root, map.event_id.as_deref()).map(|v| scalar_string(v, "event_id")).transpose()?;
+    let amount = optional(root, map.amount.as_deref()).map(|v| amount(v, limits.max_amount)).transpose()?;
+    let csat = optional(root, map.csat.as_deref()).map(|v| small_int(v, 1, 5, DecodeError::InvalidCsat)).transpose()?;
+    let nps = optional(root, map.nps.as_deref()).map(|v| small_int(v, 0, 10, DecodeError::InvalidNps)).transpose()?;
+    let event_id = optional(root, map.event_id.as_deref()).map(|v| scalar_string(v, "event_id")).transpose()?;
     Ok(Event { customer_id, kind, ts_ms, amount, csat, nps, event_id })
 }
 
@@ -253,6 +399,11 @@ fn customer_id(v: &Value) -> Result<String, DecodeError> {
     }
     if id.len() > MAX_CUSTOMER_ID_BYTES {
         return Err(DecodeError::InvalidCustomerId("is longer than 128 bytes"));
+    }
+    // It becomes a Kafka key and a header value: a NUL or a newline there
+    // breaks tools downstream.
+    if id.chars().any(char::is_control) {
+        return Err(DecodeError::InvalidCustomerId("contains a control character"));
     }
     Ok(id)
 }
@@ -306,19 +457,30 @@ fn finite_ms(ms: f64) -> Result<i64, DecodeError> {
     }
 }
 
-fn kind(v: &Value, map: &HashMap<String, Kind>) -> Result<Kind, DecodeError> {
+/// A record's kind, or why it is skipped.
+enum Typed {
+    Kind(Kind),
+    Skip(Decoded),
+}
+
+fn kind(v: &Value, map: &HashMap<String, Option<Kind>>, unknown: UnknownKinds) -> Result<Typed, DecodeError> {
     let s = v.as_str().ok_or(DecodeError::WrongType { field: "kind", expected: "a string" })?;
-    map.get(s).copied().or_else(|| Kind::parse(s)).ok_or_else(|| DecodeError::UnknownKind(truncate(s, 64)))
+    match map.get(s).copied().or_else(|| Kind::parse_any_case(s).map(Some)) {
+        Some(Some(k)) => Ok(Typed::Kind(k)),
+        Some(None) => Ok(Typed::Skip(Decoded::Ignored)),
+        None if unknown == UnknownKinds::Skip => Ok(Typed::Skip(Decoded::Unknown(s.into()))),
+        None => Err(DecodeError::UnknownKind(truncate(s, TYPE_NAME_BYTES))),
+    }
 }
 
 /// Money often arrives as a decimal string; both forms are accepted.
-fn amount(v: &Value) -> Result<f64, DecodeError> {
+fn amount(v: &Value, max: f64) -> Result<f64, DecodeError> {
     let x = match v {
         Value::Number(n) => n.as_f64(),
         Value::String(s) => s.trim().parse::<f64>().ok(),
         _ => None,
     };
-    x.filter(|x| x.is_finite() && *x >= 0.0).ok_or(DecodeError::InvalidAmount)
+    x.filter(|x| (0.0..=max).contains(x)).ok_or(DecodeError::InvalidAmount)
 }
 
 fn small_int(v: &Value, lo: u8, hi: u8, err: DecodeError) -> Result<u8, DecodeError> {

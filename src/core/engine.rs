@@ -14,10 +14,10 @@ use std::sync::Arc;
 
 use crate::changelog::{Meta, META_KEY};
 use crate::config::{Config, DeclineMethod};
-use crate::decode::{self, DecodeError, Limits, SourceMapping};
+use crate::decode::{self, DecodeError, Decoded, Limits, SourceMapping};
 use crate::detect::{self, decline, dormancy, sequential, ActivityEvent, Detector, Moment, Signal};
 use crate::event::{Event, KindSet};
-use crate::render::{Origin, OutputRecord, Renderer};
+use crate::render::{OutputRecord, Renderer};
 use crate::scorecard::Scorecard;
 use crate::state::codec::encode_customer;
 use crate::state::dump::CustomerDump;
@@ -26,26 +26,10 @@ use crate::tally::Tally;
 use crate::task::TaskId;
 use crate::time::Buckets;
 
-/// One input record as the shell hands it over.
-#[derive(Debug, Clone, Copy)]
-pub struct Input<'a> {
-    /// Index of the source in the config (or of the canonical mapping).
-    pub source: usize,
-    /// The record's own partition and offset (for DLQ headers and offsets).
-    pub partition: i32,
-    pub offset: i64,
-    pub key: Option<&'a [u8]>,
-    pub payload: &'a [u8],
-}
-
-/// What became of one record; consumed = folded + late + duplicate + rejected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Folded,
-    Late,
-    Duplicate,
-    Rejected,
-}
+mod intake;
+mod routed;
+pub use intake::{Envelope, Input, Outcome, Prepared};
+pub use routed::Routed;
 
 /// The compiled config every task of a process shares.
 #[derive(Debug)]
@@ -62,6 +46,10 @@ pub struct Rules {
     width: usize,
     renderer: Renderer,
     emit_from_ms: Option<i64>,
+    /// Partitions of the source topics, when records are checked to be on
+    /// the partition murmur2(customer_id) gives (`run`); `None` in `replay`
+    /// and `demo`, which route by it themselves.
+    routed_by_customer: Option<i32>,
 }
 
 impl Rules {
@@ -74,7 +62,7 @@ impl Rules {
         let activity = e.activity_set();
         Rules {
             mappings,
-            limits: Limits { max_record_bytes: e.max_record_bytes, max_future_skew_ms: i64::from(e.max_future_skew_secs) * 1000 },
+            limits: Limits::new(e),
             buckets: Buckets {
                 bucket_ms: i64::from(e.bucket_secs) * 1000,
                 offset_ms: i64::from(e.utc_offset_secs().unwrap_or(0)) * 1000,
@@ -86,7 +74,18 @@ impl Rules {
             reactivation: cfg.detect.dormancy.enabled.then(|| dormancy::Params::new(&cfg.detect.dormancy)),
             renderer: Renderer::new(cfg),
             emit_from_ms: e.emit_from.as_deref().and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok()).map(|t| t.timestamp_millis()),
+            routed_by_customer: None,
         }
+    }
+
+    /// Checks every configured source's records against murmur2(customer
+    /// id) over `partitions`: a record elsewhere is dead-lettered as
+    /// `misrouted`, since folding it would start a second state for its
+    /// customer on the wrong task.
+    #[must_use]
+    pub fn with_routing_check(mut self, partitions: i32) -> Rules {
+        self.routed_by_customer = Some(partitions);
+        self
     }
 
     /// Number of input sources, the canonical mapping included.
@@ -123,8 +122,16 @@ impl Rules {
     ///
     /// # Errors
     /// The record is rejected; the error's code goes in DLQ headers.
-    pub fn decode(&self, input: &Input<'_>, now_wall_ms: i64) -> Result<Event, DecodeError> {
+    pub fn decode(&self, input: &Input<'_>, now_wall_ms: i64) -> Result<Decoded, DecodeError> {
         decode::decode(input.payload, &self.mappings[input.source], self.limits, now_wall_ms)
+    }
+
+    /// A `misrouted` error if `input` is not on the partition murmur2 gives
+    /// `customer` (configured sources only, when checked).
+    fn misrouted(&self, input: &Input<'_>, customer: &str) -> Option<DecodeError> {
+        let n = self.routed_by_customer.filter(|_| input.source != self.canonical_source())?;
+        let expected = crate::partition::for_key(customer.as_bytes(), n);
+        (expected != input.partition).then_some(DecodeError::Misrouted { partition: input.partition, expected })
     }
 }
 
@@ -160,8 +167,12 @@ pub struct Engine {
     encoded: Vec<u8>,
     /// Scratch for what the detectors decide in one moment.
     signals: Vec<Signal>,
-    /// Offsets and meta flag at the start of an undoable batch.
-    batch_start: Option<(Vec<Option<i64>>, bool)>,
+    /// Offsets, meta flag and `caught_up` at the start of an undoable batch.
+    batch_start: Option<(Vec<Option<i64>>, bool, bool)>,
+    /// Whether stream time has reached `emit_from` (the backfill is over).
+    caught_up: bool,
+    /// Signals suppressed in tallies already taken.
+    suppressed_taken: u64,
 }
 
 impl Engine {
@@ -179,6 +190,8 @@ impl Engine {
             encoded: Vec::new(),
             signals: Vec::new(),
             batch_start: None,
+            caught_up: false,
+            suppressed_taken: 0,
             rules,
         }
     }
@@ -196,6 +209,21 @@ impl Engine {
     pub fn set_emit_from(&mut self, ms: Option<i64>) {
         self.emit_from_ms = ms;
         self.meta_dirty = true;
+        self.caught_up = self.past_emit_from();
+    }
+
+    fn past_emit_from(&self) -> bool {
+        matches!((self.state.stream_time_ms, self.emit_from_ms), (Some(st), Some(from)) if st >= from)
+    }
+
+    /// The first time stream time reaches `emit_from`, puts in the tally
+    /// how many messages were suppressed before it, for the shell to say
+    /// once that the backfill is over.
+    fn check_caught_up(&mut self) {
+        if !self.caught_up && self.past_emit_from() {
+            self.caught_up = true;
+            self.tally.backfill_suppressed = Some(self.suppressed_taken + self.tally.suppressed.iter().sum::<u64>());
+        }
     }
 
     /// Pins where a source's input starts for a task that has not read it
@@ -230,30 +258,8 @@ impl Engine {
     /// Takes the tally, leaving an empty one.
     pub fn take_tally(&mut self) -> Tally {
         let empty = Tally::new(self.tally.sources.len());
+        self.suppressed_taken += self.tally.suppressed.iter().sum::<u64>();
         std::mem::replace(&mut self.tally, empty)
-    }
-
-    /// Decodes and folds one record, appending what it caused to `out`.
-    pub fn process(&mut self, input: &Input<'_>, now_wall_ms: i64, out: &mut Vec<OutputRecord>) -> Outcome {
-        match self.rules.decode(input, now_wall_ms) {
-            Ok(event) => self.fold(input, &event, out),
-            Err(err) => self.reject(input, &err, out),
-        }
-    }
-
-    /// Dead-letters a record that did not decode.
-    pub fn reject(&mut self, input: &Input<'_>, err: &DecodeError, out: &mut Vec<OutputRecord>) -> Outcome {
-        self.consumed(input);
-        self.tally.sources[input.source].rejected[err.code().idx()] += 1;
-        let origin = Origin { topic: &self.rules.mappings[input.source].topic, partition: input.partition, offset: input.offset };
-        out.push(self.rules.renderer.dead_letter(origin, input.key, input.payload, err));
-        Outcome::Rejected
-    }
-
-    fn consumed(&mut self, input: &Input<'_>) {
-        self.tally.sources[input.source].consumed += 1;
-        self.offsets[input.source] = Some(input.offset + 1);
-        self.meta_dirty = true;
     }
 
     /// Folds a decoded event from `input` into this task.
@@ -266,6 +272,7 @@ impl Engine {
         if !late && st.is_none_or(|st| ev.ts_ms > st) {
             self.state.stream_time_ms = Some(ev.ts_ms);
             self.fire_timers(ev.ts_ms, out);
+            self.check_caught_up();
         }
         let (slot, created) = self.state.slot_or_insert(&ev.customer_id, ev.ts_ms, width);
         self.tally.customers_created += u64::from(created);
@@ -315,6 +322,7 @@ impl Engine {
             self.state.stream_time_ms = Some(to_ms);
             self.meta_dirty = true;
             self.fire_timers(to_ms, out);
+            self.check_caught_up();
         }
     }
 
@@ -356,7 +364,7 @@ impl Engine {
     /// transaction that may abort).
     pub fn begin_batch(&mut self) {
         self.state.begin_undo();
-        self.batch_start = Some((self.offsets.clone(), self.meta_dirty));
+        self.batch_start = Some((self.offsets.clone(), self.meta_dirty, self.caught_up));
     }
 
     /// Undoes everything since [`Engine::begin_batch`]: state, stream time,
@@ -367,9 +375,10 @@ impl Engine {
     /// A saved customer does not decode (a bug).
     pub fn rollback(&mut self) -> Result<(), crate::changelog::CodecError> {
         self.state.rollback()?;
-        if let Some((offsets, meta_dirty)) = &self.batch_start {
+        if let Some((offsets, meta_dirty, caught_up)) = &self.batch_start {
             self.offsets.clone_from(offsets);
             self.meta_dirty = *meta_dirty;
+            self.caught_up = *caught_up;
         }
         self.tally.clear();
         self.begin_batch();
@@ -381,6 +390,7 @@ impl Engine {
     pub fn restore_meta(&mut self, meta: &Meta) {
         self.state.stream_time_ms = meta.stream_time_ms;
         self.emit_from_ms = self.rules.emit_from_ms.or(meta.emit_from_ms);
+        self.caught_up = self.past_emit_from();
         for (topic, next) in &meta.offsets {
             if let Some(i) = self.rules.mappings.iter().position(|m| &m.topic == topic) {
                 self.offsets[i] = Some(*next);
@@ -506,9 +516,12 @@ impl Engine {
 }
 
 /// Renders a signal unless `emit_from` suppresses it, counting either way.
+/// An episode opened before `emit_from` is suppressed whole: its opening
+/// was (its trigger is the episode id), so is its closing, or marketing
+/// would hear "resolved" of an episode it never saw open.
 fn emit(r: &Rules, tally: &mut Tally, emit_from_ms: Option<i64>, customer: &str, s: &Signal, out: &mut Vec<OutputRecord>) {
     let t = s.signal_type().idx();
-    if emit_from_ms.is_some_and(|from| s.trigger_ms() < from) {
+    if emit_from_ms.is_some_and(|from| s.episode_ms() < from) {
         tally.suppressed[t] += 1;
         return;
     }
@@ -516,81 +529,10 @@ fn emit(r: &Rules, tally: &mut Tally, emit_from_ms: Option<i64>, customer: &str,
     out.push(r.renderer.signal(customer, s));
 }
 
-/// Engines for `partitions` tasks fed from one stream, each record routed
-/// by murmur2(customer id) as on a topic keyed by customer (`replay`,
-/// `demo`, tests). Records that do not decode go to task 0.
-#[derive(Debug)]
-pub struct Routed {
-    rules: Arc<Rules>,
-    tasks: Vec<Engine>,
-}
-
-impl Routed {
-    /// `partitions` empty tasks (at least one).
-    pub fn new(rules: Arc<Rules>, partitions: i32) -> Routed {
-        let tasks = (0..partitions.max(1)).map(|p| Engine::new(rules.clone(), TaskId::source(p))).collect();
-        Routed { rules, tasks }
-    }
-
-    pub fn rules(&self) -> &Arc<Rules> {
-        &self.rules
-    }
-
-    /// The tasks, by partition.
-    pub fn tasks(&self) -> &[Engine] {
-        &self.tasks
-    }
-
-    pub fn tasks_mut(&mut self) -> &mut [Engine] {
-        &mut self.tasks
-    }
-
-    /// Decodes a record and folds it into its customer's task.
-    pub fn process(&mut self, input: &Input<'_>, now_wall_ms: i64, out: &mut Vec<OutputRecord>) -> Outcome {
-        match self.rules.decode(input, now_wall_ms) {
-            Ok(ev) => {
-                let p = crate::partition::for_key(ev.customer_id.as_bytes(), self.tasks.len() as i32);
-                self.tasks[p as usize].fold(input, &ev, out)
-            }
-            Err(err) => self.tasks[0].reject(input, &err, out),
-        }
-    }
-
-    /// Folds an already decoded event into its customer's task (simulations
-    /// that make events, not records).
-    pub fn fold(&mut self, input: &Input<'_>, ev: &Event, out: &mut Vec<OutputRecord>) -> Outcome {
-        let p = crate::partition::for_key(ev.customer_id.as_bytes(), self.tasks.len() as i32);
-        self.tasks[p as usize].fold(input, ev, out)
-    }
-
-    /// Advances every task's stream time to `to_ms`, in partition order.
-    pub fn advance(&mut self, to_ms: i64, out: &mut Vec<OutputRecord>) {
-        for t in &mut self.tasks {
-            t.advance(to_ms, out);
-        }
-    }
-
-    /// Sets `emit_from` of every task.
-    pub fn set_emit_from(&mut self, ms: Option<i64>) {
-        self.tasks.iter_mut().for_each(|t| t.set_emit_from(ms));
-    }
-
-    /// Everything counted so far, over all tasks.
-    pub fn tally(&self) -> Tally {
-        let mut total = Tally::new(self.rules.source_count());
-        self.tasks.iter().for_each(|t| total.add(t.tally()));
-        total
-    }
-
-    pub fn customer_count(&self) -> usize {
-        self.tasks.iter().map(Engine::customer_count).sum()
-    }
-
-    pub fn customer_days(&self) -> f64 {
-        self.tasks.iter().map(Engine::customer_days).sum()
-    }
-}
-
 #[cfg(test)]
 #[path = "engine_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "engine_source_tests.rs"]
+mod source_tests;

@@ -230,13 +230,36 @@ fn a_return_just_after_the_dormancy_deadline_is_dormant_then_reactivated_and_not
 }
 
 #[test]
-fn emit_from_suppresses_old_signals_but_keeps_state() {
+fn emit_from_suppresses_old_episodes_whole_but_keeps_state() {
+    // a turns dormant on day 99 (last activity day 39 + 60) and comes back on day 131.
     let mut e = engine();
     e.set_emit_from(Some(T0 + 100 * DAY));
     let out = feed(&mut e, &story((0..40).chain(131..132), 132));
-    assert_eq!(types(&out), vec![("io.care.reactivated.v1".into(), "resolved".into())]);
+    assert_eq!(types(&out), Vec::<(String, String)>::new(), "no `reactivated` for a dormancy marketing never saw");
     assert_eq!(e.tally().suppressed[SignalType::Dormant.idx()], 1);
-    assert_eq!(e.tally().emitted[SignalType::Reactivated.idx()], 1);
+    assert_eq!(e.tally().suppressed[SignalType::Reactivated.idx()], 1);
+    assert_eq!(e.customer_count(), 2, "state is folded all the same");
+    let mut e = engine();
+    e.set_emit_from(Some(T0 + 99 * DAY));
+    let out = feed(&mut e, &story((0..40).chain(131..132), 132));
+    let want = [("io.care.dormant.v1", "opened"), ("io.care.reactivated.v1", "resolved")].map(|(t, s)| (t.to_string(), s.to_string()));
+    assert_eq!(types(&out), want, "an episode opened after emit_from is sent whole");
+}
+
+#[test]
+fn passing_emit_from_reports_the_suppressed_count_once() {
+    let mut e = engine();
+    e.set_emit_from(Some(T0 + 100 * DAY));
+    feed(&mut e, &story(0..40, 99));
+    let before = e.take_tally();
+    assert_eq!(before.backfill_suppressed, None, "stream time is still before emit_from");
+    feed(&mut e, &story(0..0, 132).split_off(99));
+    let t = e.take_tally();
+    let suppressed: u64 = before.suppressed.iter().chain(&t.suppressed).sum();
+    assert!(suppressed >= 1, "the decline or silence of a, and its dormancy");
+    assert_eq!(t.backfill_suppressed, Some(suppressed), "counted over every batch since the start");
+    feed(&mut e, &[line("b", "login", 140 * DAY)]);
+    assert_eq!(e.take_tally().backfill_suppressed, None, "once");
 }
 
 #[test]

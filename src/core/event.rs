@@ -35,6 +35,12 @@ impl Kind {
         Kind::ALL.into_iter().find(|k| k.as_str() == s)
     }
 
+    /// Parses a canonical kind name in any ASCII letter case (`Order`,
+    /// `LOGIN`), without allocating.
+    pub fn parse_any_case(s: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str().eq_ignore_ascii_case(s))
+    }
+
     /// Index into per-kind arrays.
     pub fn idx(self) -> usize {
         self as usize

@@ -7,7 +7,8 @@
 //!
 //! - [`config`] — the TOML config: documented fields, defaults, validation.
 //! - [`event`] — the canonical event and its kinds.
-//! - [`decode`] — record bytes + source mapping → event or typed error.
+//! - [`decode`] — record bytes + source mapping → event, skip or typed error.
+//! - [`json`] — JSON parsing that rejects duplicate keys.
 //! - [`time`] — bucket arithmetic in the configured timezone.
 //! - [`state`] — per-customer state, activity windows, a task's store.
 //! - [`changelog`] — changelog records: customer state and task meta, versioned.
@@ -30,6 +31,7 @@ pub mod decode;
 pub mod detect;
 pub mod engine;
 pub mod event;
+pub mod json;
 pub mod partition;
 pub mod render;
 pub mod scorecard;

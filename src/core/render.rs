@@ -47,7 +47,36 @@ pub struct OutputRecord {
     pub value: Vec<u8>,
     /// Event time of the trigger (for emit_from and ordering checks).
     pub trigger_ms: i64,
+    /// A dead letter's original headers and timestamp; `None` for a signal.
+    pub original: Option<Box<Original>>,
 }
+
+/// What a dead letter keeps of its source record besides key and value.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Original {
+    /// The source record's headers, in order, before care's own (a null
+    /// value stays null). Empty when they were too large to keep.
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    /// The source record's timestamp (epoch ms), published as the dead
+    /// letter's own; `None` when it had none (the broker then stamps it).
+    pub timestamp_ms: Option<i64>,
+}
+
+/// The headers of a source record, read only to copy them onto its dead
+/// letter (so the hot path never copies them).
+pub trait SourceHeaders {
+    /// Calls `f` with each header's name and value (`None`: null), in order.
+    fn each(&self, f: &mut dyn FnMut(&str, Option<&[u8]>));
+}
+
+/// Original headers a dead letter keeps, in bytes of names and values:
+/// within the room the DLQ topic has for headers beyond the value, so a
+/// record with huge headers still makes a dead letter Kafka takes.
+pub const MAX_ORIGINAL_HEADER_BYTES: usize = 32 * 1024;
+
+/// Kafka Connect's class name for a record care could not use, in
+/// `__connect.errors.exception.class.name`.
+pub const CONNECT_EXCEPTION_CLASS: &str = "io.care.DecodeError";
 
 impl OutputRecord {
     /// The `status` of a signal's payload (`opened`, `resolved`); `None` for
@@ -68,11 +97,20 @@ impl OutputRecord {
 }
 
 /// Where a rejected record came from, for DLQ headers.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct Origin<'a> {
     pub topic: &'a str,
     pub partition: i32,
     pub offset: i64,
+    /// The record's timestamp, if it had one.
+    pub timestamp_ms: Option<i64>,
+    pub headers: Option<&'a dyn SourceHeaders>,
+}
+
+impl std::fmt::Debug for Origin<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Origin").field("topic", &self.topic).field("partition", &self.partition).field("offset", &self.offset).finish_non_exhaustive()
+    }
 }
 
 /// Renders signals and dead letters with the configured constants.
@@ -157,7 +195,7 @@ impl Renderer {
             SignalType::ActivityDecline | SignalType::Silence => TopicRole::Alerts,
             SignalType::Dormant | SignalType::Reactivated => TopicRole::Reactivation,
         };
-        OutputRecord { role, key: Some(customer.as_bytes().to_vec()), headers, value, trigger_ms }
+        OutputRecord { role, key: Some(customer.as_bytes().to_vec()), headers, value, trigger_ms, original: None }
     }
 
     fn payload(&self, customer: &str, s: &Signal) -> Value {
@@ -236,18 +274,28 @@ impl Renderer {
         })
     }
 
-    /// Renders a rejected record: original key (null stays null) and bytes,
-    /// headers naming where it came from and why it was rejected. An
-    /// oversized record keeps only its first `max_record_bytes` bytes, with
-    /// its original size in `care_original_size`, so the dead letter always
-    /// fits the DLQ topic and can never block the pipeline.
+    /// Renders a rejected record the way Kafka Connect's DLQ does, so
+    /// tools built for one read the other: original key (null stays null),
+    /// bytes, headers and timestamp; `care_*` headers naming where it came
+    /// from and why it was rejected, and the same as Connect's
+    /// `__connect.errors.*` headers. An oversized record keeps only its
+    /// first `max_record_bytes` bytes, with its original size in
+    /// `care_original_size`, so the dead letter always fits the DLQ topic
+    /// and can never block the pipeline.
     pub fn dead_letter(&self, origin: Origin<'_>, key: Option<&[u8]>, payload: &[u8], err: &DecodeError) -> OutputRecord {
+        let (code, message) = (err.code().as_str().as_bytes(), err.to_string().into_bytes());
+        let (partition, offset) = (origin.partition.to_string().into_bytes(), origin.offset.to_string().into_bytes());
         let mut headers = vec![
             ("care_source_topic", origin.topic.as_bytes().to_vec()),
-            ("care_source_partition", origin.partition.to_string().into_bytes()),
-            ("care_source_offset", origin.offset.to_string().into_bytes()),
-            ("care_error_code", err.code().as_str().as_bytes().to_vec()),
-            ("care_error_message", err.to_string().into_bytes()),
+            ("care_source_partition", partition.clone()),
+            ("care_source_offset", offset.clone()),
+            ("care_error_code", code.to_vec()),
+            ("care_error_message", message.clone()),
+            ("__connect.errors.topic", origin.topic.as_bytes().to_vec()),
+            ("__connect.errors.partition", partition),
+            ("__connect.errors.offset", offset),
+            ("__connect.errors.exception.class.name", CONNECT_EXCEPTION_CLASS.as_bytes().to_vec()),
+            ("__connect.errors.exception.message", message),
         ];
         let value = match err {
             DecodeError::Oversized { len, max } => {
@@ -256,8 +304,29 @@ impl Renderer {
             }
             _ => payload.to_vec(),
         };
-        OutputRecord { role: TopicRole::Dlq, key: key.map(<[u8]>::to_vec), headers, value, trigger_ms: 0 }
+        let original = Original { headers: original_headers(origin.headers, &mut headers), timestamp_ms: origin.timestamp_ms.filter(|t| *t >= 0) };
+        OutputRecord { role: TopicRole::Dlq, key: key.map(<[u8]>::to_vec), headers, value, trigger_ms: 0, original: Some(Box::new(original)) }
     }
+}
+
+/// The source record's headers, unless together larger than
+/// [`MAX_ORIGINAL_HEADER_BYTES`]: then none, and `care_headers_dropped`
+/// says how many there were.
+fn original_headers(source: Option<&dyn SourceHeaders>, care: &mut Vec<(&'static str, Vec<u8>)>) -> Vec<(String, Option<Vec<u8>>)> {
+    let Some(source) = source else { return Vec::new() };
+    let (mut kept, mut bytes, mut count) = (Vec::new(), 0usize, 0usize);
+    source.each(&mut |name, value| {
+        count += 1;
+        bytes += name.len() + value.map_or(0, <[u8]>::len);
+        if bytes <= MAX_ORIGINAL_HEADER_BYTES {
+            kept.push((name.to_string(), value.map(<[u8]>::to_vec)));
+        }
+    });
+    if bytes > MAX_ORIGINAL_HEADER_BYTES {
+        care.push(("care_headers_dropped", count.to_string().into_bytes()));
+        kept.clear();
+    }
+    kept
 }
 
 fn silence(customer: &str, status: &str, episode_ms: i64, at_ms: i64, o: &silence::Overdue) -> Value {
@@ -297,7 +366,7 @@ mod tests {
     #[test]
     fn an_oversized_dead_letter_keeps_its_head_and_original_size_and_a_null_key() {
         let r = Renderer::new(&Config::parse("", "t").unwrap());
-        let origin = Origin { topic: "in", partition: 2, offset: 9 };
+        let origin = Origin { topic: "in", partition: 2, offset: 9, timestamp_ms: None, headers: None };
         let big = vec![b'x'; 5000];
         let d = r.dead_letter(origin, None, &big, &DecodeError::Oversized { len: 5000, max: 1024 });
         assert_eq!(d.key, None, "a null key stays null");
@@ -307,6 +376,43 @@ mod tests {
         let small = r.dead_letter(origin, Some(b"k"), b"{", &DecodeError::InvalidJson("eof".into()));
         assert_eq!((small.key.as_deref(), small.value.as_slice()), (Some(&b"k"[..]), &b"{"[..]));
         assert_eq!(small.header("care_original_size"), None);
+    }
+
+    struct Headers(Vec<(&'static str, Option<Vec<u8>>)>);
+
+    impl SourceHeaders for Headers {
+        fn each(&self, f: &mut dyn FnMut(&str, Option<&[u8]>)) {
+            self.0.iter().for_each(|(k, v)| f(k, v.as_deref()));
+        }
+    }
+
+    #[test]
+    fn a_dead_letter_reads_like_a_kafka_connect_one() {
+        let r = Renderer::new(&Config::parse("", "t").unwrap());
+        let source = Headers(vec![("trace", Some(b"t-1".to_vec())), ("empty", None)]);
+        let origin = Origin { topic: "web", partition: 1, offset: 42, timestamp_ms: Some(1_700_000_000_000), headers: Some(&source) };
+        let d = r.dead_letter(origin, None, b"{", &DecodeError::InvalidJson("eof".into()));
+        let o = d.original.as_deref().unwrap();
+        assert_eq!(o.timestamp_ms, Some(1_700_000_000_000), "the original timestamp");
+        assert_eq!(o.headers, [("trace".to_string(), Some(b"t-1".to_vec())), ("empty".to_string(), None)], "original headers, null kept");
+        assert_eq!(d.header("__connect.errors.topic"), Some("web"));
+        assert_eq!(d.header("__connect.errors.partition"), Some("1"));
+        assert_eq!(d.header("__connect.errors.offset"), Some("42"));
+        assert_eq!(d.header("__connect.errors.exception.class.name"), Some(CONNECT_EXCEPTION_CLASS));
+        assert_eq!(d.header("__connect.errors.exception.message"), d.header("care_error_message"));
+        assert_eq!(d.header("care_error_code"), Some("invalid_json"));
+        let none = Origin { timestamp_ms: Some(-1), headers: None, ..origin };
+        assert_eq!(r.dead_letter(none, None, b"{", &DecodeError::NotAnObject).original.unwrap().timestamp_ms, None, "no timestamp: the broker's");
+    }
+
+    #[test]
+    fn huge_original_headers_are_dropped_and_counted() {
+        let r = Renderer::new(&Config::parse("", "t").unwrap());
+        let source = Headers(vec![("a", Some(vec![b'x'; MAX_ORIGINAL_HEADER_BYTES])), ("b", Some(b"y".to_vec()))]);
+        let origin = Origin { topic: "web", partition: 0, offset: 0, timestamp_ms: None, headers: Some(&source) };
+        let d = r.dead_letter(origin, Some(b"k"), b"[]", &DecodeError::NotAnObject);
+        assert!(d.original.as_deref().unwrap().headers.is_empty());
+        assert_eq!(d.header("care_headers_dropped"), Some("2"));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! touching metrics, and the shell turns them into Prometheus counters when
 //! a batch commits (so an aborted batch is never counted).
 
-use crate::decode::RejectCode;
+use crate::decode::{RejectCode, SkipReason};
 use crate::detect::SignalType;
 use crate::event::Kind;
 
@@ -19,6 +19,9 @@ pub struct SourceTally {
     pub late: u64,
     /// Re-sent events skipped by `event_id`.
     pub duplicate: u64,
+    /// Records that carry no event for care (unknown or ignored types,
+    /// tombstones), by reason.
+    pub skipped: [u64; SkipReason::ALL.len()],
 }
 
 impl SourceTally {
@@ -32,19 +35,30 @@ impl SourceTally {
         self.rejected.iter().sum()
     }
 
-    /// consumed = folded + late + duplicate + rejected.
-    pub fn balances(&self) -> bool {
-        self.consumed == self.folded_total() + self.late + self.duplicate + self.rejected_total()
+    /// Records skipped, all reasons.
+    pub fn skipped_total(&self) -> u64 {
+        self.skipped.iter().sum()
     }
 
-    fn add(&mut self, o: &SourceTally) {
+    /// consumed = folded + late + duplicate + skipped + rejected.
+    pub fn balances(&self) -> bool {
+        self.consumed == self.folded_total() + self.late + self.duplicate + self.skipped_total() + self.rejected_total()
+    }
+
+    /// Adds `o`'s counts into these.
+    pub fn add(&mut self, o: &SourceTally) {
         self.consumed += o.consumed;
         self.late += o.late;
         self.duplicate += o.duplicate;
         self.folded.iter_mut().zip(o.folded).for_each(|(a, b)| *a += b);
         self.rejected.iter_mut().zip(o.rejected).for_each(|(a, b)| *a += b);
+        self.skipped.iter_mut().zip(o.skipped).for_each(|(a, b)| *a += b);
     }
 }
+
+/// Distinct unknown type names a tally keeps per source: enough for an
+/// operator to see what is dropped, bounded whatever the input.
+pub const UNKNOWN_KINDS_KEPT: usize = 5;
 
 /// Everything counted since the tally was last taken.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -62,6 +76,12 @@ pub struct Tally {
     /// Event-id fingerprints dropped while still within the allowed
     /// lateness, to keep the per-customer bound.
     pub dedup_evictions: u64,
+    /// The first distinct unknown type names seen, as (source, name), at
+    /// most [`UNKNOWN_KINDS_KEPT`] per source.
+    pub unknown_kinds: Vec<(usize, String)>,
+    /// Set when stream time first reached `emit_from`: the signals
+    /// suppressed until then (over tasks: summed).
+    pub backfill_suppressed: Option<u64>,
 }
 
 impl Tally {
@@ -81,6 +101,30 @@ impl Tally {
         self.timers_fired += o.timers_fired;
         self.customers_created += o.customers_created;
         self.dedup_evictions += o.dedup_evictions;
+        self.backfill_suppressed = match (self.backfill_suppressed, o.backfill_suppressed) {
+            (Some(a), Some(b)) => Some(a + b),
+            (a, b) => a.or(b),
+        };
+        for (source, name) in &o.unknown_kinds {
+            self.note_unknown_kind(*source, name);
+        }
+    }
+
+    /// Keeps `name` among the unknown types of `source`, unless already
+    /// kept or the source has its share.
+    pub fn note_unknown_kind(&mut self, source: usize, name: &str) {
+        let mut kept = 0;
+        for (s, n) in &self.unknown_kinds {
+            if *s == source {
+                if n == name {
+                    return;
+                }
+                kept += 1;
+            }
+        }
+        if kept < UNKNOWN_KINDS_KEPT {
+            self.unknown_kinds.push((source, name.to_string()));
+        }
     }
 
     /// Zeroes every count, keeping the allocation.
@@ -91,6 +135,8 @@ impl Tally {
         self.timers_fired = 0;
         self.customers_created = 0;
         self.dedup_evictions = 0;
+        self.unknown_kinds.clear();
+        self.backfill_suppressed = None;
     }
 
     /// Whether nothing was counted.
@@ -100,6 +146,8 @@ impl Tally {
             && self.timers_fired == 0
             && self.customers_created == 0
             && self.dedup_evictions == 0
+            && self.unknown_kinds.is_empty()
+            && self.backfill_suppressed.is_none()
     }
 }
 
@@ -124,5 +172,30 @@ mod tests {
         total.clear();
         assert!(total.is_empty());
         assert_eq!(total.sources.len(), 2);
+    }
+
+    #[test]
+    fn skipped_records_are_a_term_of_the_identity() {
+        let mut t = SourceTally { consumed: 3, late: 1, ..SourceTally::default() };
+        t.skipped[SkipReason::Tombstone.idx()] = 1;
+        assert!(!t.balances());
+        t.skipped[SkipReason::UnknownKind.idx()] = 1;
+        assert!(t.balances());
+    }
+
+    #[test]
+    fn unknown_type_names_are_kept_distinct_and_bounded_per_source() {
+        let mut t = Tally::new(2);
+        for i in 0..20 {
+            t.note_unknown_kind(0, &format!("type-{}", i % 7));
+            t.note_unknown_kind(1, "scroll");
+        }
+        let of = |t: &Tally, s: usize| t.unknown_kinds.iter().filter(|(src, _)| *src == s).map(|(_, n)| n.clone()).collect::<Vec<_>>();
+        assert_eq!(of(&t, 0), ["type-0", "type-1", "type-2", "type-3", "type-4"]);
+        assert_eq!(of(&t, 1), ["scroll"]);
+        let mut total = Tally::new(2);
+        total.add(&t);
+        total.add(&t);
+        assert_eq!(total.unknown_kinds, t.unknown_kinds, "adding keeps them distinct");
     }
 }

@@ -87,16 +87,42 @@ pub async fn preflight(cfg: &Config) -> anyhow::Result<i32> {
             bail!("outputs.create_topics is false and these topics do not exist on {}: {}", cfg.kafka.brokers, needed.join(", "));
         }
     }
+    let mut created: Vec<&str> = Vec::new();
     if missing_changelog {
         create_changelog(cfg, &admin, &changelog, n).await?;
+        created.push(&changelog);
     }
     if missing_instances {
         create_instances_topic(cfg, &admin).await?;
+        created.push(&instances);
     }
     if !missing_outputs.is_empty() {
         create_outputs(cfg, &admin, &missing_outputs).await?;
+        created.extend(missing_outputs.iter().map(|t| t.as_str()));
     }
+    tokio::task::block_in_place(|| await_metadata(&admin, &created))?;
     Ok(n)
+}
+
+/// Waits until topics just created show in the metadata with their
+/// partitions: creation returns before the broker serves them, and the
+/// instance check and the first produce would fail on an unknown partition.
+fn await_metadata(admin: &AdminClient<DefaultClientContext>, topics: &[&str]) -> anyhow::Result<()> {
+    let until = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let md = admin.inner().fetch_metadata(None, Duration::from_secs(5));
+        let pending: Vec<&str> = match &md {
+            Ok(md) => topics.iter().copied().filter(|t| !md.topics().iter().any(|m| m.name() == *t && m.error().is_none() && !m.partitions().is_empty())).collect(),
+            Err(_) => topics.to_vec(),
+        };
+        if pending.is_empty() {
+            return Ok(());
+        }
+        if std::time::Instant::now() >= until {
+            bail!("topics {pending:?} were created but do not show in the metadata after 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// The sources' partition count, which every source topic and an existing

@@ -2,6 +2,8 @@
 //! logs it and counts it, so logs and metrics cannot disagree (Vector's
 //! pattern). Messages are short and capitalised; fields are structured.
 
+use care_core::engine::Rules;
+use care_core::tally::Tally;
 use care_core::task::TaskId;
 use rdkafka::error::KafkaError;
 
@@ -135,5 +137,50 @@ impl ConsumerReplaced<'_> {
     pub fn emit(&self, m: &Metrics) {
         m.consumer_errors.inc();
         tracing::warn!(code = ?self.code, reason = self.reason, "Consumer failed fatally; dropping its tasks and joining again");
+    }
+}
+
+/// Event types a source's kind map does not know, skipped: logged once per
+/// source with the first few names, so an operator sees what is dropped
+/// (`care_events_skipped_total{reason="unknown_kind"}` counts them all).
+pub struct UnknownKinds<'a> {
+    pub tally: &'a Tally,
+    pub rules: &'a Rules,
+}
+
+impl UnknownKinds<'_> {
+    /// Logs the sources not logged yet; `logged` remembers which were.
+    pub fn emit(&self, logged: &mut Vec<bool>) {
+        for source in 0..self.rules.source_count() {
+            let names: Vec<&str> = self.tally.unknown_kinds.iter().filter(|(s, _)| *s == source).map(|(_, n)| n.as_str()).collect();
+            if names.is_empty() || logged.get(source).copied().unwrap_or(false) {
+                continue;
+            }
+            logged.resize(logged.len().max(source + 1), false);
+            logged[source] = true;
+            let skipped = self.tally.sources.get(source).map_or(0, |s| s.skipped[care_core::decode::SkipReason::UnknownKind.idx()]);
+            tracing::info!(
+                source = %self.rules.mapping(source).name,
+                types = %names.join(", "),
+                skipped_in_batch = skipped,
+                "Skipping event types the kind map does not know (map them, or to `ignore`, to silence this)"
+            );
+        }
+    }
+}
+
+/// A task's stream time reached `emit_from`: its backfill is over, and
+/// what it decided before that was folded but not sent.
+pub struct BackfillCaughtUp {
+    pub task: TaskId,
+    /// Messages suppressed until then (`care_signals_suppressed_total` counts them by type).
+    pub suppressed: u64,
+    pub emit_from_ms: Option<i64>,
+}
+
+impl BackfillCaughtUp {
+    pub fn emit(&self) {
+        let from = self.emit_from_ms.map(care_core::render::rfc3339).unwrap_or_default();
+        tracing::info!(task = %self.task, suppressed = self.suppressed, emit_from = %from, "Stream time passed emit_from; messages from now on are sent");
     }
 }

@@ -24,8 +24,8 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use care_core::decode::DecodeError;
-use care_core::event::Event;
+use care_core::engine::Prepared;
+use rdkafka::message::OwnedMessage;
 
 /// Records buffered per source partition before it is paused (Kafka
 /// Streams' `buffered.records.per.partition`): bounds memory while one
@@ -38,28 +38,21 @@ const RESUME_AT: usize = MAX_BUFFERED / 2;
 #[derive(Debug)]
 pub struct Pending {
     pub offset: i64,
-    pub decoded: Result<Event, DecodeError>,
-    /// The record's key and value, kept only for a record that did not
-    /// decode (its dead letter carries them); `None` for good records, so
-    /// buffering them copies nothing.
-    pub raw: Option<Raw>,
+    pub prepared: Prepared,
+    /// The record itself, kept only for a dead letter (which carries its
+    /// key, value, headers and timestamp); `None` otherwise, so buffering
+    /// a good record copies nothing.
+    pub raw: Option<OwnedMessage>,
     /// Decoding time, reported with the fold's as processing time.
     pub decode_time: Duration,
 }
 
-/// A rejected record's bytes.
-#[derive(Debug)]
-pub struct Raw {
-    pub key: Option<Vec<u8>>,
-    pub payload: Vec<u8>,
-}
-
 impl Pending {
-    /// The merge order: event time; a record that did not decode has none
-    /// and goes first (it only becomes a dead letter, and its partition's
-    /// records behind it wait for it).
+    /// The merge order: event time; a record without an event (a dead
+    /// letter, a skipped type) has none and goes first: it changes no
+    /// customer, and its partition's records behind it wait for it.
     fn order(&self) -> i64 {
-        self.decoded.as_ref().map_or(i64::MIN, |e| e.ts_ms)
+        self.prepared.event_time_ms().unwrap_or(i64::MIN)
     }
 }
 

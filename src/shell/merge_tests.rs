@@ -1,13 +1,14 @@
 use super::*;
-use care_core::event::Kind;
+use care_core::decode::DecodeError;
+use care_core::event::{Event, Kind};
 
 fn rec(offset: i64, ts_ms: i64) -> Pending {
     let ev = Event { customer_id: "c".into(), kind: Kind::Click, ts_ms, amount: None, csat: None, nps: None, event_id: None };
-    Pending { offset, decoded: Ok(ev), raw: None, decode_time: Duration::ZERO }
+    Pending { offset, prepared: Prepared::Event(ev), raw: None, decode_time: Duration::ZERO }
 }
 
 fn bad(offset: i64) -> Pending {
-    Pending { offset, decoded: Err(DecodeError::NotAnObject), raw: Some(Raw { key: None, payload: b"[]".to_vec() }), decode_time: Duration::ZERO }
+    Pending { offset, prepared: Prepared::Reject(DecodeError::NotAnObject), raw: None, decode_time: Duration::ZERO }
 }
 
 fn taken(input: &mut TaskInput, now: Instant, idle: Duration) -> Vec<(usize, i64)> {

@@ -7,7 +7,7 @@
 
 use prometheus::{GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
-use care_core::decode::RejectCode;
+use care_core::decode::{RejectCode, SkipReason};
 use care_core::detect::SignalType;
 use care_core::event::Kind;
 use care_core::tally::Tally;
@@ -74,6 +74,7 @@ struct SourceCounters {
     rejected: [IntCounter; RejectCode::ALL.len()],
     late: IntCounter,
     duplicate: IntCounter,
+    skipped: [IntCounter; SkipReason::ALL.len()],
 }
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, m: T) -> T {
@@ -117,6 +118,7 @@ impl Metrics {
         let rejected = counter_vec(&r, "care_events_rejected_total", "Records sent to the DLQ", &["source", "code"]);
         let late = counter_vec(&r, "care_events_late_total", "Events behind allowed lateness (lifetime totals only)", &["source"]);
         let duplicate = counter_vec(&r, "care_events_duplicate_total", "Re-sent events skipped by event_id", &["source"]);
+        let skipped = counter_vec(&r, "care_events_skipped_total", "Records carrying no event for care (unknown or ignored types, tombstones)", &["source", "reason"]);
         let outputs = counter_vec(&r, "care_signals_emitted_total", "Alerts and triggers emitted", &["type"]);
         let suppressed = counter_vec(&r, "care_signals_suppressed_total", "Signals older than emit_from, not emitted", &["type"]);
         let sources = sources
@@ -127,6 +129,7 @@ impl Metrics {
                 rejected: RejectCode::ALL.map(|c| rejected.with_label_values(&[s, c.as_str()])),
                 late: late.with_label_values(&[s]),
                 duplicate: duplicate.with_label_values(&[s]),
+                skipped: SkipReason::ALL.map(|r| skipped.with_label_values(&[s, r.as_str()])),
             })
             .collect();
         Metrics {
@@ -187,6 +190,7 @@ impl Metrics {
             c.duplicate.inc_by(s.duplicate);
             c.folded.iter().zip(s.folded).for_each(|(c, n)| c.inc_by(n));
             c.rejected.iter().zip(s.rejected).for_each(|(c, n)| c.inc_by(n));
+            c.skipped.iter().zip(s.skipped).for_each(|(c, n)| c.inc_by(n));
         }
         self.emitted.iter().zip(t.emitted).for_each(|(c, n)| c.inc_by(n));
         self.suppressed.iter().zip(t.suppressed).for_each(|(c, n)| c.inc_by(n));
@@ -221,6 +225,7 @@ mod tests {
         t.sources[0].consumed = 3;
         t.sources[0].folded[Kind::Login.idx()] = 2;
         t.sources[0].rejected[RejectCode::InvalidJson.idx()] = 1;
+        t.sources[0].skipped[SkipReason::Tombstone.idx()] = 1;
         t.emitted[SignalType::Dormant.idx()] = 1;
         m.record(&t);
         m.record(&t);
@@ -229,5 +234,6 @@ mod tests {
         assert!(text.contains("care_events_folded_total{kind=\"login\",source=\"web\"} 4"), "{text}");
         assert!(text.contains("care_events_rejected_total{code=\"invalid_json\",source=\"web\"} 2"), "{text}");
         assert!(text.contains("care_signals_emitted_total{type=\"dormant\"} 2"), "{text}");
+        assert!(text.contains("care_events_skipped_total{reason=\"tombstone\",source=\"web\"} 2"), "{text}");
     }
 }

@@ -4,6 +4,7 @@
 //! - [`admin`] — start-up checks, topic creation and sizing.
 //! - [`consumer`] — consumer settings, rebalance hooks, the poll loop.
 //! - [`durability`] — changelog restore and input positioning.
+//! - [`source`] — a source record's envelope for the engine; the routing check.
 //! - [`worker`] — the one owner of this instance's tasks: process, publish, commit.
 //! - [`merge`] — a task's partitions merged by event time (KIP-695).
 //! - [`publish`] — output records → Kafka, acknowledged or failed.
@@ -28,5 +29,6 @@ pub mod instance;
 pub mod merge;
 pub mod metrics;
 pub mod publish;
+pub mod source;
 pub mod txn;
 pub mod worker;

@@ -246,13 +246,19 @@ impl Publisher {
         self.producer.context().inflight.load(Ordering::Acquire)
     }
 
-    /// Queues one output record, keyed (murmur2) to its topic.
+    /// Queues one output record, keyed (murmur2) to its topic. A dead
+    /// letter carries its source record's headers first, then care's, and
+    /// its source record's timestamp.
     ///
     /// # Errors
     /// A record Kafka can never take (e.g. larger than the broker allows).
     pub fn send(&self, r: &OutputRecord) -> Result<(), PublishError> {
         let role = TopicRole::ALL.iter().position(|t| *t == r.role).unwrap_or(0);
-        let mut headers = OwnedHeaders::new_with_capacity(r.headers.len());
+        let original = r.original.as_deref();
+        let mut headers = OwnedHeaders::new_with_capacity(r.headers.len() + original.map_or(0, |o| o.headers.len()));
+        for (k, v) in original.iter().flat_map(|o| &o.headers) {
+            headers = headers.insert(Header { key: k, value: v.as_deref() });
+        }
         for (k, v) in &r.headers {
             headers = headers.insert(Header { key: k, value: Some(v.as_slice()) });
         }
@@ -260,6 +266,9 @@ impl Publisher {
             BaseRecord::with_opaque_to(&self.topics[role], role).payload(r.value.as_slice()).headers(headers);
         if let Some(key) = &r.key {
             record = record.key(key.as_slice());
+        }
+        if let Some(ts) = original.and_then(|o| o.timestamp_ms) {
+            record = record.timestamp(ts);
         }
         self.send_record(record)
     }

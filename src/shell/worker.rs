@@ -39,6 +39,7 @@ use crate::shell::faults::{Fault, Faults, InjectedAbort};
 use crate::shell::merge::{monotonic_us, TaskInput};
 use crate::shell::metrics::Metrics;
 use crate::shell::publish::Publisher;
+use crate::shell::source::Routing;
 
 #[path = "worker_intake.rs"]
 mod intake;
@@ -132,6 +133,10 @@ pub struct Worker {
     /// A lag sample arrived since the last [`Worker::drain_all`].
     lag_observed: bool,
     last_drain_all: Instant,
+    /// Each source's first records, checked for murmur2 partitioning.
+    routing: Routing,
+    /// Sources whose unknown event types were logged (once per source).
+    unknown_logged: Vec<bool>,
 }
 
 impl Worker {
@@ -158,6 +163,8 @@ impl Worker {
             last_commit: Instant::now(),
             lag_observed: false,
             last_drain_all: Instant::now(),
+            routing: Routing::default(),
+            unknown_logged: Vec::new(),
         }
     }
 
@@ -483,9 +490,13 @@ impl Worker {
     /// Reports a committed batch and opens the next.
     fn batch_committed(&mut self) {
         let eos = self.exactly_once();
-        for slot in self.tasks.values_mut().filter(|s| s.phase == Phase::Active) {
+        for (id, slot) in self.tasks.iter_mut().filter(|(_, s)| s.phase == Phase::Active) {
             let tally = slot.engine.take_tally();
             self.metrics.record(&tally);
+            events::UnknownKinds { tally: &tally, rules: &self.rules }.emit(&mut self.unknown_logged);
+            if let Some(suppressed) = tally.backfill_suppressed {
+                events::BackfillCaughtUp { task: *id, suppressed, emit_from_ms: slot.engine.emit_from() }.emit();
+            }
             if eos {
                 slot.engine.begin_batch();
             }

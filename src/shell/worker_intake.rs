@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use care_core::engine::Input;
+use care_core::engine::{Input, Prepared};
 use care_core::task::{Phase, TaskId};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{BorrowedMessage, Message};
@@ -15,7 +15,8 @@ use super::Worker;
 use crate::shell::clock::wall_clock_ms;
 use crate::shell::consumer::ShellContext;
 use crate::shell::durability::requires_abort;
-use crate::shell::merge::{monotonic_us, Pending, Raw};
+use crate::shell::merge::{monotonic_us, Pending};
+use crate::shell::source;
 
 /// How often tasks are checked for a partition that has been idle long
 /// enough, when `max_task_idle_ms` is set.
@@ -34,12 +35,13 @@ impl Worker {
             return Ok(());
         };
         self.status.kafka_answered();
-        let payload = msg.payload().unwrap_or_default();
-        let input = Input { source, partition: msg.partition(), offset: msg.offset(), key: msg.key(), payload };
+        let input = Input { source, partition: msg.partition(), offset: msg.offset(), key: msg.key(), payload: msg.payload().unwrap_or_default() };
         let started = Instant::now();
-        let decoded = self.rules.decode(&input, wall_clock_ms());
-        let raw = decoded.is_err().then(|| Raw { key: msg.key().map(<[u8]>::to_vec), payload: payload.to_vec() });
-        let pending = Pending { offset: msg.offset(), decoded, raw, decode_time: started.elapsed() };
+        let prepared = self.rules.prepare(&input, msg.payload().is_none(), wall_clock_ms());
+        // Only a dead letter needs the record itself (key, value, headers,
+        // timestamp) later: only it is copied.
+        let raw = matches!(prepared, Prepared::Reject(_)).then(|| msg.detach());
+        let pending = Pending { offset: msg.offset(), prepared, raw, decode_time: started.elapsed() };
         slot.last_record = Instant::now();
         if slot.input.push(source, pending, monotonic_us()) {
             let mut tpl = TopicPartitionList::new();
@@ -57,13 +59,19 @@ impl Worker {
         while let Some(next) = slot.input.next(now, self.settings.max_task_idle) {
             let started = Instant::now();
             let p = next.record;
-            let (key, payload) = p.raw.as_ref().map_or((None, &[][..]), |r| (r.key.as_deref(), &r.payload[..]));
-            let input = Input { source: next.source, partition: id.partition, offset: p.offset, key, payload };
-            match &p.decoded {
-                Ok(event) => slot.engine.fold(&input, event, &mut self.out),
-                Err(err) => slot.engine.reject(&input, err, &mut self.out),
+            let raw = p.raw.as_ref();
+            let input = Input {
+                source: next.source,
+                partition: id.partition,
+                offset: p.offset,
+                key: raw.and_then(Message::key),
+                payload: raw.and_then(Message::payload).unwrap_or_default(),
             };
+            let headers = raw.and_then(source::headers);
+            let env = raw.map(|m| source::envelope(m, headers.as_ref())).unwrap_or_default();
+            let outcome = slot.engine.apply(&input, env, &p.prepared, &mut self.out);
             self.metrics.processing_seconds.observe((p.decode_time + started.elapsed()).as_secs_f64());
+            self.routing.observe(&self.cfg, next.source, outcome)?;
             if next.enforced {
                 self.metrics.enforced_processing.inc();
             }

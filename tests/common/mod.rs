@@ -101,6 +101,8 @@ pub struct Got {
     pub raw_key: Option<Vec<u8>>,
     pub headers: Vec<(String, String)>,
     pub value: Vec<u8>,
+    /// The record's timestamp (ms), as the broker stored it.
+    pub timestamp: Option<i64>,
 }
 
 impl Got {
@@ -143,6 +145,7 @@ pub fn consume_isolated(topics: &[&str], want: usize, timeout: Duration, isolati
                 raw_key: m.key().map(<[u8]>::to_vec),
                 headers,
                 value: m.payload().unwrap_or_default().to_vec(),
+                timestamp: m.timestamp().to_millis(),
             });
         }
     }
@@ -233,6 +236,13 @@ impl CareProcess {
         let reader = self.1.take().expect("started with start_capturing");
         let status = self.wait_exit(deadline);
         (status, reader.join().unwrap())
+    }
+
+    /// Sends SIGTERM to a process started with
+    /// [`CareProcess::start_capturing`]; returns its exit status and stderr.
+    pub fn terminate_with_stderr(self, deadline: Duration) -> (std::process::ExitStatus, String) {
+        Command::new("kill").arg("-TERM").arg(self.0.id().to_string()).status().unwrap();
+        self.exit_with_stderr(deadline)
     }
 
     /// Sends SIGTERM and waits up to `deadline` for a clean exit.
@@ -354,7 +364,7 @@ pub fn arrange(recs: Vec<Rec>, dlq: &str) -> (BTreeMap<(String, Option<Vec<u8>>)
     let (mut signals, mut dead) = (BTreeMap::<_, Vec<Rec>>::new(), Vec::new());
     for mut r in recs {
         if r.0 == dlq {
-            r.2.retain(|(k, _)| k != "care_source_partition" && k != "care_source_offset");
+            r.2.retain(|(k, _)| !matches!(k.as_str(), "care_source_partition" | "care_source_offset" | "__connect.errors.partition" | "__connect.errors.offset"));
             dead.push(r);
         } else {
             signals.entry((r.0.clone(), r.1.clone())).or_default().push(r);
