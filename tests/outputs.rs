@@ -20,7 +20,7 @@ async fn replay_prints_byte_for_byte_what_run_publishes() {
 
     let replayed = replay_records(&cfg, &recs, 3);
     let count = |t: &str| replayed.iter().filter(|r| r.0 == t).count();
-    assert!(count(&outs[0]) >= 10 && count(&outs[1]) >= 10 && count(&outs[2]) == 2, "a stream worth comparing (the unknown type is skipped): {} alerts, {} triggers, {} dead letters", count(&outs[0]), count(&outs[1]), count(&outs[2]));
+    assert!(count(&outs[0]) >= 10 && count(&outs[1]) >= 10 && count(&outs[2]) == 3, "a stream worth comparing: {} alerts, {} triggers, {} dead letters", count(&outs[0]), count(&outs[1]), count(&outs[2]));
 
     let care = CareProcess::start(&["run", "--config", cfg.to_str().unwrap()]);
     let got = consume(&[&outs[0], &outs[1], &outs[2]], replayed.len(), Duration::from_secs(90));

@@ -295,7 +295,7 @@ pub fn stream(seed: u64) -> Vec<(Option<String>, Vec<u8>)> {
 }
 
 /// [`stream`] with `customers` customers and `bad` copies of each of the
-/// three malformed records.
+/// four malformed records (three dead letters and one skipped type).
 pub fn stream_of(seed: u64, customers: usize, bad: usize) -> Vec<(Option<String>, Vec<u8>)> {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut events: Vec<(i64, Option<String>, Vec<u8>)> = Vec::new();
@@ -322,7 +322,8 @@ pub fn stream_of(seed: u64, customers: usize, bad: usize) -> Vec<(Option<String>
             }
         }
     }
-    let malformed = ["{not json", r#"{"user":{"id":"x"},"type":"scroll","sent_at":1735689600000}"#, "[1,2,3]"];
+    // Three dead letters and one skipped record (a type the source does not map).
+    let malformed = ["{not json", r#"{"user":{"id":"x"},"type":"scroll","sent_at":1735689600000}"#, "[1,2,3]", r#"{"user":{"id":"x"},"type":"click","sent_at":"yesterday"}"#];
     for copy in 0..bad {
         for (i, m) in malformed.iter().enumerate() {
             events.push((T0 + (i as i64 + 1) * 20 * DAY + copy as i64 * 3_600_000, None, m.as_bytes().to_vec()));
