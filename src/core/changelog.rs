@@ -7,8 +7,10 @@
 //! refuses newer ones with an error saying so, rather than guessing.
 
 use crate::event::MAX_CUSTOMER_ID_BYTES;
-use crate::state::codec::{decode_customer, put_varint, put_zigzag, Reader};
+use crate::state::codec::decode_customer;
 use crate::state::Customer;
+use crate::wire::{put_varint, put_zigzag, Reader};
+pub use crate::wire::CodecError;
 
 /// The meta record's key. Customer ids are valid UTF-8 and a 0xFF byte never
 /// occurs in UTF-8, so no customer id can collide with it.
@@ -19,37 +21,6 @@ pub const META_FORMAT: u8 = 1;
 
 const META_STREAM_TIME: u8 = 1;
 const META_EMIT_FROM: u8 = 1 << 1;
-
-/// Why a changelog record could not be read. The code is bounded, for
-/// metric labels and logs; the message is for humans.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum CodecError {
-    #[error("value ends inside {what}")]
-    Truncated { what: &'static str },
-    #[error("{what} format {found} is newer than this binary supports ({supported}): upgrade care")]
-    NewerFormat { what: &'static str, found: u8, supported: u8 },
-    #[error("customer state block {id} version {found} is newer than this binary supports ({supported}): upgrade care")]
-    NewerBlock { id: u8, found: u8, supported: u8 },
-    #[error("customer state block {id} is unknown to this binary (it knows blocks 1–{known}): upgrade care")]
-    UnknownBlock { id: u8, known: u8 },
-    #[error("changelog key {0}")]
-    BadKey(&'static str),
-    #[error("corrupt value: {0}")]
-    Corrupt(String),
-}
-
-impl CodecError {
-    /// The bounded code of this error.
-    pub fn code(&self) -> &'static str {
-        match self {
-            CodecError::Truncated { .. } => "truncated",
-            CodecError::NewerFormat { .. } | CodecError::NewerBlock { .. } => "newer_format",
-            CodecError::UnknownBlock { .. } => "unknown_block",
-            CodecError::BadKey(_) => "bad_key",
-            CodecError::Corrupt(_) => "corrupt",
-        }
-    }
-}
 
 /// A task's progress, written with every commit of its changelog.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -11,6 +11,7 @@
 //! - [`time`] — bucket arithmetic in the configured timezone.
 //! - [`state`] — per-customer state, activity windows, a task's store.
 //! - [`changelog`] — changelog records: customer state and task meta, versioned.
+//! - [`wire`] — varints and a bounds-checked reader, the changelog's byte layer.
 //! - [`detect`] — the CARE detectors as per-customer state machines behind
 //!   one `Detector` trait, and the supersession table (dormancy > silence >
 //!   decline). A new signal is additions, not engine branches: its detector
@@ -37,3 +38,4 @@ pub mod state;
 pub mod tally;
 pub mod task;
 pub mod time;
+pub mod wire;

@@ -17,9 +17,9 @@
 //! Detector state lives in blocks, written only when not at its default and
 //! read as the default when absent, so adding a detector needs no new format.
 
-use crate::changelog::CodecError;
 use crate::event::Kind;
 use crate::state::{Activity, Customer, DeclineStat, Episode, RECENT_IDS};
+use crate::wire::{put_varint, put_zigzag, CodecError, Reader};
 
 /// Version of the customer value layout this binary writes and reads.
 pub const CUSTOMER_FORMAT: u8 = 1;
@@ -49,110 +49,6 @@ const FLAG_HEAD: u8 = 1 << 1;
 
 /// Buckets beyond this are corrupt: the ring's arithmetic must not overflow.
 const MAX_BUCKET: i64 = i64::MAX / 4;
-
-/// Zigzag: small magnitudes of either sign become small unsigned numbers.
-pub(crate) fn zigzag(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
-}
-
-pub(crate) fn unzigzag(u: u64) -> i64 {
-    ((u >> 1) as i64) ^ -((u & 1) as i64)
-}
-
-/// Appends `v` as an LEB128 varint.
-pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-pub(crate) fn put_zigzag(out: &mut Vec<u8>, v: i64) {
-    put_varint(out, zigzag(v));
-}
-
-/// A cursor over untrusted bytes: every read checks bounds and says which
-/// field ran out, so corrupt input is an error and never a panic.
-pub(crate) struct Reader<'a> {
-    buf: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    pub(crate) fn new(buf: &'a [u8]) -> Reader<'a> {
-        Reader { buf }
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.buf.is_empty()
-    }
-
-    pub(crate) fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], CodecError> {
-        if n > self.buf.len() {
-            return Err(CodecError::Truncated { what });
-        }
-        let (head, rest) = self.buf.split_at(n);
-        self.buf = rest;
-        Ok(head)
-    }
-
-    fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], CodecError> {
-        let mut a = [0; N];
-        a.copy_from_slice(self.take(N, what)?);
-        Ok(a)
-    }
-
-    pub(crate) fn u8(&mut self, what: &'static str) -> Result<u8, CodecError> {
-        Ok(self.array::<1>(what)?[0])
-    }
-
-    pub(crate) fn varint(&mut self, what: &'static str) -> Result<u64, CodecError> {
-        let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
-            let b = self.u8(what)?;
-            if shift == 63 && b > 1 {
-                return Err(CodecError::Corrupt(format!("{what}: varint longer than 64 bits")));
-            }
-            v |= u64::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                return Ok(v);
-            }
-        }
-        Err(CodecError::Corrupt(format!("{what}: varint longer than 64 bits")))
-    }
-
-    pub(crate) fn zigzag(&mut self, what: &'static str) -> Result<i64, CodecError> {
-        self.varint(what).map(unzigzag)
-    }
-
-    pub(crate) fn u32(&mut self, what: &'static str) -> Result<u32, CodecError> {
-        u32::try_from(self.varint(what)?).map_err(|_| CodecError::Corrupt(format!("{what} exceeds u32")))
-    }
-
-    pub(crate) fn usize(&mut self, what: &'static str) -> Result<usize, CodecError> {
-        usize::try_from(self.varint(what)?).map_err(|_| CodecError::Corrupt(format!("{what} exceeds usize")))
-    }
-
-    fn u32_le(&mut self, what: &'static str) -> Result<u32, CodecError> {
-        self.array(what).map(u32::from_le_bytes)
-    }
-
-    fn f32_le(&mut self, what: &'static str) -> Result<f32, CodecError> {
-        self.array(what).map(f32::from_le_bytes)
-    }
-
-    fn f64_le(&mut self, what: &'static str) -> Result<f64, CodecError> {
-        self.array(what).map(f64::from_le_bytes)
-    }
-
-    /// Bytes left over where a section should have ended are corruption.
-    pub(crate) fn finish(&self, what: &'static str) -> Result<(), CodecError> {
-        match self.buf.len() {
-            0 => Ok(()),
-            n => Err(CodecError::Corrupt(format!("{n} bytes left over after {what}"))),
-        }
-    }
-}
 
 /// Appends the changelog value of `c`. The record key is the customer id,
 /// so the id is not repeated here.
