@@ -424,8 +424,8 @@ impl Engine {
 
     /// Every customer's raw state, sorted by customer id.
     pub fn dump(&self) -> Vec<CustomerDump<'_>> {
-        let mut all: Vec<CustomerDump<'_>> = self.state.customers().map(CustomerDump::new).collect();
-        all.sort_unstable_by(|a, b| a.customer_id.cmp(b.customer_id));
+        let mut all: Vec<CustomerDump<'_>> = self.state.customers().collect();
+        all.sort_unstable_by(|a, b| a.id.cmp(&b.id));
         all
     }
 

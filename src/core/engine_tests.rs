@@ -143,7 +143,7 @@ fn a_late_event_never_moves_first_seen_but_an_on_time_one_out_of_order_does() {
     let early = 10 * DAY - 30 * 60_000;
     lines.insert(at + 1, line("a", "click", early));
     feed(&mut e, &lines);
-    let first = |e: &Engine| e.dump().into_iter().find(|c| c.customer_id == "a").unwrap().first_seen_ms;
+    let first = |e: &Engine| e.dump().into_iter().find(|c| &*c.id == "a").unwrap().first_seen_ms;
     assert_eq!(e.tally().sources[e.rules().canonical_source()].late, 0);
     assert_eq!(first(&e), T0 + early, "an on-time event moves first_seen back");
     // Days late: folded into lifetime totals only; first_seen stays.
