@@ -16,11 +16,60 @@
 //! count is then frozen. Exit: recent ≥ `resolve_ratio` × frozen expected, then a cooldown
 //! of `cooldown_buckets` during which no new episode opens.
 
+use serde::Serialize;
+
 use crate::config::DeclineConfig;
 use crate::detect::stats::binomial_cdf;
 use crate::detect::{ActivityEvent, Detector, DetectorId, Moment, Signal};
 use crate::event::{Kind, KindSet};
-use crate::state::{Customer, Episode};
+use crate::state::codec::StateBlock;
+use crate::state::Customer;
+use crate::wire::{put_zigzag, CodecError, Reader};
+
+/// A detector episode: normal → open → cooldown → normal.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Episode {
+    #[default]
+    Normal,
+    /// Opened by the trigger at `episode_ms`; `expected` is the frozen
+    /// baseline expectation for the recent window.
+    Open { episode_ms: i64, expected: f32 },
+    /// No new episode before bucket `until`.
+    Cooldown {
+        #[serde(rename = "until_bucket")]
+        until: i64,
+    },
+}
+
+/// The decline episode's changelog block; the window and the sequential
+/// methods share it.
+pub(crate) const EPISODE_BLOCK: StateBlock = StateBlock { id: 1, version: 1, name: "decline episode", encode: encode_episode, decode: decode_episode };
+
+fn encode_episode(c: &Customer, out: &mut Vec<u8>) {
+    match c.decline {
+        Episode::Normal => {}
+        Episode::Open { episode_ms, expected } => {
+            out.push(1);
+            put_zigzag(out, episode_ms);
+            out.extend_from_slice(&expected.to_le_bytes());
+        }
+        Episode::Cooldown { until } => {
+            out.push(2);
+            put_zigzag(out, until);
+        }
+    }
+}
+
+fn decode_episode(c: &mut Customer, _version: u8, p: &mut Reader<'_>) -> Result<(), CodecError> {
+    c.decline = match p.u8("episode tag")? {
+        0 => Episode::Normal,
+        1 => Episode::Open { episode_ms: p.zigzag("episode_ms")?, expected: p.f32_le("expected")? },
+        2 => Episode::Cooldown { until: p.zigzag("cooldown until")? },
+        tag => return Err(CodecError::Corrupt(format!("unknown episode tag {tag}"))),
+    };
+    Ok(())
+}
 
 /// Thresholds, copied from config once.
 #[derive(Debug, Clone)]

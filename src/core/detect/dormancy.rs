@@ -4,9 +4,26 @@
 
 use crate::config::DormancyConfig;
 use crate::detect::{ActivityEvent, Detector, DetectorId, Moment, Signal};
+use crate::state::codec::StateBlock;
 use crate::state::Customer;
+use crate::wire::{put_zigzag, CodecError, Reader};
 
 const DAY_MS: f64 = 86_400_000.0;
+
+/// The changelog block of `Customer::dormant_since`: the deadline the open
+/// episode began at, while open.
+pub(crate) const BLOCK: StateBlock = StateBlock { id: 2, version: 1, name: "dormancy", encode: encode_state, decode: decode_state };
+
+fn encode_state(c: &Customer, out: &mut Vec<u8>) {
+    if let Some(since) = c.dormant_since {
+        put_zigzag(out, since);
+    }
+}
+
+fn decode_state(c: &mut Customer, _version: u8, p: &mut Reader<'_>) -> Result<(), CodecError> {
+    c.dormant_since = Some(p.zigzag("dormant_since")?);
+    Ok(())
+}
 
 /// Thresholds, copied from config once.
 #[derive(Debug, Clone)]

@@ -22,10 +22,27 @@
 
 use crate::config::SilenceConfig;
 use crate::detect::{ActivityEvent, Detector, DetectorId, Moment, Signal};
+use crate::state::codec::StateBlock;
 use crate::state::Customer;
+use crate::wire::{put_zigzag, CodecError, Reader};
 
 const DAY_MS: f64 = 86_400_000.0;
 const MONTH_DAYS: f64 = 365.25 / 12.0;
+
+/// The changelog block of `Customer::silent_since`: the deadline the open
+/// episode began at, while open.
+pub(crate) const BLOCK: StateBlock = StateBlock { id: 4, version: 1, name: "silence", encode: encode_state, decode: decode_state };
+
+fn encode_state(c: &Customer, out: &mut Vec<u8>) {
+    if let Some(since) = c.silent_since {
+        put_zigzag(out, since);
+    }
+}
+
+fn decode_state(c: &mut Customer, _version: u8, p: &mut Reader<'_>) -> Result<(), CodecError> {
+    c.silent_since = Some(p.zigzag("silent_since")?);
+    Ok(())
+}
 
 /// Thresholds, copied from config once.
 #[derive(Debug, Clone)]

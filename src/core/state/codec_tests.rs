@@ -1,6 +1,7 @@
 use proptest::prelude::*;
 
 use super::*;
+use crate::state::{DeclineStat, Episode};
 
 const DAY: i64 = 86_400_000;
 /// 2026-01-01T00:00:00Z.
@@ -164,7 +165,7 @@ fn newer_formats_and_blocks_are_refused_naming_both_versions() {
     assert_eq!(err.code(), "newer_format");
     // Decline is the only block, right after the core section.
     let at = out.len() - 5;
-    assert_eq!(out[at], BLOCK_DECLINE);
+    assert_eq!(out[at], crate::detect::decline::EPISODE_BLOCK.id);
     let mut newer_block = out.clone();
     newer_block[at + 1] = 3;
     let err = decode_customer("c", &newer_block, 29).unwrap_err();

@@ -21,47 +21,9 @@ use serde::Serialize;
 use crate::event::Kind;
 pub use window::Activity;
 
-/// A detector episode: normal → open → cooldown → normal.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
-pub enum Episode {
-    #[default]
-    Normal,
-    /// Opened by the trigger at `episode_ms`; `expected` is the frozen
-    /// baseline expectation for the recent window.
-    Open { episode_ms: i64, expected: f32 },
-    /// No new episode before bucket `until`.
-    Cooldown {
-        #[serde(rename = "until_bucket")]
-        until: i64,
-    },
-}
-
-/// The sequential decline detector's running figures (see
-/// `detect::sequential`): 24 bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct DeclineStat {
-    /// The customer's baseline rate, events per bucket (frozen while an
-    /// episode is open).
-    pub rate: f32,
-    /// The CUSUM statistic: evidence of a decline, or while an episode is
-    /// open, of recovery.
-    pub stat: f32,
-    /// Buckets learned into `rate` so far (saturating).
-    pub buckets: u16,
-    /// The next bucket to fold; [`DeclineStat::UNSET`] before the first.
-    pub next: i64,
-}
-
-impl DeclineStat {
-    pub const UNSET: i64 = i64::MIN;
-}
-
-impl Default for DeclineStat {
-    fn default() -> DeclineStat {
-        DeclineStat { rate: 0.0, stat: 0.0, buckets: 0, next: DeclineStat::UNSET }
-    }
-}
+// Detector state, defined next to the detector that owns it.
+pub use crate::detect::decline::Episode;
+pub use crate::detect::sequential::DeclineStat;
 
 /// Lifetime order figures for RFM and CLV.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
