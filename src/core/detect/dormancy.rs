@@ -2,8 +2,11 @@
 //! turns dormant and gets a reactivation trigger with a score; when a dormant
 //! customer acts again, a `reactivated` message closes the loop.
 
-use crate::config::DormancyConfig;
-use crate::detect::{ActivityEvent, Detector, DetectorId, Moment, Signal};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{invalid, yes, Config, ConfigError};
+use crate::detect::registry::Entry;
+use crate::detect::{decline, silence, ActivityEvent, Detector, DetectorId, Moment, Signal};
 use crate::state::codec::StateBlock;
 use crate::state::Customer;
 use crate::wire::{put_zigzag, CodecError, Reader};
@@ -24,6 +27,57 @@ fn decode_state(c: &mut Customer, _version: u8, p: &mut Reader<'_>) -> Result<()
     c.dormant_since = Some(p.zigzag("dormant_since")?);
     Ok(())
 }
+
+/// Dormancy: no activity for a long time → reactivation trigger.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DormancyConfig {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Days after the last activity at which a customer turns dormant.
+    #[serde(default = "default_after_days")]
+    pub after_days: u16,
+    /// Lifetime spend at which the score's monetary part reaches 63% (1 − 1/e).
+    #[serde(default = "default_monetary_scale")]
+    pub monetary_scale: f64,
+}
+
+fn default_monetary_scale() -> f64 {
+    100.0
+}
+
+fn default_after_days() -> u16 {
+    60
+}
+
+impl Default for DormancyConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("defaults parse")
+    }
+}
+
+
+impl DormancyConfig {
+    /// Checks the `[detect.dormancy]` keys, naming the first bad one.
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        if self.after_days == 0 {
+            return Err(invalid("detect.dormancy.after_days", "must be at least 1"));
+        }
+        if !(self.monetary_scale > 0.0) {
+            return Err(invalid("detect.dormancy.monetary_scale", "must be greater than 0"));
+        }
+        Ok(())
+    }
+}
+
+pub const ID: DetectorId = DetectorId("dormancy");
+
+/// The registry's entry: on by default, strongest of the activity chain.
+pub const ENTRY: Entry = Entry {
+    id: ID,
+    build: |cfg: &Config| cfg.detect.dormancy.enabled.then(|| Box::new(Dormancy(Params::new(&cfg.detect.dormancy))) as Box<dyn Detector>),
+    window_width: |_| 0,
+};
 
 /// Thresholds, copied from config once.
 #[derive(Debug, Clone)]
@@ -50,7 +104,12 @@ pub struct Dormancy(pub Params);
 
 impl Detector for Dormancy {
     fn id(&self) -> DetectorId {
-        DetectorId::Dormancy
+        ID
+    }
+
+    /// A dormant customer is not also silent or declining.
+    fn supersedes(&self) -> &'static [DetectorId] {
+        &[silence::ID, decline::ID]
     }
 
     /// Reactivates a dormant customer. An event after the deadline whose

@@ -5,30 +5,28 @@
 //! by a sweep over all customers, names its next deadline, and says what
 //! happened as a [`Signal`]; rendering signals to records is
 //! [`crate::render`]'s job. The engine knows no detector by name: it runs
-//! the enabled ones ([`enabled`]) strongest first and applies the one
-//! supersession table, [`DetectorId`]'s order.
+//! those the [`registry`] enables, in the registry's order, and applies the
+//! supersession each declares ([`Detector::supersedes`]).
 
 pub mod decline;
 pub mod dormancy;
+pub mod registry;
 pub mod sequential;
 pub mod silence;
 pub mod stats;
 
 use std::fmt;
 
-use crate::config::{Config, DeclineMethod};
+use crate::event::Event;
 use crate::state::Customer;
 use crate::time::Buckets;
 
-/// The detectors, in supersession order: an open episode of one keeps every
-/// later one from opening, and opening one closes the later ones' open
-/// episodes without a message (a dormant customer is not also "declining").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum DetectorId {
-    Dormancy,
-    Silence,
-    Decline,
-}
+pub use registry::{enabled, Enabled};
+
+/// A detector's name, as supersession declarations and the registry use it.
+/// Alternative methods of one signal (the two decline methods) share one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DetectorId(pub &'static str);
 
 /// When, and under what rules, a detector is asked to decide.
 #[derive(Debug, Clone, Copy)]
@@ -43,7 +41,8 @@ pub struct Moment {
     /// episode opened now is named by it.
     pub trigger_ms: i64,
     pub buckets: Buckets,
-    /// A stronger detector's episode is open: this one must not open.
+    /// An episode of a detector that supersedes this one is open, or was
+    /// open at some point of this moment: this one must not open.
     pub superseded: bool,
 }
 
@@ -82,28 +81,27 @@ pub trait Detector: fmt::Debug + Send + Sync {
 
     /// Closes an open episode without a message: a stronger one opened.
     fn supersede(&self, c: &mut Customer);
-}
 
-/// The detectors the config enables, strongest first.
-pub fn enabled(cfg: &Config) -> Vec<Box<dyn Detector>> {
-    let activity = cfg.engine.activity_set();
-    let mut all: Vec<Box<dyn Detector>> = Vec::new();
-    if cfg.detect.dormancy.enabled {
-        all.push(Box::new(dormancy::Dormancy(dormancy::Params::new(&cfg.detect.dormancy))));
+    /// The detectors whose episodes this one's supersede: while one of its
+    /// episodes is open they do not open, and opening one closes theirs
+    /// without a message (a dormant customer is not also "declining").
+    /// Detectors that declare nothing stand beside all others. The registry
+    /// lists each detector after every one that supersedes it.
+    fn supersedes(&self) -> &'static [DetectorId] {
+        &[]
     }
-    if cfg.detect.silence.enabled {
-        all.push(Box::new(silence::Silence(silence::Params::new(&cfg.detect.silence))));
-    }
-    let d = &cfg.detect.decline;
-    match d.method {
-        _ if !d.enabled => {}
-        DeclineMethod::Window => all.push(Box::new(decline::Decline(decline::Params::new(d, activity)))),
-        DeclineMethod::Sequential => {
-            all.push(Box::new(sequential::Sequential(sequential::Params::new(d, activity, cfg.engine.bucket_secs))));
-        }
-    }
-    all.sort_by_key(|d| d.id());
-    all
+
+    /// Any event of the customer, of any kind (surveys and tickets too),
+    /// after it was folded into the customer's lifetime figures and, for an
+    /// on-time event, into its window and the activity detectors.
+    ///
+    /// Late events (older than stream time minus the allowed lateness) come
+    /// here too, with `late` set, and only here: they never reach `advance`
+    /// or `on_activity`, since the buckets they fall in are already decided.
+    /// A detector that acts on a late event must decide from lifetime
+    /// figures, not windows; its signal is named by the event's time. No
+    /// timer is rescheduled after a late event.
+    fn on_event(&self, _c: &mut Customer, _at: Moment, _ev: &Event, _late: bool, _out: &mut Vec<Signal>) {}
 }
 
 /// Something a detector decided about one customer.

@@ -44,7 +44,7 @@
 use serde::Serialize;
 
 use crate::config::DeclineConfig;
-use crate::detect::{ActivityEvent, Detector, DetectorId, Moment, Signal};
+use crate::detect::{decline, ActivityEvent, Detector, DetectorId, Moment, Signal};
 use crate::event::{Kind, KindSet};
 use crate::state::codec::{StateBlock, MAX_BUCKET};
 use crate::state::{Customer, Episode};
@@ -200,7 +200,7 @@ pub struct Sequential(pub Params);
 
 impl Detector for Sequential {
     fn id(&self) -> DetectorId {
-        DetectorId::Decline
+        decline::ID
     }
 
     fn advance(&self, c: &mut Customer, at: Moment, out: &mut Vec<Signal>) {

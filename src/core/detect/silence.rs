@@ -20,8 +20,11 @@
 //! event resolves it. No state beyond the open episode's start: the rate
 //! comes from the lifetime figures every customer keeps.
 
-use crate::config::SilenceConfig;
-use crate::detect::{ActivityEvent, Detector, DetectorId, Moment, Signal};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{invalid, yes, Config, ConfigError};
+use crate::detect::registry::Entry;
+use crate::detect::{decline, ActivityEvent, Detector, DetectorId, Moment, Signal};
 use crate::state::codec::StateBlock;
 use crate::state::Customer;
 use crate::wire::{put_zigzag, CodecError, Reader};
@@ -43,6 +46,75 @@ fn decode_state(c: &mut Customer, _version: u8, p: &mut Reader<'_>) -> Result<()
     c.silent_since = Some(p.zigzag("silent_since")?);
     Ok(())
 }
+
+/// Silence / overdue: quiet for longer than the customer's own rate makes
+/// plausible.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SilenceConfig {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// At most this many false alerts per 1,000 steady customer-months if
+    /// gaps were exponential at the customer's rate (replaces a per-gap
+    /// quantile, which at 1.5 events a day raised 0.45 a customer-month).
+    #[serde(default = "default_silence_false_alerts")]
+    pub false_alerts_per_1000_customer_months: f64,
+    /// Fewer lifetime activity events than this: never overdue.
+    #[serde(default = "default_silence_min_events")]
+    pub min_events: u32,
+    /// Less history (first seen to last activity) than this: never overdue.
+    #[serde(default = "default_silence_min_history_days")]
+    pub min_history_days: u32,
+    /// Never overdue after less quiet than this, however busy the customer.
+    /// A week by default: any 7 days hold one whole weekly cycle, so a quiet
+    /// weekend cannot make a steady customer look overdue (busy customers'
+    /// declines are caught sooner by the decline detector anyway).
+    #[serde(default = "default_silence_min_gap_secs")]
+    pub min_gap_secs: u64,
+}
+
+fn default_silence_false_alerts() -> f64 {
+    0.05
+}
+fn default_silence_min_events() -> u32 {
+    10
+}
+fn default_silence_min_history_days() -> u32 {
+    28
+}
+fn default_silence_min_gap_secs() -> u64 {
+    7 * 86_400
+}
+
+impl Default for SilenceConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("defaults parse")
+    }
+}
+
+
+impl SilenceConfig {
+    /// Checks the `[detect.silence]` keys, naming the first bad one.
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        let s = self;
+        if !(s.false_alerts_per_1000_customer_months > 0.0 && s.false_alerts_per_1000_customer_months <= 1000.0) {
+            return Err(invalid("detect.silence.false_alerts_per_1000_customer_months", "must be in (0, 1000]"));
+        }
+        if s.min_events < 2 {
+            return Err(invalid("detect.silence.min_events", "must be at least 2 (a rate needs a gap)"));
+        }
+        Ok(())
+    }
+}
+
+pub const ID: DetectorId = DetectorId("silence");
+
+/// The registry's entry: on by default.
+pub const ENTRY: Entry = Entry {
+    id: ID,
+    build: |cfg: &Config| cfg.detect.silence.enabled.then(|| Box::new(Silence(Params::new(&cfg.detect.silence))) as Box<dyn Detector>),
+    window_width: |_| 0,
+};
 
 /// Thresholds, copied from config once.
 #[derive(Debug, Clone)]
@@ -111,7 +183,12 @@ pub struct Silence(pub Params);
 
 impl Detector for Silence {
     fn id(&self) -> DetectorId {
-        DetectorId::Silence
+        ID
+    }
+
+    /// A silent customer is not also declining.
+    fn supersedes(&self) -> &'static [DetectorId] {
+        &[decline::ID]
     }
 
     /// Resolves an open silence. An event after a deadline whose timer has
