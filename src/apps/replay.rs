@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use care_core::config::Config;
-use care_core::detect::SignalType;
+use care_core::detect::{SignalType, Status};
 use care_core::engine::{Input, Routed, Rules};
 use care_core::render::{signal_type_of, OutputRecord, TopicRole};
 use serde::Serialize;
@@ -98,7 +98,7 @@ impl LeadTimes {
     /// Takes one output record into account.
     pub fn observe(&mut self, r: &OutputRecord) {
         let (Some(t), Some(key)) = (r.header("ce_type").and_then(signal_type_of), r.key.as_deref()) else { return };
-        let opened = r.status() == Some("opened");
+        let opened = r.status() == Some(Status::Opened);
         match t {
             SignalType::ActivityDecline | SignalType::Silence if opened => {
                 self.open.entry(key.to_vec()).or_insert(r.trigger_ms);

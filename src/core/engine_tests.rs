@@ -198,7 +198,7 @@ fn a_return_just_after_the_silence_deadline_says_the_same_whichever_arrives_firs
     let (back, other) = (line("a", "click", due + 1_800_000), line("b", "login", due + 3_600_000 + 600_000));
     let silence = |lines: Vec<String>| -> Vec<(String, String, i64)> {
         let out = feed(&mut engine(), &lines);
-        out.iter().filter(|r| r.header("ce_type") == Some("io.care.silence.v1")).map(|r| (r.status().unwrap().to_string(), r.header("ce_id").unwrap().to_string(), r.trigger_ms)).collect()
+        out.iter().filter(|r| r.header("ce_type") == Some("io.care.silence.v1")).map(|r| (r.status().unwrap().as_str().to_string(), r.header("ce_id").unwrap().to_string(), r.trigger_ms)).collect()
     };
     let timer_first = silence([history.clone(), vec![other.clone(), back.clone()]].concat());
     let event_first = silence([history, vec![back, other]].concat());

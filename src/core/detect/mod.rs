@@ -17,7 +17,10 @@ pub mod stats;
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
 use crate::event::Event;
+use crate::render::TopicRole;
 use crate::state::Customer;
 use crate::time::Buckets;
 
@@ -150,6 +153,31 @@ impl SignalType {
     pub fn idx(self) -> usize {
         self as usize
     }
+
+    /// The topic its messages go to.
+    pub fn role(self) -> TopicRole {
+        match self {
+            SignalType::ActivityDecline | SignalType::Silence => TopicRole::Alerts,
+            SignalType::Dormant | SignalType::Reactivated => TopicRole::Reactivation,
+        }
+    }
+}
+
+/// Which message of an episode a signal is; in `ce_id` and the payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Opened,
+    Resolved,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Opened => "opened",
+            Status::Resolved => "resolved",
+        }
+    }
 }
 
 impl Signal {
@@ -196,17 +224,26 @@ impl Signal {
 
     /// Whether this signal opens an episode (and so supersedes weaker ones).
     pub fn opens(&self) -> bool {
-        self.status() == "opened"
+        self.status() == Status::Opened
     }
 
-    /// `opened`, `resolved`, ...: distinguishes messages of one episode.
-    pub fn status(&self) -> &'static str {
+    /// Distinguishes the messages of one episode.
+    pub fn status(&self) -> Status {
         match self {
-            Signal::DeclineOpened { .. } | Signal::SequentialOpened { .. } | Signal::SilenceOpened { .. } | Signal::Dormant { .. } => "opened",
+            Signal::DeclineOpened { .. } | Signal::SequentialOpened { .. } | Signal::SilenceOpened { .. } | Signal::Dormant { .. } => Status::Opened,
             Signal::DeclineResolved { .. }
             | Signal::SequentialResolved { .. }
             | Signal::SilenceResolved { .. }
-            | Signal::Reactivated { .. } => "resolved",
+            | Signal::Reactivated { .. } => Status::Resolved,
+        }
+    }
+
+    /// The payload's version: with the signal type, its `ce_type`
+    /// (`render::CE_TYPES`).
+    pub fn version(&self) -> u8 {
+        match self {
+            Signal::SequentialOpened { .. } | Signal::SequentialResolved { .. } => 2,
+            _ => 1,
         }
     }
 }
