@@ -66,6 +66,28 @@ fn run_scenario() -> Vec<OutputRecord> {
     let mut out = scenario("", |d| (0..40).contains(&d) || (46..60).contains(&d) || (75..80).contains(&d), 150);
     let window = "[detect.decline]\nmethod = \"window\"\n[detect.silence]\nenabled = false\n";
     out.extend(scenario(window, |d| (0..40).contains(&d) || (48..60).contains(&d), 131));
+    out.extend(first_order_scenario());
+    out
+}
+
+/// With first orders on: "o" logs in, then orders on day 3 (its first
+/// order) and day 5.
+fn first_order_scenario() -> Vec<OutputRecord> {
+    let cfg = Config::parse("[detect.first_order]\nenabled = true\n", "test").expect("config");
+    let mut engine = Engine::new(Arc::new(Rules::new(&cfg)), TaskId::source(0));
+    let source = engine.rules().canonical_source();
+    let lines = [
+        json!({"customer_id": "o", "kind": "login", "ts": T0}),
+        json!({"customer_id": "o", "kind": "order", "ts": T0 + 3 * DAY + 3600, "amount": 42.5}),
+        json!({"customer_id": "o", "kind": "order", "ts": T0 + 5 * DAY}),
+    ];
+    let mut out = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        let payload = l.to_string();
+        let input = Input { source, partition: 0, offset: i as i64, key: Some(b"o"), payload: payload.as_bytes() };
+        assert_eq!(engine.process(&input, NOW_WALL_MS, &mut out), Outcome::Folded, "{payload}");
+    }
+    assert_eq!(out.len(), 1, "one first order");
     out
 }
 
@@ -259,6 +281,13 @@ fn validators_reject_broken_payloads() {
                 bad_cases.push(("window.recent_buckets renamed", renamed(&good, "/window", "recent_buckets", "recent")));
                 bad_cases.push(("by_kind.click.recent renamed", renamed(&good, "/by_kind/click", "recent", "recent_events")));
                 for (f, v) in [("drop", json!(1.5)), ("drop", json!(-0.1)), ("baseline_rate", json!(-1)), ("method", json!("window")), ("recent_events", json!(1.5))] {
+                    let mut bad = good.clone();
+                    bad[f] = v;
+                    bad_cases.push((f, bad));
+                }
+            }
+            "io.care.first_order.v1" => {
+                for (f, v) in [("days_from_first_seen", json!(-1.0)), ("amount", json!(-5)), ("amount", json!("12")), ("status", json!("resolved")), ("first_seen_at", json!("2024-01-01"))] {
                     let mut bad = good.clone();
                     bad[f] = v;
                     bad_cases.push((f, bad));

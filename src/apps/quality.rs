@@ -35,7 +35,8 @@ fn scoring(t: SignalType) -> (bool, bool) {
     match t {
         SignalType::ActivityDecline | SignalType::Silence => (true, true),
         SignalType::Dormant => (true, false),
-        SignalType::Reactivated => (false, false),
+        // Neither warns of churn.
+        SignalType::Reactivated | SignalType::FirstOrder => (false, false),
     }
 }
 

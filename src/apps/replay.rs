@@ -113,7 +113,7 @@ impl LeadTimes {
                     self.days.push((r.trigger_ms - warned_ms) as f64 / 86_400_000.0);
                 }
             }
-            SignalType::Reactivated => {}
+            SignalType::Reactivated | SignalType::FirstOrder => {}
         }
     }
 

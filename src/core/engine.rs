@@ -269,14 +269,12 @@ impl Engine {
             Some(IdCheck::New) | None => {}
         }
         c.fold_lifetime(ev.kind, ev.ts_ms, ev.amount, ev.csat, ev.nps);
-        let now_ms = self.state.stream_time_ms.unwrap_or(ev.ts_ms);
         if late {
             counts.late += 1;
-            let at = self.moment(now_ms, ev.ts_ms, now_ms - lateness_ms);
-            self.detect(slot, at, out, |d, c, at, s| d.on_event(c, at, ev, true, s));
             return Outcome::Late;
         }
         counts.folded[ev.kind.idx()] += 1;
+        let now_ms = self.state.stream_time_ms.unwrap_or(ev.ts_ms);
         // Buckets sealed by the stream time are decided before this event
         // moves the window on.
         let at = self.moment(now_ms, ev.ts_ms, now_ms - lateness_ms);
@@ -294,7 +292,7 @@ impl Engine {
             let act = ActivityEvent { ts_ms: ev.ts_ms, previous_ms };
             self.detect(slot, at, out, |d, c, at, s| d.on_activity(c, at, act, s));
         }
-        self.detect(slot, at, out, |d, c, at, s| d.on_event(c, at, ev, false, s));
+        self.detect(slot, at, out, |d, c, at, s| d.on_event(c, at, ev, s));
         self.reschedule(slot, now_ms);
         Outcome::Folded
     }

@@ -85,12 +85,13 @@ pub struct Renderer {
 /// `ce_type`, each with its schema in `src/core/schemas/<ce_type>.json`. A
 /// payload only ever gains fields within a version; the sequential decline's
 /// is v2 (`p_value`, `expected_events` and `ratio` have no meaning there).
-pub const CE_TYPES: [(SignalType, u8, &str); 5] = [
+pub const CE_TYPES: [(SignalType, u8, &str); 6] = [
     (SignalType::ActivityDecline, 1, "io.care.activity_decline.v1"),
     (SignalType::ActivityDecline, 2, "io.care.activity_decline.v2"),
     (SignalType::Silence, 1, "io.care.silence.v1"),
     (SignalType::Dormant, 1, "io.care.dormant.v1"),
     (SignalType::Reactivated, 1, "io.care.reactivated.v1"),
+    (SignalType::FirstOrder, 1, "io.care.first_order.v1"),
 ];
 
 /// `ce_type` of version `version` of signal type `t`, if there is one.
@@ -124,7 +125,8 @@ pub fn ce_id(customer: &str, t: SignalType, episode_ms: i64, status: Status) -> 
     uuid::Uuid::new_v5(&CE_ID_NAMESPACE, name.as_bytes())
 }
 
-fn round(x: f64, places: i32) -> f64 {
+/// `x` rounded to `places` decimals, for payload figures.
+pub fn round(x: f64, places: i32) -> f64 {
     let f = 10f64.powi(places);
     (x * f).round() / f
 }

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::ConfigError;
 pub use crate::detect::decline::{DeclineConfig, DeclineMethod};
 pub use crate::detect::dormancy::DormancyConfig;
+pub use crate::detect::first_order::FirstOrderConfig;
 pub use crate::detect::silence::SilenceConfig;
 
 /// Detector thresholds.
@@ -18,6 +19,8 @@ pub struct DetectConfig {
     pub silence: SilenceConfig,
     #[serde(default)]
     pub dormancy: DormancyConfig,
+    #[serde(default)]
+    pub first_order: FirstOrderConfig,
 }
 
 impl DetectConfig {

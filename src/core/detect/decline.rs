@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{invalid, yes, Config, ConfigError};
 use crate::detect::registry::Entry;
 use crate::detect::stats::binomial_cdf;
-use crate::detect::{sequential, ActivityEvent, Detector, DetectorId, Moment, Signal};
+use crate::detect::{sequential, ActivityEvent, Detector, DetectorId, Moment, Signal, SignalType};
 use crate::event::{Kind, KindSet};
 use crate::state::codec::StateBlock;
 use crate::state::Customer;
@@ -281,6 +281,10 @@ impl Decline {
 impl Detector for Decline {
     fn id(&self) -> DetectorId {
         ID
+    }
+
+    fn signal_types(&self) -> &'static [SignalType] {
+        &[SignalType::ActivityDecline]
     }
 
     fn on_activity(&self, c: &mut Customer, at: Moment, _: ActivityEvent, out: &mut Vec<Signal>) {

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{invalid, yes, Config, ConfigError};
 use crate::detect::registry::Entry;
-use crate::detect::{decline, silence, ActivityEvent, Detector, DetectorId, Moment, Signal};
+use crate::detect::{decline, silence, ActivityEvent, Detector, DetectorId, Moment, Signal, SignalType};
 use crate::state::codec::StateBlock;
 use crate::state::Customer;
 use crate::wire::{put_zigzag, CodecError, Reader};
@@ -105,6 +105,10 @@ pub struct Dormancy(pub Params);
 impl Detector for Dormancy {
     fn id(&self) -> DetectorId {
         ID
+    }
+
+    fn signal_types(&self) -> &'static [SignalType] {
+        &[SignalType::Dormant, SignalType::Reactivated]
     }
 
     /// A dormant customer is not also silent or declining.

@@ -10,6 +10,7 @@
 
 pub mod decline;
 pub mod dormancy;
+pub mod first_order;
 pub mod registry;
 pub mod sequential;
 pub mod silence;
@@ -94,17 +95,18 @@ pub trait Detector: fmt::Debug + Send + Sync {
         &[]
     }
 
-    /// Any event of the customer, of any kind (surveys and tickets too),
-    /// after it was folded into the customer's lifetime figures and, for an
-    /// on-time event, into its window and the activity detectors.
+    /// Any on-time event of the customer, of any kind (surveys and tickets
+    /// too), after it was folded into the customer's lifetime figures and
+    /// window and the activity detectors ran on it.
     ///
-    /// Late events (older than stream time minus the allowed lateness) come
-    /// here too, with `late` set, and only here: they never reach `advance`
-    /// or `on_activity`, since the buckets they fall in are already decided.
-    /// A detector that acts on a late event must decide from lifetime
-    /// figures, not windows; its signal is named by the event's time. No
-    /// timer is rescheduled after a late event.
-    fn on_event(&self, _c: &mut Customer, _at: Moment, _ev: &Event, _late: bool, _out: &mut Vec<Signal>) {}
+    /// Late events (older than stream time minus the allowed lateness) never
+    /// come here: they fold into lifetime figures only and never raise or
+    /// retract an alert (SPEC, "Time"). A detector sees what they changed
+    /// in those figures at the customer's next on-time event or timer.
+    fn on_event(&self, _c: &mut Customer, _at: Moment, _ev: &Event, _out: &mut Vec<Signal>) {}
+
+    /// The signal types it emits (for summaries of what is enabled).
+    fn signal_types(&self) -> &'static [SignalType];
 }
 
 /// Something a detector decided about one customer.
@@ -126,6 +128,8 @@ pub enum Signal {
     Dormant { episode_ms: i64, last_activity_ms: i64, score: dormancy::Score },
     /// A dormant customer acted again.
     Reactivated { episode_ms: i64, at_ms: i64, days_away: f64 },
+    /// The customer's first order, at `at_ms`.
+    FirstOrder { at_ms: i64, first_seen_ms: i64, amount: Option<f64> },
 }
 
 /// The kinds of output, for metric labels and `replay --report`.
@@ -135,10 +139,12 @@ pub enum SignalType {
     Silence,
     Dormant,
     Reactivated,
+    FirstOrder,
 }
 
 impl SignalType {
-    pub const ALL: [SignalType; 4] = [SignalType::ActivityDecline, SignalType::Silence, SignalType::Dormant, SignalType::Reactivated];
+    pub const ALL: [SignalType; 5] =
+        [SignalType::ActivityDecline, SignalType::Silence, SignalType::Dormant, SignalType::Reactivated, SignalType::FirstOrder];
 
     /// The name in `ce_type` (`io.care.<name>.v1`) and metric labels.
     pub fn as_str(self) -> &'static str {
@@ -147,6 +153,7 @@ impl SignalType {
             SignalType::Silence => "silence",
             SignalType::Dormant => "dormant",
             SignalType::Reactivated => "reactivated",
+            SignalType::FirstOrder => "first_order",
         }
     }
 
@@ -157,7 +164,7 @@ impl SignalType {
     /// The topic its messages go to.
     pub fn role(self) -> TopicRole {
         match self {
-            SignalType::ActivityDecline | SignalType::Silence => TopicRole::Alerts,
+            SignalType::ActivityDecline | SignalType::Silence | SignalType::FirstOrder => TopicRole::Alerts,
             SignalType::Dormant | SignalType::Reactivated => TopicRole::Reactivation,
         }
     }
@@ -191,6 +198,7 @@ impl Signal {
             Signal::SilenceOpened { .. } | Signal::SilenceResolved { .. } => SignalType::Silence,
             Signal::Dormant { .. } => SignalType::Dormant,
             Signal::Reactivated { .. } => SignalType::Reactivated,
+            Signal::FirstOrder { .. } => SignalType::FirstOrder,
         }
     }
 
@@ -204,7 +212,8 @@ impl Signal {
             Signal::DeclineResolved { at_ms, .. }
             | Signal::SequentialResolved { at_ms, .. }
             | Signal::SilenceResolved { at_ms, .. }
-            | Signal::Reactivated { at_ms, .. } => *at_ms,
+            | Signal::Reactivated { at_ms, .. }
+            | Signal::FirstOrder { at_ms, .. } => *at_ms,
         }
     }
 
@@ -219,6 +228,7 @@ impl Signal {
             | Signal::SilenceResolved { episode_ms, .. }
             | Signal::Dormant { episode_ms, .. }
             | Signal::Reactivated { episode_ms, .. } => *episode_ms,
+            Signal::FirstOrder { at_ms, .. } => *at_ms,
         }
     }
 
@@ -230,7 +240,11 @@ impl Signal {
     /// Distinguishes the messages of one episode.
     pub fn status(&self) -> Status {
         match self {
-            Signal::DeclineOpened { .. } | Signal::SequentialOpened { .. } | Signal::SilenceOpened { .. } | Signal::Dormant { .. } => Status::Opened,
+            Signal::DeclineOpened { .. }
+            | Signal::SequentialOpened { .. }
+            | Signal::SilenceOpened { .. }
+            | Signal::Dormant { .. }
+            | Signal::FirstOrder { .. } => Status::Opened,
             Signal::DeclineResolved { .. }
             | Signal::SequentialResolved { .. }
             | Signal::SilenceResolved { .. }

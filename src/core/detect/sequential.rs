@@ -44,7 +44,7 @@
 use serde::Serialize;
 
 use crate::config::DeclineConfig;
-use crate::detect::{decline, ActivityEvent, Detector, DetectorId, Moment, Signal};
+use crate::detect::{decline, ActivityEvent, Detector, DetectorId, Moment, Signal, SignalType};
 use crate::event::{Kind, KindSet};
 use crate::state::codec::{StateBlock, MAX_BUCKET};
 use crate::state::{Customer, Episode};
@@ -201,6 +201,10 @@ pub struct Sequential(pub Params);
 impl Detector for Sequential {
     fn id(&self) -> DetectorId {
         decline::ID
+    }
+
+    fn signal_types(&self) -> &'static [SignalType] {
+        &[SignalType::ActivityDecline]
     }
 
     fn advance(&self, c: &mut Customer, at: Moment, out: &mut Vec<Signal>) {

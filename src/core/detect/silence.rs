@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{invalid, yes, Config, ConfigError};
 use crate::detect::registry::Entry;
-use crate::detect::{decline, ActivityEvent, Detector, DetectorId, Moment, Signal};
+use crate::detect::{decline, ActivityEvent, Detector, DetectorId, Moment, Signal, SignalType};
 use crate::state::codec::StateBlock;
 use crate::state::Customer;
 use crate::wire::{put_zigzag, CodecError, Reader};
@@ -184,6 +184,10 @@ pub struct Silence(pub Params);
 impl Detector for Silence {
     fn id(&self) -> DetectorId {
         ID
+    }
+
+    fn signal_types(&self) -> &'static [SignalType] {
+        &[SignalType::Silence]
     }
 
     /// A silent customer is not also declining.

@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{rfc3339, round};
-use crate::detect::{decline, dormancy, sequential, silence, Signal, Status};
+use crate::detect::{decline, dormancy, first_order, sequential, silence, Signal, Status};
 
 /// What a payload reads from the config besides the signal.
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -129,6 +129,7 @@ pub(super) fn payload(window: WindowInfo, customer: &str, s: &Signal) -> Value {
         Signal::SilenceOpened { overdue, .. } | Signal::SilenceResolved { overdue, .. } => to_value(silence(head, started, overdue)),
         Signal::Dormant { episode_ms, last_activity_ms, score } => to_value(dormant(head, *episode_ms, *last_activity_ms, score)),
         Signal::Reactivated { days_away, .. } => to_value(Reactivated { head, dormant_since: started, days_away: round(*days_away, 3) }),
+        Signal::FirstOrder { at_ms, first_seen_ms, amount } => to_value(first_order::Payload::new(customer, *at_ms, *first_seen_ms, *amount)),
     }
 }
 
