@@ -292,7 +292,9 @@ impl Engine {
             let act = ActivityEvent { ts_ms: ev.ts_ms, previous_ms };
             self.detect(slot, at, out, |d, c, at, s| d.on_activity(c, at, act, s));
         }
-        self.detect(slot, at, out, |d, c, at, s| d.on_event(c, at, ev, s));
+        if self.rules.detectors.want_events() {
+            self.detect(slot, at, out, |d, c, at, s| d.on_event(c, at, ev, s));
+        }
         self.reschedule(slot, now_ms);
         Outcome::Folded
     }

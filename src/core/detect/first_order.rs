@@ -71,6 +71,10 @@ impl Detector for FirstOrder {
 
     fn supersede(&self, _: &mut Customer) {}
 
+    fn wants_events(&self) -> bool {
+        true
+    }
+
     fn on_event(&self, c: &mut Customer, _: Moment, ev: &Event, out: &mut Vec<Signal>) {
         if ev.kind == Kind::Order && c.orders.count == 1 {
             out.push(Signal::FirstOrder { at_ms: ev.ts_ms, first_seen_ms: c.first_seen_ms, amount: ev.amount });

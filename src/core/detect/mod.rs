@@ -105,6 +105,14 @@ pub trait Detector: fmt::Debug + Send + Sync {
     /// in those figures at the customer's next on-time event or timer.
     fn on_event(&self, _c: &mut Customer, _at: Moment, _ev: &Event, _out: &mut Vec<Signal>) {}
 
+    /// Whether it implements `on_event`. The engine skips that pass when no
+    /// enabled detector does, so the default config's hot path pays nothing
+    /// for it (an empty pass on every event measured about 5 % more CPU in
+    /// a debug `care demo`, on a noisy machine).
+    fn wants_events(&self) -> bool {
+        false
+    }
+
     /// The signal types it emits (for summaries of what is enabled).
     fn signal_types(&self) -> &'static [SignalType];
 }

@@ -36,6 +36,8 @@ pub struct Enabled {
     weaker: Vec<u64>,
     /// Per detector: the detectors that supersede it.
     stronger: Vec<u64>,
+    /// Whether any of them wants every event (`Detector::on_event`).
+    events: bool,
 }
 
 impl fmt::Debug for Enabled {
@@ -60,7 +62,8 @@ impl Enabled {
         let index = |id: &DetectorId| all.iter().position(|d| d.id() == *id);
         let weaker: Vec<u64> = all.iter().map(|d| d.supersedes().iter().filter_map(index).fold(0, |m, j| m | 1 << j)).collect();
         let stronger = (0..all.len()).map(|j| (0..all.len()).filter(|&i| weaker[i] & 1 << j != 0).fold(0, |m, i| m | 1 << i)).collect();
-        Enabled { all, weaker, stronger }
+        let events = all.iter().any(|d| d.wants_events());
+        Enabled { all, weaker, stronger, events }
     }
 
     /// The detectors, in the order they run.
@@ -78,6 +81,11 @@ impl Enabled {
 
     pub fn is_empty(&self) -> bool {
         self.all.is_empty()
+    }
+
+    /// Whether any enabled detector wants every event.
+    pub fn want_events(&self) -> bool {
+        self.events
     }
 
     /// The detectors detector `i` supersedes, as a mask of indexes.
