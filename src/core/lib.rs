@@ -35,7 +35,7 @@
 //!    activity ones), its `[detect.<name>]` config table with defaults and
 //!    validation, its `ID`, its registry `ENTRY`, what it `supersedes`
 //!    (nothing, unless it belongs in the activity chain), and its payload
-//!    struct deriving `Serialize`. State of its own, if any: a field of
+//!    struct deriving `Serialize` (starting with `render::Head`). State of its own, if any: a field of
 //!    [`state::Customer`] (the dump follows by itself) and a
 //!    `state::codec::StateBlock` in the same file with a new block id.
 //! 2. `schemas/<ce_type>.json`: the payload's schema; `tests/schemas.rs`

@@ -12,7 +12,7 @@ use chrono::{DateTime, SecondsFormat};
 use crate::config::Config;
 use crate::decode::DecodeError;
 use crate::detect::{Signal, SignalType, Status};
-use payloads::WindowInfo;
+pub use payloads::{Head, WindowInfo};
 
 /// Namespace of every `ce_id` (UUIDv5 of customer, signal, episode, status).
 pub const CE_ID_NAMESPACE: uuid::Uuid = uuid::uuid!("3c1b5c1e-7a55-5b6e-9d4e-ca4ec0de0001");

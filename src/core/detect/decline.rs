@@ -16,6 +16,8 @@
 //! count is then frozen. Exit: recent ≥ `resolve_ratio` × frozen expected, then a cooldown
 //! of `cooldown_buckets` during which no new episode opens.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::config::{invalid, yes, Config, ConfigError};
@@ -23,6 +25,7 @@ use crate::detect::registry::Entry;
 use crate::detect::stats::binomial_cdf;
 use crate::detect::{sequential, ActivityEvent, Detector, DetectorId, Moment, Signal, SignalType};
 use crate::event::{Kind, KindSet};
+use crate::render::{round, Head, WindowInfo};
 use crate::state::codec::StateBlock;
 use crate::state::Customer;
 use crate::wire::{put_zigzag, CodecError, Reader};
@@ -392,6 +395,43 @@ fn report(p: &Params, c: &Customer, recent: u32, expected: f64, now_bucket: i64)
         ratio: if expected > 0.0 { f64::from(recent) / expected } else { 1.0 },
         p_value: p_value(p, recent, c.activity.sum(baseline_from, recent_from, p.kinds)),
         by_kind,
+    }
+}
+
+/// The `io.care.activity_decline.v1` payload: the window test's figures.
+#[derive(Serialize)]
+pub struct Payload<'a> {
+    #[serde(flatten)]
+    head: Head<'a>,
+    episode_started_at: String,
+    recent_events: u32,
+    baseline_events: u32,
+    expected_events: f64,
+    ratio: f64,
+    p_value: f64,
+    window: WindowInfo,
+    by_kind: BTreeMap<&'static str, RecentBaseline>,
+}
+
+#[derive(Serialize)]
+struct RecentBaseline {
+    recent: u32,
+    baseline: u32,
+}
+
+impl<'a> Payload<'a> {
+    pub fn new(head: Head<'a>, started: String, window: WindowInfo, r: &Report) -> Payload<'a> {
+        Payload {
+            head,
+            episode_started_at: started,
+            recent_events: r.recent_events,
+            baseline_events: r.baseline_events,
+            expected_events: round(r.expected_events, 4),
+            ratio: round(r.ratio, 4),
+            p_value: r.p_value,
+            window,
+            by_kind: r.by_kind.iter().map(|&(k, recent, baseline)| (k.as_str(), RecentBaseline { recent, baseline })).collect(),
+        }
     }
 }
 

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{invalid, yes, Config, ConfigError};
 use crate::detect::registry::Entry;
 use crate::detect::{decline, silence, ActivityEvent, Detector, DetectorId, Moment, Signal, SignalType};
+use crate::render::{rfc3339, round, Head};
 use crate::state::codec::StateBlock;
 use crate::state::Customer;
 use crate::wire::{put_zigzag, CodecError, Reader};
@@ -197,6 +198,57 @@ pub fn score(p: &Params, c: &Customer) -> Score {
     let satisfaction = (f64::from(c.csat.satisfied) + 1.0) / (f64::from(c.csat.responses) + 2.0);
     let score = (recency + frequency + monetary + satisfaction) / 4.0;
     Score { score, recency, frequency, monetary, satisfaction }
+}
+
+/// The `io.care.dormant.v1` payload: the reactivation trigger.
+#[derive(Serialize)]
+pub struct DormantPayload<'a> {
+    #[serde(flatten)]
+    head: Head<'a>,
+    last_activity_at: String,
+    days_inactive: f64,
+    reactivation_score: f64,
+    score_components: ScoreComponents,
+}
+
+#[derive(Serialize)]
+struct ScoreComponents {
+    recency: f64,
+    frequency: f64,
+    monetary: f64,
+    satisfaction: f64,
+}
+
+impl<'a> DormantPayload<'a> {
+    pub fn new(head: Head<'a>, episode_ms: i64, last_activity_ms: i64, score: &Score) -> DormantPayload<'a> {
+        DormantPayload {
+            head,
+            last_activity_at: rfc3339(last_activity_ms),
+            days_inactive: round((episode_ms - last_activity_ms) as f64 / DAY_MS, 3),
+            reactivation_score: round(score.score, 4),
+            score_components: ScoreComponents {
+                recency: round(score.recency, 4),
+                frequency: round(score.frequency, 4),
+                monetary: round(score.monetary, 4),
+                satisfaction: round(score.satisfaction, 4),
+            },
+        }
+    }
+}
+
+/// The `io.care.reactivated.v1` payload.
+#[derive(Serialize)]
+pub struct ReactivatedPayload<'a> {
+    #[serde(flatten)]
+    head: Head<'a>,
+    dormant_since: String,
+    days_away: f64,
+}
+
+impl<'a> ReactivatedPayload<'a> {
+    pub fn new(head: Head<'a>, dormant_since: String, days_away: f64) -> ReactivatedPayload<'a> {
+        ReactivatedPayload { head, dormant_since, days_away: round(days_away, 3) }
+    }
 }
 
 #[cfg(test)]

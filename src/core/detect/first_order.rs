@@ -15,9 +15,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::detect::registry::Entry;
-use crate::detect::{ActivityEvent, Detector, DetectorId, Moment, Signal, SignalType, Status};
+use crate::detect::{ActivityEvent, Detector, DetectorId, Moment, Signal, SignalType};
 use crate::event::{Event, Kind};
-use crate::render::{rfc3339, round};
+use crate::render::{rfc3339, round, Head};
 use crate::state::Customer;
 
 /// The `[detect.first_order]` table.
@@ -85,10 +85,8 @@ impl Detector for FirstOrder {
 /// The `io.care.first_order.v1` payload.
 #[derive(Debug, Serialize)]
 pub struct Payload<'a> {
-    customer_id: &'a str,
-    status: Status,
-    /// The order's event time.
-    at: String,
+    #[serde(flatten)]
+    head: Head<'a>,
     first_seen_at: String,
     /// From first seen to the order, in days, rounded to 3 decimals.
     days_from_first_seen: f64,
@@ -97,11 +95,9 @@ pub struct Payload<'a> {
 }
 
 impl<'a> Payload<'a> {
-    pub fn new(customer: &'a str, at_ms: i64, first_seen_ms: i64, amount: Option<f64>) -> Payload<'a> {
+    pub fn new(head: Head<'a>, at_ms: i64, first_seen_ms: i64, amount: Option<f64>) -> Payload<'a> {
         Payload {
-            customer_id: customer,
-            status: Status::Opened,
-            at: rfc3339(at_ms),
+            head,
             first_seen_at: rfc3339(first_seen_ms),
             days_from_first_seen: round((at_ms - first_seen_ms).max(0) as f64 / 86_400_000.0, 3),
             amount,

@@ -41,11 +41,14 @@
 //! amortised over the customer's events; an empty stretch is folded when
 //! the customer next acts or their timer fires.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use crate::config::DeclineConfig;
 use crate::detect::{decline, ActivityEvent, Detector, DetectorId, Moment, Signal, SignalType};
 use crate::event::{Kind, KindSet};
+use crate::render::{round, Head, WindowInfo};
 use crate::state::codec::{StateBlock, MAX_BUCKET};
 use crate::state::{Customer, Episode};
 use crate::wire::{put_varint, put_zigzag, CodecError, Reader};
@@ -346,6 +349,46 @@ fn evidence(p: &Params, c: &Customer, last: i64, statistic: f64) -> Evidence {
         statistic,
         threshold: p.threshold,
         by_kind: p.kinds.iter().map(|k| (k, c.activity.sum_kind(from, last + 1, k))).collect(),
+    }
+}
+
+/// The `io.care.activity_decline.v2` payload: the statistic's evidence.
+#[derive(Serialize)]
+pub struct Payload<'a> {
+    #[serde(flatten)]
+    head: Head<'a>,
+    episode_started_at: String,
+    method: &'static str,
+    baseline_rate: f64,
+    recent_events: u32,
+    recent_rate: f64,
+    drop: f64,
+    statistic: f64,
+    threshold: f64,
+    window: WindowInfo,
+    by_kind: BTreeMap<&'static str, Recent>,
+}
+
+#[derive(Serialize)]
+struct Recent {
+    recent: u32,
+}
+
+impl<'a> Payload<'a> {
+    pub fn new(head: Head<'a>, started: String, window: WindowInfo, e: &Evidence) -> Payload<'a> {
+        Payload {
+            head,
+            episode_started_at: started,
+            method: "cusum",
+            baseline_rate: round(e.baseline_rate, 4),
+            recent_events: e.recent_events,
+            recent_rate: round(e.recent_rate(), 4),
+            drop: round(e.drop(), 4),
+            statistic: round(e.statistic, 4),
+            threshold: round(e.threshold, 4),
+            window,
+            by_kind: e.by_kind.iter().map(|&(k, recent)| (k.as_str(), Recent { recent })).collect(),
+        }
     }
 }
 

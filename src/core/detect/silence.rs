@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{invalid, yes, Config, ConfigError};
 use crate::detect::registry::Entry;
 use crate::detect::{decline, ActivityEvent, Detector, DetectorId, Moment, Signal, SignalType};
+use crate::render::{rfc3339, round, Head};
 use crate::state::codec::StateBlock;
 use crate::state::Customer;
 use crate::wire::{put_zigzag, CodecError, Reader};
@@ -259,6 +260,31 @@ fn opened(c: &mut Customer, last: i64, mu: f64, due: i64) -> Signal {
     c.silent_since = Some(due);
     let overdue = Overdue { last_activity_ms: last, rate_per_day: mu, days_silent: (due - last) as f64 / DAY_MS };
     Signal::SilenceOpened { episode_ms: due, overdue }
+}
+
+/// The `io.care.silence.v1` payload.
+#[derive(Serialize)]
+pub struct Payload<'a> {
+    #[serde(flatten)]
+    head: Head<'a>,
+    episode_started_at: String,
+    last_activity_at: String,
+    days_silent: f64,
+    rate_per_day: f64,
+    expected_gap_days: f64,
+}
+
+impl<'a> Payload<'a> {
+    pub fn new(head: Head<'a>, started: String, o: &Overdue) -> Payload<'a> {
+        Payload {
+            head,
+            episode_started_at: started,
+            last_activity_at: rfc3339(o.last_activity_ms),
+            days_silent: round(o.days_silent, 3),
+            rate_per_day: round(o.rate_per_day, 4),
+            expected_gap_days: round(1.0 / o.rate_per_day.max(1e-9), 3),
+        }
+    }
 }
 
 #[cfg(test)]
