@@ -26,36 +26,41 @@
 //!
 //! # Adding a signal: the checklist
 //!
-//! What `io.care.first_order.v1` took, and so what any new signal takes.
-//! The compiler or a test catches every step but the first two, which are
-//! the work itself.
+//! What `io.care.first_order.v1` took, and so what any new signal takes,
+//! with what catches each step when it is forgotten.
 //!
-//! 1. `detect/<name>.rs`: the detector (a [`detect::Detector`]; `on_event`
-//!    sees every on-time event of any kind, `on_activity` and timers the
-//!    activity ones), its `[detect.<name>]` config table with defaults and
-//!    validation, its `ID`, its registry `ENTRY`, what it `supersedes`
-//!    (nothing, unless it belongs in the activity chain), and its payload
-//!    struct deriving `Serialize` (starting with `render::Head`). State of its own, if any: a field of
-//!    [`state::Customer`] (the dump follows by itself) and a
-//!    `state::codec::StateBlock` in the same file with a new block id.
-//! 2. `schemas/<ce_type>.json`: the payload's schema; `tests/schemas.rs`
-//!    fails until an emitted payload is exercised and validated against it
-//!    (its scenario and negative checks).
-//! 3. Its entry in [`detect::registry::REGISTRY`], after every detector that
-//!    supersedes it (a registry test checks the order), and its config
-//!    field in `config::DetectConfig`.
-//! 4. Its variants: the decision in [`detect::Signal`] (and its arms in
-//!    `signal_type`, `trigger_ms`, `episode_ms`, `status`; `version` if not
-//!    1), a [`detect::SignalType`] if it is a new type (name, topic), its
-//!    `(type, version) → ce_type` row in [`render::CE_TYPES`] and its arm in
-//!    `render/payloads.rs`. Non-exhaustive matches fail to compile.
-//! 5. If it has state: its block in `state::codec`'s `BLOCKS` (both
-//!    changelog fixtures must keep restoring; write a new one for it).
-//! 6. The apps' exhaustive matches on [`detect::SignalType`] (quality
-//!    scoring, replay lead times) decide what the new type means there.
+//! 1. `detect/<name>.rs`: the detector (a [`detect::Detector`]: `on_event`
+//!    sees every on-time event of any kind, with `wants_events`;
+//!    `on_activity` and timers the activity ones), its `[detect.<name>]`
+//!    config table with defaults and validation, its `ID`, its registry
+//!    `ENTRY`, what it `supersedes` (nothing unless it joins the activity
+//!    chain), and its payload struct deriving `Serialize`, starting with
+//!    `render::Head`. Tests of its own, through the engine.
+//! 2. `schemas/<ce_type>.json`: its payload's schema. `tests/schemas.rs`
+//!    fails until one of its payloads is emitted in a scenario, validates
+//!    and has negative checks.
+//! 3. Its config field in `config::DetectConfig` (its `ENTRY` does not
+//!    compile without it) and its entry in [`detect::registry::REGISTRY`],
+//!    after every detector that supersedes it (a registry test checks the
+//!    order); without the entry it never runs, and step 2's test fails.
+//! 4. Its decision as a [`detect::Signal`] variant (arms in `signal_type`,
+//!    `trigger_ms`, `episode_ms`, `status`; `version` if not 1), a
+//!    [`detect::SignalType`] if it is a new type (name and topic), its
+//!    `(type, version) → ce_type` row in [`render::CE_TYPES`] (rendering
+//!    panics without it, step 2's test fails) and its arm in
+//!    `render/payloads.rs`; the apps' exhaustive matches on the type
+//!    (quality scoring, replay lead times) decide what it means there. The
+//!    compiler lists every arm.
+//! 5. Only if it keeps state of its own: a field of [`state::Customer`]
+//!    (the state dump shows it by itself) and a `state::codec::StateBlock`
+//!    in its file with a new block id, listed in the codec's `BLOCKS`.
+//!    Nothing catches a missing `BLOCKS` entry but a restore test: write
+//!    a changelog fixture with the new block, and keep the old ones
+//!    restoring.
 //!
-//! Step 4 is the part still not local to the detector's file: a boxed
-//! typed payload in place of the `Signal` enum would remove it.
+//! Step 4 is what is not yet local to the detector's file: a boxed typed
+//! payload in place of the `Signal` enum, and signal types from the
+//! registry, would remove it.
 
 pub mod changelog;
 pub mod config;
