@@ -26,7 +26,7 @@ pub enum ConfigError {
     Invalid { key: String, reason: String },
 }
 
-pub(crate) fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid { key: key.into(), reason: reason.into() }
 }
 
@@ -255,7 +255,7 @@ fn parse_utc_offset(tz: &str) -> Option<i32> {
     (h <= 14 && m < 60).then_some(sign * (h * 3600 + m * 60))
 }
 
-pub(crate) fn yes() -> bool {
+fn yes() -> bool {
     true
 }
 

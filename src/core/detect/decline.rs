@@ -20,10 +20,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{invalid, yes, Config, ConfigError};
+use crate::config::{Config, ConfigError};
 use crate::detect::registry::Entry;
 use crate::detect::stats::binomial_cdf;
-use crate::detect::{sequential, ActivityEvent, Detector, DetectorId, Moment, Signal, SignalType};
+use crate::detect::{invalid, sequential, yes, ActivityEvent, Detector, DetectorId, Moment, Signal, SignalType};
 use crate::event::{Kind, KindSet};
 use crate::render::{round, Head, WindowInfo};
 use crate::state::codec::StateBlock;

@@ -20,12 +20,23 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::ConfigError;
 use crate::event::Event;
 use crate::render::TopicRole;
 use crate::state::Customer;
 use crate::time::Buckets;
 
 pub use registry::{enabled, Enabled};
+
+/// A bad key of a detector's config table (`detect.<name>.<key>`).
+pub(crate) fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key: key.into(), reason: reason.into() }
+}
+
+/// The default of a detector table's `enabled` when it is on by default.
+pub(crate) fn yes() -> bool {
+    true
+}
 
 /// A detector's name, as supersession declarations and the registry use it.
 /// Alternative methods of one signal (the two decline methods) share one.

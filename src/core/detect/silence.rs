@@ -22,9 +22,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{invalid, yes, Config, ConfigError};
+use crate::config::{Config, ConfigError};
 use crate::detect::registry::Entry;
-use crate::detect::{decline, ActivityEvent, Detector, DetectorId, Moment, Signal, SignalType};
+use crate::detect::{decline, invalid, yes, ActivityEvent, Detector, DetectorId, Moment, Signal, SignalType};
 use crate::render::{rfc3339, round, Head};
 use crate::state::codec::StateBlock;
 use crate::state::Customer;
