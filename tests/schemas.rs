@@ -21,8 +21,11 @@ const T0: i64 = 1_704_067_200;
 /// Far enough ahead that no event is rejected as from the future.
 const NOW_WALL_MS: i64 = i64::MAX / 4;
 
-const ALL_TYPES: [&str; 5] =
-    ["io.care.activity_decline.v1", "io.care.activity_decline.v2", "io.care.silence.v1", "io.care.dormant.v1", "io.care.reactivated.v1"];
+/// Every output type: the renderer's table, so a new one cannot be left
+/// out of these checks.
+fn all_types() -> Vec<&'static str> {
+    care::render::CE_TYPES.iter().map(|(_, _, ce_type)| *ce_type).collect()
+}
 
 fn schema_path(ce_type: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/core/schemas").join(format!("{ce_type}.json"))
@@ -63,6 +66,28 @@ fn run_scenario() -> Vec<OutputRecord> {
     let mut out = scenario("", |d| (0..40).contains(&d) || (46..60).contains(&d) || (75..80).contains(&d), 150);
     let window = "[detect.decline]\nmethod = \"window\"\n[detect.silence]\nenabled = false\n";
     out.extend(scenario(window, |d| (0..40).contains(&d) || (48..60).contains(&d), 131));
+    out.extend(first_order_scenario());
+    out
+}
+
+/// With first orders on: "o" logs in, then orders on day 3 (its first
+/// order) and day 5.
+fn first_order_scenario() -> Vec<OutputRecord> {
+    let cfg = Config::parse("[detect.first_order]\nenabled = true\n", "test").expect("config");
+    let mut engine = Engine::new(Arc::new(Rules::new(&cfg)), TaskId::source(0));
+    let source = engine.rules().canonical_source();
+    let lines = [
+        json!({"customer_id": "o", "kind": "login", "ts": T0}),
+        json!({"customer_id": "o", "kind": "order", "ts": T0 + 3 * DAY + 3600, "amount": 42.5}),
+        json!({"customer_id": "o", "kind": "order", "ts": T0 + 5 * DAY}),
+    ];
+    let mut out = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        let payload = l.to_string();
+        let input = Input { source, partition: 0, offset: i as i64, key: Some(b"o"), payload: payload.as_bytes() };
+        assert_eq!(engine.process(&input, NOW_WALL_MS, &mut out), Outcome::Folded, "{payload}");
+    }
+    assert_eq!(out.len(), 1, "one first order");
     out
 }
 
@@ -125,7 +150,7 @@ fn assert_documented(root: &Value, schema: &Value, instance: &Value, path: &str)
 
 #[test]
 fn schemas_are_valid_2020_12_with_urn_ids() {
-    for t in ALL_TYPES {
+    for t in all_types() {
         let schema = load_schema(t);
         assert_eq!(schema["$schema"], "https://json-schema.org/draft/2020-12/schema", "{t}");
         assert_eq!(schema["$id"], format!("urn:care:schema:{t}"), "{t}");
@@ -172,7 +197,7 @@ fn every_emitted_signal_validates_against_its_schema() {
     }
 
     let types: BTreeSet<&str> = seen.keys().map(|(t, _)| t.as_str()).collect();
-    assert_eq!(types, ALL_TYPES.into_iter().collect(), "every output type must be exercised; saw {seen:?}");
+    assert_eq!(types, all_types().into_iter().collect(), "every output type must be exercised; saw {seen:?}");
     for t in ["io.care.activity_decline.v1", "io.care.activity_decline.v2", "io.care.silence.v1"] {
         for status in ["opened", "resolved"] {
             assert!(seen.contains_key(&(t.to_string(), status.to_string())), "no {t} `{status}` emitted; saw {seen:?}");
@@ -261,6 +286,13 @@ fn validators_reject_broken_payloads() {
                     bad_cases.push((f, bad));
                 }
             }
+            "io.care.first_order.v1" => {
+                for (f, v) in [("days_from_first_seen", json!(-1.0)), ("amount", json!(-5)), ("amount", json!("12")), ("status", json!("resolved")), ("first_seen_at", json!("2024-01-01"))] {
+                    let mut bad = good.clone();
+                    bad[f] = v;
+                    bad_cases.push((f, bad));
+                }
+            }
             "io.care.silence.v1" => {
                 for (f, v) in [("days_silent", json!(-1.0)), ("rate_per_day", json!(-0.5)), ("last_activity_at", json!("2024-01-01"))] {
                     let mut bad = good.clone();
@@ -274,7 +306,7 @@ fn validators_reject_broken_payloads() {
             assert!(!validator.is_valid(&bad), "{ce_type}: {what} accepted: {bad}");
         }
     }
-    assert_eq!(checked, ALL_TYPES.iter().map(|s| s.to_string()).collect(), "negative checks must cover every type");
+    assert_eq!(checked, all_types().iter().map(|s| s.to_string()).collect(), "negative checks must cover every type");
 }
 
 /// A copy of `v` with the field `from` of the object at `pointer` renamed `to`.

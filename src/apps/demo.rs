@@ -174,12 +174,18 @@ fn progress_line(w: &mut dyn std::io::Write, s: &Summary, e: &Routed, elapsed: D
     )
 }
 
+/// The signal types the config's detectors emit, in type order.
+fn enabled_types(cfg: &Config) -> Vec<SignalType> {
+    let enabled = care_core::detect::enabled(cfg);
+    SignalType::ALL.into_iter().filter(|t| enabled.iter().any(|d| d.signal_types().contains(t))).collect()
+}
+
 /// Prints the final summary and example alerts.
 pub fn print_report(w: &mut dyn std::io::Write, s: &Summary, examples: &[OutputRecord], cfg: &Config) -> std::io::Result<()> {
     writeln!(w, "\n== care demo: {} days, {} events in {:.1} s ({:.0} events/s){}", s.days_simulated, s.events, s.elapsed_secs, s.events_per_sec,
         if s.interrupted { ", interrupted" } else { "" })?;
     writeln!(w, "customers tracked: {}   records rejected: {}", s.customers_tracked, s.rejected)?;
-    for t in SignalType::ALL {
+    for t in enabled_types(cfg) {
         writeln!(w, "  {:<18} {}", t.as_str(), s.signals.get(t.as_str()).copied().unwrap_or(0))?;
     }
     writeln!(w, "\n== scorecard: the alerts against the population's ground truth")?;
@@ -207,7 +213,7 @@ mod tests {
 
     #[test]
     fn a_small_population_yields_every_signal_type_deterministically() {
-        let cfg = Config::parse("", "t").unwrap();
+        let cfg = Config::parse("[detect.first_order]\nenabled = true\n", "t").unwrap();
         let token = CancellationToken::new();
         let (a, ex_a) = run(&cfg, &opts(600), &token, &mut std::io::sink()).unwrap();
         let (b, ex_b) = run(&cfg, &opts(600), &token, &mut std::io::sink()).unwrap();

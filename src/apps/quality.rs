@@ -14,7 +14,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use care_core::config::Config;
-use care_core::detect::SignalType;
+use care_core::detect::{SignalType, Status};
 use care_core::engine::{Input, Routed, Rules};
 use care_core::event::Event;
 use care_core::render::{signal_type_of, OutputRecord};
@@ -35,7 +35,8 @@ fn scoring(t: SignalType) -> (bool, bool) {
     match t {
         SignalType::ActivityDecline | SignalType::Silence => (true, true),
         SignalType::Dormant => (true, false),
-        SignalType::Reactivated => (false, false),
+        // Neither warns of churn.
+        SignalType::Reactivated | SignalType::FirstOrder => (false, false),
     }
 }
 
@@ -130,7 +131,7 @@ impl<'a> Scorer<'a> {
     /// Takes one output record into account.
     pub fn observe(&mut self, r: &OutputRecord) {
         let Some(t) = r.header("ce_type").and_then(signal_type_of) else { return };
-        let opened = r.status() == Some("opened");
+        let opened = r.status() == Some(Status::Opened);
         let Some(i) = r.key.as_deref().and_then(customer_index) else { return };
         if opened {
             self.opened(i, t, r.trigger_ms);

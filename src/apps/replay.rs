@@ -31,7 +31,7 @@ use std::sync::Arc;
 use base64::Engine as _;
 use care_core::config::Config;
 use care_core::decode::{DecodeError, Decoded, RejectCode};
-use care_core::detect::SignalType;
+use care_core::detect::{SignalType, Status};
 use care_core::engine::{Input, Outcome, Routed, Rules};
 use care_core::render::{signal_type_of, OutputRecord, TopicRole};
 use serde::Serialize;
@@ -113,7 +113,7 @@ impl LeadTimes {
     /// Takes one output record into account.
     pub fn observe(&mut self, r: &OutputRecord) {
         let (Some(t), Some(key)) = (r.header("ce_type").and_then(signal_type_of), r.key.as_deref()) else { return };
-        let opened = r.status() == Some("opened");
+        let opened = r.status() == Some(Status::Opened);
         match t {
             SignalType::ActivityDecline | SignalType::Silence if opened => {
                 self.open.entry(key.to_vec()).or_insert(r.trigger_ms);
@@ -128,7 +128,7 @@ impl LeadTimes {
                     self.days.push((r.trigger_ms - warned_ms) as f64 / 86_400_000.0);
                 }
             }
-            SignalType::Reactivated => {}
+            SignalType::Reactivated | SignalType::FirstOrder => {}
         }
     }
 

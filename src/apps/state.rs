@@ -30,7 +30,7 @@ pub fn write_task(engine: &Engine, customer: Option<&str>, w: &mut dyn Write) ->
         serde_json::to_writer(&mut *w, &json!({"task": task, "meta": meta}))?;
         w.write_all(b"\n")?;
     }
-    for c in engine.dump().iter().filter(|c| customer.is_none_or(|id| c.customer_id == id)) {
+    for c in engine.dump().iter().filter(|c| customer.is_none_or(|id| &*c.id == id)) {
         serde_json::to_writer(&mut *w, &json!({"task": task, "customer": c}))?;
         w.write_all(b"\n")?;
     }

@@ -13,12 +13,13 @@
 use std::sync::Arc;
 
 use crate::changelog::{Meta, META_KEY};
-use crate::config::{Config, DeclineMethod};
+use crate::config::Config;
 use crate::decode::{self, DecodeError, Decoded, Limits, SourceMapping};
-use crate::detect::{self, decline, dormancy, sequential, ActivityEvent, Detector, Moment, Signal};
+use crate::detect::registry::{self, indexes};
+use crate::detect::{ActivityEvent, Detector, Enabled, Moment, Signal};
 use crate::event::{Event, KindSet};
 use crate::render::{OutputRecord, Renderer};
-use crate::scorecard::Scorecard;
+use crate::scorecard::{CardParams, Scorecard};
 use crate::state::codec::encode_customer;
 use crate::state::dump::CustomerDump;
 use crate::state::{Customer, IdCheck, TaskState};
@@ -39,10 +40,9 @@ pub struct Rules {
     buckets: Buckets,
     lateness_ms: i64,
     activity: KindSet,
-    /// The enabled detectors, strongest first (see [`detect::DetectorId`]).
-    detectors: Vec<Box<dyn Detector>>,
-    /// Dormancy's parameters, for the scorecard's reactivation score.
-    reactivation: Option<dormancy::Params>,
+    /// The enabled detectors, in registry order, with their supersession.
+    detectors: Enabled,
+    card: CardParams,
     width: usize,
     renderer: Renderer,
     emit_from_ms: Option<i64>,
@@ -69,9 +69,9 @@ impl Rules {
             },
             lateness_ms: i64::from(e.allowed_lateness_secs) * 1000,
             activity,
-            width: window_width(cfg, activity),
-            detectors: detect::enabled(cfg),
-            reactivation: cfg.detect.dormancy.enabled.then(|| dormancy::Params::new(&cfg.detect.dormancy)),
+            width: registry::window_width(cfg),
+            detectors: registry::enabled(cfg),
+            card: CardParams::new(cfg),
             renderer: Renderer::new(cfg),
             emit_from_ms: e.emit_from.as_deref().and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok()).map(|t| t.timestamp_millis()),
             routed_by_customer: None,
@@ -132,18 +132,6 @@ impl Rules {
         let n = self.routed_by_customer.filter(|_| input.source != self.canonical_source())?;
         let expected = crate::partition::for_key(customer.as_bytes(), n);
         (expected != input.partition).then_some(DecodeError::Misrouted { partition: input.partition, expected })
-    }
-}
-
-/// Buckets of activity each customer keeps: what the decline method reads.
-fn window_width(cfg: &Config, activity: KindSet) -> usize {
-    let d = &cfg.detect.decline;
-    match d.method {
-        DeclineMethod::Window => decline::Params::new(d, activity).window_width(),
-        DeclineMethod::Sequential => {
-            let lateness_buckets = i64::from(cfg.engine.allowed_lateness_secs.div_ceil(cfg.engine.bucket_secs));
-            sequential::Params::new(d, activity, cfg.engine.bucket_secs).window_width(lateness_buckets)
-        }
     }
 }
 
@@ -311,6 +299,9 @@ impl Engine {
             let act = ActivityEvent { ts_ms: ev.ts_ms, previous_ms };
             self.detect(slot, at, out, |d, c, at, s| d.on_activity(c, at, act, s));
         }
+        if self.rules.detectors.want_events() {
+            self.detect(slot, at, out, |d, c, at, s| d.on_event(c, at, ev, s));
+        }
         self.reschedule(slot, now_ms);
         Outcome::Folded
     }
@@ -429,13 +420,13 @@ impl Engine {
     pub fn scorecard(&self, id: &str) -> Option<Scorecard> {
         let r = &self.rules;
         let c = self.state.get(id)?;
-        Some(Scorecard::new(c, self.id.partition, self.state.stream_time_ms, r.buckets, r.activity, r.reactivation.as_ref()))
+        Some(Scorecard::new(c, self.id.partition, self.state.stream_time_ms, r.buckets, r.activity, &r.card))
     }
 
     /// Every customer's raw state, sorted by customer id.
     pub fn dump(&self) -> Vec<CustomerDump<'_>> {
-        let mut all: Vec<CustomerDump<'_>> = self.state.customers().map(CustomerDump::new).collect();
-        all.sort_unstable_by(|a, b| a.customer_id.cmp(b.customer_id));
+        let mut all: Vec<CustomerDump<'_>> = self.state.customers().collect();
+        all.sort_unstable_by(|a, b| a.id.cmp(&b.id));
         all
     }
 
@@ -467,29 +458,34 @@ impl Engine {
         self.reschedule(slot, at);
     }
 
-    /// Runs `decide` for every detector, strongest first, applying the
-    /// supersession table to each signal in turn, and emits them. A
-    /// stronger episode open before this moment, or opened in it, supersedes
-    /// the weaker detectors for the whole moment.
+    /// Runs `decide` for every detector in registry order, applying the
+    /// supersession they declare to each signal in turn, and emits them. A
+    /// detector's episode open before this moment, or opened in it,
+    /// supersedes those it names for the whole moment.
     fn detect<F>(&mut self, slot: u32, mut at: Moment, out: &mut Vec<OutputRecord>, decide: F)
     where
         F: Fn(&dyn Detector, &mut Customer, Moment, &mut Vec<Signal>),
     {
         let r = &*self.rules;
+        let ds = &r.detectors;
         let mut signals = std::mem::take(&mut self.signals);
         let c = self.state.customer_mut(slot);
-        for (i, d) in r.detectors.iter().enumerate() {
-            let mut open = d.is_open(c);
-            decide(d.as_ref(), c, at, &mut signals);
+        // Detectors open at any point of this moment (even if closed again by it).
+        let mut open = 0u64;
+        for (i, d) in ds.iter().enumerate() {
+            at.superseded = open & ds.stronger(i) != 0;
+            let mut was_open = d.is_open(c);
+            decide(d, c, at, &mut signals);
             for s in signals.drain(..) {
                 if s.opens() {
-                    open = true;
-                    r.detectors[i + 1..].iter().for_each(|weaker| weaker.supersede(c));
+                    was_open = true;
+                    indexes(ds.weaker(i)).for_each(|j| ds.get(j).supersede(c));
                 }
                 emit(r, &mut self.tally, self.emit_from_ms, &c.id, &s, out);
             }
-            // Open at any point of this moment (even if closed again by it).
-            at.superseded |= open || d.is_open(c);
+            if was_open || d.is_open(c) {
+                open |= 1 << i;
+            }
         }
         self.signals = signals;
     }
@@ -503,12 +499,15 @@ impl Engine {
         let r = &self.rules;
         let c = self.state.customer(slot);
         let mut at = Moment { now_ms, sealed_ms: now_ms, trigger_ms: now_ms, buckets: r.buckets, superseded: false };
-        let mut next: Option<i64> = None;
-        for d in &r.detectors {
+        let (mut next, mut open): (Option<i64>, u64) = (None, 0);
+        for (i, d) in r.detectors.iter().enumerate() {
+            at.superseded = open & r.detectors.stronger(i) != 0;
             if let Some(t) = d.next_deadline(c, at) {
                 next = Some(next.map_or(t, |n| n.min(t)));
             }
-            at.superseded |= d.is_open(c);
+            if d.is_open(c) {
+                open |= 1 << i;
+            }
         }
         let lateness = r.lateness_ms;
         self.state.schedule(slot, next.map(|t| t + lateness));

@@ -125,8 +125,8 @@ fn replay_routes_each_customer_to_the_task_whose_run_check_accepts_it() {
         let p = task.id().partition;
         let mut checked = web_engine(rules("").with_routing_check(n), p);
         for c in task.dump() {
-            let rec = format!(r#"{{"c":"{}","type":"page_view","t":1767225600}}"#, c.customer_id);
-            assert_eq!(checked.process(&input(0, p, rec.as_bytes()), NOW, &mut out), Outcome::Folded, "{} on task {p}", c.customer_id);
+            let rec = format!(r#"{{"c":"{}","type":"page_view","t":1767225600}}"#, c.id);
+            assert_eq!(checked.process(&input(0, p, rec.as_bytes()), NOW, &mut out), Outcome::Folded, "{} on task {p}", c.id);
         }
     }
     assert_eq!(routed.customer_count(), 50);

@@ -143,7 +143,7 @@ fn a_late_event_never_moves_first_seen_but_an_on_time_one_out_of_order_does() {
     let early = 10 * DAY - 30 * 60_000;
     lines.insert(at + 1, line("a", "click", early));
     feed(&mut e, &lines);
-    let first = |e: &Engine| e.dump().into_iter().find(|c| c.customer_id == "a").unwrap().first_seen_ms;
+    let first = |e: &Engine| e.dump().into_iter().find(|c| &*c.id == "a").unwrap().first_seen_ms;
     assert_eq!(e.tally().sources[e.rules().canonical_source()].late, 0);
     assert_eq!(first(&e), T0 + early, "an on-time event moves first_seen back");
     // Days late: folded into lifetime totals only; first_seen stays.
@@ -198,7 +198,7 @@ fn a_return_just_after_the_silence_deadline_says_the_same_whichever_arrives_firs
     let (back, other) = (line("a", "click", due + 1_800_000), line("b", "login", due + 3_600_000 + 600_000));
     let silence = |lines: Vec<String>| -> Vec<(String, String, i64)> {
         let out = feed(&mut engine(), &lines);
-        out.iter().filter(|r| r.header("ce_type") == Some("io.care.silence.v1")).map(|r| (r.status().unwrap().to_string(), r.header("ce_id").unwrap().to_string(), r.trigger_ms)).collect()
+        out.iter().filter(|r| r.header("ce_type") == Some("io.care.silence.v1")).map(|r| (r.status().unwrap().as_str().to_string(), r.header("ce_id").unwrap().to_string(), r.trigger_ms)).collect()
     };
     let timer_first = silence([history.clone(), vec![other.clone(), back.clone()]].concat());
     let event_first = silence([history, vec![back, other]].concat());

@@ -12,18 +12,56 @@
 //! - [`time`] — bucket arithmetic in the configured timezone.
 //! - [`state`] — per-customer state, activity windows, a task's store.
 //! - [`changelog`] — changelog records: customer state and task meta, versioned.
+//! - [`wire`] — varints and a bounds-checked reader, the changelog's byte layer.
 //! - [`detect`] — the CARE detectors as per-customer state machines behind
-//!   one `Detector` trait, and the supersession table (dormancy > silence >
-//!   decline). A new signal is additions, not engine branches: its detector
-//!   file, its variants in `DetectorId`, `Signal` and `SignalType`, its
-//!   payload in [`render`], its state block in the codec and its schema; the
-//!   engine runs whatever [`detect::enabled`] returns.
+//!   one `Detector` trait, the [`detect::registry`] of them, and the
+//!   supersession each declares (dormancy > silence > decline; others stand
+//!   beside that chain). The engine runs whatever the registry enables.
 //! - [`render`] — output records: CloudEvents headers, JSON payloads, DLQ.
 //! - [`scorecard`] — a customer's CARE figures, for `/customers/{id}`.
 //! - [`task`] — task ids and the task lifecycle.
 //! - [`tally`] — what happened, counted, for the shell to report.
 //! - [`engine`] — one task's engine, and the rules all tasks share.
 //! - [`partition`] — the Java clients' murmur2 partitioner.
+
+//!
+//! # Adding a signal: the checklist
+//!
+//! What `io.care.first_order.v1` took, and so what any new signal takes,
+//! with what catches each step when it is forgotten.
+//!
+//! 1. `detect/<name>.rs`: the detector (a [`detect::Detector`]: `on_event`
+//!    sees every on-time event of any kind, with `wants_events`;
+//!    `on_activity` and timers the activity ones), its `[detect.<name>]`
+//!    config table with defaults and validation, its `ID`, its registry
+//!    `ENTRY`, what it `supersedes` (nothing unless it joins the activity
+//!    chain), and its payload struct deriving `Serialize`, starting with
+//!    `render::Head`. Tests of its own, through the engine.
+//! 2. `schemas/<ce_type>.json`: its payload's schema. `tests/schemas.rs`
+//!    fails until one of its payloads is emitted in a scenario, validates
+//!    and has negative checks.
+//! 3. Its config field in `config::DetectConfig` (its `ENTRY` does not
+//!    compile without it) and its entry in [`detect::registry::REGISTRY`],
+//!    after every detector that supersedes it (a registry test checks the
+//!    order); without the entry it never runs, and step 2's test fails.
+//! 4. Its decision as a [`detect::Signal`] variant (arms in `signal_type`,
+//!    `trigger_ms`, `episode_ms`, `status`; `version` if not 1), a
+//!    [`detect::SignalType`] if it is a new type (name and topic), its
+//!    `(type, version) → ce_type` row in [`render::CE_TYPES`] (rendering
+//!    panics without it, step 2's test fails) and its arm in
+//!    `render/payloads.rs`; the apps' exhaustive matches on the type
+//!    (quality scoring, replay lead times) decide what it means there. The
+//!    compiler lists every arm.
+//! 5. Only if it keeps state of its own: a field of [`state::Customer`]
+//!    (the state dump shows it by itself) and a `state::codec::StateBlock`
+//!    in its file with a new block id, listed in the codec's `BLOCKS`.
+//!    Nothing catches a missing `BLOCKS` entry but a restore test: write
+//!    a changelog fixture with the new block, and keep the old ones
+//!    restoring.
+//!
+//! Step 4 is what is not yet local to the detector's file: a boxed typed
+//! payload in place of the `Signal` enum, and signal types from the
+//! registry, would remove it.
 
 pub mod changelog;
 pub mod config;
@@ -39,3 +77,4 @@ pub mod state;
 pub mod tally;
 pub mod task;
 pub mod time;
+pub mod wire;

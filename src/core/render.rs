@@ -5,13 +5,14 @@
 //! clock, so the same input always renders the same bytes. `publish` ships
 //! them to Kafka, `replay` and `demo` print them.
 
+mod payloads;
+
 use chrono::{DateTime, SecondsFormat};
-use serde::Serialize;
-use serde_json::{json, Value};
 
 use crate::config::Config;
 use crate::decode::DecodeError;
-use crate::detect::{decline, sequential, silence, Signal, SignalType};
+use crate::detect::{Signal, SignalType, Status};
+pub use payloads::{Head, WindowInfo};
 
 /// Namespace of every `ce_id` (UUIDv5 of customer, signal, episode, status).
 pub const CE_ID_NAMESPACE: uuid::Uuid = uuid::uuid!("3c1b5c1e-7a55-5b6e-9d4e-ca4ec0de0001");
@@ -79,15 +80,13 @@ pub const MAX_ORIGINAL_HEADER_BYTES: usize = 32 * 1024;
 pub const CONNECT_EXCEPTION_CLASS: &str = "io.care.DecodeError";
 
 impl OutputRecord {
-    /// The `status` of a signal's payload (`opened`, `resolved`); `None` for
-    /// a dead letter.
-    pub fn status(&self) -> Option<&str> {
+    /// The `status` of a signal's payload; `None` for a dead letter.
+    pub fn status(&self) -> Option<Status> {
         #[derive(serde::Deserialize)]
-        struct Status<'a> {
-            #[serde(borrow)]
-            status: &'a str,
+        struct Payload {
+            status: Status,
         }
-        serde_json::from_slice::<Status<'_>>(&self.value).ok().map(|s| s.status)
+        serde_json::from_slice::<Payload>(&self.value).ok().map(|p| p.status)
     }
 
     /// A header's value as text, if present.
@@ -117,35 +116,40 @@ impl std::fmt::Debug for Origin<'_> {
 #[derive(Debug, Clone)]
 pub struct Renderer {
     ce_source: Vec<u8>,
-    bucket_secs: u32,
-    recent_buckets: u16,
-    baseline_buckets: u16,
+    window: WindowInfo,
 }
 
-/// `ce_type` of a signal type: versioned, fields only ever added within v1.
-pub fn ce_type(t: SignalType) -> &'static str {
-    match t {
-        SignalType::ActivityDecline => "io.care.activity_decline.v1",
-        SignalType::Silence => "io.care.silence.v1",
-        SignalType::Dormant => "io.care.dormant.v1",
-        SignalType::Reactivated => "io.care.reactivated.v1",
-    }
+/// Every output a signal can become: (signal type, payload version) →
+/// `ce_type`, each with its schema in `src/core/schemas/<ce_type>.json`. A
+/// payload only ever gains fields within a version; the sequential decline's
+/// is v2 (`p_value`, `expected_events` and `ratio` have no meaning there).
+pub const CE_TYPES: [(SignalType, u8, &str); 6] = [
+    (SignalType::ActivityDecline, 1, "io.care.activity_decline.v1"),
+    (SignalType::ActivityDecline, 2, "io.care.activity_decline.v2"),
+    (SignalType::Silence, 1, "io.care.silence.v1"),
+    (SignalType::Dormant, 1, "io.care.dormant.v1"),
+    (SignalType::Reactivated, 1, "io.care.reactivated.v1"),
+    (SignalType::FirstOrder, 1, "io.care.first_order.v1"),
+];
+
+/// `ce_type` of version `version` of signal type `t`, if there is one.
+pub fn ce_type(t: SignalType, version: u8) -> Option<&'static str> {
+    CE_TYPES.iter().find(|(ct, v, _)| (*ct, *v) == (t, version)).map(|(_, _, name)| *name)
 }
 
-/// `ce_type` of one signal: the sequential decline detector's payload is v2
-/// (`p_value`, `expected_events` and `ratio` have no meaning there).
+/// `ce_type` of one signal.
+///
+/// # Panics
+/// The signal's (type, version) is missing from [`CE_TYPES`]: a bug that a
+/// test of every detector's signals catches.
 pub fn signal_ce_type(s: &Signal) -> &'static str {
-    match s {
-        Signal::SequentialOpened { .. } | Signal::SequentialResolved { .. } => "io.care.activity_decline.v2",
-        _ => ce_type(s.signal_type()),
-    }
+    let (t, v) = (s.signal_type(), s.version());
+    ce_type(t, v).unwrap_or_else(|| panic!("no ce_type for {t:?} v{v} in CE_TYPES"))
 }
 
-/// The signal type a `ce_type` names, whatever its version
-/// (`io.care.<type>.v<n>`).
+/// The signal type a `ce_type` names.
 pub fn signal_type_of(ce_type: &str) -> Option<SignalType> {
-    let name = ce_type.strip_prefix("io.care.")?.rsplit_once(".v")?.0;
-    SignalType::ALL.into_iter().find(|t| t.as_str() == name)
+    CE_TYPES.iter().find(|(_, _, name)| *name == ce_type).map(|(t, _, _)| *t)
 }
 
 /// RFC 3339 in UTC with milliseconds, e.g. `2026-01-01T00:00:00.000Z`.
@@ -154,12 +158,13 @@ pub fn rfc3339(ms: i64) -> String {
 }
 
 /// The deterministic CloudEvents id of one message of one episode.
-pub fn ce_id(customer: &str, t: SignalType, episode_ms: i64, status: &str) -> uuid::Uuid {
-    let name = format!("{customer}\n{}\n{episode_ms}\n{status}", t.as_str());
+pub fn ce_id(customer: &str, t: SignalType, episode_ms: i64, status: Status) -> uuid::Uuid {
+    let name = format!("{customer}\n{}\n{episode_ms}\n{}", t.as_str(), status.as_str());
     uuid::Uuid::new_v5(&CE_ID_NAMESPACE, name.as_bytes())
 }
 
-fn round(x: f64, places: i32) -> f64 {
+/// `x` rounded to `places` decimals, for payload figures.
+pub fn round(x: f64, places: i32) -> f64 {
     let f = 10f64.powi(places);
     (x * f).round() / f
 }
@@ -168,9 +173,11 @@ impl Renderer {
     pub fn new(cfg: &Config) -> Renderer {
         Renderer {
             ce_source: cfg.outputs.ce_source.clone().into_bytes(),
-            bucket_secs: cfg.engine.bucket_secs,
-            recent_buckets: cfg.detect.decline.recent_buckets,
-            baseline_buckets: cfg.detect.decline.baseline_buckets,
+            window: WindowInfo {
+                bucket_secs: cfg.engine.bucket_secs,
+                recent_buckets: cfg.detect.decline.recent_buckets,
+                baseline_buckets: cfg.detect.decline.baseline_buckets,
+            },
         }
     }
 
@@ -180,7 +187,7 @@ impl Renderer {
         let ce_type = signal_ce_type(s);
         let trigger_ms = s.trigger_ms();
         let id = ce_id(customer, t, s.episode_ms(), s.status());
-        let value = serde_json::to_vec(&self.payload(customer, s)).expect("JSON values serialise");
+        let value = serde_json::to_vec(&payloads::payload(self.window, customer, s)).expect("JSON values serialise");
         let headers = vec![
             ("ce_specversion", b"1.0".to_vec()),
             ("ce_id", id.to_string().into_bytes()),
@@ -191,87 +198,7 @@ impl Renderer {
             ("ce_dataschema", format!("urn:care:schema:{ce_type}").into_bytes()),
             ("content-type", b"application/json".to_vec()),
         ];
-        let role = match t {
-            SignalType::ActivityDecline | SignalType::Silence => TopicRole::Alerts,
-            SignalType::Dormant | SignalType::Reactivated => TopicRole::Reactivation,
-        };
-        OutputRecord { role, key: Some(customer.as_bytes().to_vec()), headers, value, trigger_ms, original: None }
-    }
-
-    fn payload(&self, customer: &str, s: &Signal) -> Value {
-        match s {
-            Signal::DeclineOpened { episode_ms, report } => self.decline(customer, "opened", *episode_ms, *episode_ms, report),
-            Signal::DeclineResolved { episode_ms, at_ms, report } => {
-                self.decline(customer, "resolved", *episode_ms, *at_ms, report)
-            }
-            Signal::SequentialOpened { episode_ms, evidence } => self.sequential(customer, "opened", *episode_ms, *episode_ms, evidence),
-            Signal::SequentialResolved { episode_ms, at_ms, evidence } => {
-                self.sequential(customer, "resolved", *episode_ms, *at_ms, evidence)
-            }
-            Signal::SilenceOpened { episode_ms, overdue } => silence(customer, "opened", *episode_ms, *episode_ms, overdue),
-            Signal::SilenceResolved { episode_ms, at_ms, overdue } => silence(customer, "resolved", *episode_ms, *at_ms, overdue),
-            Signal::Dormant { episode_ms, last_activity_ms, score } => json!({
-                "customer_id": customer,
-                "status": "opened",
-                "at": rfc3339(*episode_ms),
-                "last_activity_at": rfc3339(*last_activity_ms),
-                "days_inactive": round((episode_ms - last_activity_ms) as f64 / 86_400_000.0, 3),
-                "reactivation_score": round(score.score, 4),
-                "score_components": {
-                    "recency": round(score.recency, 4),
-                    "frequency": round(score.frequency, 4),
-                    "monetary": round(score.monetary, 4),
-                    "satisfaction": round(score.satisfaction, 4),
-                },
-            }),
-            Signal::Reactivated { episode_ms, at_ms, days_away } => json!({
-                "customer_id": customer,
-                "status": "resolved",
-                "at": rfc3339(*at_ms),
-                "dormant_since": rfc3339(*episode_ms),
-                "days_away": round(*days_away, 3),
-            }),
-        }
-    }
-
-    fn decline(&self, customer: &str, status: &str, episode_ms: i64, at_ms: i64, r: &decline::Report) -> Value {
-        let by_kind: serde_json::Map<String, Value> = r
-            .by_kind
-            .iter()
-            .map(|(k, recent, baseline)| (k.as_str().to_string(), json!({"recent": recent, "baseline": baseline})))
-            .collect();
-        json!({
-            "customer_id": customer,
-            "status": status,
-            "at": rfc3339(at_ms),
-            "episode_started_at": rfc3339(episode_ms),
-            "recent_events": r.recent_events,
-            "baseline_events": r.baseline_events,
-            "expected_events": round(r.expected_events, 4),
-            "ratio": round(r.ratio, 4),
-            "p_value": r.p_value,
-            "window": WindowInfo { bucket_secs: self.bucket_secs, recent_buckets: self.recent_buckets, baseline_buckets: self.baseline_buckets },
-            "by_kind": by_kind,
-        })
-    }
-
-    fn sequential(&self, customer: &str, status: &str, episode_ms: i64, at_ms: i64, e: &sequential::Evidence) -> Value {
-        let by_kind: serde_json::Map<String, Value> = e.by_kind.iter().map(|(k, recent)| (k.as_str().to_string(), json!({"recent": recent}))).collect();
-        json!({
-            "customer_id": customer,
-            "status": status,
-            "at": rfc3339(at_ms),
-            "episode_started_at": rfc3339(episode_ms),
-            "method": "cusum",
-            "baseline_rate": round(e.baseline_rate, 4),
-            "recent_events": e.recent_events,
-            "recent_rate": round(e.recent_rate(), 4),
-            "drop": round(e.drop(), 4),
-            "statistic": round(e.statistic, 4),
-            "threshold": round(e.threshold, 4),
-            "window": WindowInfo { bucket_secs: self.bucket_secs, recent_buckets: self.recent_buckets, baseline_buckets: self.baseline_buckets },
-            "by_kind": by_kind,
-        })
+        OutputRecord { role: t.role(), key: Some(customer.as_bytes().to_vec()), headers, value, trigger_ms, original: None }
     }
 
     /// Renders a rejected record the way Kafka Connect's DLQ does, so
@@ -329,38 +256,18 @@ fn original_headers(source: Option<&dyn SourceHeaders>, care: &mut Vec<(&'static
     kept
 }
 
-fn silence(customer: &str, status: &str, episode_ms: i64, at_ms: i64, o: &silence::Overdue) -> Value {
-    json!({
-        "customer_id": customer,
-        "status": status,
-        "at": rfc3339(at_ms),
-        "episode_started_at": rfc3339(episode_ms),
-        "last_activity_at": rfc3339(o.last_activity_ms),
-        "days_silent": round(o.days_silent, 3),
-        "rate_per_day": round(o.rate_per_day, 4),
-        "expected_gap_days": round(1.0 / o.rate_per_day.max(1e-9), 3),
-    })
-}
-
-#[derive(Serialize)]
-struct WindowInfo {
-    bucket_secs: u32,
-    recent_buckets: u16,
-    baseline_buckets: u16,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn ce_id_is_deterministic_and_distinguishes_messages() {
-        let a = ce_id("c1", SignalType::ActivityDecline, 1_000, "opened");
-        assert_eq!(a, ce_id("c1", SignalType::ActivityDecline, 1_000, "opened"));
+        let a = ce_id("c1", SignalType::ActivityDecline, 1_000, Status::Opened);
+        assert_eq!(a, ce_id("c1", SignalType::ActivityDecline, 1_000, Status::Opened));
         assert_eq!(a.get_version_num(), 5);
-        assert_ne!(a, ce_id("c1", SignalType::ActivityDecline, 1_000, "resolved"));
-        assert_ne!(a, ce_id("c2", SignalType::ActivityDecline, 1_000, "opened"));
-        assert_ne!(a, ce_id("c1", SignalType::ActivityDecline, 1_001, "opened"));
+        assert_ne!(a, ce_id("c1", SignalType::ActivityDecline, 1_000, Status::Resolved));
+        assert_ne!(a, ce_id("c2", SignalType::ActivityDecline, 1_000, Status::Opened));
+        assert_ne!(a, ce_id("c1", SignalType::ActivityDecline, 1_001, Status::Opened));
     }
 
     #[test]

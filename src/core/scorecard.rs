@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::config::Config;
 use crate::detect::dormancy;
 use crate::event::{Kind, KindSet};
 use crate::render::rfc3339;
@@ -60,12 +61,23 @@ pub struct Nps {
     pub nps: Option<f64>,
 }
 
+/// What a scorecard reads from the config: dormancy's parameters for the
+/// reactivation score, when dormancy is enabled.
+#[derive(Debug, Clone)]
+pub struct CardParams(Option<dormancy::Params>);
+
+impl CardParams {
+    pub fn new(cfg: &Config) -> CardParams {
+        CardParams(cfg.detect.dormancy.enabled.then(|| dormancy::Params::new(&cfg.detect.dormancy)))
+    }
+}
+
 fn pct(part: u32, whole: u32) -> Option<f64> {
     (whole > 0).then(|| f64::from(part) / f64::from(whole) * 100.0)
 }
 
 impl Scorecard {
-    pub fn new(c: &Customer, partition: i32, stream_ms: Option<i64>, b: Buckets, activity: KindSet, d: Option<&dormancy::Params>) -> Scorecard {
+    pub fn new(c: &Customer, partition: i32, stream_ms: Option<i64>, b: Buckets, activity: KindSet, d: &CardParams) -> Scorecard {
         let now_bucket = b.of(stream_ms.unwrap_or(c.first_seen_ms));
         let o = &c.orders;
         Scorecard {
@@ -98,7 +110,7 @@ impl Scorecard {
             },
             silent_since: c.silent_since.map(rfc3339),
             dormant_since: c.dormant_since.map(rfc3339),
-            reactivation_score: d.map(|p| dormancy::score(p, c).score),
+            reactivation_score: d.0.as_ref().map(|p| dormancy::score(p, c).score),
         }
     }
 }

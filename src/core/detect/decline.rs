@@ -16,11 +16,223 @@
 //! count is then frozen. Exit: recent ≥ `resolve_ratio` × frozen expected, then a cooldown
 //! of `cooldown_buckets` during which no new episode opens.
 
-use crate::config::DeclineConfig;
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Config, ConfigError};
+use crate::detect::registry::Entry;
 use crate::detect::stats::binomial_cdf;
-use crate::detect::{ActivityEvent, Detector, DetectorId, Moment, Signal};
+use crate::detect::{invalid, sequential, yes, ActivityEvent, Detector, DetectorId, Moment, Signal, SignalType};
 use crate::event::{Kind, KindSet};
-use crate::state::{Customer, Episode};
+use crate::render::{round, Head, WindowInfo};
+use crate::state::codec::StateBlock;
+use crate::state::Customer;
+use crate::wire::{put_zigzag, CodecError, Reader};
+
+/// A detector episode: normal → open → cooldown → normal.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Episode {
+    #[default]
+    Normal,
+    /// Opened by the trigger at `episode_ms`; `expected` is the frozen
+    /// baseline expectation for the recent window.
+    Open { episode_ms: i64, expected: f32 },
+    /// No new episode before bucket `until`.
+    Cooldown {
+        #[serde(rename = "until_bucket")]
+        until: i64,
+    },
+}
+
+/// The decline episode's changelog block; the window and the sequential
+/// methods share it.
+pub(crate) const EPISODE_BLOCK: StateBlock = StateBlock { id: 1, version: 1, name: "decline episode", encode: encode_episode, decode: decode_episode };
+
+fn encode_episode(c: &Customer, out: &mut Vec<u8>) {
+    match c.decline {
+        Episode::Normal => {}
+        Episode::Open { episode_ms, expected } => {
+            out.push(1);
+            put_zigzag(out, episode_ms);
+            out.extend_from_slice(&expected.to_le_bytes());
+        }
+        Episode::Cooldown { until } => {
+            out.push(2);
+            put_zigzag(out, until);
+        }
+    }
+}
+
+fn decode_episode(c: &mut Customer, _version: u8, p: &mut Reader<'_>) -> Result<(), CodecError> {
+    c.decline = match p.u8("episode tag")? {
+        0 => Episode::Normal,
+        1 => Episode::Open { episode_ms: p.zigzag("episode_ms")?, expected: p.f32_le("expected")? },
+        2 => Episode::Cooldown { until: p.zigzag("cooldown until")? },
+        tag => return Err(CodecError::Corrupt(format!("unknown episode tag {tag}"))),
+    };
+    Ok(())
+}
+
+/// How activity decline is decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeclineMethod {
+    /// A CUSUM on each sealed bucket's count against the customer's own
+    /// rate; false alerts are a setting (`false_alerts_per_1000_customer_months`).
+    Sequential,
+    /// The recent window against the baseline window, with a per-check
+    /// significance test (`io.care.activity_decline.v1`).
+    Window,
+}
+
+/// Activity decline: recent rate significantly below the customer's baseline.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeclineConfig {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// `sequential` (the default) or `window` (the per-check test of
+    /// `io.care.activity_decline.v1`, for configs that rely on it).
+    #[serde(default = "default_decline_method")]
+    pub method: DeclineMethod,
+    /// Sequential: how many false alerts per 1,000 steady customer-months
+    /// the threshold allows at most (Lorden's bound: CUSUM threshold
+    /// h = ln(average run length in buckets)).
+    #[serde(default = "default_false_alerts")]
+    pub false_alerts_per_1000_customer_months: f64,
+    /// Sequential: the drop the statistic is tuned to detect fastest.
+    #[serde(default = "default_design_drop")]
+    pub design_drop: f64,
+    /// Sequential: customers whose baseline is below this many events per
+    /// bucket are not judged (silence covers them).
+    #[serde(default = "default_min_baseline_rate")]
+    pub min_baseline_rate: f64,
+    /// Complete buckets in the recent window.
+    #[serde(default = "default_recent_buckets")]
+    pub recent_buckets: u16,
+    /// Complete buckets in the baseline, just before the recent window.
+    #[serde(default = "default_baseline_buckets")]
+    pub baseline_buckets: u16,
+    /// Fewer baseline events than this: never a decline (too little data).
+    #[serde(default = "default_min_baseline_events")]
+    pub min_baseline_events: u32,
+    /// Open when recent ÷ expected is at most this ...
+    #[serde(default = "default_open_ratio")]
+    pub open_ratio: f64,
+    /// ... and P(this few recent events | unchanged rate) is below this
+    /// (conditional binomial test; it runs daily, so keep it small).
+    #[serde(default = "default_significance")]
+    pub significance: f64,
+    /// Resolve when recent ÷ frozen expected is back to at least this.
+    #[serde(default = "default_resolve_ratio")]
+    pub resolve_ratio: f64,
+    /// Buckets after an episode closes during which no new one opens.
+    #[serde(default = "default_cooldown_buckets")]
+    pub cooldown_buckets: u16,
+}
+
+fn default_decline_method() -> DeclineMethod {
+    DeclineMethod::Sequential
+}
+fn default_false_alerts() -> f64 {
+    0.3
+}
+fn default_design_drop() -> f64 {
+    0.7
+}
+fn default_min_baseline_rate() -> f64 {
+    0.5
+}
+fn default_recent_buckets() -> u16 {
+    7
+}
+fn default_baseline_buckets() -> u16 {
+    21
+}
+fn default_min_baseline_events() -> u32 {
+    20
+}
+fn default_open_ratio() -> f64 {
+    0.5
+}
+fn default_significance() -> f64 {
+    0.001
+}
+fn default_resolve_ratio() -> f64 {
+    0.8
+}
+fn default_cooldown_buckets() -> u16 {
+    7
+}
+
+impl Default for DeclineConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("defaults parse")
+    }
+}
+
+
+impl DeclineConfig {
+    /// Checks the `[detect.decline]` keys, naming the first bad one.
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        let d = self;
+        let key = |k: &str| format!("detect.decline.{k}");
+        if d.recent_buckets == 0 || d.baseline_buckets == 0 {
+            return Err(invalid(key("recent_buckets"), "and baseline_buckets must be at least 1"));
+        }
+        if u32::from(d.recent_buckets) + u32::from(d.baseline_buckets) > 1_000 {
+            return Err(invalid(key("baseline_buckets"), "plus recent_buckets must be at most 1000"));
+        }
+        if !(0.0..1.0).contains(&d.open_ratio) {
+            return Err(invalid(key("open_ratio"), "must be in [0, 1)"));
+        }
+        if !(d.open_ratio..=1.0).contains(&d.resolve_ratio) {
+            return Err(invalid(key("resolve_ratio"), "must be in [open_ratio, 1]"));
+        }
+        if !(d.significance > 0.0 && d.significance < 1.0) {
+            return Err(invalid(key("significance"), "must be in (0, 1)"));
+        }
+        if !(d.false_alerts_per_1000_customer_months > 0.0 && d.false_alerts_per_1000_customer_months <= 1000.0) {
+            return Err(invalid(key("false_alerts_per_1000_customer_months"), "must be in (0, 1000]"));
+        }
+        if !(d.design_drop >= 0.1 && d.design_drop <= 0.99) {
+            return Err(invalid(key("design_drop"), "must be in [0.1, 0.99]"));
+        }
+        if !(d.min_baseline_rate > 0.0 && d.min_baseline_rate.is_finite()) {
+            return Err(invalid(key("min_baseline_rate"), "must be greater than 0"));
+        }
+        Ok(())
+    }
+}
+
+/// Both methods' name: they are one signal, `activity_decline`.
+pub const ID: DetectorId = DetectorId("decline");
+
+/// The registry's entry: on by default, with the method the config names.
+pub const ENTRY: Entry = Entry { id: ID, build, window_width };
+
+fn build(cfg: &Config) -> Option<Box<dyn Detector>> {
+    let (d, activity) = (&cfg.detect.decline, cfg.engine.activity_set());
+    Some(match d.method {
+        _ if !d.enabled => return None,
+        DeclineMethod::Window => Box::new(Decline(Params::new(d, activity))),
+        DeclineMethod::Sequential => Box::new(sequential::Sequential(sequential::Params::new(d, activity, cfg.engine.bucket_secs))),
+    })
+}
+
+/// Buckets of activity the configured method reads.
+fn window_width(cfg: &Config) -> usize {
+    let (d, activity) = (&cfg.detect.decline, cfg.engine.activity_set());
+    match d.method {
+        DeclineMethod::Window => Params::new(d, activity).window_width(),
+        DeclineMethod::Sequential => {
+            let lateness_buckets = i64::from(cfg.engine.allowed_lateness_secs.div_ceil(cfg.engine.bucket_secs));
+            sequential::Params::new(d, activity, cfg.engine.bucket_secs).window_width(lateness_buckets)
+        }
+    }
+}
 
 /// Thresholds, copied from config once.
 #[derive(Debug, Clone)]
@@ -71,7 +283,11 @@ impl Decline {
 
 impl Detector for Decline {
     fn id(&self) -> DetectorId {
-        DetectorId::Decline
+        ID
+    }
+
+    fn signal_types(&self) -> &'static [SignalType] {
+        &[SignalType::ActivityDecline]
     }
 
     fn on_activity(&self, c: &mut Customer, at: Moment, _: ActivityEvent, out: &mut Vec<Signal>) {
@@ -179,6 +395,43 @@ fn report(p: &Params, c: &Customer, recent: u32, expected: f64, now_bucket: i64)
         ratio: if expected > 0.0 { f64::from(recent) / expected } else { 1.0 },
         p_value: p_value(p, recent, c.activity.sum(baseline_from, recent_from, p.kinds)),
         by_kind,
+    }
+}
+
+/// The `io.care.activity_decline.v1` payload: the window test's figures.
+#[derive(Serialize)]
+pub struct Payload<'a> {
+    #[serde(flatten)]
+    head: Head<'a>,
+    episode_started_at: String,
+    recent_events: u32,
+    baseline_events: u32,
+    expected_events: f64,
+    ratio: f64,
+    p_value: f64,
+    window: WindowInfo,
+    by_kind: BTreeMap<&'static str, RecentBaseline>,
+}
+
+#[derive(Serialize)]
+struct RecentBaseline {
+    recent: u32,
+    baseline: u32,
+}
+
+impl<'a> Payload<'a> {
+    pub fn new(head: Head<'a>, started: String, window: WindowInfo, r: &Report) -> Payload<'a> {
+        Payload {
+            head,
+            episode_started_at: started,
+            recent_events: r.recent_events,
+            baseline_events: r.baseline_events,
+            expected_events: round(r.expected_events, 4),
+            ratio: round(r.ratio, 4),
+            p_value: r.p_value,
+            window,
+            by_kind: r.by_kind.iter().map(|&(k, recent, baseline)| (k.as_str(), RecentBaseline { recent, baseline })).collect(),
+        }
     }
 }
 

@@ -2,11 +2,83 @@
 //! turns dormant and gets a reactivation trigger with a score; when a dormant
 //! customer acts again, a `reactivated` message closes the loop.
 
-use crate::config::DormancyConfig;
-use crate::detect::{ActivityEvent, Detector, DetectorId, Moment, Signal};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Config, ConfigError};
+use crate::detect::registry::Entry;
+use crate::detect::{decline, invalid, silence, yes, ActivityEvent, Detector, DetectorId, Moment, Signal, SignalType};
+use crate::render::{rfc3339, round, Head};
+use crate::state::codec::StateBlock;
 use crate::state::Customer;
+use crate::wire::{put_zigzag, CodecError, Reader};
 
 const DAY_MS: f64 = 86_400_000.0;
+
+/// The changelog block of `Customer::dormant_since`: the deadline the open
+/// episode began at, while open.
+pub(crate) const BLOCK: StateBlock = StateBlock { id: 2, version: 1, name: "dormancy", encode: encode_state, decode: decode_state };
+
+fn encode_state(c: &Customer, out: &mut Vec<u8>) {
+    if let Some(since) = c.dormant_since {
+        put_zigzag(out, since);
+    }
+}
+
+fn decode_state(c: &mut Customer, _version: u8, p: &mut Reader<'_>) -> Result<(), CodecError> {
+    c.dormant_since = Some(p.zigzag("dormant_since")?);
+    Ok(())
+}
+
+/// Dormancy: no activity for a long time → reactivation trigger.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DormancyConfig {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Days after the last activity at which a customer turns dormant.
+    #[serde(default = "default_after_days")]
+    pub after_days: u16,
+    /// Lifetime spend at which the score's monetary part reaches 63% (1 − 1/e).
+    #[serde(default = "default_monetary_scale")]
+    pub monetary_scale: f64,
+}
+
+fn default_monetary_scale() -> f64 {
+    100.0
+}
+
+fn default_after_days() -> u16 {
+    60
+}
+
+impl Default for DormancyConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("defaults parse")
+    }
+}
+
+
+impl DormancyConfig {
+    /// Checks the `[detect.dormancy]` keys, naming the first bad one.
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        if self.after_days == 0 {
+            return Err(invalid("detect.dormancy.after_days", "must be at least 1"));
+        }
+        if !(self.monetary_scale > 0.0) {
+            return Err(invalid("detect.dormancy.monetary_scale", "must be greater than 0"));
+        }
+        Ok(())
+    }
+}
+
+pub const ID: DetectorId = DetectorId("dormancy");
+
+/// The registry's entry: on by default, strongest of the activity chain.
+pub const ENTRY: Entry = Entry {
+    id: ID,
+    build: |cfg: &Config| cfg.detect.dormancy.enabled.then(|| Box::new(Dormancy(Params::new(&cfg.detect.dormancy))) as Box<dyn Detector>),
+    window_width: |_| 0,
+};
 
 /// Thresholds, copied from config once.
 #[derive(Debug, Clone)]
@@ -33,7 +105,16 @@ pub struct Dormancy(pub Params);
 
 impl Detector for Dormancy {
     fn id(&self) -> DetectorId {
-        DetectorId::Dormancy
+        ID
+    }
+
+    fn signal_types(&self) -> &'static [SignalType] {
+        &[SignalType::Dormant, SignalType::Reactivated]
+    }
+
+    /// A dormant customer is not also silent or declining.
+    fn supersedes(&self) -> &'static [DetectorId] {
+        &[silence::ID, decline::ID]
     }
 
     /// Reactivates a dormant customer. An event after the deadline whose
@@ -117,6 +198,57 @@ pub fn score(p: &Params, c: &Customer) -> Score {
     let satisfaction = (f64::from(c.csat.satisfied) + 1.0) / (f64::from(c.csat.responses) + 2.0);
     let score = (recency + frequency + monetary + satisfaction) / 4.0;
     Score { score, recency, frequency, monetary, satisfaction }
+}
+
+/// The `io.care.dormant.v1` payload: the reactivation trigger.
+#[derive(Serialize)]
+pub struct DormantPayload<'a> {
+    #[serde(flatten)]
+    head: Head<'a>,
+    last_activity_at: String,
+    days_inactive: f64,
+    reactivation_score: f64,
+    score_components: ScoreComponents,
+}
+
+#[derive(Serialize)]
+struct ScoreComponents {
+    recency: f64,
+    frequency: f64,
+    monetary: f64,
+    satisfaction: f64,
+}
+
+impl<'a> DormantPayload<'a> {
+    pub fn new(head: Head<'a>, episode_ms: i64, last_activity_ms: i64, score: &Score) -> DormantPayload<'a> {
+        DormantPayload {
+            head,
+            last_activity_at: rfc3339(last_activity_ms),
+            days_inactive: round((episode_ms - last_activity_ms) as f64 / DAY_MS, 3),
+            reactivation_score: round(score.score, 4),
+            score_components: ScoreComponents {
+                recency: round(score.recency, 4),
+                frequency: round(score.frequency, 4),
+                monetary: round(score.monetary, 4),
+                satisfaction: round(score.satisfaction, 4),
+            },
+        }
+    }
+}
+
+/// The `io.care.reactivated.v1` payload.
+#[derive(Serialize)]
+pub struct ReactivatedPayload<'a> {
+    #[serde(flatten)]
+    head: Head<'a>,
+    dormant_since: String,
+    days_away: f64,
+}
+
+impl<'a> ReactivatedPayload<'a> {
+    pub fn new(head: Head<'a>, dormant_since: String, days_away: f64) -> ReactivatedPayload<'a> {
+        ReactivatedPayload { head, dormant_since, days_away: round(days_away, 3) }
+    }
 }
 
 #[cfg(test)]

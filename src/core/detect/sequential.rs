@@ -41,16 +41,74 @@
 //! amortised over the customer's events; an empty stretch is folded when
 //! the customer next acts or their timer fires.
 
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
 use crate::config::DeclineConfig;
-use crate::detect::{ActivityEvent, Detector, DetectorId, Moment, Signal};
+use crate::detect::{decline, ActivityEvent, Detector, DetectorId, Moment, Signal, SignalType};
 use crate::event::{Kind, KindSet};
-use crate::state::{Customer, DeclineStat, Episode};
+use crate::render::{round, Head, WindowInfo};
+use crate::state::codec::{StateBlock, MAX_BUCKET};
+use crate::state::{Customer, Episode};
+use crate::wire::{put_varint, put_zigzag, CodecError, Reader};
 
 /// An empty stretch longer than this restarts the baseline instead of
 /// being folded bucket by bucket.
 const MAX_GAP_BUCKETS: i64 = 4096;
 /// Days per month in the false-alert setting.
 const MONTH_DAYS: f64 = 365.25 / 12.0;
+
+/// The sequential decline detector's running figures (see
+/// `detect::sequential`): 24 bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct DeclineStat {
+    /// The customer's baseline rate, events per bucket (frozen while an
+    /// episode is open).
+    pub rate: f32,
+    /// The CUSUM statistic: evidence of a decline, or while an episode is
+    /// open, of recovery.
+    pub stat: f32,
+    /// Buckets learned into `rate` so far (saturating).
+    pub buckets: u16,
+    /// The next bucket to fold; [`DeclineStat::UNSET`] before the first.
+    pub next: i64,
+}
+
+impl DeclineStat {
+    pub const UNSET: i64 = i64::MIN;
+}
+
+impl Default for DeclineStat {
+    fn default() -> DeclineStat {
+        DeclineStat { rate: 0.0, stat: 0.0, buckets: 0, next: DeclineStat::UNSET }
+    }
+}
+
+/// The running figures' changelog block.
+pub(crate) const BLOCK: StateBlock = StateBlock { id: 3, version: 1, name: "decline statistic", encode: encode_stat, decode: decode_stat };
+
+fn encode_stat(c: &Customer, out: &mut Vec<u8>) {
+    let d = c.decline_stat;
+    if d != DeclineStat::default() {
+        out.extend_from_slice(&d.rate.to_le_bytes());
+        out.extend_from_slice(&d.stat.to_le_bytes());
+        put_varint(out, u64::from(d.buckets));
+        put_zigzag(out, d.next);
+    }
+}
+
+fn decode_stat(c: &mut Customer, _version: u8, p: &mut Reader<'_>) -> Result<(), CodecError> {
+    let rate = p.f32_le("decline rate")?;
+    let stat = p.f32_le("decline statistic")?;
+    let buckets = u16::try_from(p.varint("decline buckets")?).map_err(|_| CodecError::Corrupt("decline buckets exceed u16".into()))?;
+    let next = p.zigzag("decline next bucket")?;
+    if !(rate.is_finite() && stat.is_finite()) || next != DeclineStat::UNSET && !(-MAX_BUCKET..=MAX_BUCKET).contains(&next) {
+        return Err(CodecError::Corrupt(format!("decline figures out of range: rate {rate}, statistic {stat}, next {next}")));
+    }
+    c.decline_stat = DeclineStat { rate, stat, buckets, next };
+    Ok(())
+}
 
 /// Thresholds, derived from config once.
 #[derive(Debug, Clone)]
@@ -145,7 +203,11 @@ pub struct Sequential(pub Params);
 
 impl Detector for Sequential {
     fn id(&self) -> DetectorId {
-        DetectorId::Decline
+        decline::ID
+    }
+
+    fn signal_types(&self) -> &'static [SignalType] {
+        &[SignalType::ActivityDecline]
     }
 
     fn advance(&self, c: &mut Customer, at: Moment, out: &mut Vec<Signal>) {
@@ -287,6 +349,46 @@ fn evidence(p: &Params, c: &Customer, last: i64, statistic: f64) -> Evidence {
         statistic,
         threshold: p.threshold,
         by_kind: p.kinds.iter().map(|k| (k, c.activity.sum_kind(from, last + 1, k))).collect(),
+    }
+}
+
+/// The `io.care.activity_decline.v2` payload: the statistic's evidence.
+#[derive(Serialize)]
+pub struct Payload<'a> {
+    #[serde(flatten)]
+    head: Head<'a>,
+    episode_started_at: String,
+    method: &'static str,
+    baseline_rate: f64,
+    recent_events: u32,
+    recent_rate: f64,
+    drop: f64,
+    statistic: f64,
+    threshold: f64,
+    window: WindowInfo,
+    by_kind: BTreeMap<&'static str, Recent>,
+}
+
+#[derive(Serialize)]
+struct Recent {
+    recent: u32,
+}
+
+impl<'a> Payload<'a> {
+    pub fn new(head: Head<'a>, started: String, window: WindowInfo, e: &Evidence) -> Payload<'a> {
+        Payload {
+            head,
+            episode_started_at: started,
+            method: "cusum",
+            baseline_rate: round(e.baseline_rate, 4),
+            recent_events: e.recent_events,
+            recent_rate: round(e.recent_rate(), 4),
+            drop: round(e.drop(), 4),
+            statistic: round(e.statistic, 4),
+            threshold: round(e.threshold, 4),
+            window,
+            by_kind: e.by_kind.iter().map(|&(k, recent)| (k.as_str(), Recent { recent })).collect(),
+        }
     }
 }
 

@@ -20,12 +20,102 @@
 //! event resolves it. No state beyond the open episode's start: the rate
 //! comes from the lifetime figures every customer keeps.
 
-use crate::config::SilenceConfig;
-use crate::detect::{ActivityEvent, Detector, DetectorId, Moment, Signal};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Config, ConfigError};
+use crate::detect::registry::Entry;
+use crate::detect::{decline, invalid, yes, ActivityEvent, Detector, DetectorId, Moment, Signal, SignalType};
+use crate::render::{rfc3339, round, Head};
+use crate::state::codec::StateBlock;
 use crate::state::Customer;
+use crate::wire::{put_zigzag, CodecError, Reader};
 
 const DAY_MS: f64 = 86_400_000.0;
 const MONTH_DAYS: f64 = 365.25 / 12.0;
+
+/// The changelog block of `Customer::silent_since`: the deadline the open
+/// episode began at, while open.
+pub(crate) const BLOCK: StateBlock = StateBlock { id: 4, version: 1, name: "silence", encode: encode_state, decode: decode_state };
+
+fn encode_state(c: &Customer, out: &mut Vec<u8>) {
+    if let Some(since) = c.silent_since {
+        put_zigzag(out, since);
+    }
+}
+
+fn decode_state(c: &mut Customer, _version: u8, p: &mut Reader<'_>) -> Result<(), CodecError> {
+    c.silent_since = Some(p.zigzag("silent_since")?);
+    Ok(())
+}
+
+/// Silence / overdue: quiet for longer than the customer's own rate makes
+/// plausible.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SilenceConfig {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// At most this many false alerts per 1,000 steady customer-months if
+    /// gaps were exponential at the customer's rate (replaces a per-gap
+    /// quantile, which at 1.5 events a day raised 0.45 a customer-month).
+    #[serde(default = "default_silence_false_alerts")]
+    pub false_alerts_per_1000_customer_months: f64,
+    /// Fewer lifetime activity events than this: never overdue.
+    #[serde(default = "default_silence_min_events")]
+    pub min_events: u32,
+    /// Less history (first seen to last activity) than this: never overdue.
+    #[serde(default = "default_silence_min_history_days")]
+    pub min_history_days: u32,
+    /// Never overdue after less quiet than this, however busy the customer.
+    /// A week by default: any 7 days hold one whole weekly cycle, so a quiet
+    /// weekend cannot make a steady customer look overdue (busy customers'
+    /// declines are caught sooner by the decline detector anyway).
+    #[serde(default = "default_silence_min_gap_secs")]
+    pub min_gap_secs: u64,
+}
+
+fn default_silence_false_alerts() -> f64 {
+    0.05
+}
+fn default_silence_min_events() -> u32 {
+    10
+}
+fn default_silence_min_history_days() -> u32 {
+    28
+}
+fn default_silence_min_gap_secs() -> u64 {
+    7 * 86_400
+}
+
+impl Default for SilenceConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("defaults parse")
+    }
+}
+
+
+impl SilenceConfig {
+    /// Checks the `[detect.silence]` keys, naming the first bad one.
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        let s = self;
+        if !(s.false_alerts_per_1000_customer_months > 0.0 && s.false_alerts_per_1000_customer_months <= 1000.0) {
+            return Err(invalid("detect.silence.false_alerts_per_1000_customer_months", "must be in (0, 1000]"));
+        }
+        if s.min_events < 2 {
+            return Err(invalid("detect.silence.min_events", "must be at least 2 (a rate needs a gap)"));
+        }
+        Ok(())
+    }
+}
+
+pub const ID: DetectorId = DetectorId("silence");
+
+/// The registry's entry: on by default.
+pub const ENTRY: Entry = Entry {
+    id: ID,
+    build: |cfg: &Config| cfg.detect.silence.enabled.then(|| Box::new(Silence(Params::new(&cfg.detect.silence))) as Box<dyn Detector>),
+    window_width: |_| 0,
+};
 
 /// Thresholds, copied from config once.
 #[derive(Debug, Clone)]
@@ -94,7 +184,16 @@ pub struct Silence(pub Params);
 
 impl Detector for Silence {
     fn id(&self) -> DetectorId {
-        DetectorId::Silence
+        ID
+    }
+
+    fn signal_types(&self) -> &'static [SignalType] {
+        &[SignalType::Silence]
+    }
+
+    /// A silent customer is not also declining.
+    fn supersedes(&self) -> &'static [DetectorId] {
+        &[decline::ID]
     }
 
     /// Resolves an open silence. An event after a deadline whose timer has
@@ -161,6 +260,31 @@ fn opened(c: &mut Customer, last: i64, mu: f64, due: i64) -> Signal {
     c.silent_since = Some(due);
     let overdue = Overdue { last_activity_ms: last, rate_per_day: mu, days_silent: (due - last) as f64 / DAY_MS };
     Signal::SilenceOpened { episode_ms: due, overdue }
+}
+
+/// The `io.care.silence.v1` payload.
+#[derive(Serialize)]
+pub struct Payload<'a> {
+    #[serde(flatten)]
+    head: Head<'a>,
+    episode_started_at: String,
+    last_activity_at: String,
+    days_silent: f64,
+    rate_per_day: f64,
+    expected_gap_days: f64,
+}
+
+impl<'a> Payload<'a> {
+    pub fn new(head: Head<'a>, started: String, o: &Overdue) -> Payload<'a> {
+        Payload {
+            head,
+            episode_started_at: started,
+            last_activity_at: rfc3339(o.last_activity_ms),
+            days_silent: round(o.days_silent, 3),
+            rate_per_day: round(o.rate_per_day, 4),
+            expected_gap_days: round(1.0 / o.rate_per_day.max(1e-9), 3),
+        }
+    }
 }
 
 #[cfg(test)]

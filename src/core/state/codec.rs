@@ -14,30 +14,43 @@
 //! blocks to the end: [id u8][version u8][len][payload]
 //! ```
 //!
-//! Detector state lives in blocks, written only when not at its default and
-//! read as the default when absent, so adding a detector needs no new format.
+//! Detector state lives in blocks ([`StateBlock`]), each defined by its
+//! detector, written only when not at its default and read as the default
+//! when absent, so adding a detector needs no new format.
 
-use crate::changelog::CodecError;
 use crate::event::Kind;
-use crate::state::{Activity, Customer, DeclineStat, Episode, RECENT_IDS};
+use crate::detect::{decline, dormancy, sequential, silence};
+use crate::state::{Activity, Customer, RECENT_IDS};
+use crate::wire::{put_varint, put_zigzag, CodecError, Reader};
 
 /// Version of the customer value layout this binary writes and reads.
 pub const CUSTOMER_FORMAT: u8 = 1;
 
-/// Block of the activity decline episode.
-const BLOCK_DECLINE: u8 = 1;
-/// Block of the dormancy state.
-const BLOCK_DORMANCY: u8 = 2;
-/// Block of the sequential decline statistic.
-const BLOCK_DECLINE_STAT: u8 = 3;
-/// Block of the silence episode.
-const BLOCK_SILENCE: u8 = 4;
-/// Block of the event times of the remembered event ids.
-const BLOCK_ID_TIMES: u8 = 5;
-/// Highest block id this binary knows.
-const KNOWN_BLOCKS: u8 = 5;
-/// Payload version of every block this binary knows.
-const BLOCK_VERSION: u8 = 1;
+/// Block of the event times of the remembered event ids: the customer's
+/// own, not a detector's.
+const ID_TIMES: StateBlock = StateBlock { id: 5, version: 1, name: "event id times", encode: encode_id_times, decode: decode_id_times };
+
+/// Every state block this binary reads and writes, in id order (the order
+/// they are written in). Each detector's is defined in its own file, next
+/// to the state it holds; a detector with state of its own adds its block
+/// here. Ids are never reused: a retired block's id stays taken.
+const BLOCKS: [&StateBlock; 5] = [&decline::EPISODE_BLOCK, &dormancy::BLOCK, &sequential::BLOCK, &silence::BLOCK, &ID_TIMES];
+
+/// How one part of a customer's state is written to the changelog: a
+/// block `[id u8][version u8][len][payload]` after the core section,
+/// written only when not at its default and read as the default when
+/// absent, so adding one needs no new format.
+pub(crate) struct StateBlock {
+    pub id: u8,
+    /// The payload version this binary writes; it reads every one up to it.
+    pub version: u8,
+    pub name: &'static str,
+    /// Appends the payload; nothing when the state is at its default.
+    pub encode: fn(&Customer, &mut Vec<u8>),
+    /// Reads a payload written at `version` (1 to [`StateBlock::version`])
+    /// into the customer.
+    pub decode: fn(&mut Customer, u8, &mut Reader<'_>) -> Result<(), CodecError>,
+}
 
 /// Presence mask bits: 0 `last_activity_ms`, 1–5 `last_seen_ms` by kind,
 /// then these.
@@ -48,111 +61,7 @@ const FLAG_TIMER: u8 = 1;
 const FLAG_HEAD: u8 = 1 << 1;
 
 /// Buckets beyond this are corrupt: the ring's arithmetic must not overflow.
-const MAX_BUCKET: i64 = i64::MAX / 4;
-
-/// Zigzag: small magnitudes of either sign become small unsigned numbers.
-pub(crate) fn zigzag(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
-}
-
-pub(crate) fn unzigzag(u: u64) -> i64 {
-    ((u >> 1) as i64) ^ -((u & 1) as i64)
-}
-
-/// Appends `v` as an LEB128 varint.
-pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-pub(crate) fn put_zigzag(out: &mut Vec<u8>, v: i64) {
-    put_varint(out, zigzag(v));
-}
-
-/// A cursor over untrusted bytes: every read checks bounds and says which
-/// field ran out, so corrupt input is an error and never a panic.
-pub(crate) struct Reader<'a> {
-    buf: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    pub(crate) fn new(buf: &'a [u8]) -> Reader<'a> {
-        Reader { buf }
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.buf.is_empty()
-    }
-
-    pub(crate) fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], CodecError> {
-        if n > self.buf.len() {
-            return Err(CodecError::Truncated { what });
-        }
-        let (head, rest) = self.buf.split_at(n);
-        self.buf = rest;
-        Ok(head)
-    }
-
-    fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], CodecError> {
-        let mut a = [0; N];
-        a.copy_from_slice(self.take(N, what)?);
-        Ok(a)
-    }
-
-    pub(crate) fn u8(&mut self, what: &'static str) -> Result<u8, CodecError> {
-        Ok(self.array::<1>(what)?[0])
-    }
-
-    pub(crate) fn varint(&mut self, what: &'static str) -> Result<u64, CodecError> {
-        let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
-            let b = self.u8(what)?;
-            if shift == 63 && b > 1 {
-                return Err(CodecError::Corrupt(format!("{what}: varint longer than 64 bits")));
-            }
-            v |= u64::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                return Ok(v);
-            }
-        }
-        Err(CodecError::Corrupt(format!("{what}: varint longer than 64 bits")))
-    }
-
-    pub(crate) fn zigzag(&mut self, what: &'static str) -> Result<i64, CodecError> {
-        self.varint(what).map(unzigzag)
-    }
-
-    pub(crate) fn u32(&mut self, what: &'static str) -> Result<u32, CodecError> {
-        u32::try_from(self.varint(what)?).map_err(|_| CodecError::Corrupt(format!("{what} exceeds u32")))
-    }
-
-    pub(crate) fn usize(&mut self, what: &'static str) -> Result<usize, CodecError> {
-        usize::try_from(self.varint(what)?).map_err(|_| CodecError::Corrupt(format!("{what} exceeds usize")))
-    }
-
-    fn u32_le(&mut self, what: &'static str) -> Result<u32, CodecError> {
-        self.array(what).map(u32::from_le_bytes)
-    }
-
-    fn f32_le(&mut self, what: &'static str) -> Result<f32, CodecError> {
-        self.array(what).map(f32::from_le_bytes)
-    }
-
-    fn f64_le(&mut self, what: &'static str) -> Result<f64, CodecError> {
-        self.array(what).map(f64::from_le_bytes)
-    }
-
-    /// Bytes left over where a section should have ended are corruption.
-    pub(crate) fn finish(&self, what: &'static str) -> Result<(), CodecError> {
-        match self.buf.len() {
-            0 => Ok(()),
-            n => Err(CodecError::Corrupt(format!("{n} bytes left over after {what}"))),
-        }
-    }
-}
+pub(crate) const MAX_BUCKET: i64 = i64::MAX / 4;
 
 /// Appends the changelog value of `c`. The record key is the customer id,
 /// so the id is not repeated here.
@@ -217,55 +126,33 @@ fn encode_activity(a: &Activity, out: &mut Vec<u8>) {
 
 fn encode_blocks(c: &Customer, out: &mut Vec<u8>) {
     let mut payload = Vec::new();
-    match c.decline {
-        Episode::Normal => {}
-        Episode::Open { episode_ms, expected } => {
-            payload.push(1);
-            put_zigzag(&mut payload, episode_ms);
-            payload.extend_from_slice(&expected.to_le_bytes());
-        }
-        Episode::Cooldown { until } => {
-            payload.push(2);
-            put_zigzag(&mut payload, until);
+    for block in BLOCKS {
+        (block.encode)(c, &mut payload);
+        if !payload.is_empty() {
+            out.extend_from_slice(&[block.id, block.version]);
+            put_varint(out, payload.len() as u64);
+            out.append(&mut payload);
         }
     }
-    put_block(out, BLOCK_DECLINE, &mut payload);
-    if let Some(since) = c.dormant_since {
-        put_zigzag(&mut payload, since);
-    }
-    put_block(out, BLOCK_DORMANCY, &mut payload);
-    let d = c.decline_stat;
-    if d != DeclineStat::default() {
-        payload.extend_from_slice(&d.rate.to_le_bytes());
-        payload.extend_from_slice(&d.stat.to_le_bytes());
-        put_varint(&mut payload, u64::from(d.buckets));
-        put_zigzag(&mut payload, d.next);
-    }
-    put_block(out, BLOCK_DECLINE_STAT, &mut payload);
-    if let Some(since) = c.silent_since {
-        put_zigzag(&mut payload, since);
-    }
-    put_block(out, BLOCK_SILENCE, &mut payload);
+}
+
+fn encode_id_times(c: &Customer, out: &mut Vec<u8>) {
     let held = held_ids(c);
     if c.id_secs[..held].iter().any(|s| *s != 0) {
-        c.id_secs[..held].iter().for_each(|s| payload.extend_from_slice(&s.to_le_bytes()));
+        c.id_secs[..held].iter().for_each(|s| out.extend_from_slice(&s.to_le_bytes()));
     }
-    put_block(out, BLOCK_ID_TIMES, &mut payload);
+}
+
+fn decode_id_times(c: &mut Customer, _version: u8, p: &mut Reader<'_>) -> Result<(), CodecError> {
+    for i in 0..held_ids(c) {
+        c.id_secs[i] = p.u32_le("event id time")?;
+    }
+    Ok(())
 }
 
 /// Fingerprints held: they fill the ring from slot 0.
 fn held_ids(c: &Customer) -> usize {
     c.recent_ids.iter().rposition(|&fp| fp != 0).map_or(0, |i| i + 1)
-}
-
-/// Frames `payload` as a block, if not empty (the default), and clears it.
-fn put_block(out: &mut Vec<u8>, id: u8, payload: &mut Vec<u8>) {
-    if payload.is_empty() {
-        return;
-    }
-    out.extend_from_slice(&[id, BLOCK_VERSION]);
-    put_varint(out, payload.len() as u64);
-    out.append(payload);
 }
 
 /// Decodes the changelog value of customer `id` into a window of `width`
@@ -366,58 +253,27 @@ fn decode_activity(a: &mut Activity, has_head: bool, r: &mut Reader<'_>) -> Resu
 }
 
 fn decode_blocks(c: &mut Customer, r: &mut Reader<'_>) -> Result<(), CodecError> {
-    let mut seen = 0u32;
+    let mut seen = [false; BLOCKS.len()];
+    let known = BLOCKS[BLOCKS.len() - 1].id;
     while !r.is_empty() {
         let id = r.u8("block id")?;
         let version = r.u8("block version")?;
-        if id == 0 || id > KNOWN_BLOCKS {
-            return Err(CodecError::UnknownBlock { id, known: KNOWN_BLOCKS });
+        let i = BLOCKS.iter().position(|b| b.id == id).ok_or(CodecError::UnknownBlock { id, known })?;
+        let block = BLOCKS[i];
+        if version > block.version {
+            return Err(CodecError::NewerBlock { id, found: version, supported: block.version });
         }
-        if version > BLOCK_VERSION {
-            return Err(CodecError::NewerBlock { id, found: version, supported: BLOCK_VERSION });
-        }
-        if version == 0 || seen & (1 << id) != 0 {
+        if version == 0 || seen[i] {
             return Err(CodecError::Corrupt(format!("block {id}: version {version} or repeated")));
         }
-        seen |= 1 << id;
+        seen[i] = true;
         let len = r.usize("block length")?;
         let mut p = Reader::new(r.take(len, "block payload")?);
-        match id {
-            BLOCK_DECLINE => c.decline = decode_episode(&mut p)?,
-            BLOCK_DORMANCY => c.dormant_since = Some(p.zigzag("dormant_since")?),
-            BLOCK_DECLINE_STAT => c.decline_stat = decode_decline_stat(&mut p)?,
-            BLOCK_SILENCE => c.silent_since = Some(p.zigzag("silent_since")?),
-            _ => {
-                for i in 0..held_ids(c) {
-                    c.id_secs[i] = p.u32_le("event id time")?;
-                }
-            }
-        }
-        p.finish("a block payload")?;
+        (block.decode)(c, version, &mut p)?;
+        p.finish(block.name)?;
     }
     Ok(())
 }
-
-fn decode_decline_stat(p: &mut Reader<'_>) -> Result<DeclineStat, CodecError> {
-    let rate = p.f32_le("decline rate")?;
-    let stat = p.f32_le("decline statistic")?;
-    let buckets = u16::try_from(p.varint("decline buckets")?).map_err(|_| CodecError::Corrupt("decline buckets exceed u16".into()))?;
-    let next = p.zigzag("decline next bucket")?;
-    if !(rate.is_finite() && stat.is_finite()) || next != DeclineStat::UNSET && !(-MAX_BUCKET..=MAX_BUCKET).contains(&next) {
-        return Err(CodecError::Corrupt(format!("decline figures out of range: rate {rate}, statistic {stat}, next {next}")));
-    }
-    Ok(DeclineStat { rate, stat, buckets, next })
-}
-
-fn decode_episode(p: &mut Reader<'_>) -> Result<Episode, CodecError> {
-    match p.u8("episode tag")? {
-        0 => Ok(Episode::Normal),
-        1 => Ok(Episode::Open { episode_ms: p.zigzag("episode_ms")?, expected: p.f32_le("expected")? }),
-        2 => Ok(Episode::Cooldown { until: p.zigzag("cooldown until")? }),
-        tag => Err(CodecError::Corrupt(format!("unknown episode tag {tag}"))),
-    }
-}
-
 
 #[cfg(test)]
 #[path = "codec_tests.rs"]

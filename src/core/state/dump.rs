@@ -1,65 +1,52 @@
 //! A customer's raw state as JSON, for operators (`care state`) and for
 //! tests that compare restored state with replayed state field by field.
-//! Unlike the scorecard it derives nothing: every field of the state is
-//! here, times as epoch milliseconds.
+//! Unlike the scorecard it derives nothing: it is the [`Customer`]'s own
+//! derived `Serialize`, so every field of the state is here, including ones
+//! added later (a hand-kept list once left out the sequential decline's
+//! running figures). Times are epoch milliseconds.
 
-use serde::Serialize;
-
-use crate::state::{Customer, CsatTally, Episode, NpsTally, OrderStats};
+use crate::state::Customer;
 
 /// Every field of one customer's state.
-#[derive(Debug, Serialize)]
-pub struct CustomerDump<'a> {
-    pub customer_id: &'a str,
-    pub first_seen_ms: i64,
-    pub last_activity_ms: Option<i64>,
-    /// Per kind, in kind order (click, login, chat, ticket, order).
-    pub last_seen_ms: [Option<i64>; 5],
-    pub activity_events: u32,
-    pub orders: &'a OrderStats,
-    pub csat: &'a CsatTally,
-    pub nps: &'a NpsTally,
-    pub decline: EpisodeDump,
-    pub silent_since_ms: Option<i64>,
-    pub dormant_since_ms: Option<i64>,
-    /// The customer's pending timer (deadline plus allowed lateness).
-    pub timer_at_ms: Option<i64>,
-    /// Recent `event_id` fingerprints, oldest first.
-    pub event_ids: Vec<u32>,
-    /// Nonzero activity counts held: (bucket, kind, count), newest first.
-    pub activity: Vec<(i64, &'static str, u16)>,
-}
+pub type CustomerDump<'a> = &'a Customer;
 
-/// A detector episode.
-#[derive(Debug, Serialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
-pub enum EpisodeDump {
-    Normal,
-    Open { episode_ms: i64, expected: f32 },
-    Cooldown { until_bucket: i64 },
-}
+#[cfg(test)]
+mod tests {
+    use crate::state::{Customer, DeclineStat, Episode};
 
-impl<'a> CustomerDump<'a> {
-    pub fn new(c: &'a Customer) -> CustomerDump<'a> {
-        CustomerDump {
-            customer_id: &c.id,
-            first_seen_ms: c.first_seen_ms,
-            last_activity_ms: c.last_activity_ms,
-            last_seen_ms: c.last_seen_ms,
-            activity_events: c.activity_events,
-            orders: &c.orders,
-            csat: &c.csat,
-            nps: &c.nps,
-            decline: match c.decline {
-                Episode::Normal => EpisodeDump::Normal,
-                Episode::Open { episode_ms, expected } => EpisodeDump::Open { episode_ms, expected },
-                Episode::Cooldown { until } => EpisodeDump::Cooldown { until_bucket: until },
-            },
-            silent_since_ms: c.silent_since,
-            dormant_since_ms: c.dormant_since,
-            timer_at_ms: c.timer_at(),
-            event_ids: c.recent_event_ids().collect(),
-            activity: c.activity.nonzero().map(|(b, k, n)| (b, k.as_str(), n)).collect(),
+    fn dump(c: &Customer) -> String {
+        serde_json::to_string(c).unwrap()
+    }
+
+    #[test]
+    fn a_change_to_any_field_shows_in_the_dump() {
+        let base = Customer::new("c".into(), 5, 9);
+        let mut changed: Vec<Customer> = Vec::new();
+        let mut each = |f: &dyn Fn(&mut Customer)| {
+            let mut c = base.clone();
+            f(&mut c);
+            changed.push(c);
+        };
+        each(&|c| c.first_seen_ms = 6);
+        each(&|c| c.last_activity_ms = Some(7));
+        each(&|c| c.last_seen_ms[3] = Some(7));
+        each(&|c| c.activity_events = 1);
+        each(&|c| c.orders.count = 1);
+        each(&|c| c.csat.responses = 1);
+        each(&|c| c.nps.detractors = 1);
+        each(&|c| c.decline = Episode::Cooldown { until: 3 });
+        each(&|c| c.decline_stat = DeclineStat { rate: 0.5, ..DeclineStat::default() });
+        each(&|c| c.decline_stat.next = 17);
+        each(&|c| c.silent_since = Some(9));
+        each(&|c| c.dormant_since = Some(9));
+        each(&|c| c.set_timer_at(Some(11)));
+        each(&|c| _ = c.remember_event_id("e", 0, 0));
+        each(&|c| _ = c.activity.add(4, crate::event::Kind::Chat));
+        for c in &changed {
+            assert_ne!(dump(c), dump(&base), "{c:?}");
         }
+        let json: serde_json::Value = serde_json::from_str(&dump(&changed[8])).unwrap();
+        assert_eq!(json["decline_stat"]["rate"], 0.5);
+        assert_eq!(json["customer_id"], "c");
     }
 }

@@ -21,43 +21,9 @@ use serde::Serialize;
 use crate::event::Kind;
 pub use window::Activity;
 
-/// A detector episode: normal → open → cooldown → normal.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub enum Episode {
-    #[default]
-    Normal,
-    /// Opened by the trigger at `episode_ms`; `expected` is the frozen
-    /// baseline expectation for the recent window.
-    Open { episode_ms: i64, expected: f32 },
-    /// No new episode before bucket `until`.
-    Cooldown { until: i64 },
-}
-
-/// The sequential decline detector's running figures (see
-/// `detect::sequential`): 24 bytes.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct DeclineStat {
-    /// The customer's baseline rate, events per bucket (frozen while an
-    /// episode is open).
-    pub rate: f32,
-    /// The CUSUM statistic: evidence of a decline, or while an episode is
-    /// open, of recovery.
-    pub stat: f32,
-    /// Buckets learned into `rate` so far (saturating).
-    pub buckets: u16,
-    /// The next bucket to fold; [`DeclineStat::UNSET`] before the first.
-    pub next: i64,
-}
-
-impl DeclineStat {
-    pub const UNSET: i64 = i64::MIN;
-}
-
-impl Default for DeclineStat {
-    fn default() -> DeclineStat {
-        DeclineStat { rate: 0.0, stat: 0.0, buckets: 0, next: DeclineStat::UNSET }
-    }
-}
+// Detector state, defined next to the detector that owns it.
+pub use crate::detect::decline::Episode;
+pub use crate::detect::sequential::DeclineStat;
 
 /// Lifetime order figures for RFM and CLV.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -109,6 +75,12 @@ fn id_secs(ms: i64) -> u32 {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Deadline(i64);
 
+impl Serialize for Deadline {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.get().serialize(s)
+    }
+}
+
 impl Deadline {
     /// No timer. No deadline is this early: deadlines are event times.
     const NONE: Deadline = Deadline(i64::MIN);
@@ -123,14 +95,19 @@ impl Deadline {
 }
 
 /// Everything care remembers about one customer. No event lists.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Its `Serialize` is the state dump (`care state`, and the durability
+/// test's field-by-field comparison): derived, so a new field is in the dump
+/// without anyone remembering to add it. Times are epoch milliseconds.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Customer {
+    #[serde(rename = "customer_id", serialize_with = "as_str")]
     pub id: Arc<str>,
-    pub activity: Activity,
     pub first_seen_ms: i64,
     /// Last event of an activity kind: drives dormancy.
     pub last_activity_ms: Option<i64>,
-    /// Last event per kind; `None` = never.
+    /// Last event per kind, in kind order (click, login, chat, ticket,
+    /// order); `None` = never.
     pub last_seen_ms: [Option<i64>; Kind::COUNT],
     /// Lifetime on-time events of activity kinds (late ones count only in
     /// orders and survey tallies).
@@ -141,18 +118,31 @@ pub struct Customer {
     pub decline: Episode,
     pub decline_stat: DeclineStat,
     /// Deadline at which the customer turned overdue, while silent.
+    #[serde(rename = "silent_since_ms")]
     pub silent_since: Option<i64>,
     /// Deadline at which the customer turned dormant, while dormant.
+    #[serde(rename = "dormant_since_ms")]
     pub dormant_since: Option<i64>,
+    /// The customer's pending timer, if any (see [`Deadline`]): the
+    /// deadline plus the allowed lateness.
+    #[serde(rename = "timer_at_ms")]
+    timer: Deadline,
     /// Fingerprints of recent `event_id`s (0 = empty), filled in order.
+    #[serde(rename = "event_ids")]
     recent_ids: [u32; RECENT_IDS],
     /// Event time of each, seconds since the epoch (0 = unknown: written
     /// by a binary that did not keep it).
+    #[serde(rename = "event_id_secs")]
     id_secs: [u32; RECENT_IDS],
     /// The slot after the last one written.
+    #[serde(rename = "next_event_id")]
     next_id: u8,
-    /// The customer's pending timer, if any (see [`Deadline`]).
-    timer: Deadline,
+    /// Nonzero activity counts held: (bucket, kind, count), newest first.
+    pub activity: Activity,
+}
+
+fn as_str<S: serde::Serializer>(id: &Arc<str>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(id)
 }
 
 impl Customer {

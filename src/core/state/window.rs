@@ -1,5 +1,7 @@
 //! Per-kind activity counts in a ring of hopping buckets.
 
+use serde::ser::{Serialize, SerializeSeq, Serializer};
+
 use crate::event::{Kind, KindSet};
 
 /// Activity counts of one customer: for each kind, a ring of `width`
@@ -13,6 +15,18 @@ pub struct Activity {
     head: i64,
     /// `Kind::COUNT` rings of `width` counters, kind-major.
     counts: Box<[u16]>,
+}
+
+/// The counts held, as the state dump shows them: (bucket, kind, count),
+/// newest first. The width is the config's, so it is not state.
+impl Serialize for Activity {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(None)?;
+        for (bucket, kind, count) in self.nonzero() {
+            seq.serialize_element(&(bucket, kind.as_str(), count))?;
+        }
+        seq.end()
+    }
 }
 
 impl Activity {

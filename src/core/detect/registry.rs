@@ -1,0 +1,142 @@
+//! The registry: every detector this binary has, in one table, and the
+//! enabled ones compiled from a config with their supersession as bit masks.
+//!
+//! Adding a detector is one [`Entry`] in [`REGISTRY`], defined in the
+//! detector's own file. The order is the order detectors run in: each after
+//! every detector that supersedes it (a test checks it).
+
+use std::fmt;
+
+use crate::config::Config;
+use crate::detect::{decline, dormancy, first_order, silence, Detector, DetectorId};
+
+/// One detector, as the registry knows it.
+#[derive(Clone, Copy)]
+pub struct Entry {
+    pub id: DetectorId,
+    /// The detector as the config sets it up, or `None` when disabled.
+    pub build: fn(&Config) -> Option<Box<dyn Detector>>,
+    /// Buckets of activity it needs each customer to keep (0 for none),
+    /// whether enabled or not: turning a detector off does not resize
+    /// customers' windows.
+    pub window_width: fn(&Config) -> usize,
+}
+
+/// Every detector, each after those that supersede it.
+pub const REGISTRY: [Entry; 4] = [dormancy::ENTRY, silence::ENTRY, decline::ENTRY, first_order::ENTRY];
+
+/// At most this many detectors can be enabled: supersession is a `u64` mask.
+const MAX_ENABLED: usize = 64;
+
+/// The enabled detectors in registry order, and who supersedes whom among
+/// them, by index.
+pub struct Enabled {
+    all: Vec<Box<dyn Detector>>,
+    /// Per detector: the detectors it supersedes.
+    weaker: Vec<u64>,
+    /// Per detector: the detectors that supersede it.
+    stronger: Vec<u64>,
+    /// Whether any of them wants every event (`Detector::on_event`).
+    events: bool,
+}
+
+impl fmt::Debug for Enabled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.all.iter()).finish()
+    }
+}
+
+/// The detectors `cfg` enables.
+pub fn enabled(cfg: &Config) -> Enabled {
+    Enabled::new(REGISTRY.iter().filter_map(|e| (e.build)(cfg)).collect())
+}
+
+/// Buckets of activity each customer keeps: the most any detector needs.
+pub fn window_width(cfg: &Config) -> usize {
+    REGISTRY.iter().map(|e| (e.window_width)(cfg)).max().unwrap_or(0)
+}
+
+impl Enabled {
+    fn new(all: Vec<Box<dyn Detector>>) -> Enabled {
+        assert!(all.len() <= MAX_ENABLED, "at most {MAX_ENABLED} detectors");
+        let index = |id: &DetectorId| all.iter().position(|d| d.id() == *id);
+        let weaker: Vec<u64> = all.iter().map(|d| d.supersedes().iter().filter_map(index).fold(0, |m, j| m | 1 << j)).collect();
+        let stronger = (0..all.len()).map(|j| (0..all.len()).filter(|&i| weaker[i] & 1 << j != 0).fold(0, |m, i| m | 1 << i)).collect();
+        let events = all.iter().any(|d| d.wants_events());
+        Enabled { all, weaker, stronger, events }
+    }
+
+    /// The detectors, in the order they run.
+    pub fn iter(&self) -> impl Iterator<Item = &dyn Detector> {
+        self.all.iter().map(AsRef::as_ref)
+    }
+
+    pub fn get(&self, i: usize) -> &dyn Detector {
+        self.all[i].as_ref()
+    }
+
+    pub fn len(&self) -> usize {
+        self.all.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.all.is_empty()
+    }
+
+    /// Whether any enabled detector wants every event.
+    pub fn want_events(&self) -> bool {
+        self.events
+    }
+
+    /// The detectors detector `i` supersedes, as a mask of indexes.
+    pub fn weaker(&self, i: usize) -> u64 {
+        self.weaker[i]
+    }
+
+    /// The detectors that supersede detector `i`, as a mask of indexes.
+    pub fn stronger(&self, i: usize) -> u64 {
+        self.stronger[i]
+    }
+}
+
+/// The indexes set in `mask`, lowest first.
+pub fn indexes(mut mask: u64) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        (mask != 0).then(|| {
+            let i = mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            i
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_detector_runs_after_those_that_supersede_it() {
+        let cfg = Config::parse("[detect.first_order]\nenabled = true\n", "t").unwrap();
+        let all: Vec<Box<dyn Detector>> = REGISTRY.iter().filter_map(|e| (e.build)(&cfg)).collect();
+        assert_eq!(all.len(), REGISTRY.len(), "every detector enabled");
+        for (i, d) in all.iter().enumerate() {
+            assert_eq!(d.id(), REGISTRY[i].id);
+            for weaker in d.supersedes() {
+                let j = all.iter().position(|w| w.id() == *weaker).unwrap_or_else(|| panic!("{weaker:?} is not registered"));
+                assert!(j > i, "{:?} supersedes {weaker:?} but runs after it", d.id());
+            }
+        }
+    }
+
+    #[test]
+    fn the_activity_chain_is_dormancy_over_silence_over_decline() {
+        let e = enabled(&Config::parse("", "t").unwrap());
+        let ids: Vec<&str> = e.iter().map(|d| d.id().0).collect();
+        assert_eq!(ids, ["dormancy", "silence", "decline"]);
+        assert_eq!((e.weaker(0), e.weaker(1), e.weaker(2)), (0b110, 0b100, 0));
+        assert_eq!((e.stronger(0), e.stronger(1), e.stronger(2)), (0, 0b001, 0b011));
+        let off = enabled(&Config::parse("[detect.silence]\nenabled = false\n", "t").unwrap());
+        assert_eq!((off.weaker(0), off.stronger(1)), (0b10, 0b01), "masks follow the enabled detectors' indexes");
+        assert_eq!(indexes(0b1010).collect::<Vec<_>>(), [1, 3]);
+    }
+}
