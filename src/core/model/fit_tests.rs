@@ -36,12 +36,22 @@ fn cdnow_reproduces_the_published_parameters() {
     for (got, want) in [(m.r, 0.24259454342106748), (m.alpha, 4.413602716077385), (m.a, 0.7929218333479277), (m.b, 2.425905728721954)] {
         assert!(within(got, want, 1e-3), "{got} vs lifetimes {want}");
     }
-    assert!(bg.std_errs.iter().all(|e| e.is_some_and(|e| e > 0.0)));
+    // lifetimes' `summary["se(coef)"]` on the same data (autograd's exact
+    // Hessian); ours is by central differences.
+    fn se<M>(f: &Fitted<M>, i: usize) -> f64 {
+        f.std_errs[i].unwrap()
+    }
+    for (i, want) in [0.012557379179684566, 0.3782241011783492, 0.18573374996624992, 0.7054138507251393].into_iter().enumerate() {
+        assert!(within(se(&bg, i), want, 0.01), "standard error {} vs lifetimes {want}", se(&bg, i));
+    }
     let gg = fit_gamma_gamma(&GammaGammaData::new(&s)).unwrap();
     assert!(gg.converged);
     assert_eq!(gg.customers, 946);
     for (got, want) in [(gg.model.p, 6.25), (gg.model.q, 3.74), (gg.model.v, 15.44)] {
         assert!(within(got, want, 0.01), "{got} vs published {want}");
+    }
+    for (i, want) in [1.1900553469682755, 0.2901330674896969, 4.159422799981461].into_iter().enumerate() {
+        assert!(within(se(&gg, i), want, 0.01), "standard error {} vs lifetimes {want}", se(&gg, i));
     }
 }
 
