@@ -19,6 +19,10 @@ pub fn predicted_clv(bg: &BgNbd, s: &Summary, unit: TimeUnit, expected_value: f6
     if horizon_days <= 0.0 {
         return 0.0;
     }
+    if discount_yearly == 0.0 {
+        // The increments telescope: one ₂F₁ instead of twelve.
+        return expected_value * bg.expected_purchases(unit.of_days(horizon_days), s.frequency, s.recency, s.t);
+    }
     let steps = (horizon_days / (DAYS_PER_YEAR / 12.0)).round().max(1.0);
     let step_days = horizon_days / steps;
     let mut total = 0.0;
@@ -101,6 +105,9 @@ mod tests {
         let e = bg.expected_purchases(365.0 / 7.0, 3, 30.0, 38.0);
         let clv = predicted_clv(&bg, &s, TimeUnit::Weeks, 25.0, 365.0, 0.0);
         assert!((clv - 25.0 * e).abs() < 1e-9 * clv);
+        // The monthly sum telescopes to the same figure.
+        let nearly = predicted_clv(&bg, &s, TimeUnit::Weeks, 25.0, 365.0, 1e-12);
+        assert!((nearly - clv).abs() < 1e-9 * clv, "{nearly} vs {clv}");
         let discounted = predicted_clv(&bg, &s, TimeUnit::Weeks, 25.0, 365.0, 0.1);
         // Every step discounted by at most 10 %, the first by 1.1^(1/12).
         assert!(discounted < clv && discounted > clv / 1.1, "{discounted} vs {clv}");

@@ -128,35 +128,53 @@ impl BgNbdData {
     }
 }
 
-/// Gamma-Gamma input: repeaters' (x, mean value) with weights.
+/// Gamma-Gamma input: repeaters' (x, mean value, its logarithm) with
+/// weights, sorted by x.
 #[derive(Debug, Clone, Default)]
 pub struct GammaGammaData {
-    rows: Vec<(u32, f64, f64)>,
+    rows: Vec<(u32, f64, f64, f64)>,
     customers: f64,
 }
 
 impl GammaGammaData {
     /// Keeps the repeaters with a mean value > 0 (ln m enters the likelihood).
     pub fn new<'a>(summaries: impl IntoIterator<Item = &'a Summary>) -> GammaGammaData {
-        let mut rows: Vec<(u32, f64, f64)> =
-            summaries.into_iter().filter(|s| s.frequency > 0 && s.monetary_value > 0.0).map(|s| (s.frequency, s.monetary_value, 1.0)).collect();
+        let mut rows: Vec<(u32, f64, f64, f64)> = summaries
+            .into_iter()
+            .filter(|s| s.frequency > 0 && s.monetary_value > 0.0)
+            .map(|s| (s.frequency, s.monetary_value, s.monetary_value.ln(), 1.0))
+            .collect();
         rows.sort_unstable_by(|p, q| p.0.cmp(&q.0).then(p.1.total_cmp(&q.1)));
         rows.dedup_by(|next, kept| {
             let same = next.0 == kept.0 && next.1 == kept.1;
             if same {
-                kept.2 += 1.0;
+                kept.3 += 1.0;
             }
             same
         });
-        GammaGammaData { customers: rows.iter().map(|r| r.2).sum(), rows }
+        GammaGammaData { customers: rows.iter().map(|r| r.3).sum(), rows }
     }
 
+    /// Total ln L of the model over the data.
     pub fn log_likelihood(&self, m: &GammaGamma) -> f64 {
-        self.rows.iter().map(|&(x, mv, w)| w * m.log_likelihood(x, mv)).sum()
+        let mut total = 0.0;
+        let mut cached: Option<(u32, f64)> = None;
+        for &(x, mv, ln_m, w) in &self.rows {
+            let base = match cached {
+                Some((cx, b)) if cx == x => b,
+                _ => {
+                    let b = m.x_terms(x);
+                    cached = Some((x, b));
+                    b
+                }
+            };
+            total += w * m.ll_with(base, x, mv, ln_m);
+        }
+        total
     }
 
     fn mean_value(&self) -> f64 {
-        self.rows.iter().map(|r| r.1 * r.2).sum::<f64>() / self.customers
+        self.rows.iter().map(|r| r.1 * r.3).sum::<f64>() / self.customers
     }
 }
 

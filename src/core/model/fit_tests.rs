@@ -86,4 +86,10 @@ fn identical_customers_are_one_weighted_row() {
     let m = BgNbd { r: 0.5, alpha: 2.0, a: 0.7, b: 2.0 };
     let by_hand: f64 = s.iter().map(|c| m.log_likelihood(c.frequency, c.recency, c.t)).sum();
     assert!((d.log_likelihood(&m) - by_hand).abs() < 1e-12);
+    let s = [summary(2, 3.0, 9.0, 5.0), summary(2, 4.0, 9.0, 5.0), summary(1, 3.0, 9.0, 7.5), summary(3, 3.0, 9.0, 0.0)];
+    let d = GammaGammaData::new(&s);
+    assert_eq!((d.rows.len(), d.customers), (2, 3.0), "two at (2, 5.0), one at (1, 7.5), none without a value");
+    let g = GammaGamma { p: 6.0, q: 3.8, v: 15.0 };
+    let by_hand: f64 = s[..3].iter().map(|c| g.log_likelihood(c.frequency, c.monetary_value)).sum();
+    assert!((d.log_likelihood(&g) - by_hand).abs() < 1e-12);
 }

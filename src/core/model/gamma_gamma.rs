@@ -21,9 +21,20 @@ impl GammaGamma {
 
     /// ln L of one repeater with x repeat purchases of mean value m > 0.
     pub fn log_likelihood(&self, x: u32, m: f64) -> f64 {
-        let (p, q, v) = (self.p, self.q, self.v);
-        let px = p * f64::from(x);
-        ln_gamma(px + q) - ln_gamma(px) - ln_gamma(q) + q * v.ln() + (px - 1.0) * m.ln() + px * f64::from(x).ln() - (px + q) * (f64::from(x) * m + v).ln()
+        self.ll_with(self.x_terms(x), x, m, m.ln())
+    }
+
+    /// The part of ln L that depends on x alone: ln Γ(px + q) − ln Γ(px)
+    /// − ln Γ(q) + q ln v + px ln x. The fit computes it once per x.
+    pub(crate) fn x_terms(&self, x: u32) -> f64 {
+        let px = self.p * f64::from(x);
+        ln_gamma(px + self.q) - ln_gamma(px) - ln_gamma(self.q) + self.q * self.v.ln() + px * f64::from(x).ln()
+    }
+
+    /// ln L given the x terms and ln m (precomputed by the fit).
+    pub(crate) fn ll_with(&self, base: f64, x: u32, m: f64, ln_m: f64) -> f64 {
+        let px = self.p * f64::from(x);
+        base + (px - 1.0) * ln_m - (px + self.q) * (f64::from(x) * m + self.v).ln()
     }
 
     /// The population's mean purchase value, v·p / (q − 1); `None` when
