@@ -97,6 +97,13 @@ pub struct GammaGammaReport {
     pub iterations: u64,
 }
 
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PhaseSeconds {
+    pub read: f64,
+    pub fit: f64,
+    pub predict: f64,
+}
+
 /// What was read.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct InputCounts {
@@ -120,6 +127,9 @@ pub struct Report {
     pub converged: bool,
     pub iterations: u64,
     pub seconds: f64,
+    /// Where the seconds went: reading and summarising, fitting, writing
+    /// the customers' predictions.
+    pub phase_seconds: PhaseSeconds,
     pub input: InputCounts,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub validation: Option<ValidationReport>,
@@ -174,8 +184,10 @@ pub fn run(cfg: &Config, opts: &Options, input: &mut dyn BufRead, customers: Opt
     let (orders, counts) = read(cfg, opts, input, last_day, now_wall_ms, progress)?;
     let customers_at_end = summarise(orders, cal_end, opts.unit);
     let summaries: Vec<Summary> = customers_at_end.iter().map(|c| c.summary).collect();
+    let read_done = Instant::now();
     let bg = converged("BG/NBD", fit_bgnbd(&BgNbdData::new(&summaries))?, |m: &BgNbd| format!("r {} alpha {} a {} b {}", m.r, m.alpha, m.a, m.b))?;
     let gg = converged("Gamma-Gamma", fit_gamma_gamma(&GammaGammaData::new(&summaries))?, |m: &GammaGamma| format!("p {} q {} v {}", m.p, m.q, m.v))?;
+    let fit_done = Instant::now();
     let holdout_days = last_day - cal_end;
     let mut holdout = Holdout::default();
     if let Some(out) = customers {
@@ -214,6 +226,11 @@ pub fn run(cfg: &Config, opts: &Options, input: &mut dyn BufRead, customers: Opt
         converged: bg.converged && gg.converged,
         iterations: bg.iterations + gg.iterations,
         seconds: started.elapsed().as_secs_f64(),
+        phase_seconds: PhaseSeconds {
+            read: (read_done - started).as_secs_f64(),
+            fit: (fit_done - read_done).as_secs_f64(),
+            predict: fit_done.elapsed().as_secs_f64(),
+        },
         input: counts,
         validation: opts.holdout_end.map(|h| ValidationReport { holdout_end: h.to_string(), holdout_days, table: holdout.finish() }),
     })

@@ -45,15 +45,21 @@ impl BgNbd {
 
     /// The log-likelihood of one customer given its x-only terms.
     pub(crate) fn ll_with(&self, k: XTerms, x: u32, recency: f64, t: f64) -> f64 {
+        self.ll_from_logs(k, x, (self.alpha + recency).ln(), (self.alpha + t).ln())
+    }
+
+    /// The same from ln(α + t_x) and ln(α + T), which the fit looks up
+    /// per distinct value instead of computing per customer.
+    pub(crate) fn ll_from_logs(&self, k: XTerms, x: u32, ln_alpha_recency: f64, ln_alpha_t: f64) -> f64 {
         let rx = self.r + f64::from(x);
-        let a3 = -rx * (self.alpha + t).ln();
+        let a3 = -rx * ln_alpha_t;
         if x == 0 {
             return k.base + a3;
         }
-        let a4 = k.ln_drop - rx * (self.alpha + recency).ln();
+        let a4 = k.ln_drop - rx * ln_alpha_recency;
         // ln(e^a3 + e^a4) without overflow.
-        let hi = a3.max(a4);
-        k.base + hi + ((a3 - hi).exp() + (a4 - hi).exp()).ln()
+        let (hi, lo) = if a3 > a4 { (a3, a4) } else { (a4, a3) };
+        k.base + hi + (lo - hi).exp().ln_1p()
     }
 
     /// ln L of one customer with x repeat purchases, recency t_x and age T.
