@@ -294,6 +294,7 @@ fn std_errs<F: Fn(&[f64]) -> f64>(f: &F, u: &[f64], params: &[f64], n: f64) -> V
 }
 
 /// The Hessian of `f` at `u` by central differences.
+#[allow(clippy::needless_range_loop)] // i and j index the moves and both halves of a symmetric matrix
 pub fn hessian<F: Fn(&[f64]) -> f64>(f: &F, u: &[f64]) -> Vec<Vec<f64>> {
     let k = u.len();
     let h = HESSIAN_STEP;
@@ -325,7 +326,7 @@ pub fn invert(mut m: Vec<Vec<f64>>) -> Option<Vec<Vec<f64>>> {
     let mut inv: Vec<Vec<f64>> = (0..k).map(|i| (0..k).map(|j| if i == j { 1.0 } else { 0.0 }).collect()).collect();
     for col in 0..k {
         let pivot = (col..k).max_by(|&a, &b| m[a][col].abs().total_cmp(&m[b][col].abs()))?;
-        if !(m[pivot][col].abs() > 1e-300) {
+        if !m[pivot][col].is_finite() || m[pivot][col].abs() <= 1e-300 {
             return None;
         }
         m.swap(col, pivot);
