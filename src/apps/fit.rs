@@ -9,8 +9,8 @@
 //! calibration period and writes one JSON report. Customers whose first
 //! order falls after the calibration end are not yet customers there and
 //! are left out, as lifetimes' `calibration_and_holdout_data` does.
+//! `--customers` lines come in the order customers first appear in the input.
 
-use std::collections::HashMap;
 use std::io::{BufRead, IsTerminal, Write};
 use std::time::Instant;
 
@@ -26,6 +26,7 @@ use care_core::model::summary::{purchase_days, PurchaseDays, Summary};
 use care_core::model::TimeUnit;
 use care_core::time::Buckets;
 use chrono::NaiveDate;
+use rustc_hash::FxHashMap;
 use serde::Serialize;
 
 const DAY_MS: i64 = 86_400_000;
@@ -160,8 +161,38 @@ struct CustomerLine<'a> {
     historic_clv: Option<f64>,
 }
 
-/// A customer's orders up to the last day used, `(day, amount)`.
-type Orders = HashMap<String, Vec<(i64, f64)>>;
+/// Each customer's orders up to the last day used, `(day, amount)`, kept
+/// in the order customers first appear (the order of `--customers`: no
+/// sort of a million ids).
+#[derive(Debug, Default)]
+struct Orders {
+    index: FxHashMap<String, u32>,
+    orders: Vec<Vec<(i64, f64)>>,
+}
+
+impl Orders {
+    fn push(&mut self, id: String, day: i64, amount: f64) {
+        let next = self.orders.len() as u32;
+        let i = *self.index.entry(id).or_insert(next);
+        if i == next {
+            self.orders.push(Vec::new());
+        }
+        self.orders[i as usize].push((day, amount));
+    }
+
+    fn len(&self) -> usize {
+        self.orders.len()
+    }
+
+    /// (id, orders) in first-appearance order.
+    fn into_customers(self) -> impl Iterator<Item = (String, Vec<(i64, f64)>)> {
+        let mut ids = vec![String::new(); self.orders.len()];
+        for (id, i) in self.index {
+            ids[i as usize] = id;
+        }
+        ids.into_iter().zip(self.orders)
+    }
+}
 
 /// Day number of a calendar date (days since 1970-01-01): the index
 /// [`Buckets`] of one day in the configured timezone gives its instants.
@@ -273,7 +304,7 @@ fn read(cfg: &Config, opts: &Options, input: &mut dyn BufRead, last_day: i64, no
         (None, n) => return Err(FitAppError::AmbiguousSource(n)),
     };
     let days = Buckets { bucket_ms: DAY_MS, offset_ms: i64::from(cfg.engine.utc_offset_secs().unwrap_or(0)) * 1000 };
-    let mut orders = Orders::new();
+    let mut orders = Orders::default();
     let mut counts = InputCounts::default();
     let mut line = Vec::new();
     loop {
@@ -302,7 +333,7 @@ fn read(cfg: &Config, opts: &Options, input: &mut dyn BufRead, last_day: i64, no
                 counts.orders += 1;
                 let day = days.of(ev.ts_ms);
                 // An order without an amount still counts as a purchase.
-                orders.entry(ev.customer_id).or_default().push((day, ev.amount.unwrap_or(0.0)));
+                orders.push(ev.customer_id, day, ev.amount.unwrap_or(0.0));
             }
         }
     }
@@ -321,10 +352,10 @@ struct AtEnd {
     holdout_days: u32,
 }
 
-/// Each customer's purchase days at the calibration end, sorted by id.
+/// Each customer's purchase days at the calibration end.
 fn summarise(orders: Orders, cal_end: i64, unit: TimeUnit) -> Vec<AtEnd> {
-    let mut out: Vec<AtEnd> = orders
-        .into_iter()
+    orders
+        .into_customers()
         .filter_map(|(id, mut o)| {
             o.sort_unstable_by_key(|x| x.0);
             let split = o.partition_point(|x| x.0 <= cal_end);
@@ -340,9 +371,7 @@ fn summarise(orders: Orders, cal_end: i64, unit: TimeUnit) -> Vec<AtEnd> {
             }
             Some(AtEnd { summary: days.summary(cal_end, unit), id, days, holdout_days })
         })
-        .collect();
-    out.sort_unstable_by(|a, b| a.id.cmp(&b.id));
-    out
+        .collect()
 }
 
 fn finite(v: f64) -> Option<f64> {

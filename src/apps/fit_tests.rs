@@ -67,6 +67,15 @@ fn holdout_days_are_counted_apart_and_late_customers_left_out() {
 }
 
 #[test]
+fn customers_keep_their_first_appearance_order() {
+    let input = [order("b", "2024-01-02T00:00:00Z", 1.0), order("a", "2024-01-01T00:00:00Z", 1.0), order("b", "2024-01-03T00:00:00Z", 1.0), order("c", "2024-01-01T00:00:00Z", 1.0)].concat();
+    let end = day_number(date("2024-01-31"));
+    let (o, _) = read(&Config::parse("", "t").unwrap(), &opts("2024-01-31", None), &mut input.as_bytes(), end, NOW, false).unwrap();
+    let ids: Vec<String> = summarise(o, end, TimeUnit::Days).into_iter().map(|c| c.id).collect();
+    assert_eq!(ids, ["b", "a", "c"]);
+}
+
+#[test]
 fn bad_options_are_refused() {
     let cfg = Config::parse("", "t").unwrap();
     let mut o = opts("2024-01-31", Some("2024-01-31"));
