@@ -4,6 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
+use chrono::NaiveDate;
 use care_core::config::Config;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
@@ -96,8 +97,52 @@ pub enum Command {
         #[arg(long)]
         customer: Option<String>,
     },
+    /// Fit BG/NBD and Gamma-Gamma to a file of order events and print the
+    /// parameters as JSON; optionally each customer's predictions and a
+    /// holdout check.
+    Fit(FitArgs),
     /// Validate a config file and print what it resolved to.
     CheckConfig { file: PathBuf },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct FitArgs {
+    /// Order events, one JSON object a line (gzip is recognised; `-` for standard input).
+    #[arg(long, short)]
+    pub input: PathBuf,
+    /// Last day of the calibration period, YYYY-MM-DD (inclusive, in the config's timezone).
+    #[arg(long)]
+    pub calibration_end: NaiveDate,
+    /// Unit of recency, T and alpha.
+    #[arg(long, default_value = "days", value_parser = ["days", "weeks"])]
+    pub time_unit: String,
+    /// Also write the JSON report to this file.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// Write one JSON line per customer with their summary and predictions.
+    #[arg(long)]
+    pub customers: Option<PathBuf>,
+    /// Horizon of expected purchases and predicted CLV, days.
+    #[arg(long, default_value_t = 365.0)]
+    pub horizon_days: f64,
+    /// Last day of a holdout period after the calibration end: adds a validation section.
+    #[arg(long)]
+    pub holdout_end: Option<NaiveDate>,
+    /// Yearly discount rate of predicted CLV (0.1 = 10 %).
+    #[arg(long, default_value_t = 0.0)]
+    pub discount_rate_yearly: f64,
+    /// Historic CLV lifespan, years.
+    #[arg(long, default_value_t = 3.0, conflicts_with = "retention_rate")]
+    pub lifespan_years: f64,
+    /// Historic CLV lifespan from a yearly retention rate r: 1 / (1 - r) years.
+    #[arg(long)]
+    pub retention_rate: Option<f64>,
+    /// Config whose timezone and source mapping to use (default: UTC, canonical events).
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// The config's source whose mapping to apply (needed when it has several).
+    #[arg(long)]
+    pub source: Option<String>,
 }
 
 fn parse_instant(flag: &str, s: &Option<String>) -> anyhow::Result<Option<i64>> {
@@ -184,6 +229,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Fit(args) => tokio::task::block_in_place(|| fit(args)),
         Command::CheckConfig { file } => {
             let (cfg, overrides) = load(&file)?;
             println!("# {} is valid; resolved with defaults (defaults < file < environment < flags):", file.display());
@@ -200,6 +246,51 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 /// `care_core::config::env`).
 fn load(path: &std::path::Path) -> anyhow::Result<(Config, Vec<care_core::config::env::Override>)> {
     Ok(Config::load_with_env(path, std::env::vars())?)
+}
+
+
+fn fit(args: FitArgs) -> anyhow::Result<()> {
+    use care_core::model::{clv::Lifespan, TimeUnit};
+    let cfg = match &args.config {
+        Some(p) => load(p)?.0,
+        None => Config::parse("", "defaults")?,
+    };
+    let opts = crate::apps::fit::Options {
+        calibration_end: args.calibration_end,
+        holdout_end: args.holdout_end,
+        unit: if args.time_unit == "weeks" { TimeUnit::Weeks } else { TimeUnit::Days },
+        horizon_days: args.horizon_days,
+        discount_rate_yearly: args.discount_rate_yearly,
+        lifespan: args.retention_rate.map_or(Lifespan::Years(args.lifespan_years), Lifespan::Retention),
+        source: args.source,
+    };
+    let mut input = open_maybe_gzip(&args.input)?;
+    let mut customers = match &args.customers {
+        Some(p) => Some(std::io::BufWriter::new(std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?)),
+        None => None,
+    };
+    let report = crate::apps::fit::run(&cfg, &opts, &mut input, customers.as_mut().map(|w| w as &mut dyn Write), wall_clock_ms())?;
+    let json = serde_json::to_string_pretty(&report)?;
+    if let Some(p) = &args.output {
+        std::fs::write(p, format!("{json}\n")).with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    println!("{json}");
+    Ok(())
+}
+
+/// Opens a file (or standard input for `-`), decompressing it when it
+/// starts with the gzip magic bytes.
+fn open_maybe_gzip(path: &std::path::Path) -> anyhow::Result<Box<dyn std::io::BufRead>> {
+    use std::io::BufRead;
+    let mut raw: Box<dyn BufRead> = if path.as_os_str() == "-" {
+        Box::new(std::io::BufReader::new(std::io::stdin()))
+    } else {
+        Box::new(std::io::BufReader::new(std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?))
+    };
+    if raw.fill_buf().with_context(|| format!("cannot read {}", path.display()))?.starts_with(&[0x1f, 0x8b]) {
+        return Ok(Box::new(std::io::BufReader::new(flate2::bufread::MultiGzDecoder::new(raw))));
+    }
+    Ok(raw)
 }
 
 /// Options that hold secrets are shown as `<redacted>`.

@@ -35,4 +35,4 @@ pub mod apps;
 pub mod cli;
 pub mod shell;
 
-pub use care_core::{config, decode, detect, engine, event, partition, render, scorecard, state, tally, task, time};
+pub use care_core::{config, decode, detect, engine, event, model, partition, render, scorecard, state, tally, task, time};

@@ -3,11 +3,15 @@
 //! - [`run`] — `care run`: the service against Kafka.
 //! - [`replay`] — `care replay`: the engine over a JSON lines file.
 //! - [`state`] — `care state`: state restored from the changelog, as JSON lines.
+//! - [`fit`] — `care fit`: BG/NBD and Gamma-Gamma fitted on a file of orders.
+//! - [`fit_population`] — customers drawn from known BG/NBD and Gamma-Gamma parameters.
 //! - [`demo`] — `care demo`: a synthetic population, in-process, no broker.
 //! - [`population`] — a seeded customer population with ground truth.
 //! - [`quality`] — detection quality: a population's alerts scored against its truth.
 
 pub mod demo;
+pub mod fit;
+pub mod fit_population;
 pub mod population;
 pub mod quality;
 pub mod replay;

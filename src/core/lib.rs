@@ -21,6 +21,8 @@
 //! - [`scorecard`] — a customer's CARE figures, for `/customers/{id}`.
 //! - [`task`] — task ids and the task lifecycle.
 //! - [`tally`] — what happened, counted, for the shell to report.
+//! - [`model`] — the purchase-day summary, BG/NBD and Gamma-Gamma, their
+//!   maximum-likelihood fit and CLV, for `care fit`.
 //! - [`engine`] — one task's engine, and the rules all tasks share.
 //! - [`partition`] — the Java clients' murmur2 partitioner.
 
@@ -70,6 +72,7 @@ pub mod detect;
 pub mod engine;
 pub mod event;
 pub mod json;
+pub mod model;
 pub mod partition;
 pub mod render;
 pub mod scorecard;
