@@ -65,7 +65,10 @@ async fn a_broker_restart_mid_stream_is_ridden_out_with_exact_outputs() {
     // A 10 s transaction timeout: should a transactional call hang when the
     // broker is back (librdkafka #5456), the producer is replaced within
     // 10 s (5 s + 5 s of grace to add offsets, 10 s + 5 s to commit).
-    let text = config(&source, &outs, &group, port, "").replace("commit_interval_ms = 100", "commit_interval_ms = 100\ntransaction_timeout_ms = 10000");
+    let text = config(&source, &outs, &group, port, "")
+        .replace("commit_interval_ms = 100", "commit_interval_ms = 100\ntransaction_timeout_ms = 10000")
+        // Liveness must ride the 10 s outage out even when it fails after 3 s of a stuck loop.
+        .replace(&format!("listen = \"127.0.0.1:{port}\""), &format!("listen = \"127.0.0.1:{port}\"\nstall_secs = 3"));
     let cfg = write_config(&text);
     let want = replay_records(&cfg, &recs, 3);
 
@@ -76,6 +79,8 @@ async fn a_broker_restart_mid_stream_is_ridden_out_with_exact_outputs() {
     assert!(care.0.try_wait().unwrap().is_none(), "care exited while the broker was down");
     let (status, body) = http_get(port, "/readyz");
     assert_eq!(status, 503, "not ready while Kafka is down: {body}");
+    let (status, body) = http_get(port, "/livez");
+    assert_eq!(status, 200, "live while Kafka is down (waiting on it is not a stall): {body}");
     broker.run("start");
 
     let total = recs.len() as i64;

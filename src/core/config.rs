@@ -21,8 +21,9 @@ pub use source::{FieldPointers, KindRule, KindTarget, SourceConfig, TimestampFor
 /// Why a config could not be used. Each variant names the offending key.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    // Not a `source`: the message names the cause once, not twice in a chain.
+    #[error("cannot read config file {path}: {error}")]
+    Read { path: String, error: std::io::Error },
     #[error("invalid config {path}: {message}")]
     Parse { path: String, message: String },
     #[error("invalid config: `{key}` {reason}")]
@@ -399,6 +400,15 @@ pub struct HttpConfig {
     /// Address to listen on; empty disables HTTP.
     #[serde(default = "default_listen")]
     pub listen: String,
+    /// `/livez` fails once the processing loop has not turned for this
+    /// long outside a Kafka call (a stuck process; a broker outage is not
+    /// one).
+    #[serde(default = "default_stall_secs")]
+    pub stall_secs: u64,
+}
+
+fn default_stall_secs() -> u64 {
+    60
 }
 
 fn default_listen() -> String {
@@ -419,7 +429,7 @@ impl Config {
     /// a failed cross-field rule (named by key).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+            .map_err(|source| ConfigError::Read { path: path.display().to_string(), error: source })?;
         Self::parse(&text, &path.display().to_string())
     }
 
@@ -432,7 +442,7 @@ impl Config {
     /// source, or one whose value has the wrong type (named by key).
     pub fn load_with_env(path: &Path, vars: impl IntoIterator<Item = (String, String)>) -> Result<(Config, Vec<env::Override>), ConfigError> {
         let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: origin.clone(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: origin.clone(), error: source })?;
         Self::parse_with_env(&text, &origin, vars)
     }
 

@@ -113,7 +113,11 @@ pub fn consume(cfg: &Config, mut worker: Worker, mut queries: mpsc::Receiver<Que
         if shutdown.is_cancelled() {
             break Ok(());
         }
-        let polled = consumer.poll(Duration::from_millis(50));
+        health.turned();
+        let polled = {
+            let _call = health.kafka_call();
+            consumer.poll(Duration::from_millis(50))
+        };
         let mut w = consumer.context().worker();
         match polled {
             Some(Ok(msg)) => {
@@ -146,6 +150,7 @@ pub fn consume(cfg: &Config, mut worker: Worker, mut queries: mpsc::Receiver<Que
             break Err(e);
         }
         w.answer(&mut queries);
+        let _call = health.kafka_call();
         if let Err(e) = w.restore(&consumer) {
             break Err(e);
         }

@@ -29,6 +29,8 @@ pub enum Fault {
     AbortBatch,
     HangOffsets,
     HangCommit,
+    /// The processing loop stops turning (a stuck process, for `/livez`).
+    Stall,
 }
 
 impl Fault {
@@ -40,6 +42,7 @@ impl Fault {
             "abort_batch" => Some(Fault::AbortBatch),
             "hang_offsets" => Some(Fault::HangOffsets),
             "hang_commit" => Some(Fault::HangCommit),
+            "stall" => Some(Fault::Stall),
             _ => None,
         }
     }
@@ -68,7 +71,7 @@ impl Faults {
                 Faults { armed: Some((f, n)), reached: AtomicU32::new(0) }
             }
             _ => {
-                tracing::error!(fault = %spec, "Unknown CARE_FAULT, ignored (after_produce, before_commit, mid_restore, abort_batch, hang_offsets, hang_commit[:n])");
+                tracing::error!(fault = %spec, "Unknown CARE_FAULT, ignored (after_produce, before_commit, mid_restore, abort_batch, hang_offsets, hang_commit, stall[:n])");
                 Faults::default()
             }
         }

@@ -1,8 +1,10 @@
 //! What the worker and the Kafka clients tell the HTTP side: task phases
-//! (`/readyz`, `/tasks`) and whether Kafka is reachable.
+//! (`/readyz`, `/tasks`), whether Kafka is reachable, and whether the
+//! processing loop still turns (`/livez`).
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use care_core::task::{Phase, TaskId};
 use dashmap::DashMap;
@@ -17,6 +19,31 @@ pub struct Health {
     /// Set when a Kafka client reports every broker down; cleared by the
     /// next record or committed batch.
     pub kafka_unreachable: AtomicBool,
+    /// Set by the first assignment, even an empty one: from then on an
+    /// instance with no tasks (more instances than partitions) is ready.
+    pub assigned_once: AtomicBool,
+    /// When the consumer loop last turned (ms on [`clock_ms`]'s clock).
+    loop_turned_ms: AtomicU64,
+    /// Kafka calls under way on the loop's thread (a poll, a commit, a
+    /// restore, a wait for room in the producer's queue): during an outage
+    /// they wait, and the loop not turning is not a stall.
+    in_kafka_calls: AtomicU32,
+}
+
+/// Milliseconds since the process first asked.
+fn clock_ms() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_millis() as u64
+}
+
+/// A Kafka call under way; ends when dropped.
+pub struct KafkaCall<'a>(&'a Health);
+
+impl Drop for KafkaCall<'_> {
+    fn drop(&mut self) {
+        self.0.in_kafka_calls.fetch_sub(1, Ordering::Relaxed);
+        self.0.turned();
+    }
 }
 
 pub type TaskStatus = Arc<Health>;
@@ -33,6 +60,27 @@ impl Health {
         } else {
             tracing::debug!(error = %error, reason, "Kafka client error (librdkafka retries)");
         }
+    }
+
+    /// The consumer loop turned.
+    pub fn turned(&self) {
+        self.loop_turned_ms.store(clock_ms(), Ordering::Relaxed);
+    }
+
+    /// Marks a Kafka call under way until the guard drops.
+    pub fn kafka_call(&self) -> KafkaCall<'_> {
+        self.in_kafka_calls.fetch_add(1, Ordering::Relaxed);
+        KafkaCall(self)
+    }
+
+    /// How long the loop has not turned outside a Kafka call, if longer
+    /// than `limit`: the process is stuck and should be restarted.
+    pub fn stalled(&self, limit: Duration) -> Option<Duration> {
+        if self.in_kafka_calls.load(Ordering::Relaxed) > 0 {
+            return None;
+        }
+        let idle = Duration::from_millis(clock_ms().saturating_sub(self.loop_turned_ms.load(Ordering::Relaxed)));
+        (idle > limit).then_some(idle)
     }
 
     /// Kafka answered (a record arrived or a batch committed).

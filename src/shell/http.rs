@@ -31,13 +31,16 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub status: TaskStatus,
     pub queries: mpsc::Sender<Query>,
+    /// How long the loop may not turn before `/livez` fails (`http.stall_secs`).
+    pub stall_after: std::time::Duration,
 }
 
 /// The router, separate from serving so tests can drive it.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/livez", get(livez))
+        .route("/healthz", get(livez))
         .route("/readyz", get(readyz))
         .route("/tasks", get(tasks))
         .route("/customers/{id}", get(customer))
@@ -56,8 +59,20 @@ async fn metrics(State(s): State<AppState>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.metrics.render()).into_response()
 }
 
-/// Ready once Kafka answers, this instance holds tasks and every one of
-/// them is active.
+/// Live unless the processing loop has stopped turning for
+/// `http.stall_secs` outside a Kafka call: a broker outage (the loop waits
+/// in Kafka calls) must not make Kubernetes restart every pod; a stuck
+/// loop should.
+async fn livez(State(s): State<AppState>) -> Response {
+    match s.status.stalled(s.stall_after) {
+        Some(idle) => (StatusCode::SERVICE_UNAVAILABLE, format!("not live: the processing loop has not turned for {} s\n", idle.as_secs())).into_response(),
+        None => (StatusCode::OK, "ok\n").into_response(),
+    }
+}
+
+/// Ready once Kafka answers and every task of this instance is active; an
+/// instance whose assignment holds no task (more instances than
+/// partitions) is ready too, so a rollout does not wait on it for ever.
 async fn readyz(State(s): State<AppState>) -> Response {
     if s.status.kafka_unreachable.load(std::sync::atomic::Ordering::Relaxed) {
         return (StatusCode::SERVICE_UNAVAILABLE, "not ready: Kafka unreachable\n").into_response();
@@ -69,7 +84,9 @@ async fn readyz(State(s): State<AppState>) -> Response {
             waiting.push(format!("{} {}", e.key(), e.value().as_str()));
         }
     }
-    if total == 0 {
+    if total == 0 && s.status.assigned_once.load(std::sync::atomic::Ordering::Relaxed) {
+        (StatusCode::OK, "ready: no tasks assigned (more instances than partitions)\n").into_response()
+    } else if total == 0 {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready: waiting for partition assignment\n").into_response()
     } else if !waiting.is_empty() {
         waiting.sort();

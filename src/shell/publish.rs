@@ -294,11 +294,17 @@ impl Publisher {
         if let Some(m) = &ctx.metrics {
             m.inflight.inc();
         }
+        // Waiting for room is waiting on Kafka (during an outage, for as
+        // long as it lasts): not a stall for `/livez`.
+        let mut waiting = None;
         loop {
             match self.producer.send(record) {
                 Ok(()) => return Ok(()),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     record = back;
+                    if waiting.is_none() {
+                        waiting = ctx.health.as_ref().map(|h| h.kafka_call());
+                    }
                     std::thread::sleep(Duration::from_millis(5));
                 }
                 Err((e, _)) => {

@@ -186,6 +186,7 @@ impl Worker {
     /// Creates the tasks of newly assigned partitions, restoring, their
     /// input paused until their state is back.
     pub fn assign(&mut self, consumer: &BaseConsumer<ShellContext>, tpl: &TopicPartitionList) {
+        self.status.assigned_once.store(true, std::sync::atomic::Ordering::Relaxed);
         let mut new = Vec::new();
         for e in tpl.elements() {
             let id = TaskId::source(e.partition());
@@ -352,6 +353,12 @@ impl Worker {
     /// # Errors
     /// Kafka refused an output record for good.
     pub fn process(&mut self, consumer: &BaseConsumer<ShellContext>, msg: &BorrowedMessage<'_>) -> anyhow::Result<()> {
+        if self.faults.hit_soft(Fault::Stall) {
+            tracing::error!("CARE_FAULT=stall reached: the processing loop stops turning");
+            loop {
+                std::thread::sleep(Duration::from_secs(3600));
+            }
+        }
         match self.feed(consumer, msg) {
             Err(e) if self.exactly_once() && requires_abort(&e) => self.abort(consumer, &e),
             r => r,

@@ -1,0 +1,51 @@
+//! Honest probes, as Kubernetes would read them: `/livez` fails when the
+//! processing loop is stuck (and only then: a broker outage is tested in
+//! broker_restart.rs), and an instance whose assignment holds no task is
+//! ready, so a rollout with more replicas than partitions does not stall.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+fn with_stall_secs(text: &str, port: u16, secs: u64) -> String {
+    text.replace(&format!("listen = \"127.0.0.1:{port}\""), &format!("listen = \"127.0.0.1:{port}\"\nstall_secs = {secs}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stuck_processing_loop_fails_livez_while_metrics_still_answer() {
+    let source = unique("web");
+    create_topics(&[&source], 1).await;
+    let recs = stream_of(5, 6, 0);
+    produce(&recs.iter().map(|(k, v)| (source.clone(), k.clone(), v.clone())).collect::<Vec<_>>());
+    let (outs, port) = (outputs(), free_port());
+    let cfg = write_config(&with_stall_secs(&config(&source, &outs, &unique("care"), port, ""), port, 2));
+    let _care = CareProcess::start_with(&["run", "--config", cfg.to_str().unwrap()], &[("CARE_FAULT", "stall:50")]);
+    assert!(wait_for(Duration::from_secs(30), || http_get(port, "/livez").0 == 200), "live at first");
+    assert!(wait_for(Duration::from_secs(30), || http_get(port, "/livez").0 == 503), "not live once the loop is stuck");
+    let (status, body) = http_get(port, "/healthz");
+    assert!(status == 503 && body.contains("has not turned"), "/healthz is /livez: {status} {body}");
+    assert_eq!(http_get(port, "/metrics").0, 200);
+    let _ = std::fs::remove_file(cfg);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_instance_without_tasks_is_ready() {
+    let source = unique("web");
+    create_topics(&[&source], 1).await;
+    let (outs, group) = (outputs(), unique("care"));
+    let (p1, p2) = (free_port(), free_port());
+    let c1 = write_config(&config(&source, &outs, &group, p1, ""));
+    let c2 = write_config(&config(&source, &outs, &group, p2, ""));
+    let first = CareProcess::start(&["run", "--config", c1.to_str().unwrap(), "--instance-id", "one"]);
+    assert!(wait_for(Duration::from_secs(30), || http_get(p1, "/readyz").0 == 200), "the first instance holds the one task");
+    let second = CareProcess::start(&["run", "--config", c2.to_str().unwrap(), "--instance-id", "two"]);
+    assert!(wait_for(Duration::from_secs(30), || http_get(p2, "/readyz").1.contains("no tasks")), "{:?}", http_get(p2, "/readyz"));
+    assert_eq!(http_get(p2, "/readyz").0, 200);
+    assert_eq!(http_get(p2, "/tasks").1.trim(), "{}");
+    assert!(second.terminate(Duration::from_secs(30)).success());
+    assert!(first.terminate(Duration::from_secs(30)).success());
+    let _ = std::fs::remove_file(c1);
+    let _ = std::fs::remove_file(c2);
+}
