@@ -49,6 +49,8 @@ pub enum Command {
     },
     /// Run the service against Kafka.
     Run {
+        /// Config file (TOML; see config/example.toml). Any key can be
+        /// overridden from the environment as CARE_<SECTION>__<KEY>.
         #[arg(long, short)]
         config: PathBuf,
         /// Stable id of this process (`kafka.instance_id`): sets
@@ -58,6 +60,8 @@ pub enum Command {
     },
     /// Run the engine over a JSON lines file and print the outputs as JSON lines.
     Replay {
+        /// Config file (TOML; see config/example.toml). Any key can be
+        /// overridden from the environment as CARE_<SECTION>__<KEY>.
         #[arg(long, short)]
         config: PathBuf,
         /// Input file, one record per line (`-` for standard input).
@@ -88,6 +92,8 @@ pub enum Command {
     },
     /// Print the state restored from the changelog as JSON lines (one per task, one per customer).
     State {
+        /// Config file (TOML; see config/example.toml). Any key can be
+        /// overridden from the environment as CARE_<SECTION>__<KEY>.
         #[arg(long, short)]
         config: PathBuf,
         /// Only these partitions' tasks (repeatable; default: all).
@@ -102,7 +108,14 @@ pub enum Command {
     /// holdout check.
     Fit(FitArgs),
     /// Validate a config file and print what it resolved to.
-    CheckConfig { file: PathBuf },
+    CheckConfig {
+        /// Config file to check (also accepted as --config).
+        #[arg(required_unless_present = "config", conflicts_with = "config")]
+        file: Option<PathBuf>,
+        /// Config file to check.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -230,7 +243,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Fit(args) => tokio::task::block_in_place(|| fit(args)),
-        Command::CheckConfig { file } => {
+        Command::CheckConfig { file, config } => {
+            let file = file.or(config).expect("clap requires one of FILE and --config");
             let (cfg, overrides) = load(&file)?;
             println!("# {} is valid; resolved with defaults (defaults < file < environment < flags):", file.display());
             for o in &overrides {

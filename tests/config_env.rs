@@ -71,3 +71,12 @@ fn a_variable_that_names_nothing_or_has_the_wrong_type_fails_naming_it() {
     let out = check_config(FILE, &[("CARE_SOMETHING_ELSE", "1")]);
     assert!(out.status.success());
 }
+
+#[test]
+fn check_config_takes_config_like_every_other_command() {
+    let path = std::env::temp_dir().join(format!("{}.toml", common::unique("care-env")));
+    std::fs::write(&path, FILE).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_care")).args(["check-config", "--config", path.to_str().unwrap()]).output().unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains(r#"brokers = "from-file:9092""#), "{}", String::from_utf8_lossy(&out.stderr));
+}
