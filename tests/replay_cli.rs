@@ -4,21 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-const CONFIG: &str = r#"
-[[sources]]
-name = "web"
-topic = "web.events"
-timestamp_format = "epoch_millis"
-fields = { customer_id = "/user/id", ts = "/sent_at" }
-kind = { field = "/type", map = { page_view = "click" } }
-
-[[sources]]
-name = "orders"
-topic = "shop.orders"
-timestamp_format = "rfc3339"
-fields = { customer_id = "/customer", ts = "/created_at", amount = "/total" }
-kind = { fixed = "order" }
-"#;
+const CONFIG: &str = include_str!("fixtures/two-sources.toml");
 
 const DAY: i64 = 86_400_000;
 const T0: i64 = 1_735_689_600_000; // 2025-01-01

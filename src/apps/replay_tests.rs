@@ -90,21 +90,7 @@ fn a_cancelled_token_stops_before_reading() {
     assert_eq!(s.records, 0);
 }
 
-const TWO_SOURCES: &str = r#"
-[[sources]]
-name = "web"
-topic = "web.events"
-timestamp_format = "epoch_millis"
-fields = { customer_id = "/user/id", ts = "/sent_at" }
-kind = { field = "/type", map = { page_view = "click" } }
-
-[[sources]]
-name = "orders"
-topic = "shop.orders"
-timestamp_format = "rfc3339"
-fields = { customer_id = "/customer", ts = "/created_at", amount = "/total" }
-kind = { fixed = "order" }
-"#;
+const TWO_SOURCES: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/two-sources.toml"));
 
 fn merged(files: &[(&str, Option<&str>)]) -> (Vec<Value>, Summary) {
     let cfg = Config::parse(TWO_SOURCES, "t").unwrap();
