@@ -8,6 +8,10 @@
 //!          └──────── shell ────┘ └──────────────── care-core ─────────┘ └──── shell ────┘
 //! ```
 //!
+//! Between decode and fold the worker merges a task's source partitions
+//! by event time (`shell::merge`, KIP-695), so the order topics are
+//! fetched in never changes what is detected.
+//!
 //! # Layers
 //!
 //! - **core** (`src/core`, the `care-core` crate, re-exported below): pure
@@ -20,8 +24,10 @@
 //!   thread owns this instance's tasks; HTTP asks it questions through a
 //!   channel and reads task phases from a shared map. At each commit the
 //!   shell turns the batch's tally into metrics and logs.
-//! - **apps** ([`apps`]): `run`, `replay`, `demo`, each handed its
-//!   resources (config, listener, one shutdown token) by [`cli`].
+//! - **apps** ([`apps`]): `run`, `replay`, `demo`, `state`, `fit`, each
+//!   handed its resources (config, listener, one shutdown token) by [`cli`].
+//!   The config comes from a file with the environment's `CARE_*__*`
+//!   variables applied over it.
 //!
 //! Durability: each task's changed customers and a meta record (stream
 //! time, `emit_from`, input offsets) go to a compacted changelog at every

@@ -1,7 +1,7 @@
 //! The async shell around the core: it owns Kafka, HTTP and metrics, and
 //! turns what the core says happened into records, metrics and logs.
 //!
-//! - [`admin`] — start-up checks, topic creation and sizing.
+//! - [`admin`] — every Kafka client's settings by one rule; start-up checks, then topic creation.
 //! - [`consumer`] — consumer settings, rebalance hooks, the poll loop.
 //! - [`durability`] — changelog restore and input positioning.
 //! - [`source`] — a source record's envelope for the engine; the routing check.
@@ -9,9 +9,9 @@
 //! - [`merge`] — a task's partitions merged by event time (KIP-695).
 //! - [`publish`] — output records → Kafka, acknowledged or failed.
 //! - [`txn`] — transactional calls, bounded even where librdkafka hangs.
-//! - [`health`] — task phases and Kafka reachability, for readiness.
+//! - [`health`] — task phases, Kafka reachability and loop progress, for readiness and liveness.
 //! - [`instance`] — one live process per instance id.
-//! - [`http`] — `/metrics`, `/healthz`, `/readyz`, `/tasks`, `/customers/{id}`.
+//! - [`http`] — `/metrics`, `/livez` (`/healthz`), `/readyz`, `/tasks`, `/customers/{id}`.
 //! - [`metrics`] — the Prometheus registry, bounded labels.
 //! - [`events`] — internal events: each logs and counts one happening.
 //! - [`faults`] — named crash points for fault tests (`CARE_FAULT`).
