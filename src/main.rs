@@ -3,8 +3,12 @@ use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    // Colour only on a terminal, and never with NO_COLOR set: piped logs
+    // (a container's, a test's) stay plain text.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_env("CARE_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_ansi(colour)
         .with_writer(std::io::stderr)
         .init();
     let cli = care::cli::Cli::parse();

@@ -1,7 +1,8 @@
 //! Config from the environment, as a user sets it: `CARE_<SECTION>__<KEY>`
 //! over the file (defaults < file < environment), shown by `check-config`
 //! with where each value came from; a variable naming nothing fails
-//! naming the variable.
+//! naming the variable; and a flag wins over both (defaults < file <
+//! environment < flags).
 
 mod common;
 
@@ -79,4 +80,33 @@ fn check_config_takes_config_like_every_other_command() {
     let out = Command::new(env!("CARGO_BIN_EXE_care")).args(["check-config", "--config", path.to_str().unwrap()]).output().unwrap();
     let _ = std::fs::remove_file(&path);
     assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains(r#"brokers = "from-file:9092""#), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The instance id a running care used, from its transactional id.
+async fn instance_id_used(file_id: &str, env: &[(&str, &str)], flag: Option<&str>) -> String {
+    use common::*;
+    let source = unique("web");
+    create_topics(&[&source], 1).await;
+    let (outs, group, port) = (outputs(), unique("care"), free_port());
+    let text = config(&source, &outs, &group, port, "").replace("[kafka]\n", &format!("[kafka]\ninstance_id = \"{file_id}\"\n"));
+    let cfg = write_config(&text);
+    let mut args = vec!["run", "--config", cfg.to_str().unwrap()];
+    if let Some(f) = flag {
+        args.extend(["--instance-id", f]);
+    }
+    let care = CareProcess::start_capturing_with(&args, env);
+    assert!(wait_for(std::time::Duration::from_secs(30), || http_get(port, "/readyz").0 == 200), "care never became ready");
+    let (status, stderr) = care.terminate_with_stderr(std::time::Duration::from_secs(30));
+    assert!(status.success(), "{stderr}");
+    let _ = std::fs::remove_file(cfg);
+    let prefix = format!("transactional_id={group}-");
+    let at = stderr.find(&prefix).unwrap_or_else(|| panic!("no transactional id logged: {stderr}")) + prefix.len();
+    stderr[at..].split(char::is_whitespace).next().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn flags_win_over_the_environment_which_wins_over_the_file() {
+    assert_eq!(instance_id_used("from-file", &[], None).await, "from-file");
+    assert_eq!(instance_id_used("from-file", &[("CARE_KAFKA__INSTANCE_ID", "from-env")], None).await, "from-env");
+    assert_eq!(instance_id_used("from-file", &[("CARE_KAFKA__INSTANCE_ID", "from-env")], Some("from-flag")).await, "from-flag");
 }
