@@ -170,6 +170,13 @@ async fn every_hostile_record_has_its_documented_outcome_and_care_stays_up() {
     let unknown: Vec<&str> = log.lines().filter(|l| l.contains("Skipping event types")).collect();
     assert!(unknown.len() == 1 && unknown[0].contains("scroll") && unknown[0].contains("source=web"), "{log}");
     assert_eq!(log.lines().filter(|l| l.contains("Stream time passed emit_from") && l.contains("suppressed=0")).count(), 1, "{log}");
+    // The data's story is in the log too: a summary when care stops (the run
+    // is shorter than the summary's minute).
+    let summary: Vec<&str> = log.lines().filter(|l| l.contains("Data summary")).collect();
+    assert_eq!(summary.len(), 1, "{log}");
+    for field in [format!("consumed={total}"), format!("folded={folded}"), "skipped=unknown_kind:1,tombstone:1".into(), "invalid_json:".into()] {
+        assert!(summary[0].contains(&field), "{field} in {}", summary[0]);
+    }
     let _ = std::fs::remove_file(cfg);
 }
 

@@ -171,6 +171,9 @@ pub fn consume(cfg: &Config, mut worker: Worker, mut queries: mpsc::Receiver<Que
         consumer.context().worker().poison();
     }
     let closing = result.and_then(|()| consumer.context().worker().commit(&consumer));
+    if closing.is_ok() {
+        consumer.context().worker().log_summary();
+    }
     consumer.unsubscribe();
     if closing.is_ok() {
         tracing::info!("Outputs flushed and offsets committed");

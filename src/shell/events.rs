@@ -184,3 +184,35 @@ impl BackfillCaughtUp {
         tracing::info!(task = %self.task, suppressed = self.suppressed, emit_from = %from, "Stream time passed emit_from; messages from now on are sent");
     }
 }
+
+/// What became of the data since the last summary, logged every minute
+/// while records flow and when care stops: the story of the data in the
+/// log, not only in `/metrics`.
+pub struct DataSummary<'a> {
+    pub tally: &'a Tally,
+    pub secs: u64,
+}
+
+impl DataSummary<'_> {
+    pub fn emit(&self) {
+        let t = self.tally;
+        let sum = |f: &dyn Fn(&care_core::tally::SourceTally) -> u64| t.sources.iter().map(f).sum::<u64>();
+        let nonzero = |pairs: Vec<(&str, u64)>| pairs.into_iter().filter(|(_, n)| *n > 0).map(|(k, n)| format!("{k}:{n}")).collect::<Vec<_>>().join(",");
+        let rejected = nonzero(care_core::decode::RejectCode::ALL.iter().map(|c| (c.as_str(), sum(&|s| s.rejected[c.idx()]))).collect());
+        let skipped = nonzero(care_core::decode::SkipReason::ALL.iter().map(|r| (r.as_str(), sum(&|s| s.skipped[r.idx()]))).collect());
+        let signals = nonzero(care_core::detect::SignalType::ALL.iter().map(|x| (x.as_str(), t.emitted[x.idx()])).collect());
+        let suppressed = nonzero(care_core::detect::SignalType::ALL.iter().map(|x| (x.as_str(), t.suppressed[x.idx()])).collect());
+        tracing::info!(
+            secs = self.secs,
+            consumed = sum(&|s| s.consumed),
+            folded = sum(&|s| s.folded_total()),
+            late = sum(&|s| s.late),
+            duplicate = sum(&|s| s.duplicate),
+            skipped = %skipped,
+            rejected = %rejected,
+            signals = %signals,
+            suppressed_by_emit_from = %suppressed,
+            "Data summary"
+        );
+    }
+}

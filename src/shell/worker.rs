@@ -46,6 +46,9 @@ mod intake;
 #[path = "worker_recovery.rs"]
 mod recovery;
 
+/// How often the data summary is logged while records flow.
+const SUMMARY_INTERVAL: Duration = Duration::from_secs(60);
+
 /// How long a flush may take before the batch is given up (and re-read).
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -130,6 +133,9 @@ pub struct Worker {
     poisoned: bool,
     faults: Faults,
     last_commit: Instant,
+    /// What the committed batches did since the last data summary.
+    summary: care_core::tally::Tally,
+    last_summary: Instant,
     /// A lag sample arrived since the last [`Worker::drain_all`].
     lag_observed: bool,
     last_drain_all: Instant,
@@ -142,6 +148,7 @@ pub struct Worker {
 impl Worker {
     pub fn new(cfg: Arc<Config>, rules: Arc<Rules>, settings: Settings, publisher: Publisher, status: TaskStatus, metrics: Arc<Metrics>) -> Worker {
         let topics: Vec<String> = cfg.sources.iter().map(|s| s.topic.clone()).collect();
+        let rules_sources = rules.source_count();
         let sources = topics.iter().enumerate().map(|(i, t)| (t.clone(), i)).collect();
         Worker {
             cfg,
@@ -161,6 +168,8 @@ impl Worker {
             poisoned: false,
             faults: Faults::from_env(),
             last_commit: Instant::now(),
+            summary: care_core::tally::Tally::new(rules_sources),
+            last_summary: Instant::now(),
             lag_observed: false,
             last_drain_all: Instant::now(),
             routing: Routing::default(),
@@ -500,6 +509,7 @@ impl Worker {
         for (id, slot) in self.tasks.iter_mut().filter(|(_, s)| s.phase == Phase::Active) {
             let tally = slot.engine.take_tally();
             self.metrics.record(&tally);
+            self.summary.add(&tally);
             events::UnknownKinds { tally: &tally, rules: &self.rules }.emit(&mut self.unknown_logged);
             if let Some(suppressed) = tally.backfill_suppressed {
                 events::BackfillCaughtUp { task: *id, suppressed, emit_from_ms: slot.engine.emit_from() }.emit();
@@ -510,9 +520,21 @@ impl Worker {
         }
         self.status.kafka_answered();
         events::BatchCommitted { records: self.uncommitted }.emit(&self.metrics);
+        if self.last_summary.elapsed() >= SUMMARY_INTERVAL {
+            self.log_summary();
+        }
         self.uncommitted = 0;
         self.aborts_in_a_row = 0;
         self.update_gauges();
+    }
+
+    /// Logs what the data did since the last summary, if anything.
+    pub fn log_summary(&mut self) {
+        if !self.summary.is_empty() {
+            events::DataSummary { tally: &self.summary, secs: self.last_summary.elapsed().as_secs() }.emit();
+            self.summary.clear();
+        }
+        self.last_summary = Instant::now();
     }
 
     /// Moves the stream time of tasks quiet for `idle_after` to the wall
