@@ -37,6 +37,7 @@ fn the_environment_overrides_the_file_and_check_config_says_so() {
             ("CARE_ENGINE__ALLOWED_LATENESS_SECS", "7200"),
             ("CARE_SOURCES__WEB_EVENTS__TOPIC", "web.events.v2"),
             ("CARE_KAFKA__OPTIONS__SASL_OAUTHBEARER_CONFIG", "principal=care secret=marker-9c1"),
+            ("CARE_HTTP__TOKEN", "marker-tok-77"),
         ],
     );
     let shown = String::from_utf8_lossy(&out.stdout);
@@ -50,10 +51,11 @@ fn the_environment_overrides_the_file_and_check_config_says_so() {
         "allowed_lateness_secs = 7200",
         r#"topic = "web.events.v2""#,
         r#""sasl.oauthbearer.config" = "<redacted>""#,
+        r#"token = "<redacted>""#,
     ] {
         assert!(shown.contains(line), "missing {line:?} in:\n{shown}");
     }
-    assert!(!shown.contains("marker-9c1"), "a secret option was printed");
+    assert!(!shown.contains("marker-9c1") && !shown.contains("marker-tok-77"), "a secret was printed");
 }
 
 #[test]

@@ -49,3 +49,21 @@ async fn an_instance_without_tasks_is_ready() {
     let _ = std::fs::remove_file(c1);
     let _ = std::fs::remove_file(c2);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn customer_lookups_need_the_bearer_token_and_a_miss_names_the_partition() {
+    let source = unique("web");
+    create_topics(&[&source], 3).await;
+    let (outs, port) = (outputs(), free_port());
+    let cfg = write_config(&config(&source, &outs, &unique("care"), port, ""));
+    let care = CareProcess::start_with(&["run", "--config", cfg.to_str().unwrap()], &[("CARE_HTTP__TOKEN", "tok-4c2e")]);
+    assert!(wait_for(Duration::from_secs(30), || http_get(port, "/readyz").0 == 200));
+    assert_eq!(http_get(port, "/customers/nobody").0, 401, "no token");
+    assert_eq!(http_get_with(port, "/customers/nobody", "Authorization: Bearer wrong\r\n").0, 401, "a wrong token");
+    let (status, body) = http_get_with(port, "/customers/nobody", "Authorization: Bearer tok-4c2e\r\n");
+    let p = care::partition::for_key(b"nobody", 3);
+    assert!(status == 404 && body.contains(&format!("partition {p}")), "{status} {body}");
+    assert_eq!(http_get(port, "/metrics").0, 200, "only customer look-ups are guarded");
+    assert!(care.terminate(Duration::from_secs(30)).success());
+    let _ = std::fs::remove_file(cfg);
+}

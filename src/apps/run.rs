@@ -42,7 +42,10 @@ pub async fn run(cfg: Config, listener: Option<TcpListener>, shutdown: Cancellat
     let status = Arc::default();
     let (queries_tx, queries) = mpsc::channel(QUERY_QUEUE);
     let http = listener.map(|l| {
-        let state = AppState { metrics: metrics.clone(), status: Arc::clone(&status), queries: queries_tx, stall_after: Duration::from_secs(cfg.http.stall_secs) };
+        let state = AppState { metrics: metrics.clone(), status: Arc::clone(&status), queries: queries_tx, stall_after: Duration::from_secs(cfg.http.stall_secs),
+            token: cfg.http.token.as_ref().map(|t| t.0.clone()),
+            partitions,
+        };
         tokio::spawn(crate::shell::http::serve(l, state, shutdown.clone()))
     });
     let publisher = Publisher::new(&cfg, metrics.clone(), Arc::clone(&status))?;

@@ -405,6 +405,28 @@ pub struct HttpConfig {
     /// one).
     #[serde(default = "default_stall_secs")]
     pub stall_secs: u64,
+    /// When set, `/customers/{id}` requires `Authorization: Bearer <token>`.
+    /// Set it from the environment (`CARE_HTTP__TOKEN`), not in the file.
+    #[serde(default)]
+    pub token: Option<Secret>,
+}
+
+/// A secret config value: `Debug` and `check-config` show `<redacted>`.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Serialised only by `check-config`, which must never print it.
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("<redacted>")
+    }
 }
 
 fn default_stall_secs() -> u64 {

@@ -33,6 +33,11 @@ pub struct AppState {
     pub queries: mpsc::Sender<Query>,
     /// How long the loop may not turn before `/livez` fails (`http.stall_secs`).
     pub stall_after: std::time::Duration,
+    /// The bearer token `/customers/{id}` requires, if any (`http.token`).
+    pub token: Option<String>,
+    /// The sources' partition count: a customer another instance holds is
+    /// named by its partition.
+    pub partitions: i32,
 }
 
 /// The router, separate from serving so tests can drive it.
@@ -102,14 +107,25 @@ async fn tasks(State(s): State<AppState>) -> Response {
     Json(map).into_response()
 }
 
-async fn customer(State(s): State<AppState>, Path(id): Path<String>) -> Response {
+async fn customer(State(s): State<AppState>, Path(id): Path<String>, headers: axum::http::HeaderMap) -> Response {
+    if let Some(token) = &s.token {
+        let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+        if given != Some(token.as_str()) {
+            return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], "a bearer token is required (http.token)\n").into_response();
+        }
+    }
+    let partition = care_core::partition::for_key(id.as_bytes(), s.partitions.max(1));
     let (reply, answer) = oneshot::channel();
     if s.queries.try_send(Query::Customer { id, reply }).is_err() {
         return (StatusCode::SERVICE_UNAVAILABLE, "busy: too many look-ups queued, retry\n").into_response();
     }
     match tokio::time::timeout(QUERY_TIMEOUT, answer).await {
         Ok(Ok(Some(card))) => Json(card).into_response(),
-        Ok(Ok(None)) => (StatusCode::NOT_FOUND, "no such customer on this instance\n").into_response(),
+        Ok(Ok(None)) => (
+            StatusCode::NOT_FOUND,
+            format!("no such customer on this instance: its state lives in task 0_{partition} (partition {partition}); ask the instance that holds that task (see /tasks)\n"),
+        )
+            .into_response(),
         Ok(Err(_)) | Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "the worker did not answer in time, retry\n").into_response(),
     }
 }

@@ -169,8 +169,13 @@ pub fn free_port() -> u16 {
 /// GET over plain HTTP/1.0; returns (status, body), status 0 while
 /// nothing listens yet.
 pub fn http_get(port: u16, path: &str) -> (u16, String) {
+    http_get_with(port, path, "")
+}
+
+/// [`http_get`] with extra header lines, e.g. `"Authorization: Bearer t\r\n"`.
+pub fn http_get_with(port: u16, path: &str, headers: &str) -> (u16, String) {
     let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return (0, "not listening".into()) };
-    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n{headers}\r\n").unwrap();
     let mut buf = String::new();
     s.read_to_string(&mut buf).unwrap();
     let status = buf.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
