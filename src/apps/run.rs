@@ -37,7 +37,8 @@ pub async fn run(cfg: Config, listener: Option<TcpListener>, shutdown: Cancellat
     // Records off their murmur2 partition are dead letters: folding them
     // would split a customer's state across tasks.
     let rules = Arc::new(Rules::new(&cfg).with_routing_check(partitions));
-    let names: Vec<&str> = (0..rules.source_count()).map(|i| rules.mapping(i).name.as_str()).collect();
+    // The configured sources only: the canonical mapping is replay's and demo's.
+    let names: Vec<&str> = (0..rules.canonical_source()).map(|i| rules.mapping(i).name.as_str()).collect();
     let metrics = Arc::new(Metrics::new(&names));
     let status = Arc::default();
     let (queries_tx, queries) = mpsc::channel(QUERY_QUEUE);

@@ -154,7 +154,12 @@ impl Metrics {
             inflight: gauge(&r, "care_inflight_records", "Output records awaiting acknowledgement"),
             commits: counter(&r, "care_offset_commits_total", "Batches committed: outputs, state and offsets"),
             aborts: counter(&r, "care_transactions_aborted_total", "Transactions aborted and rolled back"),
-            commit_errors: counter_vec(&r, "care_commit_errors_total", "Commits that failed", &["during"]),
+            commit_errors: {
+                let c = counter_vec(&r, "care_commit_errors_total", "Commits that failed", &["during"]);
+                // Shown at zero from the start, so an alert rule has a series.
+                c.with_label_values(&["revoke"]);
+                c
+            },
             consumer_errors: counter(&r, "care_consumer_errors_total", "Errors reported by the consumer"),
             producers_replaced: counter(&r, "care_producers_replaced_total", "Producers replaced after a transactional call never returned"),
             partitions_assigned: gauge(&r, "care_partitions_assigned", "Input partitions assigned"),

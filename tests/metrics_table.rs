@@ -1,0 +1,45 @@
+//! The README's metric table is what `/metrics` of a live `care run`
+//! exposes, both ways: every documented metric exists from the start (at
+//! zero), nothing undocumented is exported, and `run` exports no series of
+//! the canonical source that only `replay` and `demo` read.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::*;
+
+/// Metric names in the README's table (`process_*` stands for the family).
+fn documented() -> BTreeSet<String> {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let table = readme.split("## Metrics").nth(1).expect("a Metrics section").split("\n## ").next().unwrap();
+    table.lines().filter_map(|l| l.strip_prefix("| `")?.split('`').next().map(str::to_string)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_readme_metric_table_matches_a_live_run_both_ways() {
+    let source = unique("web");
+    create_topics(&[&source], 1).await;
+    let (outs, port) = (outputs(), free_port());
+    let cfg = write_config(&config(&source, &outs, &unique("care"), port, ""));
+    let care = CareProcess::start(&["run", "--config", cfg.to_str().unwrap()]);
+    assert!(wait_for(Duration::from_secs(30), || http_get(port, "/readyz").0 == 200));
+    // Lag and stream time appear with the first statistics and record.
+    produce(&[(source.clone(), Some("m-1".into()), br#"{"user":{"id":"m-1"},"type":"click","sent_at":1735689600000}"#.to_vec())]);
+    let exposed = || -> BTreeSet<String> {
+        let text = http_get(port, "/metrics").1;
+        text.lines().filter_map(|l| l.strip_prefix("# TYPE ")?.split(' ').next().map(str::to_string)).collect()
+    };
+    assert!(wait_for(Duration::from_secs(30), || exposed().contains("care_stream_time_seconds") && exposed().contains("care_consumer_lag")), "{:?}", exposed());
+    let (doc, live) = (documented(), exposed());
+    let missing: Vec<&String> = doc.iter().filter(|m| *m != "process_*" && !live.contains(*m)).collect();
+    assert!(missing.is_empty(), "documented but not exported: {missing:?}");
+    let undocumented: Vec<&String> = live.iter().filter(|m| !doc.contains(*m) && !(m.starts_with("process_") && doc.contains("process_*"))).collect();
+    assert!(undocumented.is_empty(), "exported but not in the README's table: {undocumented:?}");
+    let text = http_get(port, "/metrics").1;
+    assert!(!text.contains("source=\"canonical\""), "run exports the canonical source's series");
+    assert!(text.contains("care_commit_errors_total{during=\"revoke\"} 0"), "errors exist at zero from the start");
+    assert!(care.terminate(Duration::from_secs(30)).success());
+    let _ = std::fs::remove_file(cfg);
+}
