@@ -250,6 +250,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             for o in &overrides {
                 println!("# {} from the environment ({})", o.key, o.var);
             }
+            println!("# derived: changelog topic {:?}, instances topic {:?}, transactional.id \"{}-<instance_id>\" (instance_id: {})", cfg.kafka.changelog(), cfg.kafka.instances_topic(), cfg.kafka.group_id, cfg.kafka.instance_id.as_deref().unwrap_or("--instance-id, CARE_INSTANCE_ID, else the host name"));
+            match &cfg.engine.emit_from {
+                Some(t) => println!("# derived: outputs triggered before {t} (engine.emit_from) are suppressed"),
+                None => println!("# derived: outputs triggered before the first start minus 24 h are suppressed (engine.emit_from unset; remembered in the changelog)"),
+            }
             print!("{}", toml::to_string_pretty(&redacted(cfg))?);
             Ok(())
         }

@@ -1,7 +1,8 @@
 //! The README's metric table is what `/metrics` of a live `care run`
 //! exposes, both ways: every documented metric exists from the start (at
 //! zero), nothing undocumented is exported, and `run` exports no series of
-//! the canonical source that only `replay` and `demo` read.
+//! the canonical source that only `replay` and `demo` read. Its logs are
+//! JSON lines with `CARE_LOG_FORMAT=json`.
 
 mod common;
 
@@ -23,7 +24,7 @@ async fn the_readme_metric_table_matches_a_live_run_both_ways() {
     create_topics(&[&source], 1).await;
     let (outs, port) = (outputs(), free_port());
     let cfg = write_config(&config(&source, &outs, &unique("care"), port, ""));
-    let care = CareProcess::start(&["run", "--config", cfg.to_str().unwrap()]);
+    let care = CareProcess::start_capturing_with(&["run", "--config", cfg.to_str().unwrap()], &[("CARE_LOG_FORMAT", "json")]);
     assert!(wait_for(Duration::from_secs(30), || http_get(port, "/readyz").0 == 200));
     // Lag and stream time appear with the first statistics and record.
     produce(&[(source.clone(), Some("m-1".into()), br#"{"user":{"id":"m-1"},"type":"click","sent_at":1735689600000}"#.to_vec())]);
@@ -40,6 +41,11 @@ async fn the_readme_metric_table_matches_a_live_run_both_ways() {
     let text = http_get(port, "/metrics").1;
     assert!(!text.contains("source=\"canonical\""), "run exports the canonical source's series");
     assert!(text.contains("care_commit_errors_total{during=\"revoke\"} 0"), "errors exist at zero from the start");
-    assert!(care.terminate(Duration::from_secs(30)).success());
+    let (status, log) = care.terminate_with_stderr(Duration::from_secs(30));
+    assert!(status.success(), "{log}");
+    // CARE_LOG_FORMAT=json: one JSON object per line, fields included.
+    let lines: Vec<serde_json::Value> = log.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect();
+    let summary = lines.iter().find(|v| v["fields"]["message"] == "Data summary").unwrap_or_else(|| panic!("no data summary in {log}"));
+    assert_eq!(summary["fields"]["consumed"], 1, "{summary}");
     let _ = std::fs::remove_file(cfg);
 }

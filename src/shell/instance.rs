@@ -162,6 +162,7 @@ fn live_holder(cfg: &Config, topic: &str, id: &str, heartbeat: Duration) -> anyh
     // of its heartbeats (it may announce less often than this process).
     let theirs = serde_json::from_slice::<serde_json::Value>(&last).ok().and_then(|v| v["heartbeat_ms"].as_u64()).map_or(heartbeat, Duration::from_millis);
     let watch = heartbeat.max(theirs) * 2 + Duration::from_secs(1);
+    tracing::info!(instance_id = id, watch_secs = watch.as_secs_f64(), "The last holder of this instance id did not stop cleanly: watching for its heartbeats before taking the id over");
     let mut seen: HashMap<Vec<u8>, u32> = HashMap::new();
     let mut alive = None;
     read_until(&consumer, watch, |_, key, value| {
