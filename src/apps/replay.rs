@@ -277,7 +277,14 @@ pub fn run_merged(cfg: &Config, opts: &Options, mut inputs: Vec<InputFile<'_>>, 
     let mut records = Vec::new();
     let mut interrupted = false;
     let mut leads = LeadTimes::default();
+    // Progress on a terminal only: piped, replay's stderr stays quiet.
+    let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let mut done: u64 = 0;
     loop {
+        done += 1;
+        if progress && done % PROGRESS_RECORDS == 0 {
+            eprint!("\rcare replay: {done} records, {} customers", tasks.customer_count());
+        }
         if shutdown.is_cancelled() {
             interrupted = true;
             break;
@@ -298,6 +305,9 @@ pub fn run_merged(cfg: &Config, opts: &Options, mut inputs: Vec<InputFile<'_>>, 
         }
         write_all(cfg, &mut records, &mut leads, out)?;
     }
+    if progress && done > PROGRESS_RECORDS {
+        eprintln!("\rcare replay: {} records, {} customers", done - 1, tasks.customer_count());
+    }
     if let Some(to) = opts.advance_to_ms.filter(|_| !interrupted) {
         tasks.advance(to, &mut records);
         write_all(cfg, &mut records, &mut leads, out)?;
@@ -311,6 +321,9 @@ pub fn run_merged(cfg: &Config, opts: &Options, mut inputs: Vec<InputFile<'_>>, 
     let sources: Vec<usize> = readers.iter().map(|r| r.source).collect();
     Ok(Summary { warnings, ..summary(&tasks, &sources, interrupted, leads) })
 }
+
+/// Records between two progress lines on a terminal.
+const PROGRESS_RECORDS: u64 = 1 << 18;
 
 /// Raw lines replayed as canonical events lack `customer_id` and `kind`:
 /// every one is a dead letter, which is easy to miss in the output.
