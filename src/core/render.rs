@@ -75,6 +75,16 @@ pub trait SourceHeaders {
 /// record with huge headers still makes a dead letter Kafka takes.
 pub const MAX_ORIGINAL_HEADER_BYTES: usize = 32 * 1024;
 
+/// Bytes of a source record's key a dead letter keeps: with the value cut
+/// at `max_record_bytes` and the headers bounded, a dead letter always fits
+/// the DLQ, whatever key a hostile record carries. A longer key is cut, and
+/// `care_original_key_size` says how long it was.
+pub const MAX_DEAD_LETTER_KEY_BYTES: usize = 4 * 1024;
+
+/// What each header costs on the wire besides its name and value
+/// (length varints, attributes), counted against the header budget.
+const HEADER_OVERHEAD_BYTES: usize = 16;
+
 /// Kafka Connect's class name for a record care could not use, in
 /// `__connect.errors.exception.class.name`.
 pub const CONNECT_EXCEPTION_CLASS: &str = "io.care.DecodeError";
@@ -231,8 +241,14 @@ impl Renderer {
             }
             _ => payload.to_vec(),
         };
+        let key = key.map(|k| {
+            if k.len() > MAX_DEAD_LETTER_KEY_BYTES {
+                headers.push(("care_original_key_size", k.len().to_string().into_bytes()));
+            }
+            k[..k.len().min(MAX_DEAD_LETTER_KEY_BYTES)].to_vec()
+        });
         let original = Original { headers: original_headers(origin.headers, &mut headers), timestamp_ms: origin.timestamp_ms.filter(|t| *t >= 0) };
-        OutputRecord { role: TopicRole::Dlq, key: key.map(<[u8]>::to_vec), headers, value, trigger_ms: 0, original: Some(Box::new(original)) }
+        OutputRecord { role: TopicRole::Dlq, key, headers, value, trigger_ms: 0, original: Some(Box::new(original)) }
     }
 }
 
@@ -244,7 +260,7 @@ fn original_headers(source: Option<&dyn SourceHeaders>, care: &mut Vec<(&'static
     let (mut kept, mut bytes, mut count) = (Vec::new(), 0usize, 0usize);
     source.each(&mut |name, value| {
         count += 1;
-        bytes += name.len() + value.map_or(0, <[u8]>::len);
+        bytes += HEADER_OVERHEAD_BYTES + name.len() + value.map_or(0, <[u8]>::len);
         if bytes <= MAX_ORIGINAL_HEADER_BYTES {
             kept.push((name.to_string(), value.map(<[u8]>::to_vec)));
         }
@@ -320,6 +336,16 @@ mod tests {
         let d = r.dead_letter(origin, Some(b"k"), b"[]", &DecodeError::NotAnObject);
         assert!(d.original.as_deref().unwrap().headers.is_empty());
         assert_eq!(d.header("care_headers_dropped"), Some("2"));
+    }
+
+    #[test]
+    fn a_huge_key_is_cut_so_the_dead_letter_still_fits_the_dlq() {
+        let r = Renderer::new(&Config::parse("", "t").unwrap());
+        let origin = Origin { topic: "web", partition: 0, offset: 0, timestamp_ms: None, headers: None };
+        let key = vec![b'k'; 150_000];
+        let d = r.dead_letter(origin, Some(&key), b"{", &DecodeError::InvalidJson("eof".into()));
+        assert_eq!(d.key.as_ref().map(Vec::len), Some(MAX_DEAD_LETTER_KEY_BYTES));
+        assert_eq!(d.header("care_original_key_size"), Some("150000"));
     }
 
     #[test]

@@ -19,9 +19,10 @@ pub struct Health {
     /// Set when a Kafka client reports every broker down; cleared by the
     /// next record or committed batch.
     pub kafka_unreachable: AtomicBool,
-    /// Set by the first assignment, even an empty one: from then on an
-    /// instance with no tasks (more instances than partitions) is ready.
-    pub assigned_once: AtomicBool,
+    /// The last assignment held no partition (more instances than
+    /// partitions): such an instance is ready with no tasks. Cleared by a
+    /// revoke, so a rebalance in progress is not taken for one.
+    pub assigned_nothing: AtomicBool,
     /// When the consumer loop last turned (ms on [`clock_ms`]'s clock).
     loop_turned_ms: AtomicU64,
     /// Kafka calls under way on the loop's thread (a poll, a commit, a

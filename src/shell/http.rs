@@ -89,7 +89,7 @@ async fn readyz(State(s): State<AppState>) -> Response {
             waiting.push(format!("{} {}", e.key(), e.value().as_str()));
         }
     }
-    if total == 0 && s.status.assigned_once.load(std::sync::atomic::Ordering::Relaxed) {
+    if total == 0 && s.status.assigned_nothing.load(std::sync::atomic::Ordering::Relaxed) {
         (StatusCode::OK, "ready: no tasks assigned (more instances than partitions)\n").into_response()
     } else if total == 0 {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready: waiting for partition assignment\n").into_response()

@@ -89,6 +89,22 @@ impl Part {
     }
 }
 
+/// librdkafka's figures for one partition, from one statistics sample.
+#[derive(Debug, Clone, Copy)]
+pub struct LagSample {
+    /// When librdkafka took it (its monotonic clock, µs).
+    pub sample_us: i64,
+    /// The next offset the application gets; negative when librdkafka has
+    /// handed out nothing since the last seek.
+    pub position: i64,
+    /// The last stable offset; negative when not yet fetched.
+    pub end: i64,
+    /// The low watermark; negative when unknown.
+    pub low: i64,
+    /// The next offset librdkafka fetches.
+    pub fetch_position: i64,
+}
+
 /// What [`TaskInput::next`] hands out.
 #[derive(Debug)]
 pub struct Next {
@@ -145,16 +161,23 @@ impl TaskInput {
         Some(Next { source, record, enforced })
     }
 
-    /// Takes a lag sample of `source` that librdkafka took at `sample_us`
-    /// (its monotonic clock): `position` is the next offset the application
-    /// gets (negative when it has handed out nothing since the last seek),
-    /// `end` the last stable offset (negative when not yet fetched).
+    /// Takes a lag sample of one source partition (see [`LagSample`]).
     /// Returns the lag (records not yet fetched), when known.
-    pub fn observe_lag(&mut self, source: usize, sample_us: i64, position: i64, end: i64, now: Instant) -> Option<i64> {
+    pub fn observe_lag(&mut self, source: usize, s: LagSample, now: Instant) -> Option<i64> {
         let p = self.parts.get_mut(source)?;
-        // librdkafka's position steps over transaction markers; ours knows
-        // where the input was positioned before anything was handed out.
-        let position = position.max(p.next_offset);
+        let (end, sample_us) = (s.end, s.sample_us);
+        let position = if s.position >= 0 {
+            // librdkafka's position steps over transaction markers.
+            s.position.max(p.next_offset)
+        } else if p.next_offset >= 0 && s.low >= 0 && (p.next_offset < s.low || (end >= 0 && p.next_offset > end)) {
+            // Positioned out of range (retention deleted it while care was
+            // down): librdkafka reset the fetch position, so that is where
+            // the partition stands, not where care asked for.
+            s.fetch_position
+        } else {
+            // Nothing handed out since the seek: where care positioned it.
+            p.next_offset
+        };
         let lag = (end >= 0 && position >= 0).then(|| (end - position).max(0));
         if sample_us <= p.fresh_after_us {
             return lag;

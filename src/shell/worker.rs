@@ -183,6 +183,9 @@ impl Worker {
     /// # Errors
     /// The transaction coordinator cannot be reached or the id is fenced.
     pub fn init(&mut self) -> anyhow::Result<()> {
+        // Waits out a coordinator that is not up yet: not a stall.
+        let status = Arc::clone(&self.status);
+        let _call = status.kafka_call();
         if self.exactly_once() {
             let id = crate::shell::publish::transactional_id(&self.cfg);
             retry(|| self.publisher.init_transactions(Duration::from_secs(30)))
@@ -195,7 +198,6 @@ impl Worker {
     /// Creates the tasks of newly assigned partitions, restoring, their
     /// input paused until their state is back.
     pub fn assign(&mut self, consumer: &BaseConsumer<ShellContext>, tpl: &TopicPartitionList) {
-        self.status.assigned_once.store(true, std::sync::atomic::Ordering::Relaxed);
         let mut new = Vec::new();
         for e in tpl.elements() {
             let id = TaskId::source(e.partition());
@@ -213,6 +215,7 @@ impl Worker {
         for id in &new {
             self.status.tasks.insert(*id, Phase::Restoring);
         }
+        self.status.assigned_nothing.store(self.tasks.is_empty(), std::sync::atomic::Ordering::Relaxed);
         events::TasksAssigned { tasks: &new, partitions: tpl.count() }.emit(&self.metrics);
         self.update_gauges();
     }
@@ -270,6 +273,7 @@ impl Worker {
     /// Commits what was processed, then drops the tasks whose every source
     /// partition was revoked, so their next owner starts where this one stopped.
     pub fn revoke(&mut self, consumer: &BaseConsumer<ShellContext>, tpl: &TopicPartitionList) {
+        self.status.assigned_nothing.store(false, std::sync::atomic::Ordering::Relaxed);
         let mut gone = Vec::new();
         for e in tpl.elements() {
             let id = TaskId::source(e.partition());
@@ -328,6 +332,7 @@ impl Worker {
     /// # Errors
     /// The transaction could not be aborted (the worker is then poisoned).
     pub fn drop_all_tasks(&mut self) -> anyhow::Result<()> {
+        self.status.assigned_nothing.store(false, std::sync::atomic::Ordering::Relaxed);
         if self.in_txn {
             if let Err(e) = self.end_failed_transaction() {
                 self.poisoned = true;

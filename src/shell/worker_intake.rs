@@ -15,7 +15,7 @@ use super::Worker;
 use crate::shell::clock::wall_clock_ms;
 use crate::shell::consumer::ShellContext;
 use crate::shell::durability::requires_abort;
-use crate::shell::merge::{monotonic_us, Pending};
+use crate::shell::merge::{monotonic_us, LagSample, Pending};
 use crate::shell::source;
 
 /// How often tasks are checked for a partition that has been idle long
@@ -121,7 +121,8 @@ impl Worker {
             let Some(&source) = self.sources.get(topic) else { continue };
             for (&partition, p) in &t.partitions {
                 if let Some(slot) = self.tasks.get_mut(&TaskId::source(partition)).filter(|s| s.phase == Phase::Active) {
-                    let lag = slot.input.observe_lag(source, stats.ts, p.app_offset, p.ls_offset, now);
+                    let sample = LagSample { sample_us: stats.ts, position: p.app_offset, end: p.ls_offset, low: p.lo_offset, fetch_position: p.next_offset };
+                    let lag = slot.input.observe_lag(source, sample, now);
                     self.lag_observed = true;
                     if let Some(lag) = lag {
                         self.metrics.consumer_lag.with_label_values(&[&self.rules.mapping(source).name, &partition.to_string()]).set(lag);

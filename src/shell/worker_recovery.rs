@@ -23,6 +23,9 @@ impl Worker {
     /// the batch), input re-positioned at the committed offsets. Nothing of
     /// the batch was counted; it is processed again from the start.
     pub(super) fn abort(&mut self, consumer: &BaseConsumer<ShellContext>, cause: &anyhow::Error) -> anyhow::Result<()> {
+        // Aborting and replacing a producer wait on Kafka: not a stall.
+        let status = std::sync::Arc::clone(&self.status);
+        let _call = status.kafka_call();
         // First the state, all of it, with no Kafka call that could fail
         // half-way; then the transaction; then the input positions.
         let records = std::mem::take(&mut self.uncommitted);
@@ -46,10 +49,11 @@ impl Worker {
             self.restore_all(consumer);
         }
         for slot in self.tasks.values_mut().filter(|s| s.phase == Phase::Active) {
-            slot.input.reset(monotonic_us(), slot.engine.offsets());
             if let Err(e) = durability::reposition(consumer, &self.topics, &slot.engine) {
                 failure.get_or_insert(e);
             }
+            // After the seek: a lag sample taken before it must not count.
+            slot.input.reset(monotonic_us(), slot.engine.offsets());
         }
         self.aborts_in_a_row += 1;
         if failure.is_none() && self.aborts_in_a_row > MAX_ABORTS_IN_A_ROW {

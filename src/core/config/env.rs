@@ -58,7 +58,11 @@ pub fn apply(doc: &mut Table, vars: impl IntoIterator<Item = (String, String)>) 
             let entry = at.entry(p.clone()).or_insert_with(|| Value::Table(Table::new()));
             at = entry.as_table_mut().ok_or_else(|| bad(&var, &format!("`{p}` is not a table")))?;
         }
-        at.insert(last.clone(), value(&raw));
+        // librdkafka options are strings, and a secret must reach its key
+        // exactly as given: never read as TOML (a digits-only password
+        // would become a number and fail, printed, in the error).
+        let raw_string = table_is_options(&segments) || super::KafkaOptions::is_secret(last);
+        at.insert(last.clone(), if raw_string { Value::String(raw) } else { value(&raw) });
         applied.push(Override { key: display_key(&segments), var });
     }
     Ok(applied)
@@ -79,9 +83,15 @@ fn locate<'d>(doc: &'d mut Table, var: &str, segments: &[&str]) -> Result<(&'d m
         let name = segments.get(1).ok_or_else(|| bad(var, "needs a source name: CARE_SOURCES__<NAME>__<KEY>"))?;
         let sources = doc.get_mut("sources").and_then(Value::as_array_mut);
         let source = sources
-            .and_then(|a| a.iter_mut().filter_map(Value::as_table_mut).find(|t| t.get("name").and_then(Value::as_str).is_some_and(|n| env_name(n) == *name)))
+            .and_then(|a| a.iter_mut().filter_map(Value::as_table_mut).find(|t| t.get("name").and_then(Value::as_str).is_some_and(|n| env_name(n) == name.to_ascii_uppercase())))
             .ok_or_else(|| bad(var, &format!("names no source of the config file (source `{}`)", name.to_ascii_lowercase())))?;
-        return Ok((source, segments[2..].iter().map(|s| s.to_ascii_lowercase()).collect()));
+        let path: Vec<String> = segments[2..].iter().map(|s| s.to_ascii_lowercase()).collect();
+        if path.len() > 2 && path[0] == "kind" && path[1] == "map" {
+            // Event types are matched exactly, and a variable's name cannot
+            // keep their case (`OrderPlaced`): an entry set here would not match.
+            return Err(bad(var, "sets a kind map entry; event types keep their case, which variable names cannot: set the map in the file"));
+        }
+        return Ok((source, path));
     }
     let table = doc.entry(section.clone()).or_insert_with(|| Value::Table(Table::new()));
     let table = table.as_table_mut().ok_or_else(|| bad(var, &format!("`{section}` is not a table")))?;
@@ -89,9 +99,25 @@ fn locate<'d>(doc: &'d mut Table, var: &str, segments: &[&str]) -> Result<(&'d m
         .iter()
         .enumerate()
         // kafka.options keys are librdkafka's dotted names.
-        .map(|(i, s)| if section == "kafka" && i == 1 && segments[1].eq_ignore_ascii_case("options") { s.to_ascii_lowercase().replace('_', ".") } else { s.to_ascii_lowercase() })
+        .map(|(i, s)| if section == "kafka" && i == 1 && segments[1].eq_ignore_ascii_case("options") { option_name(s) } else { s.to_ascii_lowercase() })
         .collect();
     Ok((table, path))
+}
+
+/// Whether a variable sets a `kafka.options` entry.
+fn table_is_options(segments: &[&str]) -> bool {
+    segments.len() == 3 && segments[0].eq_ignore_ascii_case("kafka") && segments[1].eq_ignore_ascii_case("options")
+}
+
+/// A librdkafka option from its variable segment: `SASL_PASSWORD` is
+/// `sasl.password`; a trailing `_FILE` stays `_file` (a secret read from a
+/// file, see `kafka.options`), so `SASL_PASSWORD_FILE` is `sasl.password_file`.
+fn option_name(segment: &str) -> String {
+    let lower = segment.to_ascii_lowercase();
+    match lower.strip_suffix("_file") {
+        Some(base) => format!("{}_file", base.replace('_', ".")),
+        None => lower.replace('_', "."),
+    }
 }
 
 /// A source name as it appears in a variable name.
@@ -107,7 +133,7 @@ fn value(raw: &str) -> Value {
 fn display_key(segments: &[&str]) -> String {
     let lower: Vec<String> = segments.iter().map(|s| s.to_ascii_lowercase()).collect();
     match lower.as_slice() {
-        [k, o, key] if k == "kafka" && o == "options" => format!("kafka.options.\"{}\"", key.replace('_', ".")),
+        [k, o, key] if k == "kafka" && o == "options" => format!("kafka.options.\"{}\"", option_name(key)),
         [s, name, rest @ ..] if s == "sources" => format!("sources[{name}].{}", rest.join(".")),
         other => other.join("."),
     }
@@ -177,5 +203,33 @@ customer_id = "/u"
             let err = apply(&mut doc(), vars(&[(var, "x")])).unwrap_err().to_string();
             assert!(err.contains(var) && err.contains(why), "{var}: {err}");
         }
+    }
+
+    #[test]
+    fn secrets_and_options_are_taken_as_given_and_file_keys_keep_their_suffix() {
+        let mut d = doc();
+        apply(
+            &mut d,
+            vars(&[
+                ("CARE_KAFKA__OPTIONS__SASL_PASSWORD", "12345678"),
+                ("CARE_KAFKA__OPTIONS__SSL_KEY_PASSWORD_FILE", "/run/secrets/key"),
+                ("CARE_KAFKA__OPTIONS__SASL_USERNAME", "\"quoted\""),
+                ("CARE_HTTP__TOKEN", "true"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(d["kafka"]["options"]["sasl.password"].as_str(), Some("12345678"));
+        assert_eq!(d["kafka"]["options"]["ssl.key.password_file"].as_str(), Some("/run/secrets/key"));
+        assert_eq!(d["kafka"]["options"]["sasl.username"].as_str(), Some("\"quoted\""));
+        assert_eq!(d["http"]["token"].as_str(), Some("true"));
+    }
+
+    #[test]
+    fn source_names_match_in_any_case_and_kind_map_entries_are_refused() {
+        let mut d = doc();
+        apply(&mut d, vars(&[("CARE_SOURCES__Web_Clicks__TOPIC", "t2")])).unwrap();
+        assert_eq!(d["sources"][0]["topic"].as_str(), Some("t2"));
+        let err = apply(&mut doc(), vars(&[("CARE_SOURCES__WEB_CLICKS__KIND__MAP__ORDERPLACED", "order")])).unwrap_err().to_string();
+        assert!(err.contains("kind map") && err.contains("CARE_SOURCES__WEB_CLICKS__KIND__MAP__ORDERPLACED"), "{err}");
     }
 }
