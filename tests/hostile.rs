@@ -229,5 +229,18 @@ async fn a_producer_with_another_partitioner_stops_care_naming_the_source() {
     assert!(!status.success(), "care stops: {stderr}");
     assert!(stderr.contains("source `web`") && stderr.contains(&source), "names the source and its topic: {stderr}");
     assert!(stderr.contains("murmur2_random") && stderr.contains("consistent_random"), "says how to fix it: {stderr}");
+    assert!(stderr.contains("on_misrouted = \"dlq\""), "and how to get past what was written: {stderr}");
+    let _ = std::fs::remove_file(cfg);
+    // A restart stops again at the same records; with on_misrouted = "dlq"
+    // care dead-letters them and goes on.
+    let (outs, port) = (outputs(), free_port());
+    let text = config(&source, &outs, &unique("care"), port, "").replace("[[sources]]\nname = \"web\"", "[[sources]]\nname = \"web\"\non_misrouted = \"dlq\"");
+    assert!(text.contains("on_misrouted"), "{text}");
+    let cfg = write_config(&text);
+    let care = CareProcess::start(&["run", "--config", cfg.to_str().unwrap()]);
+    let dead = consume(&[&outs[2]], records.len(), Duration::from_secs(60));
+    assert_eq!(dead.len(), records.len());
+    assert!(dead.iter().all(|d| d.header("care_error_code") == Some("misrouted")));
+    assert!(care.terminate(Duration::from_secs(30)).success(), "care carried on");
     let _ = std::fs::remove_file(cfg);
 }

@@ -16,7 +16,7 @@ mod detect;
 pub mod env;
 mod source;
 pub use detect::{DeclineConfig, DeclineMethod, DetectConfig, DormancyConfig, SilenceConfig};
-pub use source::{FieldPointers, KindRule, KindTarget, SourceConfig, TimestampFormat, UnknownKinds};
+pub use source::{FieldPointers, KindRule, KindTarget, OnMisrouted, SourceConfig, TimestampFormat, UnknownKinds};
 
 /// Why a config could not be used. Each variant names the offending key.
 #[derive(Debug, thiserror::Error)]

@@ -4,7 +4,7 @@
 //! The engine reads a record's headers only when it dead-letters it, so
 //! they are lent through [`SourceHeaders`], never copied on the hot path.
 
-use care_core::config::Config;
+use care_core::config::{Config, OnMisrouted};
 use care_core::decode::RejectCode;
 use care_core::engine::{Envelope, Outcome};
 use care_core::partition::{Misrouting, RoutingGuard, ROUTING_SAMPLE};
@@ -46,7 +46,12 @@ impl Routing {
     /// More than 1 % of the source's first records were misrouted: care
     /// must stop rather than split customers' state across tasks.
     pub fn observe(&mut self, cfg: &Config, source: usize, outcome: Outcome) -> anyhow::Result<()> {
-        self.0.observe(source, outcome == Outcome::Rejected(RejectCode::Misrouted)).map_err(|m| misrouting_error(cfg, m))
+        let misrouted = outcome == Outcome::Rejected(RejectCode::Misrouted);
+        let stop = cfg.sources.get(source).is_some_and(|s| s.on_misrouted == OnMisrouted::Stop);
+        match self.0.observe(source, misrouted) {
+            Err(m) if stop => Err(misrouting_error(cfg, m)),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -57,7 +62,8 @@ fn misrouting_error(cfg: &Config, m: Misrouting) -> anyhow::Error {
          more than 1 % of the first {ROUTING_SAMPLE}. Its producer does not partition by murmur2 of the customer id as the Java clients do: \
          librdkafka-based producers (Python, Go, .NET, Node) default to consistent_random; set partitioner=murmur2_random on them \
          and key each record by its customer id. A source not keyed by customer id needs repartitioning, which care does not do yet. \
-         care stops before committing them; restart it once the producers are fixed.",
+         care stops before committing them. Once the producers are fixed, the records they wrote stay in the topic: set \
+         `on_misrouted = \"dlq\"` on source `{name}` so care dead-letters them (code misrouted) and goes on.",
         m.misrouted,
         m.seen,
     )
