@@ -14,6 +14,10 @@ CONTROLLER_PORT="${CARE_KAFKA_CONTROLLER_PORT:-9093}"
 SASL_PORT="${CARE_KAFKA_SASL_PORT:-9094}"
 SASL_USER="${CARE_KAFKA_SASL_USER:-care}"
 SASL_PASSWORD="${CARE_KAFKA_SASL_PASSWORD:-care-local-secret}"
+# 1: an authorizer (KRaft's StandardAuthorizer) that denies what no ACL
+# allows; the PLAINTEXT listener's anonymous user stays a super user, so
+# tools and tests administer through it and SASL users get only their ACLs.
+AUTHORIZER="${CARE_KAFKA_AUTHORIZER:-0}"
 HEAP="${CARE_KAFKA_HEAP:-512m}"
 START_TIMEOUT="${CARE_KAFKA_START_TIMEOUT:-90}"
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -135,6 +139,11 @@ share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 num.partitions=1
 auto.create.topics.enable=true
+EOF
+  [[ "$AUTHORIZER" == 1 ]] && cat >>"$DATA/server.properties" <<EOF
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+allow.everyone.if.no.acl.found=false
+super.users=User:ANONYMOUS
 EOF
   [[ "$SASL_PORT" == 0 ]] || cat >>"$DATA/server.properties" <<EOF
 # SASL_SSL: SCRAM users live in the cluster metadata (added at format time,
@@ -277,6 +286,6 @@ case "${1:-}" in
     # Keep .lock (we hold it); remove everything else.
     find "$DATA" -mindepth 1 -maxdepth 1 ! -name .lock -exec rm -rf {} +; say "deleted $DATA" ;;
   *) echo "usage: $0 fetch|start|stop|status|sasl|logs [-f]|reset" >&2
-     echo "env: CARE_KAFKA_VERSION CARE_KAFKA_PORT CARE_KAFKA_CONTROLLER_PORT CARE_KAFKA_SASL_PORT CARE_KAFKA_SASL_USER CARE_KAFKA_SASL_PASSWORD CARE_KAFKA_HEAP CARE_KAFKA_START_TIMEOUT CARE_KAFKA_CACHE CARE_KAFKA_DATA" >&2
+     echo "env: CARE_KAFKA_VERSION CARE_KAFKA_PORT CARE_KAFKA_CONTROLLER_PORT CARE_KAFKA_SASL_PORT CARE_KAFKA_SASL_USER CARE_KAFKA_SASL_PASSWORD CARE_KAFKA_AUTHORIZER CARE_KAFKA_HEAP CARE_KAFKA_START_TIMEOUT CARE_KAFKA_CACHE CARE_KAFKA_DATA" >&2
      exit 2 ;;
 esac
