@@ -271,10 +271,12 @@ pub struct EngineConfig {
     /// Kinds that count as activity for decline and dormancy.
     #[serde(default = "default_activity_kinds")]
     pub activity_kinds: Vec<Kind>,
-    /// In `run`, a partition with no record for this long has its stream
-    /// time moved to the wall clock minus allowed lateness, so silence on a
-    /// quiet topic is still detected. 0 disables. Never in `replay`.
-    #[serde(default = "default_idle_advance_secs")]
+    /// In `run`, a task with no record for this long has its stream time
+    /// moved to the wall clock minus allowed lateness, so silence on a
+    /// genuinely quiet topic is still detected. Off (0) by default: when a
+    /// producer upstream breaks, it would read as every customer going
+    /// quiet. Never in `replay`.
+    #[serde(default)]
     pub idle_advance_secs: u64,
     /// In `run`, outputs whose trigger is older than this (RFC 3339) are
     /// suppressed while state still folds. Default: start time minus 24 h.
@@ -299,9 +301,6 @@ fn default_max_record_bytes() -> usize {
 }
 fn default_max_amount() -> f64 {
     1e9
-}
-fn default_idle_advance_secs() -> u64 {
-    300
 }
 fn default_activity_kinds() -> Vec<Kind> {
     Kind::ALL.to_vec()
