@@ -111,7 +111,6 @@ impl Worker {
         Ok(())
     }
 
-    /// Takes librdkafka's lag figures for the merge.
     /// Takes librdkafka's lag figures for the merge and the lag metrics.
     pub fn observe_stats(&mut self, stats: &Statistics) {
         let now = Instant::now();
