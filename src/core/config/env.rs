@@ -8,13 +8,17 @@
 //!   `CARE_ENGINE__ALLOWED_LATENESS_SECS` is `engine.allowed_lateness_secs`.
 //! - librdkafka options: `CARE_KAFKA__OPTIONS__SASL_PASSWORD` is
 //!   `kafka.options."sasl.password"`: single underscores become dots
-//!   (librdkafka's property names are dotted and have no underscores).
+//!   (librdkafka's property names are dotted and have no underscores),
+//!   except a trailing `_FILE`, which stays `_file` (a secret read from a
+//!   file). Their values are taken as given.
 //! - Sources by name: `CARE_SOURCES__WEB__TOPIC` is the `topic` of the
 //!   source named `web` (names match case-insensitively, with `-` written
-//!   as `_`).
+//!   as `_`). Kind map entries cannot be set this way: event types keep
+//!   their case, variable names cannot.
 //! - A value is read as a TOML value when it is one (`100`, `true`,
 //!   `["click","login"]`), else as a string; quote it (`'"100"'`) to force a
-//!   string.
+//!   string. Secrets (keys named like a password, secret, token or key) are
+//!   always taken as given.
 //!
 //! Only variables of that shape are config; `CARE_LOG`, `CARE_INSTANCE_ID`
 //! and the like (no `__`) are left alone. A variable naming a section or a
