@@ -173,7 +173,7 @@ pub fn decode_customer(id: &str, value: &[u8], width: usize) -> Result<Customer,
     let mask = r.u8("presence mask")?;
     let base = first_seen_ms;
     c.last_activity_ms = delta(mask & 1 != 0, base, &mut r)?;
-    for k in 0..Kind::COUNT {
+    for k in 0..Kind::TRACKED {
         c.last_seen_ms[k] = delta(mask & (1 << (k + 1)) != 0, base, &mut r)?;
     }
     c.activity_events = r.u32("activity_events")?;
@@ -240,7 +240,7 @@ fn decode_activity(a: &mut Activity, has_head: bool, r: &mut Reader<'_>) -> Resu
         let back = r.varint("window entry bucket")?;
         let kind = r.u8("window entry kind")?;
         let count = r.varint("window entry count")?;
-        let kind = Kind::ALL.get(usize::from(kind)).copied().ok_or_else(|| CodecError::Corrupt(format!("unknown kind {kind}")))?;
+        let kind = Kind::TRACKED_ALL.get(usize::from(kind)).copied().ok_or_else(|| CodecError::Corrupt(format!("unknown kind {kind}")))?;
         let count = u16::try_from(count).map_err(|_| CodecError::Corrupt(format!("window count {count} exceeds u16")))?;
         if back >= stored {
             return Err(CodecError::Corrupt(format!("window entry {back} back from head, stored width is {stored}")));

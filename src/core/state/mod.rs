@@ -106,9 +106,9 @@ pub struct Customer {
     pub first_seen_ms: i64,
     /// Last event of an activity kind: drives dormancy.
     pub last_activity_ms: Option<i64>,
-    /// Last event per kind, in kind order (click, login, chat, ticket,
-    /// order); `None` = never.
-    pub last_seen_ms: [Option<i64>; Kind::COUNT],
+    /// Last event per tracked kind, in kind order (click, login, chat,
+    /// ticket, order; not survey); `None` = never.
+    pub last_seen_ms: [Option<i64>; Kind::TRACKED],
     /// Lifetime on-time events of activity kinds (late ones count only in
     /// orders and survey tallies).
     pub activity_events: u32,
@@ -153,7 +153,7 @@ impl Customer {
             activity: Activity::new(width),
             first_seen_ms,
             last_activity_ms: None,
-            last_seen_ms: [None; Kind::COUNT],
+            last_seen_ms: [None; Kind::TRACKED],
             activity_events: 0,
             orders: OrderStats::default(),
             csat: CsatTally::default(),
