@@ -11,6 +11,7 @@
 pub mod decline;
 pub mod dormancy;
 pub mod first_order;
+pub mod nps_detractor;
 pub mod registry;
 pub mod sequential;
 pub mod silence;
@@ -149,6 +150,8 @@ pub enum Signal {
     Reactivated { episode_ms: i64, at_ms: i64, days_away: f64 },
     /// The customer's first order, at `at_ms`.
     FirstOrder { at_ms: i64, first_seen_ms: i64, amount: Option<f64> },
+    /// A detractor answer (NPS 0–6), at `at_ms`.
+    NpsDetractor { at_ms: i64, evidence: nps_detractor::Evidence },
 }
 
 /// The kinds of output, for metric labels and `replay --report`.
@@ -159,11 +162,18 @@ pub enum SignalType {
     Dormant,
     Reactivated,
     FirstOrder,
+    NpsDetractor,
 }
 
 impl SignalType {
-    pub const ALL: [SignalType; 5] =
-        [SignalType::ActivityDecline, SignalType::Silence, SignalType::Dormant, SignalType::Reactivated, SignalType::FirstOrder];
+    pub const ALL: [SignalType; 6] = [
+        SignalType::ActivityDecline,
+        SignalType::Silence,
+        SignalType::Dormant,
+        SignalType::Reactivated,
+        SignalType::FirstOrder,
+        SignalType::NpsDetractor,
+    ];
 
     /// The name in `ce_type` (`io.care.<name>.v1`) and metric labels.
     pub fn as_str(self) -> &'static str {
@@ -173,6 +183,7 @@ impl SignalType {
             SignalType::Dormant => "dormant",
             SignalType::Reactivated => "reactivated",
             SignalType::FirstOrder => "first_order",
+            SignalType::NpsDetractor => "nps_detractor",
         }
     }
 
@@ -183,7 +194,7 @@ impl SignalType {
     /// The topic its messages go to.
     pub fn role(self) -> TopicRole {
         match self {
-            SignalType::ActivityDecline | SignalType::Silence | SignalType::FirstOrder => TopicRole::Alerts,
+            SignalType::ActivityDecline | SignalType::Silence | SignalType::FirstOrder | SignalType::NpsDetractor => TopicRole::Alerts,
             SignalType::Dormant | SignalType::Reactivated => TopicRole::Reactivation,
         }
     }
@@ -218,6 +229,7 @@ impl Signal {
             Signal::Dormant { .. } => SignalType::Dormant,
             Signal::Reactivated { .. } => SignalType::Reactivated,
             Signal::FirstOrder { .. } => SignalType::FirstOrder,
+            Signal::NpsDetractor { .. } => SignalType::NpsDetractor,
         }
     }
 
@@ -232,7 +244,8 @@ impl Signal {
             | Signal::SequentialResolved { at_ms, .. }
             | Signal::SilenceResolved { at_ms, .. }
             | Signal::Reactivated { at_ms, .. }
-            | Signal::FirstOrder { at_ms, .. } => *at_ms,
+            | Signal::FirstOrder { at_ms, .. }
+            | Signal::NpsDetractor { at_ms, .. } => *at_ms,
         }
     }
 
@@ -247,7 +260,7 @@ impl Signal {
             | Signal::SilenceResolved { episode_ms, .. }
             | Signal::Dormant { episode_ms, .. }
             | Signal::Reactivated { episode_ms, .. } => *episode_ms,
-            Signal::FirstOrder { at_ms, .. } => *at_ms,
+            Signal::FirstOrder { at_ms, .. } | Signal::NpsDetractor { at_ms, .. } => *at_ms,
         }
     }
 
@@ -263,7 +276,8 @@ impl Signal {
             | Signal::SequentialOpened { .. }
             | Signal::SilenceOpened { .. }
             | Signal::Dormant { .. }
-            | Signal::FirstOrder { .. } => Status::Opened,
+            | Signal::FirstOrder { .. }
+            | Signal::NpsDetractor { .. } => Status::Opened,
             Signal::DeclineResolved { .. }
             | Signal::SequentialResolved { .. }
             | Signal::SilenceResolved { .. }

@@ -123,6 +123,8 @@ pub struct Customer {
     /// Deadline at which the customer turned dormant, while dormant.
     #[serde(rename = "dormant_since_ms")]
     pub dormant_since: Option<i64>,
+    /// The detractor answer the last NPS alert was about.
+    pub nps_alerted_ms: Option<i64>,
     /// The customer's pending timer, if any (see [`Deadline`]): the
     /// deadline plus the allowed lateness.
     #[serde(rename = "timer_at_ms")]
@@ -162,6 +164,7 @@ impl Customer {
             decline_stat: DeclineStat::default(),
             silent_since: None,
             dormant_since: None,
+            nps_alerted_ms: None,
             recent_ids: [0; RECENT_IDS],
             id_secs: [0; RECENT_IDS],
             next_id: 0,
