@@ -68,6 +68,16 @@ fn run_scenario() -> Vec<OutputRecord> {
     out.extend(scenario(window, |d| (0..40).contains(&d) || (48..60).contains(&d), 131));
     out.extend(first_order_scenario());
     out.extend(nps_detractor_scenario());
+    out.extend(csat_low_scenario());
+    out
+}
+
+/// With low CSAT on: "s" answers 2, 1 and 4 (opened at 33 %), then 5, 5
+/// and 5 (resolved at 67 %).
+fn csat_low_scenario() -> Vec<OutputRecord> {
+    let lines: Vec<Value> = [2, 1, 4, 5, 5, 5].iter().enumerate().map(|(d, csat)| json!({"customer_id": "s", "kind": "survey", "ts": T0 + d as i64 * DAY, "csat": csat})).collect();
+    let out: Vec<OutputRecord> = feed("[detect.csat_low]\nenabled = true\n", "s", &lines).into_iter().filter(|r| r.header("ce_type") == Some("io.care.csat_low.v1")).collect();
+    assert_eq!(out.len(), 2, "opened and resolved");
     out
 }
 
@@ -226,7 +236,7 @@ fn every_emitted_signal_validates_against_its_schema() {
 
     let types: BTreeSet<&str> = seen.keys().map(|(t, _)| t.as_str()).collect();
     assert_eq!(types, all_types().into_iter().collect(), "every output type must be exercised; saw {seen:?}");
-    for t in ["io.care.activity_decline.v1", "io.care.activity_decline.v2", "io.care.silence.v1"] {
+    for t in ["io.care.activity_decline.v1", "io.care.activity_decline.v2", "io.care.silence.v1", "io.care.csat_low.v1"] {
         for status in ["opened", "resolved"] {
             assert!(seen.contains_key(&(t.to_string(), status.to_string())), "no {t} `{status}` emitted; saw {seen:?}");
         }
@@ -323,6 +333,13 @@ fn validators_reject_broken_payloads() {
             }
             "io.care.nps_detractor.v1" => {
                 for (f, v) in [("score", json!(7)), ("score", json!(-1)), ("customer_nps", json!(-101)), ("detractors", json!(0)), ("total_spent", json!(-1)), ("status", json!("resolved")), ("previous_alert_at", json!("2024-01-01"))] {
+                    let mut bad = good.clone();
+                    bad[f] = v;
+                    bad_cases.push((f, bad));
+                }
+            }
+            "io.care.csat_low.v1" => {
+                for (f, v) in [("csat_pct", json!(101)), ("answers", json!(0)), ("satisfied", json!(-1)), ("status", json!("closed")), ("window_days", json!(1)), ("episode_started_at", json!("2024-01-01"))] {
                     let mut bad = good.clone();
                     bad[f] = v;
                     bad_cases.push((f, bad));

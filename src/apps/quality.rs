@@ -38,7 +38,7 @@ fn scoring(t: SignalType) -> (bool, bool) {
         // Neither warns of churn.
         SignalType::Reactivated | SignalType::FirstOrder => (false, false),
         // Satisfaction signals are scored against their own cohorts (a later stage).
-        SignalType::NpsDetractor => (false, false),
+        SignalType::NpsDetractor | SignalType::CsatLow => (false, false),
     }
 }
 

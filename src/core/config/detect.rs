@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::ConfigError;
+pub use crate::detect::csat_low::CsatLowConfig;
 pub use crate::detect::decline::{DeclineConfig, DeclineMethod};
 pub use crate::detect::dormancy::DormancyConfig;
 pub use crate::detect::first_order::FirstOrderConfig;
@@ -24,6 +25,8 @@ pub struct DetectConfig {
     pub first_order: FirstOrderConfig,
     #[serde(default)]
     pub nps_detractor: NpsDetractorConfig,
+    #[serde(default)]
+    pub csat_low: CsatLowConfig,
 }
 
 impl DetectConfig {
@@ -32,6 +35,7 @@ impl DetectConfig {
         self.decline.validate()?;
         self.silence.validate()?;
         self.dormancy.validate()?;
-        self.nps_detractor.validate()
+        self.nps_detractor.validate()?;
+        self.csat_low.validate()
     }
 }

@@ -8,6 +8,7 @@
 //! those the [`registry`] enables, in the registry's order, and applies the
 //! supersession each declares ([`Detector::supersedes`]).
 
+pub mod csat_low;
 pub mod decline;
 pub mod dormancy;
 pub mod first_order;
@@ -152,6 +153,10 @@ pub enum Signal {
     FirstOrder { at_ms: i64, first_seen_ms: i64, amount: Option<f64> },
     /// A detractor answer (NPS 0–6), at `at_ms`.
     NpsDetractor { at_ms: i64, evidence: nps_detractor::Evidence },
+    /// The window's CSAT fell to the open level with enough answers.
+    CsatLowOpened { episode_ms: i64, figures: csat_low::Figures },
+    /// An answer lifted it above the exit level.
+    CsatLowResolved { episode_ms: i64, at_ms: i64, figures: csat_low::Figures },
 }
 
 /// The kinds of output, for metric labels and `replay --report`.
@@ -163,16 +168,18 @@ pub enum SignalType {
     Reactivated,
     FirstOrder,
     NpsDetractor,
+    CsatLow,
 }
 
 impl SignalType {
-    pub const ALL: [SignalType; 6] = [
+    pub const ALL: [SignalType; 7] = [
         SignalType::ActivityDecline,
         SignalType::Silence,
         SignalType::Dormant,
         SignalType::Reactivated,
         SignalType::FirstOrder,
         SignalType::NpsDetractor,
+        SignalType::CsatLow,
     ];
 
     /// The name in `ce_type` (`io.care.<name>.v1`) and metric labels.
@@ -184,6 +191,7 @@ impl SignalType {
             SignalType::Reactivated => "reactivated",
             SignalType::FirstOrder => "first_order",
             SignalType::NpsDetractor => "nps_detractor",
+            SignalType::CsatLow => "csat_low",
         }
     }
 
@@ -194,7 +202,7 @@ impl SignalType {
     /// The topic its messages go to.
     pub fn role(self) -> TopicRole {
         match self {
-            SignalType::ActivityDecline | SignalType::Silence | SignalType::FirstOrder | SignalType::NpsDetractor => TopicRole::Alerts,
+            SignalType::ActivityDecline | SignalType::Silence | SignalType::FirstOrder | SignalType::NpsDetractor | SignalType::CsatLow => TopicRole::Alerts,
             SignalType::Dormant | SignalType::Reactivated => TopicRole::Reactivation,
         }
     }
@@ -230,6 +238,7 @@ impl Signal {
             Signal::Reactivated { .. } => SignalType::Reactivated,
             Signal::FirstOrder { .. } => SignalType::FirstOrder,
             Signal::NpsDetractor { .. } => SignalType::NpsDetractor,
+            Signal::CsatLowOpened { .. } | Signal::CsatLowResolved { .. } => SignalType::CsatLow,
         }
     }
 
@@ -239,8 +248,10 @@ impl Signal {
             Signal::DeclineOpened { episode_ms, .. }
             | Signal::SequentialOpened { episode_ms, .. }
             | Signal::SilenceOpened { episode_ms, .. }
-            | Signal::Dormant { episode_ms, .. } => *episode_ms,
+            | Signal::Dormant { episode_ms, .. }
+            | Signal::CsatLowOpened { episode_ms, .. } => *episode_ms,
             Signal::DeclineResolved { at_ms, .. }
+            | Signal::CsatLowResolved { at_ms, .. }
             | Signal::SequentialResolved { at_ms, .. }
             | Signal::SilenceResolved { at_ms, .. }
             | Signal::Reactivated { at_ms, .. }
@@ -259,7 +270,9 @@ impl Signal {
             | Signal::SilenceOpened { episode_ms, .. }
             | Signal::SilenceResolved { episode_ms, .. }
             | Signal::Dormant { episode_ms, .. }
-            | Signal::Reactivated { episode_ms, .. } => *episode_ms,
+            | Signal::Reactivated { episode_ms, .. }
+            | Signal::CsatLowOpened { episode_ms, .. }
+            | Signal::CsatLowResolved { episode_ms, .. } => *episode_ms,
             Signal::FirstOrder { at_ms, .. } | Signal::NpsDetractor { at_ms, .. } => *at_ms,
         }
     }
@@ -277,11 +290,13 @@ impl Signal {
             | Signal::SilenceOpened { .. }
             | Signal::Dormant { .. }
             | Signal::FirstOrder { .. }
-            | Signal::NpsDetractor { .. } => Status::Opened,
+            | Signal::NpsDetractor { .. }
+            | Signal::CsatLowOpened { .. } => Status::Opened,
             Signal::DeclineResolved { .. }
             | Signal::SequentialResolved { .. }
             | Signal::SilenceResolved { .. }
-            | Signal::Reactivated { .. } => Status::Resolved,
+            | Signal::Reactivated { .. }
+            | Signal::CsatLowResolved { .. } => Status::Resolved,
         }
     }
 

@@ -8,7 +8,7 @@
 use std::fmt;
 
 use crate::config::Config;
-use crate::detect::{decline, dormancy, first_order, nps_detractor, silence, Detector, DetectorId};
+use crate::detect::{csat_low, decline, dormancy, first_order, nps_detractor, silence, Detector, DetectorId};
 
 /// One detector, as the registry knows it.
 #[derive(Clone, Copy)]
@@ -23,7 +23,7 @@ pub struct Entry {
 }
 
 /// Every detector, each after those that supersede it.
-pub const REGISTRY: [Entry; 5] = [dormancy::ENTRY, silence::ENTRY, decline::ENTRY, first_order::ENTRY, nps_detractor::ENTRY];
+pub const REGISTRY: [Entry; 6] = [dormancy::ENTRY, silence::ENTRY, decline::ENTRY, first_order::ENTRY, nps_detractor::ENTRY, csat_low::ENTRY];
 
 /// At most this many detectors can be enabled: supersession is a `u64` mask.
 const MAX_ENABLED: usize = 64;
@@ -116,7 +116,7 @@ mod tests {
 
     #[test]
     fn every_detector_runs_after_those_that_supersede_it() {
-        let cfg = Config::parse("[detect.first_order]\nenabled = true\n[detect.nps_detractor]\nenabled = true\n", "t").unwrap();
+        let cfg = Config::parse("[detect.first_order]\nenabled = true\n[detect.nps_detractor]\nenabled = true\n[detect.csat_low]\nenabled = true\n", "t").unwrap();
         let all: Vec<Box<dyn Detector>> = REGISTRY.iter().filter_map(|e| (e.build)(&cfg)).collect();
         assert_eq!(all.len(), REGISTRY.len(), "every detector enabled");
         for (i, d) in all.iter().enumerate() {

@@ -19,7 +19,7 @@
 //! when absent, so adding a detector needs no new format.
 
 use crate::event::Kind;
-use crate::detect::{decline, dormancy, nps_detractor, sequential, silence};
+use crate::detect::{csat_low, decline, dormancy, nps_detractor, sequential, silence};
 use crate::state::{Activity, Customer, RECENT_IDS};
 use crate::wire::{put_varint, put_zigzag, CodecError, Reader};
 
@@ -34,7 +34,8 @@ const ID_TIMES: StateBlock = StateBlock { id: 5, version: 1, name: "event id tim
 /// they are written in). Each detector's is defined in its own file, next
 /// to the state it holds; a detector with state of its own adds its block
 /// here. Ids are never reused: a retired block's id stays taken.
-const BLOCKS: [&StateBlock; 6] = [&decline::EPISODE_BLOCK, &dormancy::BLOCK, &sequential::BLOCK, &silence::BLOCK, &ID_TIMES, &nps_detractor::BLOCK];
+const BLOCKS: [&StateBlock; 7] =
+    [&decline::EPISODE_BLOCK, &dormancy::BLOCK, &sequential::BLOCK, &silence::BLOCK, &ID_TIMES, &nps_detractor::BLOCK, &csat_low::BLOCK];
 
 /// How one part of a customer's state is written to the changelog: a
 /// block `[id u8][version u8][len][payload]` after the core section,

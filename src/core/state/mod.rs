@@ -22,6 +22,7 @@ use crate::event::Kind;
 pub use window::Activity;
 
 // Detector state, defined next to the detector that owns it.
+pub use crate::detect::csat_low::CsatWindow;
 pub use crate::detect::decline::Episode;
 pub use crate::detect::sequential::DeclineStat;
 
@@ -125,6 +126,8 @@ pub struct Customer {
     pub dormant_since: Option<i64>,
     /// The detractor answer the last NPS alert was about.
     pub nps_alerted_ms: Option<i64>,
+    /// CSAT answers over the low-CSAT window, and its episode.
+    pub csat_low: CsatWindow,
     /// The customer's pending timer, if any (see [`Deadline`]): the
     /// deadline plus the allowed lateness.
     #[serde(rename = "timer_at_ms")]
@@ -165,6 +168,7 @@ impl Customer {
             silent_since: None,
             dormant_since: None,
             nps_alerted_ms: None,
+            csat_low: CsatWindow::default(),
             recent_ids: [0; RECENT_IDS],
             id_secs: [0; RECENT_IDS],
             next_id: 0,
