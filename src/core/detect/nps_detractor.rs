@@ -1,7 +1,7 @@
 //! NPS detractor: a likelihood-to-recommend answer of 0 to 6 is an alert
 //! (`io.care.nps_detractor.v1`, on the alerts topic), so a support or
-//! success team can call the customer while the answer is fresh (SPEC,
-//! "CARE signals": a detractor answer is an alert). Off by default for now.
+//! success team can call the customer while the answer is fresh. On by
+//! default (SPEC, "CARE signals": a detractor answer is an alert).
 //!
 //! One message per alerting answer, `opened`, never resolved: a detractor
 //! answer is a fact, not an episode. At most one per customer per
@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, ConfigError};
 use crate::detect::registry::Entry;
-use crate::detect::{invalid, ActivityEvent, Detector, DetectorId, Moment, Signal, SignalType};
+use crate::detect::{invalid, yes, ActivityEvent, Detector, DetectorId, Moment, Signal, SignalType};
 use crate::event::Event;
 use crate::render::{round, Head};
 use crate::state::codec::StateBlock;
@@ -37,7 +37,7 @@ pub const DETRACTOR_MAX: u8 = 6;
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct NpsDetractorConfig {
-    #[serde(default)]
+    #[serde(default = "yes")]
     pub enabled: bool,
     /// At most one alert per customer in this many days; 0 alerts on every
     /// detractor answer. Default 30.

@@ -76,6 +76,7 @@ fn a_detractor_answer_is_an_alert_with_the_customers_figures_once_per_30_days() 
     // Every answer with no limit; none when off.
     assert_eq!(alerts(&feed(&mut engine(&format!("{ON}min_days_between = 0\n")), &lines)).len(), 3);
     assert!(alerts(&feed(&mut engine("[detect.nps_detractor]\nenabled = false\n"), &lines)).is_empty());
+    assert_eq!(alerts(&feed(&mut engine(""), &lines)), got, "on by default");
 }
 
 #[test]

@@ -132,9 +132,9 @@ mod tests {
     fn the_activity_chain_is_dormancy_over_silence_over_decline() {
         let e = enabled(&Config::parse("", "t").unwrap());
         let ids: Vec<&str> = e.iter().map(|d| d.id().0).collect();
-        assert_eq!(ids, ["dormancy", "silence", "decline"]);
-        assert_eq!((e.weaker(0), e.weaker(1), e.weaker(2)), (0b110, 0b100, 0));
-        assert_eq!((e.stronger(0), e.stronger(1), e.stronger(2)), (0, 0b001, 0b011));
+        assert_eq!(ids, ["dormancy", "silence", "decline", "nps_detractor"]);
+        assert_eq!((e.weaker(0), e.weaker(1), e.weaker(2), e.weaker(3)), (0b110, 0b100, 0, 0));
+        assert_eq!((e.stronger(0), e.stronger(1), e.stronger(2), e.stronger(3)), (0, 0b001, 0b011, 0), "the detractor alert stands beside the chain");
         let off = enabled(&Config::parse("[detect.silence]\nenabled = false\n", "t").unwrap());
         assert_eq!((off.weaker(0), off.stronger(1)), (0b10, 0b01), "masks follow the enabled detectors' indexes");
         assert_eq!(indexes(0b1010).collect::<Vec<_>>(), [1, 3]);
