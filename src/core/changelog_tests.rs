@@ -121,10 +121,11 @@ fn satisfaction_customers() -> TaskState {
         c.fold_lifetime(Kind::Survey, T0 + day * DAY, None, csat, nps);
     }
     c.nps_alerted_ms = Some(T0 + DAY);
+    let w = c.csat_low.get_or_insert_with(Box::default);
     for (day, satisfied) in [(1, false), (5, false), (40, true)] {
-        c.csat_low.add((T0 + day * DAY).div_euclid(15 * DAY), satisfied);
+        w.add((T0 + day * DAY).div_euclid(15 * DAY), satisfied);
     }
-    c.csat_low.open_since_ms = Some(T0 + 5 * DAY);
+    w.open_since_ms = Some(T0 + 5 * DAY);
     p.take_dirty();
     p
 }
@@ -204,7 +205,7 @@ fn write_satisfaction_fixture() {
 #[test]
 fn the_satisfaction_fixture_restores_to_the_customers_built_in_code() {
     let want = satisfaction_customers();
-    assert!(want.get("detractor").is_some_and(|c| c.nps_alerted_ms.is_some() && c.nps.detractors == 2 && c.csat_low.totals() == (3, 1)));
+    assert!(want.get("detractor").is_some_and(|c| c.nps_alerted_ms.is_some() && c.nps.detractors == 2 && c.csat_low.as_ref().is_some_and(|w| w.totals() == (3, 1))));
     assert_fixture_restores("changelog-v1-satisfaction.bin", &want, &SATISFACTION_IDS);
 }
 

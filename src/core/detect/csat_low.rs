@@ -6,7 +6,8 @@
 //! lifetime: a customer unhappy two years ago and happy since is not low.
 //! The window is held as [`BUCKETS`] hopping buckets of `window_days ÷ 6`
 //! days (rounded up) each, so it spans the last 75 to 90 days by default:
-//! answers leave it a bucket at a time. No event lists, 26 bytes a customer.
+//! answers leave it a bucket at a time. No event lists: 40 bytes, boxed,
+//! for a customer who answered, 8 for one who never did.
 //!
 //! An episode opens on an answer that leaves at least `min_answers` (3) in
 //! the window and its CSAT at or below `open_pct` (40 %), so one bad answer
@@ -161,7 +162,7 @@ pub fn csat_percent(answers: u32, satisfied: u32) -> Option<f64> {
 pub(crate) const BLOCK: StateBlock = StateBlock { id: 7, version: 1, name: "csat low", encode: encode_state, decode: decode_state };
 
 fn encode_state(c: &Customer, out: &mut Vec<u8>) {
-    let w = &c.csat_low;
+    let Some(w) = c.csat_low.as_deref() else { return };
     if *w == CsatWindow::default() {
         return;
     }
@@ -176,7 +177,7 @@ fn encode_state(c: &Customer, out: &mut Vec<u8>) {
 }
 
 fn decode_state(c: &mut Customer, _version: u8, p: &mut Reader<'_>) -> Result<(), CodecError> {
-    let w = &mut c.csat_low;
+    let w = c.csat_low.get_or_insert_with(Box::default);
     w.head = p.zigzag("csat_low.head")?;
     for i in 0..BUCKETS {
         (w.answers[i], w.satisfied[i]) = (p.u8("csat_low.answers")?, p.u8("csat_low.satisfied")?);
@@ -258,11 +259,13 @@ impl Detector for CsatLow {
     }
 
     fn is_open(&self, c: &Customer) -> bool {
-        c.csat_low.open_since_ms.is_some()
+        c.csat_low.as_ref().is_some_and(|w| w.open_since_ms.is_some())
     }
 
     fn supersede(&self, c: &mut Customer) {
-        c.csat_low.open_since_ms = None;
+        if let Some(w) = &mut c.csat_low {
+            w.open_since_ms = None;
+        }
     }
 
     fn wants_events(&self) -> bool {
@@ -271,7 +274,7 @@ impl Detector for CsatLow {
 
     fn on_event(&self, c: &mut Customer, _: Moment, ev: &Event, out: &mut Vec<Signal>) {
         if let Some(score) = ev.csat {
-            self.answer(&mut c.csat_low, ev.ts_ms, score, out);
+            self.answer(c.csat_low.get_or_insert_with(Box::default), ev.ts_ms, score, out);
         }
     }
 }

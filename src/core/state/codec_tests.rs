@@ -65,7 +65,7 @@ fn arb_customer() -> impl Strategy<Value = Customer> {
         let held = held_ids(&c);
         c.id_secs[..held].copy_from_slice(&ids.2[..held]);
         (c.decline, c.dormant_since, c.decline_stat, c.silent_since, c.nps_alerted_ms) = (d.0, d.1, d.3, d.4, d.5);
-        c.csat_low = csat;
+        c.csat_low = (csat != CsatWindow::default()).then(|| Box::new(csat));
         c
     })
 }

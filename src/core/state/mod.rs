@@ -126,8 +126,10 @@ pub struct Customer {
     pub dormant_since: Option<i64>,
     /// The detractor answer the last NPS alert was about.
     pub nps_alerted_ms: Option<i64>,
-    /// CSAT answers over the low-CSAT window, and its episode.
-    pub csat_low: CsatWindow,
+    /// CSAT answers over the low-CSAT window, and its episode; boxed and
+    /// made at the customer's first answer, so the many customers who never
+    /// answer a survey carry 8 bytes for it, not 40.
+    pub csat_low: Option<Box<CsatWindow>>,
     /// The customer's pending timer, if any (see [`Deadline`]): the
     /// deadline plus the allowed lateness.
     #[serde(rename = "timer_at_ms")]
@@ -168,7 +170,7 @@ impl Customer {
             silent_since: None,
             dormant_since: None,
             nps_alerted_ms: None,
-            csat_low: CsatWindow::default(),
+            csat_low: None,
             recent_ids: [0; RECENT_IDS],
             id_secs: [0; RECENT_IDS],
             next_id: 0,
@@ -245,7 +247,8 @@ impl Customer {
 
     /// Approximate bytes held, heap included (for the state-size gauge).
     pub fn approx_bytes(&self) -> usize {
-        std::mem::size_of::<Customer>() + self.activity.heap_bytes() + self.id.len() + 16
+        let csat = self.csat_low.as_ref().map_or(0, |_| std::mem::size_of::<CsatWindow>());
+        std::mem::size_of::<Customer>() + self.activity.heap_bytes() + self.id.len() + 16 + csat
     }
 }
 
