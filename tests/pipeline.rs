@@ -45,7 +45,7 @@ name = "web"
 topic = "{web_topic}"
 timestamp_format = "epoch_millis"
 fields = {{ customer_id = "/user/id", ts = "/sent_at", csat = "/survey/csat", nps = "/survey/nps" }}
-kind = {{ field = "/type", map = {{ page_view = "click", signin = "login", support_chat = "chat", support_ticket = "ticket" }} }}
+kind = {{ field = "/type", map = {{ page_view = "click", signin = "login", support_chat = "chat", support_ticket = "ticket", survey_answer = "survey" }} }}
 # Dead-lettered rather than skipped (the default; tests/hostile.rs), so every reason shows here.
 unknown_kinds = "dlq"
 
@@ -84,6 +84,12 @@ fn good_records(web_topic: &str, orders_topic: &str) -> Vec<(String, Option<Stri
     for d in 0..132 {
         let ts = T0 + d * DAY + 12 * 3_600_000;
         web_events.push((ts, "b".into(), web("b", "signin", ts, "")));
+    }
+    // `s` only answers surveys: a 9, then a 2 on day 50 (a detractor). Not
+    // activity, so nothing of the activity chain ever judges `s`.
+    for (d, answer) in [(10, r#","survey":{"csat":5,"nps":9}"#), (50, r#","survey":{"csat":1,"nps":2}"#)] {
+        let ts = T0 + d * DAY + 15 * 3_600_000;
+        web_events.push((ts, "s".into(), web("s", "survey_answer", ts, answer)));
     }
     let back = T0 + 131 * DAY + 13 * 3_600_000;
     web_events.push((back, "a".into(), web("a", "page_view", back, "")));
@@ -127,7 +133,7 @@ async fn events_from_two_topics_become_exact_alerts_triggers_and_dead_letters() 
     std::fs::write(&cfg_path, config(&web_topic, &orders_topic, [&outs[0], &outs[1], &outs[2]], &group, port)).unwrap();
     let care = CareProcess::start(&["run", "--config", cfg_path.to_str().unwrap()]);
 
-    let got = consume(&[&outs[0], &outs[1], &outs[2]], 4 + bad.len(), Duration::from_secs(90));
+    let got = consume(&[&outs[0], &outs[1], &outs[2]], 6 + bad.len(), Duration::from_secs(90));
     let of = |t: &str| got.iter().filter(|g| g.topic == t).cloned().collect::<Vec<_>>();
     let (alerts, triggers, dlq) = (of(&outs[0]), of(&outs[1]), of(&outs[2]));
 
@@ -135,8 +141,15 @@ async fn events_from_two_topics_become_exact_alerts_triggers_and_dead_letters() 
     // 3.97 ≈ 2.78 of evidence a day crosses ln(ARL) = 11.53 on the fifth
     // empty day, so it opens as bucket 44 seals. Then silence, a week after
     // the last activity, supersedes the decline.
-    assert_eq!(alerts.len(), 2, "{alerts:?}");
-    let decline = &alerts[0];
+    assert_eq!(alerts.len(), 4, "{alerts:?}");
+    // The chat on day 3 carried an NPS answer of 3: a detractor alert, beside
+    // the activity alerts.
+    let detractor = &alerts[0];
+    assert_eq!((detractor.key.as_str(), detractor.header("ce_type")), ("a", Some("io.care.nps_detractor.v1")));
+    assert_eq!(detractor.header("ce_time"), Some("2025-01-04T00:00:01.000Z"));
+    let n = detractor.json();
+    assert_eq!((n["score"].as_u64(), n["nps_responses"].as_u64(), n["orders"].as_u64()), (Some(3), Some(1), Some(1)), "{n}");
+    let decline = &alerts[1];
     assert_eq!(decline.key, "a");
     assert_eq!(decline.header("ce_type"), Some("io.care.activity_decline.v2"));
     assert_eq!(decline.header("ce_specversion"), Some("1.0"));
@@ -147,7 +160,10 @@ async fn events_from_two_topics_become_exact_alerts_triggers_and_dead_letters() 
     assert_eq!(decline.header("ce_time"), Some("2025-02-15T00:00:00.000Z"), "{v}");
     assert_eq!((v["status"].as_str(), v["recent_events"].as_u64()), (Some("opened"), Some(8)), "{v}");
     assert!((3.9..4.0).contains(&rate) && (h - 101_458.3f64.ln()).abs() < 1e-3 && stat >= h && stat < h + 2.8, "{v}");
-    let silence = &alerts[1];
+    let survey_only = &alerts[3];
+    assert_eq!((survey_only.key.as_str(), survey_only.header("ce_type")), ("s", Some("io.care.nps_detractor.v1")));
+    assert_eq!((survey_only.json()["score"].as_u64(), survey_only.json()["promoters"].as_u64()), (Some(2), Some(1)));
+    let silence = &alerts[2];
     assert_eq!((silence.key.as_str(), silence.header("ce_type")), ("a", Some("io.care.silence.v1")));
     let s = silence.json();
     assert_eq!(s["last_activity_at"], "2025-02-09T03:00:01.000Z");
@@ -198,6 +214,10 @@ async fn events_from_two_topics_become_exact_alerts_triggers_and_dead_letters() 
     let card: serde_json::Value = serde_json::from_str(&card).unwrap();
     assert_eq!(card["orders"]["count"], 2);
     assert_eq!(card["csat"]["responses"], 1);
+    let (status, card) = http_get(port, "/customers/s");
+    assert_eq!(status, 200);
+    let card: serde_json::Value = serde_json::from_str(&card).unwrap();
+    assert_eq!(card["csat"]["responses"], 2, "{card}");
     assert_eq!(http_get(port, "/customers/nobody").0, 404);
     let metrics_text = http_get(port, "/metrics").1;
     assert!(!metrics_text.contains("\"a\""), "no customer id in any label");

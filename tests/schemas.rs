@@ -67,6 +67,44 @@ fn run_scenario() -> Vec<OutputRecord> {
     let window = "[detect.decline]\nmethod = \"window\"\n[detect.silence]\nenabled = false\n";
     out.extend(scenario(window, |d| (0..40).contains(&d) || (48..60).contains(&d), 131));
     out.extend(first_order_scenario());
+    out.extend(nps_detractor_scenario());
+    out.extend(csat_low_scenario());
+    out
+}
+
+/// With low CSAT on: "s" answers 2, 1 and 4 (opened at 33 %), then 5, 5
+/// and 5 (resolved at 67 %).
+fn csat_low_scenario() -> Vec<OutputRecord> {
+    let lines: Vec<Value> = [2, 1, 4, 5, 5, 5].iter().enumerate().map(|(d, csat)| json!({"customer_id": "s", "kind": "survey", "ts": T0 + d as i64 * DAY, "csat": csat})).collect();
+    let out: Vec<OutputRecord> = feed("[detect.csat_low]\nenabled = true\n", "s", &lines).into_iter().filter(|r| r.header("ce_type") == Some("io.care.csat_low.v1")).collect();
+    assert_eq!(out.len(), 2, "opened and resolved");
+    out
+}
+
+/// With detractor alerts on: "n" answers 9 in a survey, then 4 on a ticket (a
+/// detractor alert), then 2 two months later (a second, naming the first).
+fn nps_detractor_scenario() -> Vec<OutputRecord> {
+    let lines = [
+        json!({"customer_id": "n", "kind": "survey", "ts": T0, "nps": 9}),
+        json!({"customer_id": "n", "kind": "ticket", "ts": T0 + DAY, "nps": 4, "csat": 2}),
+        json!({"customer_id": "n", "kind": "survey", "ts": T0 + 60 * DAY, "nps": 2}),
+    ];
+    let out: Vec<OutputRecord> = feed("[detect.nps_detractor]\nenabled = true\n", "n", &lines).into_iter().filter(|r| r.header("ce_type") == Some("io.care.nps_detractor.v1")).collect();
+    assert_eq!(out.len(), 2, "two detractor alerts");
+    out
+}
+
+/// Feeds canonical `lines` of `customer` to one engine with config `cfg`.
+fn feed(cfg: &str, customer: &str, lines: &[Value]) -> Vec<OutputRecord> {
+    let cfg = Config::parse(cfg, "test").expect("config");
+    let mut engine = Engine::new(Arc::new(Rules::new(&cfg)), TaskId::source(0));
+    let source = engine.rules().canonical_source();
+    let mut out = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        let payload = l.to_string();
+        let input = Input { source, partition: 0, offset: i as i64, key: Some(customer.as_bytes()), payload: payload.as_bytes() };
+        assert_eq!(engine.process(&input, NOW_WALL_MS, &mut out), Outcome::Folded, "{payload}");
+    }
     out
 }
 
@@ -198,7 +236,7 @@ fn every_emitted_signal_validates_against_its_schema() {
 
     let types: BTreeSet<&str> = seen.keys().map(|(t, _)| t.as_str()).collect();
     assert_eq!(types, all_types().into_iter().collect(), "every output type must be exercised; saw {seen:?}");
-    for t in ["io.care.activity_decline.v1", "io.care.activity_decline.v2", "io.care.silence.v1"] {
+    for t in ["io.care.activity_decline.v1", "io.care.activity_decline.v2", "io.care.silence.v1", "io.care.csat_low.v1"] {
         for status in ["opened", "resolved"] {
             assert!(seen.contains_key(&(t.to_string(), status.to_string())), "no {t} `{status}` emitted; saw {seen:?}");
         }
@@ -288,6 +326,20 @@ fn validators_reject_broken_payloads() {
             }
             "io.care.first_order.v1" => {
                 for (f, v) in [("days_from_first_seen", json!(-1.0)), ("amount", json!(-5)), ("amount", json!("12")), ("status", json!("resolved")), ("first_seen_at", json!("2024-01-01"))] {
+                    let mut bad = good.clone();
+                    bad[f] = v;
+                    bad_cases.push((f, bad));
+                }
+            }
+            "io.care.nps_detractor.v1" => {
+                for (f, v) in [("score", json!(7)), ("score", json!(-1)), ("customer_nps", json!(-101)), ("detractors", json!(0)), ("total_spent", json!(-1)), ("status", json!("resolved")), ("previous_alert_at", json!("2024-01-01"))] {
+                    let mut bad = good.clone();
+                    bad[f] = v;
+                    bad_cases.push((f, bad));
+                }
+            }
+            "io.care.csat_low.v1" => {
+                for (f, v) in [("csat_pct", json!(101)), ("answers", json!(0)), ("satisfied", json!(-1)), ("status", json!("closed")), ("window_days", json!(1)), ("episode_started_at", json!("2024-01-01"))] {
                     let mut bad = good.clone();
                     bad[f] = v;
                     bad_cases.push((f, bad));

@@ -213,7 +213,7 @@ mod tests {
 
     #[test]
     fn a_small_population_yields_every_signal_type_deterministically() {
-        let cfg = Config::parse("[detect.first_order]\nenabled = true\n", "t").unwrap();
+        let cfg = Config::parse("[detect.first_order]\nenabled = true\n[detect.nps_detractor]\nenabled = true\n[detect.csat_low]\nenabled = true\n", "t").unwrap();
         let token = CancellationToken::new();
         let (a, ex_a) = run(&cfg, &opts(600), &token, &mut std::io::sink()).unwrap();
         let (b, ex_b) = run(&cfg, &opts(600), &token, &mut std::io::sink()).unwrap();

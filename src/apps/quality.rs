@@ -37,6 +37,8 @@ fn scoring(t: SignalType) -> (bool, bool) {
         SignalType::Dormant => (true, false),
         // Neither warns of churn.
         SignalType::Reactivated | SignalType::FirstOrder => (false, false),
+        // Satisfaction signals are scored against their own cohorts (a later stage).
+        SignalType::NpsDetractor | SignalType::CsatLow => (false, false),
     }
 }
 

@@ -128,7 +128,7 @@ impl LeadTimes {
                     self.days.push((r.trigger_ms - warned_ms) as f64 / 86_400_000.0);
                 }
             }
-            SignalType::Reactivated | SignalType::FirstOrder => {}
+            SignalType::Reactivated | SignalType::FirstOrder | SignalType::NpsDetractor | SignalType::CsatLow => {}
         }
     }
 

@@ -14,6 +14,7 @@ const B0: i64 = 20_454;
 /// `changelog-v1.bin`: written before blocks 3–5 (the sequential decline,
 /// silence, event id times) existed. `changelog-v1-blocks.bin`: every
 /// block, written before each detector defined its own (the block table).
+/// `changelog-v1-satisfaction.bin`: the satisfaction detectors' blocks.
 fn fixture_path(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
 }
@@ -109,6 +110,28 @@ fn every_block_customers() -> TaskState {
 
 const EVERY_BLOCK_IDS: [&str; 3] = ["sequential-open", "silent", "dormant-unset"];
 
+/// The customers of the satisfaction fixture: a detractor alerted on, who
+/// answered surveys besides visiting.
+fn satisfaction_customers() -> TaskState {
+    let mut p = TaskState::new();
+    let (d, _) = p.slot_or_insert("detractor", T0, WIDTH);
+    activity(&mut p, d, Kind::Chat, 0..3, 1);
+    let c = p.customer_mut(d);
+    for (day, csat, nps) in [(1, Some(2), Some(3)), (4, None, Some(1)), (5, Some(1), None)] {
+        c.fold_lifetime(Kind::Survey, T0 + day * DAY, None, csat, nps);
+    }
+    c.nps_alerted_ms = Some(T0 + DAY);
+    let w = c.csat_low.get_or_insert_with(Box::default);
+    for (day, satisfied) in [(1, false), (5, false), (40, true)] {
+        w.add((T0 + day * DAY).div_euclid(15 * DAY), satisfied);
+    }
+    w.open_since_ms = Some(T0 + 5 * DAY);
+    p.take_dirty();
+    p
+}
+
+const SATISFACTION_IDS: [&str; 1] = ["detractor"];
+
 /// The fixture's records: meta, each customer, and a customer written
 /// then tombstoned.
 fn fixture_records(p: &TaskState, ids: &[&str]) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
@@ -170,6 +193,20 @@ fn write_changelog_fixture() {
 fn write_every_block_fixture() {
     let records = fixture_records(&every_block_customers(), &EVERY_BLOCK_IDS);
     std::fs::write(fixture_path("changelog-v1-blocks.bin"), frame(&records)).unwrap();
+}
+
+#[test]
+#[ignore = "writes the fixture: run once per new satisfaction block or version, then check the file in"]
+fn write_satisfaction_fixture() {
+    let records = fixture_records(&satisfaction_customers(), &SATISFACTION_IDS);
+    std::fs::write(fixture_path("changelog-v1-satisfaction.bin"), frame(&records)).unwrap();
+}
+
+#[test]
+fn the_satisfaction_fixture_restores_to_the_customers_built_in_code() {
+    let want = satisfaction_customers();
+    assert!(want.get("detractor").is_some_and(|c| c.nps_alerted_ms.is_some() && c.nps.detractors == 2 && c.csat_low.as_ref().is_some_and(|w| w.totals() == (3, 1))));
+    assert_fixture_restores("changelog-v1-satisfaction.bin", &want, &SATISFACTION_IDS);
 }
 
 #[test]

@@ -268,7 +268,8 @@ pub struct EngineConfig {
     /// customer's lifetime spend infinite for good.
     #[serde(default = "default_max_amount")]
     pub max_amount: f64,
-    /// Kinds that count as activity for decline and dormancy.
+    /// Kinds that count as activity for decline, silence and dormancy.
+    /// Default: every kind but `survey`, which can never be activity.
     #[serde(default = "default_activity_kinds")]
     pub activity_kinds: Vec<Kind>,
     /// In `run`, a task with no record for this long has its stream time
@@ -303,7 +304,7 @@ fn default_max_amount() -> f64 {
     1e9
 }
 fn default_activity_kinds() -> Vec<Kind> {
-    Kind::ALL.to_vec()
+    Kind::TRACKED_ALL.to_vec()
 }
 
 impl Default for EngineConfig {
@@ -505,6 +506,9 @@ impl Config {
         }
         if e.activity_kinds.is_empty() {
             return Err(invalid("engine.activity_kinds", "must name at least one kind"));
+        }
+        if e.activity_kinds.contains(&Kind::Survey) {
+            return Err(invalid("engine.activity_kinds", "`survey` is an answer, not activity: map a chat or ticket that carries one to its own kind"));
         }
         if let Some(from) = &e.emit_from {
             chrono::DateTime::parse_from_rfc3339(from)

@@ -151,3 +151,12 @@ fn secret_options_never_show_in_debug_output() {
     assert!(shown.contains("\"sasl.username\": \"care\"") && shown.contains("<redacted>"), "{shown}");
     assert_eq!(cfg.kafka.options["sasl.password"], "hunter2", "the value itself is intact");
 }
+
+#[test]
+fn surveys_are_never_activity_and_not_by_default() {
+    let c = Config::parse("", "t").unwrap();
+    assert!(!c.engine.activity_set().contains(Kind::Survey));
+    assert_eq!(c.engine.activity_kinds.len(), Kind::TRACKED);
+    let err = Config::parse("[engine]\nactivity_kinds = [\"click\", \"survey\"]\n", "t").unwrap_err().to_string();
+    assert!(err.contains("engine.activity_kinds") && err.contains("survey"), "{err}");
+}

@@ -288,9 +288,11 @@ impl Engine {
         self.detect(slot, at, out, |d, c, at, s| d.advance(c, at, s));
         let c = self.state.customer_mut(slot);
         c.seen_at(ev.ts_ms);
-        let k = ev.kind.idx();
-        c.last_seen_ms[k] = Some(c.last_seen_ms[k].map_or(ev.ts_ms, |t| t.max(ev.ts_ms)));
-        c.activity.add(buckets.of(ev.ts_ms), ev.kind);
+        // A survey answer keeps no last time or bucket count (Kind::TRACKED).
+        if let Some(seen) = c.last_seen_ms.get_mut(ev.kind.idx()) {
+            *seen = Some(seen.map_or(ev.ts_ms, |t| t.max(ev.ts_ms)));
+            c.activity.add(buckets.of(ev.ts_ms), ev.kind);
+        }
         if activity.contains(ev.kind) {
             let c = self.state.customer_mut(slot);
             let previous_ms = c.last_activity_ms;

@@ -160,3 +160,24 @@ proptest::proptest! {
         proptest::prop_assert_eq!(s.rejected_total() as usize, out.iter().filter(|r| r.role == crate::render::TopicRole::Dlq).count());
     }
 }
+
+#[test]
+fn a_survey_topic_mapped_with_a_fixed_kind_folds_answers_without_a_visit() {
+    let surveys = r#"
+[[sources]]
+name = "surveys"
+topic = "survey.answers"
+fields = { customer_id = "/c", ts = "/t", csat = "/score" }
+kind = { fixed = "survey" }
+"#;
+    let mut e = web_engine(rules(surveys), 0);
+    let mut out = Vec::new();
+    let answer = br#"{"c":"a","t":1767225700,"score":2}"#;
+    let visit = br#"{"c":"a","type":"page_view","t":1767225600}"#;
+    e.process(&input(0, 0, visit), NOW, &mut out);
+    let outcome = e.process(&Input { source: 1, ..input(0, 0, answer) }, NOW, &mut out);
+    assert_eq!(outcome, Outcome::Folded);
+    let a = e.dump().into_iter().next().unwrap();
+    assert_eq!((a.csat.responses, a.activity_events, a.last_activity_ms), (1, 1, Some(1_767_225_600_000)));
+    assert_eq!(e.tally().sources[1].folded[crate::event::Kind::Survey.idx()], 1);
+}

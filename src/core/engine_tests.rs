@@ -2,6 +2,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::detect::SignalType;
+use crate::event::Kind;
 use crate::render::TopicRole;
 
 const DAY: i64 = 86_400_000;
@@ -359,4 +360,42 @@ fn a_rolled_back_batch_leaves_no_trace_and_the_replayed_batch_gives_the_same_out
     assert_eq!(out, want_out, "the batch again, as if never aborted");
     assert_eq!(e.dump().len(), want.dump().len());
     assert_eq!(serde_json::to_string(&e.dump()).unwrap(), serde_json::to_string(&want.dump()).unwrap());
+}
+
+#[test]
+fn survey_answers_update_satisfaction_but_are_not_visits() {
+    // a acts daily for 30 days, then only answers surveys; b keeps stream
+    // time moving to day 140. Surveys neither resolve a's silence nor delay
+    // dormancy; a chat carrying an answer is a visit and an answer.
+    let survey = |d: i64, csat: u8| format!(r#"{{"customer_id":"a","kind":"survey","ts":{},"csat":{csat},"nps":3}}"#, T0 + d * DAY + 5_000);
+    let quiet = story(0..30, 140);
+    let mut lines = quiet.clone();
+    for (d, csat) in [(45, 2), (70, 1), (95, 5)] {
+        let at = lines.iter().position(|l| l.contains(&format!("{}", T0 + d * DAY + 12 * 3_600_000))).unwrap();
+        lines.insert(at, survey(d, csat));
+    }
+    // Activity alerts only: the detractor answers' own alerts are not the point here.
+    let engine = || engine_with("[detect.nps_detractor]\nenabled = false\n");
+    let mut e = engine();
+    let with = feed(&mut e, &lines);
+    let of_a = |o: &[OutputRecord]| o.iter().filter(|r| r.key.as_deref() == Some(b"a")).cloned().collect::<Vec<_>>();
+    let when = |o: &[OutputRecord]| o.iter().map(|r| (r.header("ce_type").map(str::to_owned), r.status(), r.trigger_ms)).collect::<Vec<_>>();
+    let (with, without) = (of_a(&with), of_a(&feed(&mut engine(), &quiet)));
+    assert_eq!(when(&with), when(&without), "surveys move none of a's activity alerts");
+    assert!(types(&with).contains(&("io.care.dormant.v1".into(), "opened".into())));
+    // The answers do reach the reactivation score's satisfaction part.
+    let satisfaction = |o: &[OutputRecord]| {
+        let dormant = o.iter().find(|r| r.header("ce_type") == Some("io.care.dormant.v1")).unwrap();
+        serde_json::from_slice::<serde_json::Value>(&dormant.value).unwrap()["score_components"]["satisfaction"].as_f64()
+    };
+    assert!(satisfaction(&with) < satisfaction(&without), "{:?} {:?}", satisfaction(&with), satisfaction(&without));
+    let a = e.dump().into_iter().find(|c| &*c.id == "a").unwrap();
+    assert_eq!((a.csat.responses, a.csat.satisfied, a.nps.detractors), (3, 1, 3));
+    assert_eq!((a.activity_events, a.last_activity_ms), (120, Some(T0 + 29 * DAY + 3 * 3_600_000 + 1_000)));
+    assert_eq!(e.tally().sources[e.rules().canonical_source()].folded[Kind::Survey.idx()], 3);
+    let chat = format!(r#"{{"customer_id":"a","kind":"chat","ts":{},"csat":4}}"#, T0 + 140 * DAY);
+    let back = feed(&mut e, &[chat]);
+    assert_eq!(types(&back), [("io.care.reactivated.v1".to_string(), "resolved".to_string())], "a chat with an answer is a visit");
+    let a = e.dump().into_iter().find(|c| &*c.id == "a").unwrap();
+    assert_eq!((a.csat.responses, a.csat.satisfied, a.activity_events), (4, 2, 121));
 }

@@ -11,13 +11,23 @@ pub enum Kind {
     Chat = 2,
     Ticket = 3,
     Order = 4,
+    /// A survey answer on its own: folds into the CSAT and NPS tallies and
+    /// reaches detectors, but is never activity (SPEC, "Canonical event").
+    Survey = 5,
 }
 
 impl Kind {
-    /// Number of kinds; sizes per-kind arrays.
-    pub const COUNT: usize = 5;
+    /// Number of kinds; sizes per-kind counters (tallies, metrics).
+    pub const COUNT: usize = 6;
     /// Every kind, in index order.
-    pub const ALL: [Kind; Kind::COUNT] = [Kind::Click, Kind::Login, Kind::Chat, Kind::Ticket, Kind::Order];
+    pub const ALL: [Kind; Kind::COUNT] = [Kind::Click, Kind::Login, Kind::Chat, Kind::Ticket, Kind::Order, Kind::Survey];
+    /// Number of kinds whose last time and per-bucket counts each customer
+    /// keeps: all but `survey`, which comes last so that these keep their
+    /// indexes. Keeping surveys out left the changelog layout (a presence
+    /// bit per kind in one byte) and the window's size as they were.
+    pub const TRACKED: usize = 5;
+    /// The tracked kinds, in index order.
+    pub const TRACKED_ALL: [Kind; Kind::TRACKED] = [Kind::Click, Kind::Login, Kind::Chat, Kind::Ticket, Kind::Order];
 
     /// The lowercase name used in JSON, config and metric labels.
     pub fn as_str(self) -> &'static str {
@@ -27,6 +37,7 @@ impl Kind {
             Kind::Chat => "chat",
             Kind::Ticket => "ticket",
             Kind::Order => "order",
+            Kind::Survey => "survey",
         }
     }
 
@@ -45,6 +56,12 @@ impl Kind {
     pub fn idx(self) -> usize {
         self as usize
     }
+
+    /// Whether customers keep its last time and bucket counts (see
+    /// [`Kind::TRACKED`]).
+    pub fn is_tracked(self) -> bool {
+        self.idx() < Kind::TRACKED
+    }
 }
 
 impl std::fmt::Display for Kind {
@@ -58,7 +75,7 @@ impl std::fmt::Display for Kind {
 pub struct KindSet(u8);
 
 impl KindSet {
-    /// All five kinds.
+    /// Every tracked kind: all but `survey`, which is never activity.
     pub const ALL: KindSet = KindSet(0b1_1111);
 
     /// Builds a set from kinds.

@@ -133,13 +133,15 @@ pub struct Renderer {
 /// `ce_type`, each with its schema in `src/core/schemas/<ce_type>.json`. A
 /// payload only ever gains fields within a version; the sequential decline's
 /// is v2 (`p_value`, `expected_events` and `ratio` have no meaning there).
-pub const CE_TYPES: [(SignalType, u8, &str); 6] = [
+pub const CE_TYPES: [(SignalType, u8, &str); 8] = [
     (SignalType::ActivityDecline, 1, "io.care.activity_decline.v1"),
     (SignalType::ActivityDecline, 2, "io.care.activity_decline.v2"),
     (SignalType::Silence, 1, "io.care.silence.v1"),
     (SignalType::Dormant, 1, "io.care.dormant.v1"),
     (SignalType::Reactivated, 1, "io.care.reactivated.v1"),
     (SignalType::FirstOrder, 1, "io.care.first_order.v1"),
+    (SignalType::NpsDetractor, 1, "io.care.nps_detractor.v1"),
+    (SignalType::CsatLow, 1, "io.care.csat_low.v1"),
 ];
 
 /// `ce_type` of version `version` of signal type `t`, if there is one.

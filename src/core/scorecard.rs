@@ -86,7 +86,7 @@ impl Scorecard {
             as_of: stream_ms.map(rfc3339),
             first_seen_at: rfc3339(c.first_seen_ms),
             last_activity_at: c.last_activity_ms.map(rfc3339),
-            last_seen_at: Kind::ALL.iter().filter_map(|k| c.last_seen_ms[k.idx()].map(|t| (k.as_str(), rfc3339(t)))).collect(),
+            last_seen_at: Kind::TRACKED_ALL.iter().filter_map(|k| c.last_seen_ms[k.idx()].map(|t| (k.as_str(), rfc3339(t)))).collect(),
             recent_activity: activity.iter().map(|k| (k.as_str(), c.activity.sum_kind(now_bucket - 7, now_bucket + 1, k))).collect(),
             activity_events: c.activity_events,
             orders: Orders {

@@ -4,9 +4,11 @@
 use serde::{Deserialize, Serialize};
 
 use super::ConfigError;
+pub use crate::detect::csat_low::CsatLowConfig;
 pub use crate::detect::decline::{DeclineConfig, DeclineMethod};
 pub use crate::detect::dormancy::DormancyConfig;
 pub use crate::detect::first_order::FirstOrderConfig;
+pub use crate::detect::nps_detractor::NpsDetractorConfig;
 pub use crate::detect::silence::SilenceConfig;
 
 /// Detector thresholds.
@@ -21,6 +23,10 @@ pub struct DetectConfig {
     pub dormancy: DormancyConfig,
     #[serde(default)]
     pub first_order: FirstOrderConfig,
+    #[serde(default)]
+    pub nps_detractor: NpsDetractorConfig,
+    #[serde(default)]
+    pub csat_low: CsatLowConfig,
 }
 
 impl DetectConfig {
@@ -28,6 +34,8 @@ impl DetectConfig {
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         self.decline.validate()?;
         self.silence.validate()?;
-        self.dormancy.validate()
+        self.dormancy.validate()?;
+        self.nps_detractor.validate()?;
+        self.csat_low.validate()
     }
 }

@@ -91,6 +91,8 @@ pub enum KindTarget {
     Chat,
     Ticket,
     Order,
+    /// A survey answer that is not activity.
+    Survey,
     /// Skip records of this type.
     Ignore,
 }
@@ -104,6 +106,7 @@ impl KindTarget {
             KindTarget::Chat => Some(Kind::Chat),
             KindTarget::Ticket => Some(Kind::Ticket),
             KindTarget::Order => Some(Kind::Order),
+            KindTarget::Survey => Some(Kind::Survey),
             KindTarget::Ignore => None,
         }
     }

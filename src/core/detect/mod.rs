@@ -8,9 +8,11 @@
 //! those the [`registry`] enables, in the registry's order, and applies the
 //! supersession each declares ([`Detector::supersedes`]).
 
+pub mod csat_low;
 pub mod decline;
 pub mod dormancy;
 pub mod first_order;
+pub mod nps_detractor;
 pub mod registry;
 pub mod sequential;
 pub mod silence;
@@ -149,6 +151,12 @@ pub enum Signal {
     Reactivated { episode_ms: i64, at_ms: i64, days_away: f64 },
     /// The customer's first order, at `at_ms`.
     FirstOrder { at_ms: i64, first_seen_ms: i64, amount: Option<f64> },
+    /// A detractor answer (NPS 0–6), at `at_ms`.
+    NpsDetractor { at_ms: i64, evidence: nps_detractor::Evidence },
+    /// The window's CSAT fell to the open level with enough answers.
+    CsatLowOpened { episode_ms: i64, figures: csat_low::Figures },
+    /// An answer lifted it above the exit level.
+    CsatLowResolved { episode_ms: i64, at_ms: i64, figures: csat_low::Figures },
 }
 
 /// The kinds of output, for metric labels and `replay --report`.
@@ -159,11 +167,20 @@ pub enum SignalType {
     Dormant,
     Reactivated,
     FirstOrder,
+    NpsDetractor,
+    CsatLow,
 }
 
 impl SignalType {
-    pub const ALL: [SignalType; 5] =
-        [SignalType::ActivityDecline, SignalType::Silence, SignalType::Dormant, SignalType::Reactivated, SignalType::FirstOrder];
+    pub const ALL: [SignalType; 7] = [
+        SignalType::ActivityDecline,
+        SignalType::Silence,
+        SignalType::Dormant,
+        SignalType::Reactivated,
+        SignalType::FirstOrder,
+        SignalType::NpsDetractor,
+        SignalType::CsatLow,
+    ];
 
     /// The name in `ce_type` (`io.care.<name>.v1`) and metric labels.
     pub fn as_str(self) -> &'static str {
@@ -173,6 +190,8 @@ impl SignalType {
             SignalType::Dormant => "dormant",
             SignalType::Reactivated => "reactivated",
             SignalType::FirstOrder => "first_order",
+            SignalType::NpsDetractor => "nps_detractor",
+            SignalType::CsatLow => "csat_low",
         }
     }
 
@@ -183,7 +202,7 @@ impl SignalType {
     /// The topic its messages go to.
     pub fn role(self) -> TopicRole {
         match self {
-            SignalType::ActivityDecline | SignalType::Silence | SignalType::FirstOrder => TopicRole::Alerts,
+            SignalType::ActivityDecline | SignalType::Silence | SignalType::FirstOrder | SignalType::NpsDetractor | SignalType::CsatLow => TopicRole::Alerts,
             SignalType::Dormant | SignalType::Reactivated => TopicRole::Reactivation,
         }
     }
@@ -218,6 +237,8 @@ impl Signal {
             Signal::Dormant { .. } => SignalType::Dormant,
             Signal::Reactivated { .. } => SignalType::Reactivated,
             Signal::FirstOrder { .. } => SignalType::FirstOrder,
+            Signal::NpsDetractor { .. } => SignalType::NpsDetractor,
+            Signal::CsatLowOpened { .. } | Signal::CsatLowResolved { .. } => SignalType::CsatLow,
         }
     }
 
@@ -227,12 +248,15 @@ impl Signal {
             Signal::DeclineOpened { episode_ms, .. }
             | Signal::SequentialOpened { episode_ms, .. }
             | Signal::SilenceOpened { episode_ms, .. }
-            | Signal::Dormant { episode_ms, .. } => *episode_ms,
+            | Signal::Dormant { episode_ms, .. }
+            | Signal::CsatLowOpened { episode_ms, .. } => *episode_ms,
             Signal::DeclineResolved { at_ms, .. }
+            | Signal::CsatLowResolved { at_ms, .. }
             | Signal::SequentialResolved { at_ms, .. }
             | Signal::SilenceResolved { at_ms, .. }
             | Signal::Reactivated { at_ms, .. }
-            | Signal::FirstOrder { at_ms, .. } => *at_ms,
+            | Signal::FirstOrder { at_ms, .. }
+            | Signal::NpsDetractor { at_ms, .. } => *at_ms,
         }
     }
 
@@ -246,8 +270,10 @@ impl Signal {
             | Signal::SilenceOpened { episode_ms, .. }
             | Signal::SilenceResolved { episode_ms, .. }
             | Signal::Dormant { episode_ms, .. }
-            | Signal::Reactivated { episode_ms, .. } => *episode_ms,
-            Signal::FirstOrder { at_ms, .. } => *at_ms,
+            | Signal::Reactivated { episode_ms, .. }
+            | Signal::CsatLowOpened { episode_ms, .. }
+            | Signal::CsatLowResolved { episode_ms, .. } => *episode_ms,
+            Signal::FirstOrder { at_ms, .. } | Signal::NpsDetractor { at_ms, .. } => *at_ms,
         }
     }
 
@@ -263,11 +289,14 @@ impl Signal {
             | Signal::SequentialOpened { .. }
             | Signal::SilenceOpened { .. }
             | Signal::Dormant { .. }
-            | Signal::FirstOrder { .. } => Status::Opened,
+            | Signal::FirstOrder { .. }
+            | Signal::NpsDetractor { .. }
+            | Signal::CsatLowOpened { .. } => Status::Opened,
             Signal::DeclineResolved { .. }
             | Signal::SequentialResolved { .. }
             | Signal::SilenceResolved { .. }
-            | Signal::Reactivated { .. } => Status::Resolved,
+            | Signal::Reactivated { .. }
+            | Signal::CsatLowResolved { .. } => Status::Resolved,
         }
     }
 

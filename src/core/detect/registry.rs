@@ -8,7 +8,7 @@
 use std::fmt;
 
 use crate::config::Config;
-use crate::detect::{decline, dormancy, first_order, silence, Detector, DetectorId};
+use crate::detect::{csat_low, decline, dormancy, first_order, nps_detractor, silence, Detector, DetectorId};
 
 /// One detector, as the registry knows it.
 #[derive(Clone, Copy)]
@@ -23,7 +23,7 @@ pub struct Entry {
 }
 
 /// Every detector, each after those that supersede it.
-pub const REGISTRY: [Entry; 4] = [dormancy::ENTRY, silence::ENTRY, decline::ENTRY, first_order::ENTRY];
+pub const REGISTRY: [Entry; 6] = [dormancy::ENTRY, silence::ENTRY, decline::ENTRY, first_order::ENTRY, nps_detractor::ENTRY, csat_low::ENTRY];
 
 /// At most this many detectors can be enabled: supersession is a `u64` mask.
 const MAX_ENABLED: usize = 64;
@@ -116,7 +116,7 @@ mod tests {
 
     #[test]
     fn every_detector_runs_after_those_that_supersede_it() {
-        let cfg = Config::parse("[detect.first_order]\nenabled = true\n", "t").unwrap();
+        let cfg = Config::parse("[detect.first_order]\nenabled = true\n[detect.nps_detractor]\nenabled = true\n[detect.csat_low]\nenabled = true\n", "t").unwrap();
         let all: Vec<Box<dyn Detector>> = REGISTRY.iter().filter_map(|e| (e.build)(&cfg)).collect();
         assert_eq!(all.len(), REGISTRY.len(), "every detector enabled");
         for (i, d) in all.iter().enumerate() {
@@ -132,9 +132,9 @@ mod tests {
     fn the_activity_chain_is_dormancy_over_silence_over_decline() {
         let e = enabled(&Config::parse("", "t").unwrap());
         let ids: Vec<&str> = e.iter().map(|d| d.id().0).collect();
-        assert_eq!(ids, ["dormancy", "silence", "decline"]);
-        assert_eq!((e.weaker(0), e.weaker(1), e.weaker(2)), (0b110, 0b100, 0));
-        assert_eq!((e.stronger(0), e.stronger(1), e.stronger(2)), (0, 0b001, 0b011));
+        assert_eq!(ids, ["dormancy", "silence", "decline", "nps_detractor"]);
+        assert_eq!((e.weaker(0), e.weaker(1), e.weaker(2), e.weaker(3)), (0b110, 0b100, 0, 0));
+        assert_eq!((e.stronger(0), e.stronger(1), e.stronger(2), e.stronger(3)), (0, 0b001, 0b011, 0), "the detractor alert stands beside the chain");
         let off = enabled(&Config::parse("[detect.silence]\nenabled = false\n", "t").unwrap());
         assert_eq!((off.weaker(0), off.stronger(1)), (0b10, 0b01), "masks follow the enabled detectors' indexes");
         assert_eq!(indexes(0b1010).collect::<Vec<_>>(), [1, 3]);

@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::rfc3339;
-use crate::detect::{decline, dormancy, first_order, sequential, silence, Signal, Status};
+use crate::detect::{csat_low, decline, dormancy, first_order, nps_detractor, sequential, silence, Signal, Status};
 
 /// What a payload reads from the config besides the signal.
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -48,6 +48,10 @@ pub(super) fn payload(window: WindowInfo, customer: &str, s: &Signal) -> Value {
         Signal::Dormant { episode_ms, last_activity_ms, score } => to_value(dormancy::DormantPayload::new(head, *episode_ms, *last_activity_ms, score)),
         Signal::Reactivated { days_away, .. } => to_value(dormancy::ReactivatedPayload::new(head, started, *days_away)),
         Signal::FirstOrder { at_ms, first_seen_ms, amount } => to_value(first_order::Payload::new(head, *at_ms, *first_seen_ms, *amount)),
+        Signal::NpsDetractor { evidence, .. } => to_value(nps_detractor::Payload::new(head, evidence)),
+        Signal::CsatLowOpened { episode_ms, figures } | Signal::CsatLowResolved { episode_ms, figures, .. } => {
+            to_value(csat_low::Payload::new(head, *episode_ms, figures))
+        }
     }
 }
 

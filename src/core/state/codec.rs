@@ -19,7 +19,7 @@
 //! when absent, so adding a detector needs no new format.
 
 use crate::event::Kind;
-use crate::detect::{decline, dormancy, sequential, silence};
+use crate::detect::{csat_low, decline, dormancy, nps_detractor, sequential, silence};
 use crate::state::{Activity, Customer, RECENT_IDS};
 use crate::wire::{put_varint, put_zigzag, CodecError, Reader};
 
@@ -34,7 +34,8 @@ const ID_TIMES: StateBlock = StateBlock { id: 5, version: 1, name: "event id tim
 /// they are written in). Each detector's is defined in its own file, next
 /// to the state it holds; a detector with state of its own adds its block
 /// here. Ids are never reused: a retired block's id stays taken.
-const BLOCKS: [&StateBlock; 5] = [&decline::EPISODE_BLOCK, &dormancy::BLOCK, &sequential::BLOCK, &silence::BLOCK, &ID_TIMES];
+const BLOCKS: [&StateBlock; 7] =
+    [&decline::EPISODE_BLOCK, &dormancy::BLOCK, &sequential::BLOCK, &silence::BLOCK, &ID_TIMES, &nps_detractor::BLOCK, &csat_low::BLOCK];
 
 /// How one part of a customer's state is written to the changelog: a
 /// block `[id u8][version u8][len][payload]` after the core section,
@@ -173,7 +174,7 @@ pub fn decode_customer(id: &str, value: &[u8], width: usize) -> Result<Customer,
     let mask = r.u8("presence mask")?;
     let base = first_seen_ms;
     c.last_activity_ms = delta(mask & 1 != 0, base, &mut r)?;
-    for k in 0..Kind::COUNT {
+    for k in 0..Kind::TRACKED {
         c.last_seen_ms[k] = delta(mask & (1 << (k + 1)) != 0, base, &mut r)?;
     }
     c.activity_events = r.u32("activity_events")?;
@@ -240,7 +241,7 @@ fn decode_activity(a: &mut Activity, has_head: bool, r: &mut Reader<'_>) -> Resu
         let back = r.varint("window entry bucket")?;
         let kind = r.u8("window entry kind")?;
         let count = r.varint("window entry count")?;
-        let kind = Kind::ALL.get(usize::from(kind)).copied().ok_or_else(|| CodecError::Corrupt(format!("unknown kind {kind}")))?;
+        let kind = Kind::TRACKED_ALL.get(usize::from(kind)).copied().ok_or_else(|| CodecError::Corrupt(format!("unknown kind {kind}")))?;
         let count = u16::try_from(count).map_err(|_| CodecError::Corrupt(format!("window count {count} exceeds u16")))?;
         if back >= stored {
             return Err(CodecError::Corrupt(format!("window entry {back} back from head, stored width is {stored}")));

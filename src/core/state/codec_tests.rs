@@ -1,7 +1,7 @@
 use proptest::prelude::*;
 
 use super::*;
-use crate::state::{DeclineStat, Episode};
+use crate::state::{CsatWindow, DeclineStat, Episode};
 
 const DAY: i64 = 86_400_000;
 /// 2026-01-01T00:00:00Z.
@@ -48,8 +48,10 @@ fn arb_customer() -> impl Strategy<Value = Customer> {
     let ids = (proptest::array::uniform4(any::<u32>()), 0..RECENT_IDS as u8, proptest::array::uniform4(any::<u32>()));
     let stat = (0f32..1e6, 0f32..1e3, any::<u16>(), prop_oneof![Just(DeclineStat::UNSET), -MAX_BUCKET..=MAX_BUCKET]);
     let stat = stat.prop_map(|(rate, stat, buckets, next)| DeclineStat { rate, stat, buckets, next });
-    let detectors = (arb_episode(), proptest::option::of(any::<i64>()), "[a-z0-9-]{1,16}", stat, proptest::option::of(any::<i64>()));
-    (times, orders, tallies, ids, detectors, arb_activity()).prop_map(|(t, o, n, ids, d, activity)| {
+    let detectors = (arb_episode(), proptest::option::of(any::<i64>()), "[a-z0-9-]{1,16}", stat, proptest::option::of(any::<i64>()), proptest::option::of(any::<i64>()));
+    let csat = (any::<i64>(), proptest::array::uniform6(any::<u8>()), proptest::array::uniform6(any::<u8>()), proptest::option::of(any::<i64>()));
+    let csat = csat.prop_map(|(head, answers, sat, open_since_ms)| CsatWindow { head, answers, satisfied: std::array::from_fn(|i| sat[i].min(answers[i])), open_since_ms });
+    (times, orders, tallies, ids, detectors, arb_activity(), csat).prop_map(|(t, o, n, ids, d, activity, csat)| {
         let mut c = Customer::new(d.2.as_str().into(), t.0, activity.width() as usize);
         c.activity = activity;
         (c.last_activity_ms, c.last_seen_ms) = (t.1, t.2);
@@ -62,7 +64,8 @@ fn arb_customer() -> impl Strategy<Value = Customer> {
         // Times are kept for the fingerprints held (up to the last one).
         let held = held_ids(&c);
         c.id_secs[..held].copy_from_slice(&ids.2[..held]);
-        (c.decline, c.dormant_since, c.decline_stat, c.silent_since) = (d.0, d.1, d.3, d.4);
+        (c.decline, c.dormant_since, c.decline_stat, c.silent_since, c.nps_alerted_ms) = (d.0, d.1, d.3, d.4, d.5);
+        c.csat_low = (csat != CsatWindow::default()).then(|| Box::new(csat));
         c
     })
 }
@@ -173,7 +176,7 @@ fn newer_formats_and_blocks_are_refused_naming_both_versions() {
     let mut unknown = out.clone();
     unknown.extend_from_slice(&[9, 1, 0]);
     let err = decode_customer("c", &unknown, 29).unwrap_err();
-    assert_eq!(err.to_string(), "customer state block 9 is unknown to this binary (it knows blocks 1–5): upgrade care");
+    assert_eq!(err.to_string(), "customer state block 9 is unknown to this binary (it knows blocks 1–7): upgrade care");
     assert_eq!(err.code(), "unknown_block");
 }
 

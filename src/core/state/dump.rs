@@ -39,6 +39,9 @@ mod tests {
         each(&|c| c.decline_stat.next = 17);
         each(&|c| c.silent_since = Some(9));
         each(&|c| c.dormant_since = Some(9));
+        each(&|c| c.nps_alerted_ms = Some(9));
+        each(&|c| c.csat_low = Some(Box::default()));
+        each(&|c| _ = c.csat_low.get_or_insert_with(Box::default).add(3, true));
         each(&|c| c.set_timer_at(Some(11)));
         each(&|c| _ = c.remember_event_id("e", 0, 0));
         each(&|c| _ = c.activity.add(4, crate::event::Kind::Chat));

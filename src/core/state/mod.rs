@@ -22,6 +22,7 @@ use crate::event::Kind;
 pub use window::Activity;
 
 // Detector state, defined next to the detector that owns it.
+pub use crate::detect::csat_low::CsatWindow;
 pub use crate::detect::decline::Episode;
 pub use crate::detect::sequential::DeclineStat;
 
@@ -106,9 +107,9 @@ pub struct Customer {
     pub first_seen_ms: i64,
     /// Last event of an activity kind: drives dormancy.
     pub last_activity_ms: Option<i64>,
-    /// Last event per kind, in kind order (click, login, chat, ticket,
-    /// order); `None` = never.
-    pub last_seen_ms: [Option<i64>; Kind::COUNT],
+    /// Last event per tracked kind, in kind order (click, login, chat,
+    /// ticket, order; not survey); `None` = never.
+    pub last_seen_ms: [Option<i64>; Kind::TRACKED],
     /// Lifetime on-time events of activity kinds (late ones count only in
     /// orders and survey tallies).
     pub activity_events: u32,
@@ -123,6 +124,12 @@ pub struct Customer {
     /// Deadline at which the customer turned dormant, while dormant.
     #[serde(rename = "dormant_since_ms")]
     pub dormant_since: Option<i64>,
+    /// The detractor answer the last NPS alert was about.
+    pub nps_alerted_ms: Option<i64>,
+    /// CSAT answers over the low-CSAT window, and its episode; boxed and
+    /// made at the customer's first answer, so the many customers who never
+    /// answer a survey carry 8 bytes for it, not 40.
+    pub csat_low: Option<Box<CsatWindow>>,
     /// The customer's pending timer, if any (see [`Deadline`]): the
     /// deadline plus the allowed lateness.
     #[serde(rename = "timer_at_ms")]
@@ -153,7 +160,7 @@ impl Customer {
             activity: Activity::new(width),
             first_seen_ms,
             last_activity_ms: None,
-            last_seen_ms: [None; Kind::COUNT],
+            last_seen_ms: [None; Kind::TRACKED],
             activity_events: 0,
             orders: OrderStats::default(),
             csat: CsatTally::default(),
@@ -162,6 +169,8 @@ impl Customer {
             decline_stat: DeclineStat::default(),
             silent_since: None,
             dormant_since: None,
+            nps_alerted_ms: None,
+            csat_low: None,
             recent_ids: [0; RECENT_IDS],
             id_secs: [0; RECENT_IDS],
             next_id: 0,
@@ -238,7 +247,8 @@ impl Customer {
 
     /// Approximate bytes held, heap included (for the state-size gauge).
     pub fn approx_bytes(&self) -> usize {
-        std::mem::size_of::<Customer>() + self.activity.heap_bytes() + self.id.len() + 16
+        let csat = self.csat_low.as_ref().map_or(0, |_| std::mem::size_of::<CsatWindow>());
+        std::mem::size_of::<Customer>() + self.activity.heap_bytes() + self.id.len() + 16 + csat
     }
 }
 

@@ -13,7 +13,7 @@ use crate::event::{Kind, KindSet};
 pub struct Activity {
     /// Bucket number of the newest bucket held; `i64::MIN` when empty.
     head: i64,
-    /// `Kind::COUNT` rings of `width` counters, kind-major.
+    /// `Kind::TRACKED` rings of `width` counters, kind-major.
     counts: Box<[u16]>,
 }
 
@@ -32,12 +32,12 @@ impl Serialize for Activity {
 impl Activity {
     /// An empty window of `width` buckets per kind.
     pub fn new(width: usize) -> Activity {
-        Activity { head: i64::MIN, counts: vec![0; width * Kind::COUNT].into_boxed_slice() }
+        Activity { head: i64::MIN, counts: vec![0; width * Kind::TRACKED].into_boxed_slice() }
     }
 
     /// Buckets per kind.
     pub(crate) fn width(&self) -> i64 {
-        (self.counts.len() / Kind::COUNT) as i64
+        (self.counts.len() / Kind::TRACKED) as i64
     }
 
     fn slot(&self, bucket: i64, kind: Kind) -> usize {
@@ -50,8 +50,12 @@ impl Activity {
     }
 
     /// Counts one event of `kind` in `bucket`. Returns false (and counts
-    /// nothing) when the bucket already fell off the ring.
+    /// nothing) when the bucket already fell off the ring, or for a kind
+    /// not tracked (a survey answer is not activity).
     pub fn add(&mut self, bucket: i64, kind: Kind) -> bool {
+        if !kind.is_tracked() {
+            return false;
+        }
         if self.head == i64::MIN || bucket > self.head {
             self.advance_to(bucket);
         } else if !self.holds(bucket) {
@@ -67,7 +71,7 @@ impl Activity {
         let w = self.width();
         let first = if self.head == i64::MIN { bucket - w + 1 } else { (self.head + 1).max(bucket - w + 1) };
         for b in first..=bucket {
-            for k in Kind::ALL {
+            for k in Kind::TRACKED_ALL {
                 let i = self.slot(b, k);
                 self.counts[i] = 0;
             }
@@ -77,7 +81,7 @@ impl Activity {
 
     /// Events of `kind` in `bucket`.
     pub fn count(&self, bucket: i64, kind: Kind) -> u16 {
-        if self.holds(bucket) {
+        if self.holds(bucket) && kind.is_tracked() {
             self.counts[self.slot(bucket, kind)]
         } else {
             0
@@ -91,7 +95,7 @@ impl Activity {
 
     /// Events of one kind over buckets `from..to`.
     pub fn sum_kind(&self, from: i64, to: i64, kind: Kind) -> u32 {
-        if self.head == i64::MIN {
+        if self.head == i64::MIN || !kind.is_tracked() {
             return 0;
         }
         let lo = from.max(self.head - self.width() + 1);
@@ -115,7 +119,7 @@ impl Activity {
         let buckets = self.head().map_or(0..0, |_| 0..self.width());
         buckets.flat_map(move |back| {
             let b = self.head - back;
-            Kind::ALL.into_iter().map(move |k| (b, k, self.count(b, k))).filter(|&(_, _, n)| n > 0)
+            Kind::TRACKED_ALL.into_iter().map(move |k| (b, k, self.count(b, k))).filter(|&(_, _, n)| n > 0)
         })
     }
 
@@ -130,7 +134,7 @@ impl Activity {
     /// Sets the count of `kind` in `bucket`. Returns false (and sets
     /// nothing) when the bucket is not held.
     pub(crate) fn set(&mut self, bucket: i64, kind: Kind, count: u16) -> bool {
-        if !self.holds(bucket) {
+        if !self.holds(bucket) || !kind.is_tracked() {
             return false;
         }
         let i = self.slot(bucket, kind);
@@ -157,6 +161,8 @@ mod tests {
         assert!(a.add(13, Kind::Click));
         assert_eq!(a.count(10, Kind::Click), 0, "bucket 10 left the 3-wide ring");
         assert!(!a.add(10, Kind::Click), "too old to count");
+        assert!(!a.add(13, Kind::Survey), "a survey answer is not activity");
+        assert_eq!((a.count(13, Kind::Survey), a.sum_kind(0, 100, Kind::Survey)), (0, 0));
         assert_eq!(a.sum(0, 100, KindSet::ALL), 2);
     }
 
@@ -164,12 +170,16 @@ mod tests {
         /// The ring agrees with a naive map of every event, over the buckets
         /// it still holds, whatever order events arrive in.
         #[test]
-        fn ring_matches_naive_model(width in 1usize..12, events in proptest::collection::vec((0i64..40, 0usize..5), 0..200)) {
+        fn ring_matches_naive_model(width in 1usize..12, events in proptest::collection::vec((0i64..40, 0usize..Kind::COUNT), 0..200)) {
             let mut ring = Activity::new(width);
             let mut naive: BTreeMap<(i64, usize), u32> = BTreeMap::new();
             let mut head = i64::MIN;
             for (b, k) in events {
                 let kept = ring.add(b, Kind::ALL[k]);
+                if !Kind::ALL[k].is_tracked() {
+                    prop_assert!(!kept, "surveys are never counted");
+                    continue;
+                }
                 prop_assert_eq!(kept, head == i64::MIN || b > head - width as i64);
                 if kept {
                     *naive.entry((b, k)).or_default() += 1;

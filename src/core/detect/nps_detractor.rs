@@ -1,0 +1,200 @@
+//! NPS detractor: a likelihood-to-recommend answer of 0 to 6 is an alert
+//! (`io.care.nps_detractor.v1`, on the alerts topic), so a support or
+//! success team can call the customer while the answer is fresh. On by
+//! default (SPEC, "CARE signals": a detractor answer is an alert).
+//!
+//! One message per alerting answer, `opened`, never resolved: a detractor
+//! answer is a fact, not an episode. At most one per customer per
+//! `min_days_between` (default 30): a customer answering every ticket's
+//! survey with a 3 is called once a month, not at every ticket; answers in
+//! between fold into the figures the next alert carries. It stands beside
+//! the activity chain, superseding nothing and superseded by nothing: a
+//! detractor who is also going quiet gets both messages. Decided in
+//! `on_event`, so an answer on any kind counts (a `survey` record, or a
+//! chat or ticket carrying one); a late answer folds into the tallies but
+//! raises nothing (late events never raise an alert).
+//!
+//! Population NPS (% promoters − % detractors over all customers) is a
+//! loyalty metric, not an alert; the payload carries the customer's own.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Config, ConfigError};
+use crate::detect::registry::Entry;
+use crate::detect::{invalid, yes, ActivityEvent, Detector, DetectorId, Moment, Signal, SignalType};
+use crate::event::Event;
+use crate::render::{round, Head};
+use crate::state::codec::StateBlock;
+use crate::state::{Customer, NpsTally};
+use crate::wire::{put_zigzag, CodecError, Reader};
+
+const DAY_MS: i64 = 86_400_000;
+
+/// Answers of this or lower are detractors (NPS: 0–6).
+pub const DETRACTOR_MAX: u8 = 6;
+
+/// The `[detect.nps_detractor]` table.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NpsDetractorConfig {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// At most one alert per customer in this many days; 0 alerts on every
+    /// detractor answer. Default 30.
+    #[serde(default = "default_min_days_between")]
+    pub min_days_between: u32,
+}
+
+fn default_min_days_between() -> u32 {
+    30
+}
+
+impl Default for NpsDetractorConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("defaults parse")
+    }
+}
+
+impl NpsDetractorConfig {
+    /// # Errors
+    /// `min_days_between` is beyond ten years (a typo, not a policy).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.min_days_between > 3653 {
+            return Err(invalid("detect.nps_detractor.min_days_between", "must be at most 3653 (ten years)"));
+        }
+        Ok(())
+    }
+}
+
+pub const ID: DetectorId = DetectorId("nps_detractor");
+
+/// The registry's entry.
+pub const ENTRY: Entry = Entry {
+    id: ID,
+    build: |cfg: &Config| {
+        let c = &cfg.detect.nps_detractor;
+        c.enabled.then(|| Box::new(NpsDetractor { min_gap_ms: i64::from(c.min_days_between) * DAY_MS }) as Box<dyn Detector>)
+    },
+    window_width: |_| 0,
+};
+
+/// The changelog block of `Customer::nps_alerted_ms`: the answer the last
+/// alert was about, once there was one.
+pub(crate) const BLOCK: StateBlock = StateBlock { id: 6, version: 1, name: "nps detractor", encode: encode_state, decode: decode_state };
+
+fn encode_state(c: &Customer, out: &mut Vec<u8>) {
+    if let Some(at) = c.nps_alerted_ms {
+        put_zigzag(out, at);
+    }
+}
+
+fn decode_state(c: &mut Customer, _version: u8, p: &mut Reader<'_>) -> Result<(), CodecError> {
+    c.nps_alerted_ms = Some(p.zigzag("nps_alerted_ms")?);
+    Ok(())
+}
+
+/// The detector: alerts on detractor answers, at most one per `min_gap_ms`.
+#[derive(Debug, Clone)]
+pub struct NpsDetractor {
+    min_gap_ms: i64,
+}
+
+/// What an alert carries besides the answer: the customer's figures after
+/// folding it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evidence {
+    pub score: u8,
+    pub nps: NpsTally,
+    /// Lifetime orders and spend: the value figures a team sorts its calls
+    /// by, until predicted value is in the stream.
+    pub orders: u32,
+    pub total_spent: f64,
+    /// The answer the previous alert was about, if any.
+    pub previous_alert_ms: Option<i64>,
+}
+
+impl Detector for NpsDetractor {
+    fn id(&self) -> DetectorId {
+        ID
+    }
+
+    fn signal_types(&self) -> &'static [SignalType] {
+        &[SignalType::NpsDetractor]
+    }
+
+    fn on_activity(&self, _: &mut Customer, _: Moment, _: ActivityEvent, _: &mut Vec<Signal>) {}
+
+    fn on_timer(&self, _: &mut Customer, _: Moment, _: &mut Vec<Signal>) {}
+
+    fn next_deadline(&self, _: &Customer, _: Moment) -> Option<i64> {
+        None
+    }
+
+    fn is_open(&self, _: &Customer) -> bool {
+        false
+    }
+
+    fn supersede(&self, _: &mut Customer) {}
+
+    fn wants_events(&self) -> bool {
+        true
+    }
+
+    fn on_event(&self, c: &mut Customer, _: Moment, ev: &Event, out: &mut Vec<Signal>) {
+        let Some(score) = ev.nps.filter(|s| *s <= DETRACTOR_MAX) else { return };
+        // An on-time answer older than the last alert's (out of order within
+        // the lateness) is measured from it too: never two alerts closer
+        // than the gap.
+        let previous = c.nps_alerted_ms;
+        if previous.is_some_and(|p| (ev.ts_ms - p).abs() < self.min_gap_ms) {
+            return;
+        }
+        c.nps_alerted_ms = Some(previous.map_or(ev.ts_ms, |p| p.max(ev.ts_ms)));
+        let evidence = Evidence { score, nps: c.nps.clone(), orders: c.orders.count, total_spent: c.orders.total_amount, previous_alert_ms: previous };
+        out.push(Signal::NpsDetractor { at_ms: ev.ts_ms, evidence });
+    }
+}
+
+/// The customer's own NPS in percent: % promoters − % detractors, from
+/// −100 to 100; `None` before any answer.
+pub fn nps_percent(t: &NpsTally) -> Option<f64> {
+    (t.responses > 0).then(|| (f64::from(t.promoters) - f64::from(t.detractors)) / f64::from(t.responses) * 100.0)
+}
+
+/// The `io.care.nps_detractor.v1` payload.
+#[derive(Debug, Serialize)]
+pub struct Payload<'a> {
+    #[serde(flatten)]
+    head: Head<'a>,
+    /// The answer, 0–6.
+    score: u8,
+    /// The customer's lifetime answers, this one included.
+    nps_responses: u32,
+    promoters: u32,
+    detractors: u32,
+    /// The customer's own NPS, rounded to 1 decimal.
+    customer_nps: f64,
+    orders: u32,
+    total_spent: f64,
+    previous_alert_at: Option<String>,
+}
+
+impl<'a> Payload<'a> {
+    pub fn new(head: Head<'a>, e: &Evidence) -> Payload<'a> {
+        Payload {
+            head,
+            score: e.score,
+            nps_responses: e.nps.responses,
+            promoters: e.nps.promoters,
+            detractors: e.nps.detractors,
+            customer_nps: round(nps_percent(&e.nps).unwrap_or(-100.0), 1),
+            orders: e.orders,
+            total_spent: round(e.total_spent, 2),
+            previous_alert_at: e.previous_alert_ms.map(crate::render::rfc3339),
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "nps_detractor_tests.rs"]
+mod tests;

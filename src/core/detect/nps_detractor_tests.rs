@@ -1,0 +1,114 @@
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::detect::Status;
+use crate::engine::{Engine, Input, Rules};
+use crate::render::{OutputRecord, TopicRole};
+use crate::state::NpsTally;
+use crate::task::TaskId;
+
+use super::nps_percent;
+
+const DAY: i64 = 86_400_000;
+/// 2026-01-01T00:00:00Z.
+const T0: i64 = 1_767_225_600_000;
+const TYPE: &str = "io.care.nps_detractor.v1";
+const ON: &str = "[detect.nps_detractor]\nenabled = true\n";
+
+fn engine(cfg: &str) -> Engine {
+    Engine::new(Arc::new(Rules::new(&Config::parse(cfg, "test").unwrap())), TaskId::source(0))
+}
+
+fn line(customer: &str, kind: &str, ts_ms: i64, extra: &str) -> String {
+    format!(r#"{{"customer_id":"{customer}","kind":"{kind}","ts":{}{extra}}}"#, T0 + ts_ms)
+}
+
+fn feed(e: &mut Engine, lines: &[String]) -> Vec<OutputRecord> {
+    let mut out = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        let input = Input { source: e.rules().canonical_source(), partition: 0, offset: i as i64, key: None, payload: l.as_bytes() };
+        e.process(&input, i64::MAX / 4, &mut out);
+    }
+    out
+}
+
+fn alerts(out: &[OutputRecord]) -> Vec<serde_json::Value> {
+    out.iter().filter(|r| r.header("ce_type") == Some(TYPE)).map(|r| serde_json::from_slice(&r.value).unwrap()).collect()
+}
+
+#[test]
+fn nps_is_promoters_minus_detractors_in_percent() {
+    let t = |responses, promoters, detractors| NpsTally { responses, promoters, detractors };
+    assert_eq!(nps_percent(&t(0, 0, 0)), None);
+    assert_eq!(nps_percent(&t(10, 5, 2)), Some(30.0));
+    assert_eq!(nps_percent(&t(4, 0, 4)), Some(-100.0));
+    assert_eq!(nps_percent(&t(3, 1, 1)), Some(0.0), "passives count in the denominator only");
+}
+
+#[test]
+fn a_detractor_answer_is_an_alert_with_the_customers_figures_once_per_30_days() {
+    let nps = |n: u8| format!(r#","nps":{n}"#);
+    let lines = [
+        line("a", "order", 0, r#","amount":40"#),
+        line("a", "survey", DAY, &nps(9)),
+        line("a", "ticket", 2 * DAY, &nps(7)), // a passive: nothing
+        line("a", "survey", 3 * DAY, &nps(6)), // the first detractor answer
+        line("a", "chat", 10 * DAY, &nps(0)),  // within 30 days: folded, no alert
+        line("a", "survey", 40 * DAY, &nps(2)),
+        line("b", "survey", 40 * DAY, &nps(10)),
+    ];
+    let mut e = engine(ON);
+    let out = feed(&mut e, &lines);
+    let got = alerts(&out);
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(got[0]["customer_id"], "a");
+    assert_eq!(got[0]["status"], "opened");
+    assert_eq!(got[0]["at"], "2026-01-04T00:00:00.000Z");
+    assert_eq!((got[0]["score"].as_u64(), got[0]["nps_responses"].as_u64(), got[0]["promoters"].as_u64(), got[0]["detractors"].as_u64()), (Some(6), Some(3), Some(1), Some(1)));
+    assert_eq!(got[0]["customer_nps"], 0.0);
+    assert_eq!((got[0]["orders"].as_u64(), got[0]["total_spent"].as_f64()), (Some(1), Some(40.0)));
+    assert_eq!(got[0]["previous_alert_at"], serde_json::Value::Null);
+    assert_eq!((got[1]["score"].as_u64(), got[1]["detractors"].as_u64()), (Some(2), Some(3)));
+    assert_eq!(got[1]["customer_nps"], -40.0, "1 promoter, 3 detractors of 5");
+    assert_eq!(got[1]["previous_alert_at"], "2026-01-04T00:00:00.000Z");
+    let r = out.iter().find(|r| r.header("ce_type") == Some(TYPE)).unwrap();
+    assert_eq!((r.role, r.status(), r.trigger_ms), (TopicRole::Alerts, Some(Status::Opened), T0 + 3 * DAY));
+    // Every answer with no limit; none when off.
+    assert_eq!(alerts(&feed(&mut engine(&format!("{ON}min_days_between = 0\n")), &lines)).len(), 3);
+    assert!(alerts(&feed(&mut engine("[detect.nps_detractor]\nenabled = false\n"), &lines)).is_empty());
+    assert_eq!(alerts(&feed(&mut engine(""), &lines)), got, "on by default");
+}
+
+#[test]
+fn a_late_detractor_answer_raises_nothing_and_an_out_of_order_one_keeps_the_gap() {
+    let nps = r#","nps":1"#;
+    let mut e = engine(ON);
+    // Day 5's answer is days late: folded, no alert.
+    let out = feed(&mut e, &[line("a", "login", 10 * DAY, ""), line("a", "survey", 5 * DAY, nps)]);
+    assert!(alerts(&out).is_empty());
+    assert_eq!(e.dump()[0].nps.detractors, 1);
+    // On time but out of order (30 minutes back, within the hour): one alert.
+    let out = feed(&mut e, &[line("a", "survey", 10 * DAY + 3_600_000, nps), line("a", "survey", 10 * DAY + 1_800_000, nps)]);
+    assert_eq!(alerts(&out).len(), 1);
+}
+
+#[test]
+fn it_stands_beside_the_activity_chain_and_changes_no_other_output() {
+    // a acts daily for 30 days, then answers a survey with a 3 while going quiet.
+    let mut lines: Vec<String> = (0..30).map(|d| line("a", "click", d * DAY, "")).collect();
+    lines.extend((0..100).map(|d| line("b", "click", d * DAY + 1000, "")));
+    lines.sort_by_key(|l| l[l.find("\"ts\":").unwrap()..].to_string());
+    lines.push(line("a", "survey", 99 * DAY + 5000, r#","nps":3"#));
+    let on = feed(&mut engine(ON), &lines);
+    let off = feed(&mut engine("[detect.nps_detractor]\nenabled = false\n"), &lines);
+    let of_a: Vec<&str> = on.iter().filter(|r| r.key.as_deref() == Some(b"a")).filter_map(|r| r.header("ce_type")).collect();
+    assert!(of_a.contains(&"io.care.dormant.v1") && of_a.ends_with(&[TYPE]), "{of_a:?}");
+    let strip = |o: &[OutputRecord]| o.iter().filter(|r| r.header("ce_type") != Some(TYPE)).cloned().collect::<Vec<_>>();
+    assert_eq!(strip(&on), off, "turning it on changes no other output");
+}
+
+#[test]
+fn min_days_between_is_bounded() {
+    let err = Config::parse("[detect.nps_detractor]\nmin_days_between = 99999\n", "t").unwrap_err().to_string();
+    assert!(err.contains("detect.nps_detractor.min_days_between"), "{err}");
+}
