@@ -369,6 +369,11 @@ fn decode_event(root: &Value, map: &SourceMapping, kind: Kind, limits: Limits, n
     let csat = optional(root, map.csat.as_deref()).map(|v| small_int(v, 1, 5, DecodeError::InvalidCsat)).transpose()?;
     let nps = optional(root, map.nps.as_deref()).map(|v| small_int(v, 0, 10, DecodeError::InvalidNps)).transpose()?;
     let event_id = optional(root, map.event_id.as_deref()).map(|v| scalar_string(v, "event_id")).transpose()?;
+    if kind == Kind::Survey && csat.is_none() && nps.is_none() {
+        // A survey record is nothing but its answer: without one it would
+        // be folded and vanish without a trace.
+        return Err(DecodeError::MissingField("csat or nps"));
+    }
     Ok(Event { customer_id, kind, ts_ms, amount, csat, nps, event_id })
 }
 

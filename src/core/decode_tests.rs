@@ -251,3 +251,12 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_survey_record_without_an_answer_is_a_dead_letter() {
+    assert_eq!(code(r#"{"customer_id":"c","kind":"survey","ts":1767225500}"#), "missing_field");
+    assert!(canon(r#"{"customer_id":"c","kind":"survey","ts":1767225500,"nps":3}"#).is_ok());
+    assert!(canon(r#"{"customer_id":"c","kind":"survey","ts":1767225500,"csat":5}"#).is_ok());
+    // Any other kind needs no answer.
+    assert!(canon(r#"{"customer_id":"c","kind":"chat","ts":1767225500}"#).is_ok());
+}
