@@ -34,7 +34,9 @@
 //!
 //! 1. `detect/<name>.rs`: the detector (a [`detect::Detector`]: `on_event`
 //!    sees every on-time event of any kind, with `wants_events`;
-//!    `on_activity` and timers the activity ones), its `[detect.<name>]`
+//!    `on_activity` and timers the activity ones; an event-only detector
+//!    with no episode implements just `id`, `signal_types`, `wants_events`
+//!    and `on_event`, the trait's defaults do the rest), its `[detect.<name>]`
 //!    config table with defaults and validation, its `ID`, its registry
 //!    `ENTRY`, what it `supersedes` (nothing unless it joins the activity
 //!    chain), and its payload struct deriving `Serialize`, starting with

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::detect::registry::Entry;
-use crate::detect::{ActivityEvent, Detector, DetectorId, Moment, Signal, SignalType};
+use crate::detect::{Detector, DetectorId, Moment, Signal, SignalType};
 use crate::event::{Event, Kind};
 use crate::render::{rfc3339, round, Head};
 use crate::state::Customer;
@@ -56,20 +56,6 @@ impl Detector for FirstOrder {
     fn signal_types(&self) -> &'static [SignalType] {
         &[SignalType::FirstOrder]
     }
-
-    fn on_activity(&self, _: &mut Customer, _: Moment, _: ActivityEvent, _: &mut Vec<Signal>) {}
-
-    fn on_timer(&self, _: &mut Customer, _: Moment, _: &mut Vec<Signal>) {}
-
-    fn next_deadline(&self, _: &Customer, _: Moment) -> Option<i64> {
-        None
-    }
-
-    fn is_open(&self, _: &Customer) -> bool {
-        false
-    }
-
-    fn supersede(&self, _: &mut Customer) {}
 
     fn wants_events(&self) -> bool {
         true

@@ -83,21 +83,29 @@ pub trait Detector: fmt::Debug + Send + Sync {
     /// an episode.
     fn advance(&self, _c: &mut Customer, _at: Moment, _out: &mut Vec<Signal>) {}
 
+    // The defaults below are those of a detector that reacts to events
+    // only, with no episode and no timer (first order, NPS detractor): its
+    // file implements `id`, `signal_types`, `wants_events` and `on_event`.
+
     /// The customer acted (an activity kind, on time).
-    fn on_activity(&self, c: &mut Customer, at: Moment, ev: ActivityEvent, out: &mut Vec<Signal>);
+    fn on_activity(&self, _c: &mut Customer, _at: Moment, _ev: ActivityEvent, _out: &mut Vec<Signal>) {}
 
     /// The customer's timer fired at `at.now_ms`.
-    fn on_timer(&self, c: &mut Customer, at: Moment, out: &mut Vec<Signal>);
+    fn on_timer(&self, _c: &mut Customer, _at: Moment, _out: &mut Vec<Signal>) {}
 
     /// When this detector next needs to look at the customer if nothing
     /// happens (logical time; the engine adds the allowed lateness).
-    fn next_deadline(&self, c: &Customer, at: Moment) -> Option<i64>;
+    fn next_deadline(&self, _c: &Customer, _at: Moment) -> Option<i64> {
+        None
+    }
 
     /// Whether the customer has an open episode of this detector.
-    fn is_open(&self, c: &Customer) -> bool;
+    fn is_open(&self, _c: &Customer) -> bool {
+        false
+    }
 
     /// Closes an open episode without a message: a stronger one opened.
-    fn supersede(&self, c: &mut Customer);
+    fn supersede(&self, _c: &mut Customer) {}
 
     /// The detectors whose episodes this one's supersede: while one of its
     /// episodes is open they do not open, and opening one closes theirs

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, ConfigError};
 use crate::detect::registry::Entry;
-use crate::detect::{invalid, yes, ActivityEvent, Detector, DetectorId, Moment, Signal, SignalType};
+use crate::detect::{invalid, yes, Detector, DetectorId, Moment, Signal, SignalType};
 use crate::event::Event;
 use crate::render::{round, Head};
 use crate::state::codec::StateBlock;
@@ -121,20 +121,6 @@ impl Detector for NpsDetractor {
     fn signal_types(&self) -> &'static [SignalType] {
         &[SignalType::NpsDetractor]
     }
-
-    fn on_activity(&self, _: &mut Customer, _: Moment, _: ActivityEvent, _: &mut Vec<Signal>) {}
-
-    fn on_timer(&self, _: &mut Customer, _: Moment, _: &mut Vec<Signal>) {}
-
-    fn next_deadline(&self, _: &Customer, _: Moment) -> Option<i64> {
-        None
-    }
-
-    fn is_open(&self, _: &Customer) -> bool {
-        false
-    }
-
-    fn supersede(&self, _: &mut Customer) {}
 
     fn wants_events(&self) -> bool {
         true
