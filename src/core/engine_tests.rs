@@ -5,34 +5,17 @@ use crate::detect::SignalType;
 use crate::event::Kind;
 use crate::render::TopicRole;
 
-const DAY: i64 = 86_400_000;
-const FAR_FUTURE: i64 = i64::MAX / 4;
-/// 2026-01-01T00:00:00Z: canonical integer timestamps this large read as millis.
-const T0: i64 = 1_767_225_600_000;
+use crate::test_support::{engine as engine_with, feed, DAY, T0};
 
 fn engine() -> Engine {
     engine_with("")
-}
-
-fn engine_with(cfg: &str) -> Engine {
-    Engine::new(Arc::new(Rules::new(&Config::parse(cfg, "test").unwrap())), TaskId::source(0))
 }
 
 /// The v1 window test of decline, without silence.
 const WINDOW_DECLINE: &str = "[detect.decline]\nmethod = \"window\"\n[detect.silence]\nenabled = false\n";
 
 fn line(customer: &str, kind: &str, ts_ms: i64) -> String {
-    format!(r#"{{"customer_id":"{customer}","kind":"{kind}","ts":{}}}"#, T0 + ts_ms)
-}
-
-/// Feeds canonical lines to the task, returning every output.
-fn feed(e: &mut Engine, lines: &[String]) -> Vec<OutputRecord> {
-    let mut out = Vec::new();
-    for (i, l) in lines.iter().enumerate() {
-        let input = Input { source: e.rules().canonical_source(), partition: 0, offset: i as i64, key: None, payload: l.as_bytes() };
-        e.process(&input, FAR_FUTURE, &mut out);
-    }
-    out
+    crate::test_support::line(customer, kind, ts_ms, "")
 }
 
 fn types(out: &[OutputRecord]) -> Vec<(String, String)> {

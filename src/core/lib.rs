@@ -83,3 +83,5 @@ pub mod tally;
 pub mod task;
 pub mod time;
 pub mod wire;
+#[cfg(test)]
+mod test_support;

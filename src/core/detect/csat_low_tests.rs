@@ -1,34 +1,14 @@
-use std::sync::Arc;
-
 use proptest::prelude::*;
 
 use super::*;
 use crate::detect::Status;
-use crate::engine::{Engine, Input, Rules};
 use crate::render::{OutputRecord, TopicRole};
-use crate::task::TaskId;
-
-const DAY: i64 = 86_400_000;
-/// 2026-01-01T00:00:00Z.
-const T0: i64 = 1_767_225_600_000;
+use crate::test_support::{engine, feed, DAY, T0};
 const TYPE: &str = "io.care.csat_low.v1";
 const ON: &str = "[detect.csat_low]\nenabled = true\n";
 
 fn detector() -> CsatLow {
     CsatLow::new(&CsatLowConfig::default())
-}
-
-fn engine(cfg: &str) -> Engine {
-    Engine::new(Arc::new(Rules::new(&Config::parse(cfg, "test").unwrap())), TaskId::source(0))
-}
-
-fn feed(e: &mut Engine, lines: &[String]) -> Vec<OutputRecord> {
-    let mut out = Vec::new();
-    for (i, l) in lines.iter().enumerate() {
-        let input = Input { source: e.rules().canonical_source(), partition: 0, offset: i as i64, key: None, payload: l.as_bytes() };
-        e.process(&input, i64::MAX / 4, &mut out);
-    }
-    out
 }
 
 fn answer(customer: &str, kind: &str, day: i64, csat: u8) -> String {

@@ -1,39 +1,16 @@
-use std::sync::Arc;
-
 use crate::config::Config;
 use crate::detect::Status;
-use crate::engine::{Engine, Input, Rules};
 use crate::render::{OutputRecord, TopicRole};
 use crate::state::NpsTally;
-use crate::task::TaskId;
+use crate::test_support::{engine, feed, line, payloads, DAY, T0};
 
 use super::nps_percent;
 
-const DAY: i64 = 86_400_000;
-/// 2026-01-01T00:00:00Z.
-const T0: i64 = 1_767_225_600_000;
 const TYPE: &str = "io.care.nps_detractor.v1";
 const ON: &str = "[detect.nps_detractor]\nenabled = true\n";
 
-fn engine(cfg: &str) -> Engine {
-    Engine::new(Arc::new(Rules::new(&Config::parse(cfg, "test").unwrap())), TaskId::source(0))
-}
-
-fn line(customer: &str, kind: &str, ts_ms: i64, extra: &str) -> String {
-    format!(r#"{{"customer_id":"{customer}","kind":"{kind}","ts":{}{extra}}}"#, T0 + ts_ms)
-}
-
-fn feed(e: &mut Engine, lines: &[String]) -> Vec<OutputRecord> {
-    let mut out = Vec::new();
-    for (i, l) in lines.iter().enumerate() {
-        let input = Input { source: e.rules().canonical_source(), partition: 0, offset: i as i64, key: None, payload: l.as_bytes() };
-        e.process(&input, i64::MAX / 4, &mut out);
-    }
-    out
-}
-
 fn alerts(out: &[OutputRecord]) -> Vec<serde_json::Value> {
-    out.iter().filter(|r| r.header("ce_type") == Some(TYPE)).map(|r| serde_json::from_slice(&r.value).unwrap()).collect()
+    payloads(out, TYPE)
 }
 
 #[test]

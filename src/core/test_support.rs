@@ -1,0 +1,40 @@
+//! What the core's tests share: an engine over canonical lines, fed as a
+//! task would be fed, and its outputs read back.
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::engine::{Engine, Input, Rules};
+use crate::render::OutputRecord;
+use crate::task::TaskId;
+
+pub const DAY: i64 = 86_400_000;
+/// 2026-01-01T00:00:00Z: canonical integer timestamps this large read as millis.
+pub const T0: i64 = 1_767_225_600_000;
+/// A wall clock far ahead of every test event: nothing is "from the future".
+pub const FAR_FUTURE: i64 = i64::MAX / 4;
+
+/// Task 0 with the config `cfg` (TOML; "" for the defaults).
+pub fn engine(cfg: &str) -> Engine {
+    Engine::new(Arc::new(Rules::new(&Config::parse(cfg, "test").unwrap())), TaskId::source(0))
+}
+
+/// A canonical line at `T0 + ts_ms`, with `extra` fields (`,"csat":2`).
+pub fn line(customer: &str, kind: &str, ts_ms: i64, extra: &str) -> String {
+    format!(r#"{{"customer_id":"{customer}","kind":"{kind}","ts":{}{extra}}}"#, T0 + ts_ms)
+}
+
+/// Feeds canonical lines to the task, returning every output.
+pub fn feed(e: &mut Engine, lines: &[String]) -> Vec<OutputRecord> {
+    let mut out = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        let input = Input { source: e.rules().canonical_source(), partition: 0, offset: i as i64, key: None, payload: l.as_bytes() };
+        e.process(&input, FAR_FUTURE, &mut out);
+    }
+    out
+}
+
+/// The payloads of the outputs of one `ce_type`.
+pub fn payloads(out: &[OutputRecord], ce_type: &str) -> Vec<serde_json::Value> {
+    out.iter().filter(|r| r.header("ce_type") == Some(ce_type)).map(|r| serde_json::from_slice(&r.value).unwrap()).collect()
+}
