@@ -30,9 +30,9 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use care_core::config::Config;
-use care_core::decode::{DecodeError, Decoded, RejectCode};
+use care_core::decode::RejectCode;
 use care_core::detect::{SignalType, Status};
-use care_core::engine::{Input, Outcome, Routed, Rules};
+use care_core::engine::{Input, Outcome, Prepared, Routed, Rules};
 use care_core::render::{signal_type_of, OutputRecord, TopicRole};
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -217,7 +217,7 @@ struct Reader<'a, 'b> {
     /// Line number of the next line to read.
     offset: i64,
     /// The next record, decoded (to order it) and its event time.
-    head: Option<(i64, Vec<u8>, Result<Decoded, DecodeError>, i64)>,
+    head: Option<(i64, Vec<u8>, Prepared, i64)>,
     done: bool,
     /// Of its first canonical records: how many, how many missing a field.
     sampled: (u64, u64),
@@ -241,13 +241,10 @@ impl Reader<'_, '_> {
             }
             let payload = payload.to_vec();
             let input = Input { source: self.source, partition: 0, offset, key: None, payload: &payload };
-            let decoded = rules.decode(&input, now_wall_ms);
+            let prepared = rules.prepare(&input, false, now_wall_ms);
             // Records that are no event go at once: they move no stream time.
-            let ts = match &decoded {
-                Ok(Decoded::Event(e)) => e.ts_ms,
-                _ => i64::MIN,
-            };
-            self.head = Some((ts, payload, decoded, offset));
+            let ts = prepared.event_time_ms().unwrap_or(i64::MIN);
+            self.head = Some((ts, payload, prepared, offset));
         }
         Ok(())
     }
@@ -296,9 +293,9 @@ pub fn run_merged(cfg: &Config, opts: &Options, mut inputs: Vec<InputFile<'_>>, 
         let next = readers.iter().enumerate().filter_map(|(i, r)| r.head.as_ref().map(|h| (h.0, i))).min();
         let Some((_, i)) = next else { break };
         let r = &mut readers[i];
-        let Some((_, payload, decoded, offset)) = r.head.take() else { break };
+        let Some((_, payload, prepared, offset)) = r.head.take() else { break };
         let input = Input { source: r.source, partition: 0, offset, key: None, payload: &payload };
-        let outcome = tasks.dispatch(&input, decoded, &mut records);
+        let outcome = tasks.dispatch(&input, &prepared, &mut records);
         if r.source == rules.canonical_source() && r.sampled.0 < HINT_SAMPLE {
             r.sampled.0 += 1;
             r.sampled.1 += u64::from(outcome == Outcome::Rejected(RejectCode::MissingField));

@@ -4,8 +4,7 @@
 
 use std::sync::Arc;
 
-use super::{Engine, Input, Outcome, Rules};
-use crate::decode::{DecodeError, Decoded, SkipReason};
+use super::{Engine, Envelope, Input, Outcome, Prepared, Rules};
 use crate::event::Event;
 use crate::render::OutputRecord;
 use crate::tally::Tally;
@@ -42,19 +41,18 @@ impl Routed {
 
     /// Decodes a record and folds it into its customer's task.
     pub fn process(&mut self, input: &Input<'_>, now_wall_ms: i64, out: &mut Vec<OutputRecord>) -> Outcome {
-        let decoded = self.rules.decode(input, now_wall_ms);
-        self.dispatch(input, decoded, out)
+        let prepared = self.rules.prepare(input, false, now_wall_ms);
+        self.dispatch(input, &prepared, out)
     }
 
-    /// Hands a record already decoded (e.g. to order it by event time) to
-    /// its customer's task: folded, skipped or dead-lettered.
-    pub fn dispatch(&mut self, input: &Input<'_>, decoded: Result<Decoded, DecodeError>, out: &mut Vec<OutputRecord>) -> Outcome {
-        match decoded {
-            Ok(Decoded::Event(ev)) => self.fold(input, &ev, out),
-            Ok(Decoded::Ignored) => self.tasks[0].skip(input, SkipReason::IgnoredKind, None),
-            Ok(Decoded::Unknown(name)) => self.tasks[0].skip(input, SkipReason::UnknownKind, Some(name.as_str())),
-            Err(err) => self.tasks[0].reject(input, &err, out),
-        }
+    /// Hands a record already prepared (e.g. to order it by event time) to
+    /// its customer's task; one that carries no event goes to task 0.
+    pub fn dispatch(&mut self, input: &Input<'_>, prepared: &Prepared, out: &mut Vec<OutputRecord>) -> Outcome {
+        let task = match prepared {
+            Prepared::Event(ev) => crate::partition::for_key(ev.customer_id.as_bytes(), self.tasks.len() as i32) as usize,
+            Prepared::Skip(..) | Prepared::Reject(_) => 0,
+        };
+        self.tasks[task].apply(input, Envelope::default(), prepared, out)
     }
 
     /// Folds an already decoded event into its customer's task (simulations
