@@ -206,7 +206,7 @@ fn detect(c: &mut Criterion) {
 
     // The common case: a steady customer, full window, no signal, no state change.
     let mut steady = customer(&p, width, 3);
-    assert_eq!(decline::evaluate(&p, &mut steady, 0, width - 1, 0), None);
+    assert!(decline::evaluate(&p, &mut steady, 0, width - 1, 0).is_none());
     g.bench_function("steady_no_signal", |b| {
         b.iter(|| decline::evaluate(&p, black_box(&mut steady), 0, black_box(width - 1), 0));
     });

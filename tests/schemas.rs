@@ -24,7 +24,7 @@ const NOW_WALL_MS: i64 = i64::MAX / 4;
 /// Every output type: the renderer's table, so a new one cannot be left
 /// out of these checks.
 fn all_types() -> Vec<&'static str> {
-    care::render::CE_TYPES.iter().map(|(_, _, ce_type)| *ce_type).collect()
+    care::render::ce_types().map(|(_, _, ce_type)| ce_type).collect()
 }
 
 fn schema_path(ce_type: &str) -> PathBuf {

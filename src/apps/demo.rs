@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use care_core::config::Config;
+use care_core::detect::registry::signal_types;
 use care_core::detect::SignalType;
 use care_core::engine::{Input, Routed, Rules};
 use care_core::render::OutputRecord;
@@ -142,7 +143,7 @@ pub fn run(cfg: &Config, opts: &Options, shutdown: &CancellationToken, report: &
             }
         }
         let tally = engine.tally();
-        summary.signals = SignalType::ALL.into_iter().map(|t| (t.as_str(), tally.emitted[t.idx()])).filter(|(_, n)| *n > 0).collect();
+        summary.signals = signal_types().iter().map(|t| (t.as_str(), tally.emitted[t.idx()])).filter(|(_, n)| *n > 0).collect();
         summary.events += today.len() as u64;
         summary.days_simulated = day + 1;
         if opts.progress_secs > 0.0 && last_report.elapsed() >= Duration::from_secs_f64(opts.progress_secs) {
@@ -176,8 +177,7 @@ fn progress_line(w: &mut dyn std::io::Write, s: &Summary, e: &Routed, elapsed: D
 
 /// The signal types the config's detectors emit, in type order.
 fn enabled_types(cfg: &Config) -> Vec<SignalType> {
-    let enabled = care_core::detect::enabled(cfg);
-    SignalType::ALL.into_iter().filter(|t| enabled.iter().any(|d| d.signal_types().contains(t))).collect()
+    care_core::detect::enabled(cfg).signal_types().to_vec()
 }
 
 /// Prints the final summary and example alerts.
@@ -217,7 +217,7 @@ mod tests {
         let token = CancellationToken::new();
         let (a, ex_a) = run(&cfg, &opts(600), &token, &mut std::io::sink()).unwrap();
         let (b, ex_b) = run(&cfg, &opts(600), &token, &mut std::io::sink()).unwrap();
-        for t in SignalType::ALL {
+        for t in signal_types() {
             assert!(a.signals.get(t.as_str()).copied().unwrap_or(0) > 0, "no {} in {:?}", t.as_str(), a.signals);
         }
         assert_eq!(a.rejected, 0);

@@ -14,6 +14,10 @@ use std::fmt;
 use std::sync::Arc;
 
 use care_core::config::Config;
+use care_core::detect::decline::ACTIVITY_DECLINE;
+use care_core::detect::dormancy::DORMANT;
+use care_core::detect::registry::MAX_SIGNAL_TYPES;
+use care_core::detect::silence::SILENCE;
 use care_core::detect::{SignalType, Status};
 use care_core::engine::{Input, Routed, Rules};
 use care_core::event::Event;
@@ -29,16 +33,17 @@ const MONTH_DAYS: f64 = 365.25 / 12.0;
 pub const CURVE_DAYS: [f64; 4] = [7.0, 14.0, 21.0, 28.0];
 
 /// Whether an `opened` of this type catches a changed customer, and whether
-/// it is a false alert on a steady one. Exhaustive on purpose: a new signal
-/// type must decide.
+/// it is a false alert on a steady one. The activity chain's signals are
+/// what this harness scores; the others do not warn of a change in
+/// activity (reactivation, first order) or are scored against cohorts of
+/// their own (satisfaction).
 fn scoring(t: SignalType) -> (bool, bool) {
-    match t {
-        SignalType::ActivityDecline | SignalType::Silence => (true, true),
-        SignalType::Dormant => (true, false),
-        // Neither warns of churn.
-        SignalType::Reactivated | SignalType::FirstOrder => (false, false),
-        // Satisfaction signals are scored against their own cohorts (a later stage).
-        SignalType::NpsDetractor | SignalType::CsatLow => (false, false),
+    if t == ACTIVITY_DECLINE || t == SILENCE {
+        (true, true)
+    } else if t == DORMANT {
+        (true, false)
+    } else {
+        (false, false)
     }
 }
 
@@ -122,12 +127,12 @@ pub struct Scorer<'a> {
     truth: &'a [Truth],
     /// Per customer: delay in days of the first catching `opened` after the change.
     delay: Vec<Option<f64>>,
-    false_alerts: [u64; SignalType::ALL.len()],
+    false_alerts: [u64; MAX_SIGNAL_TYPES],
 }
 
 impl<'a> Scorer<'a> {
     pub fn new(truth: &'a [Truth]) -> Scorer<'a> {
-        Scorer { truth, delay: vec![None; truth.len()], false_alerts: [0; SignalType::ALL.len()] }
+        Scorer { truth, delay: vec![None; truth.len()], false_alerts: [0; MAX_SIGNAL_TYPES] }
     }
 
     /// Takes one output record into account.
@@ -175,7 +180,7 @@ impl<'a> Scorer<'a> {
             bytes_per_customer,
             steady_customer_months: steady as f64 * scored_days / MONTH_DAYS,
             false_alerts: self.false_alerts.iter().sum(),
-            false_by_type: SignalType::ALL.into_iter().filter(|t| scoring(*t).1).map(|t| (t.as_str(), self.false_alerts[t.idx()])).collect(),
+            false_by_type: care_core::detect::registry::signal_types().iter().copied().filter(|t| scoring(*t).1).map(|t| (t.as_str(), self.false_alerts[t.idx()])).collect(),
             decline: Recall::of(&decline, 14.0),
             silence_1: Recall::of(&self.cohort(|t| t.rate >= 1.0 && silent(t)), 14.0),
             silence_05: Recall::of(&self.cohort(|t| t.rate >= 0.5 && silent(t)), 21.0),
@@ -325,16 +330,16 @@ mod tests {
         ];
         let day = |d: f64| START_MS + (d * DAY as f64) as i64;
         let mut s = Scorer::new(&t);
-        s.opened(0, SignalType::ActivityDecline, day(20.0)); // in the warm-up: not counted
-        s.opened(0, SignalType::ActivityDecline, day(50.0)); // false
-        s.opened(1, SignalType::Dormant, day(60.0)); // dormancy is not a false alert
-        s.opened(1, SignalType::ActivityDecline, day(61.0)); // false
-        s.opened(2, SignalType::ActivityDecline, day(99.0)); // before the change: not a catch
-        s.opened(2, SignalType::ActivityDecline, day(106.0)); // caught after 6 days
-        s.opened(2, SignalType::ActivityDecline, day(107.0)); // only the first counts
-        s.opened(3, SignalType::Reactivated, day(95.0)); // not a catch
-        s.opened(3, SignalType::ActivityDecline, day(105.0)); // 15 days: outside 14
-        s.opened(4, SignalType::Dormant, day(90.5)); // silence caught by dormancy in 10.5 days
+        s.opened(0, ACTIVITY_DECLINE, day(20.0)); // in the warm-up: not counted
+        s.opened(0, ACTIVITY_DECLINE, day(50.0)); // false
+        s.opened(1, DORMANT, day(60.0)); // dormancy is not a false alert
+        s.opened(1, ACTIVITY_DECLINE, day(61.0)); // false
+        s.opened(2, ACTIVITY_DECLINE, day(99.0)); // before the change: not a catch
+        s.opened(2, ACTIVITY_DECLINE, day(106.0)); // caught after 6 days
+        s.opened(2, ACTIVITY_DECLINE, day(107.0)); // only the first counts
+        s.opened(3, care_core::detect::dormancy::REACTIVATED, day(95.0)); // not a catch
+        s.opened(3, ACTIVITY_DECLINE, day(105.0)); // 15 days: outside 14
+        s.opened(4, DORMANT, day(90.5)); // silence caught by dormancy in 10.5 days
         let r = s.report(&Variant::reference(1, 6, 180), 0, 0.0);
         assert_eq!(r.false_alerts, 2);
         assert!((r.steady_customer_months - 2.0 * 145.0 / MONTH_DAYS).abs() < 1e-9);

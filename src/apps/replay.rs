@@ -31,7 +31,10 @@ use std::sync::Arc;
 use base64::Engine as _;
 use care_core::config::Config;
 use care_core::decode::RejectCode;
-use care_core::detect::{SignalType, Status};
+use care_core::detect::decline::ACTIVITY_DECLINE;
+use care_core::detect::dormancy::DORMANT;
+use care_core::detect::silence::SILENCE;
+use care_core::detect::Status;
 use care_core::engine::{Input, Outcome, Prepared, Routed, Rules};
 use care_core::render::{signal_type_of, OutputRecord, TopicRole};
 use serde::Serialize;
@@ -114,21 +117,20 @@ impl LeadTimes {
     pub fn observe(&mut self, r: &OutputRecord) {
         let (Some(t), Some(key)) = (r.header("ce_type").and_then(signal_type_of), r.key.as_deref()) else { return };
         let opened = r.status() == Some(Status::Opened);
-        match t {
-            SignalType::ActivityDecline | SignalType::Silence if opened => {
+        // The warnings of the activity chain, and the dormancy they warn of;
+        // other signals have no lead time.
+        if t == ACTIVITY_DECLINE || t == SILENCE {
+            if opened {
                 self.open.entry(key.to_vec()).or_insert(r.trigger_ms);
-            }
-            SignalType::ActivityDecline | SignalType::Silence => {
+            } else {
                 self.open.remove(key);
             }
-            SignalType::Dormant => {
-                self.dormant += 1;
-                if let Some(warned_ms) = self.open.remove(key) {
-                    self.warned += 1;
-                    self.days.push((r.trigger_ms - warned_ms) as f64 / 86_400_000.0);
-                }
+        } else if t == DORMANT {
+            self.dormant += 1;
+            if let Some(warned_ms) = self.open.remove(key) {
+                self.warned += 1;
+                self.days.push((r.trigger_ms - warned_ms) as f64 / 86_400_000.0);
             }
-            SignalType::Reactivated | SignalType::FirstOrder | SignalType::NpsDetractor | SignalType::CsatLow => {}
         }
     }
 
@@ -364,7 +366,7 @@ fn summary(tasks: &Routed, sources: &[usize], interrupted: bool, lead_times: Lea
             s.add(&tally.sources[i]);
         }
     }
-    let signals: BTreeMap<&'static str, u64> = SignalType::ALL.iter().map(|t| (t.as_str(), tally.emitted[t.idx()])).collect();
+    let signals: BTreeMap<&'static str, u64> = care_core::detect::registry::signal_types().iter().map(|t| (t.as_str(), tally.emitted[t.idx()])).collect();
     let customer_days = tasks.customer_days();
     let per_1000_customer_days = signals
         .iter()

@@ -1,7 +1,7 @@
 use proptest::prelude::*;
 
 use super::*;
-use crate::detect::SignalType;
+use crate::detect::dormancy;
 use crate::event::Kind;
 use crate::render::TopicRole;
 
@@ -220,8 +220,8 @@ fn emit_from_suppresses_old_episodes_whole_but_keeps_state() {
     e.set_emit_from(Some(T0 + 100 * DAY));
     let out = feed(&mut e, &story((0..40).chain(131..132), 132));
     assert_eq!(types(&out), Vec::<(String, String)>::new(), "no `reactivated` for a dormancy marketing never saw");
-    assert_eq!(e.tally().suppressed[SignalType::Dormant.idx()], 1);
-    assert_eq!(e.tally().suppressed[SignalType::Reactivated.idx()], 1);
+    assert_eq!(e.tally().suppressed[dormancy::DORMANT.idx()], 1);
+    assert_eq!(e.tally().suppressed[dormancy::REACTIVATED.idx()], 1);
     assert_eq!(e.customer_count(), 2, "state is folded all the same");
     let mut e = engine();
     e.set_emit_from(Some(T0 + 99 * DAY));

@@ -35,37 +35,34 @@
 //! 1. `detect/<name>.rs`: the detector (a [`detect::Detector`]: `on_event`
 //!    sees every on-time event of any kind, with `wants_events`;
 //!    `on_activity` and timers the activity ones; an event-only detector
-//!    with no episode implements just `id`, `signal_types`, `wants_events`
-//!    and `on_event`, the trait's defaults do the rest), its `[detect.<name>]`
-//!    config table with defaults and validation, its `ID`, its registry
-//!    `ENTRY`, what it `supersedes` (nothing unless it joins the activity
-//!    chain), and its payload struct deriving `Serialize`, starting with
-//!    `render::Head`. Tests of its own, through the engine.
+//!    with no episode implements just `id`, `wants_events` and `on_event`,
+//!    the trait's defaults do the rest), its `[detect.<name>]` config table
+//!    with defaults and validation, its `ID`, its registry `ENTRY`, what it
+//!    `supersedes` (nothing unless it joins the activity chain), its signal
+//!    type (a `const` [`detect::SignalType`]: name, topic, versions and
+//!    their `ce_type`s), and the figures it decides as a
+//!    [`detect::Body`] that renders its payload (a struct deriving
+//!    `Serialize`, flattening [`detect::signal::Head`] first). Tests of its
+//!    own, through the engine.
 //! 2. `schemas/<ce_type>.json`: its payload's schema. `tests/schemas.rs`
 //!    fails until one of its payloads is emitted in a scenario, validates
 //!    and has negative checks.
 //! 3. Its config field in `config::DetectConfig` (its `ENTRY` does not
 //!    compile without it) and its entry in [`detect::registry::REGISTRY`],
 //!    after every detector that supersedes it (a registry test checks the
-//!    order); without the entry it never runs, and step 2's test fails.
-//! 4. Its decision as a [`detect::Signal`] variant (arms in `signal_type`,
-//!    `trigger_ms`, `episode_ms`, `status`; `version` if not 1), a
-//!    [`detect::SignalType`] if it is a new type (name and topic), its
-//!    `(type, version) → ce_type` row in [`render::CE_TYPES`] (rendering
-//!    panics without it, step 2's test fails) and its arm in
-//!    `render/payloads.rs`; the apps' exhaustive matches on the type
-//!    (quality scoring, replay lead times) decide what it means there. The
-//!    compiler lists every arm.
-//! 5. Only if it keeps state of its own: a field of [`state::Customer`]
+//!    order); without the entry it never runs and its signal type is
+//!    unknown, and step 2's test fails.
+//! 4. Only if it keeps state of its own: a field of [`state::Customer`]
 //!    (the state dump shows it by itself) and a `state::codec::StateBlock`
 //!    in its file with a new block id, listed in the codec's `BLOCKS`.
 //!    Nothing catches a missing `BLOCKS` entry but a restore test: write
 //!    a changelog fixture with the new block, and keep the old ones
 //!    restoring.
 //!
-//! Step 4 is what is not yet local to the detector's file: a boxed typed
-//! payload in place of the `Signal` enum, and signal types from the
-//! registry, would remove it.
+//! The engine, the renderer, metrics and the apps take signal types from
+//! the registry: a new one is counted, labelled and rendered without an
+//! edit there. The quality harness and `replay --report` score the activity
+//! chain's signals only.
 
 pub mod changelog;
 pub mod config;

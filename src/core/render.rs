@@ -5,14 +5,11 @@
 //! clock, so the same input always renders the same bytes. `publish` ships
 //! them to Kafka, `replay` and `demo` print them.
 
-mod payloads;
-
-use chrono::{DateTime, SecondsFormat};
-
 use crate::config::Config;
 use crate::decode::DecodeError;
-use crate::detect::{Signal, SignalType, Status};
-pub use payloads::{Head, WindowInfo};
+use crate::detect::{registry, Destination, Signal, SignalType, Status};
+pub use crate::detect::signal::{round, Head, WindowInfo};
+pub use crate::time::rfc3339;
 
 /// Namespace of every `ce_id` (UUIDv5 of customer, signal, episode, status).
 pub const CE_ID_NAMESPACE: uuid::Uuid = uuid::uuid!("3c1b5c1e-7a55-5b6e-9d4e-ca4ec0de0001");
@@ -26,6 +23,14 @@ pub enum TopicRole {
 }
 
 impl TopicRole {
+    /// The topic a signal type's messages go to.
+    pub fn of(t: SignalType) -> TopicRole {
+        match t.destination() {
+            Destination::Alerts => TopicRole::Alerts,
+            Destination::Reactivation => TopicRole::Reactivation,
+        }
+    }
+
     pub const ALL: [TopicRole; 3] = [TopicRole::Alerts, TopicRole::Reactivation, TopicRole::Dlq];
 
     /// Label value for metrics.
@@ -129,56 +134,32 @@ pub struct Renderer {
     window: WindowInfo,
 }
 
-/// Every output a signal can become: (signal type, payload version) →
-/// `ce_type`, each with its schema in `src/core/schemas/<ce_type>.json`. A
-/// payload only ever gains fields within a version; the sequential decline's
-/// is v2 (`p_value`, `expected_events` and `ratio` have no meaning there).
-pub const CE_TYPES: [(SignalType, u8, &str); 8] = [
-    (SignalType::ActivityDecline, 1, "io.care.activity_decline.v1"),
-    (SignalType::ActivityDecline, 2, "io.care.activity_decline.v2"),
-    (SignalType::Silence, 1, "io.care.silence.v1"),
-    (SignalType::Dormant, 1, "io.care.dormant.v1"),
-    (SignalType::Reactivated, 1, "io.care.reactivated.v1"),
-    (SignalType::FirstOrder, 1, "io.care.first_order.v1"),
-    (SignalType::NpsDetractor, 1, "io.care.nps_detractor.v1"),
-    (SignalType::CsatLow, 1, "io.care.csat_low.v1"),
-];
-
-/// `ce_type` of version `version` of signal type `t`, if there is one.
-pub fn ce_type(t: SignalType, version: u8) -> Option<&'static str> {
-    CE_TYPES.iter().find(|(ct, v, _)| (*ct, *v) == (t, version)).map(|(_, _, name)| *name)
+/// Every output a signal can become: (signal type, payload version,
+/// `ce_type`), from the signal types the detectors declare, each with its
+/// schema in `src/core/schemas/<ce_type>.json`.
+pub fn ce_types() -> impl Iterator<Item = (SignalType, u8, &'static str)> {
+    registry::ce_types()
 }
 
 /// `ce_type` of one signal.
 ///
 /// # Panics
-/// The signal's (type, version) is missing from [`CE_TYPES`]: a bug that a
-/// test of every detector's signals catches.
+/// The signal's version is not among its type's: a bug that a test of
+/// every detector's signals catches.
 pub fn signal_ce_type(s: &Signal) -> &'static str {
     let (t, v) = (s.signal_type(), s.version());
-    ce_type(t, v).unwrap_or_else(|| panic!("no ce_type for {t:?} v{v} in CE_TYPES"))
+    t.ce_type(v).unwrap_or_else(|| panic!("no ce_type for {t:?} v{v}"))
 }
 
 /// The signal type a `ce_type` names.
 pub fn signal_type_of(ce_type: &str) -> Option<SignalType> {
-    CE_TYPES.iter().find(|(_, _, name)| *name == ce_type).map(|(t, _, _)| *t)
-}
-
-/// RFC 3339 in UTC with milliseconds, e.g. `2026-01-01T00:00:00.000Z`.
-pub fn rfc3339(ms: i64) -> String {
-    DateTime::from_timestamp_millis(ms).map_or_else(|| ms.to_string(), |t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
+    registry::signal_type_of(ce_type).map(|(t, _)| t)
 }
 
 /// The deterministic CloudEvents id of one message of one episode.
 pub fn ce_id(customer: &str, t: SignalType, episode_ms: i64, status: Status) -> uuid::Uuid {
     let name = format!("{customer}\n{}\n{episode_ms}\n{}", t.as_str(), status.as_str());
     uuid::Uuid::new_v5(&CE_ID_NAMESPACE, name.as_bytes())
-}
-
-/// `x` rounded to `places` decimals, for payload figures.
-pub fn round(x: f64, places: i32) -> f64 {
-    let f = 10f64.powi(places);
-    (x * f).round() / f
 }
 
 impl Renderer {
@@ -199,7 +180,7 @@ impl Renderer {
         let ce_type = signal_ce_type(s);
         let trigger_ms = s.trigger_ms();
         let id = ce_id(customer, t, s.episode_ms(), s.status());
-        let value = serde_json::to_vec(&payloads::payload(self.window, customer, s)).expect("JSON values serialise");
+        let value = serde_json::to_vec(&s.payload(customer, self.window)).expect("JSON values serialise");
         let headers = vec![
             ("ce_specversion", b"1.0".to_vec()),
             ("ce_id", id.to_string().into_bytes()),
@@ -210,7 +191,7 @@ impl Renderer {
             ("ce_dataschema", format!("urn:care:schema:{ce_type}").into_bytes()),
             ("content-type", b"application/json".to_vec()),
         ];
-        OutputRecord { role: t.role(), key: Some(customer.as_bytes().to_vec()), headers, value, trigger_ms, original: None }
+        OutputRecord { role: TopicRole::of(t), key: Some(customer.as_bytes().to_vec()), headers, value, trigger_ms, original: None }
     }
 
     /// Renders a rejected record the way Kafka Connect's DLQ does, so
@@ -280,12 +261,12 @@ mod tests {
 
     #[test]
     fn ce_id_is_deterministic_and_distinguishes_messages() {
-        let a = ce_id("c1", SignalType::ActivityDecline, 1_000, Status::Opened);
-        assert_eq!(a, ce_id("c1", SignalType::ActivityDecline, 1_000, Status::Opened));
+        let a = ce_id("c1", crate::detect::decline::ACTIVITY_DECLINE, 1_000, Status::Opened);
+        assert_eq!(a, ce_id("c1", crate::detect::decline::ACTIVITY_DECLINE, 1_000, Status::Opened));
         assert_eq!(a.get_version_num(), 5);
-        assert_ne!(a, ce_id("c1", SignalType::ActivityDecline, 1_000, Status::Resolved));
-        assert_ne!(a, ce_id("c2", SignalType::ActivityDecline, 1_000, Status::Opened));
-        assert_ne!(a, ce_id("c1", SignalType::ActivityDecline, 1_001, Status::Opened));
+        assert_ne!(a, ce_id("c1", crate::detect::decline::ACTIVITY_DECLINE, 1_000, Status::Resolved));
+        assert_ne!(a, ce_id("c2", crate::detect::decline::ACTIVITY_DECLINE, 1_000, Status::Opened));
+        assert_ne!(a, ce_id("c1", crate::detect::decline::ACTIVITY_DECLINE, 1_001, Status::Opened));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! a batch commits (so an aborted batch is never counted).
 
 use crate::decode::{RejectCode, SkipReason};
-use crate::detect::SignalType;
+use crate::detect::registry::MAX_SIGNAL_TYPES;
 use crate::event::Kind;
 
 /// Counts of one input source.
@@ -66,9 +66,9 @@ pub struct Tally {
     /// Indexed like the engine's sources (the canonical mapping last).
     pub sources: Vec<SourceTally>,
     /// Signals emitted, by type.
-    pub emitted: [u64; SignalType::ALL.len()],
+    pub emitted: [u64; MAX_SIGNAL_TYPES],
     /// Signals older than `emit_from`: decided, folded, not emitted.
-    pub suppressed: [u64; SignalType::ALL.len()],
+    pub suppressed: [u64; MAX_SIGNAL_TYPES],
     /// Per-customer timers fired.
     pub timers_fired: u64,
     /// Customers seen for the first time.
@@ -130,8 +130,8 @@ impl Tally {
     /// Zeroes every count, keeping the allocation.
     pub fn clear(&mut self) {
         self.sources.fill(SourceTally::default());
-        self.emitted = [0; SignalType::ALL.len()];
-        self.suppressed = [0; SignalType::ALL.len()];
+        self.emitted = [0; MAX_SIGNAL_TYPES];
+        self.suppressed = [0; MAX_SIGNAL_TYPES];
         self.timers_fired = 0;
         self.customers_created = 0;
         self.dedup_evictions = 0;

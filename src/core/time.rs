@@ -1,4 +1,11 @@
-//! Bucket arithmetic in the configured timezone.
+//! Bucket arithmetic in the configured timezone, and instants as text.
+
+use chrono::{DateTime, SecondsFormat};
+
+/// RFC 3339 in UTC with milliseconds, e.g. `2026-01-01T00:00:00.000Z`.
+pub fn rfc3339(ms: i64) -> String {
+    DateTime::from_timestamp_millis(ms).map_or_else(|| ms.to_string(), |t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
+}
 
 /// Hopping buckets of `bucket_ms`, aligned to a fixed UTC offset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

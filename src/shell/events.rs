@@ -200,8 +200,8 @@ impl DataSummary<'_> {
         let nonzero = |pairs: Vec<(&str, u64)>| pairs.into_iter().filter(|(_, n)| *n > 0).map(|(k, n)| format!("{k}:{n}")).collect::<Vec<_>>().join(",");
         let rejected = nonzero(care_core::decode::RejectCode::ALL.iter().map(|c| (c.as_str(), sum(&|s| s.rejected[c.idx()]))).collect());
         let skipped = nonzero(care_core::decode::SkipReason::ALL.iter().map(|r| (r.as_str(), sum(&|s| s.skipped[r.idx()]))).collect());
-        let signals = nonzero(care_core::detect::SignalType::ALL.iter().map(|x| (x.as_str(), t.emitted[x.idx()])).collect());
-        let suppressed = nonzero(care_core::detect::SignalType::ALL.iter().map(|x| (x.as_str(), t.suppressed[x.idx()])).collect());
+        let signals = nonzero(care_core::detect::registry::signal_types().iter().map(|x| (x.as_str(), t.emitted[x.idx()])).collect());
+        let suppressed = nonzero(care_core::detect::registry::signal_types().iter().map(|x| (x.as_str(), t.suppressed[x.idx()])).collect());
         tracing::info!(
             secs = self.secs,
             consumed = sum(&|s| s.consumed),

@@ -8,7 +8,7 @@
 use prometheus::{GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 use care_core::decode::{RejectCode, SkipReason};
-use care_core::detect::SignalType;
+use care_core::detect::registry::signal_types;
 use care_core::event::Kind;
 use care_core::tally::Tally;
 use care_core::task::Phase;
@@ -18,8 +18,9 @@ pub struct Metrics {
     pub registry: Registry,
     /// Per source (indexed like the engine's sources), resolved once.
     sources: Vec<SourceCounters>,
-    emitted: [IntCounter; SignalType::ALL.len()],
-    suppressed: [IntCounter; SignalType::ALL.len()],
+    /// Indexed like `registry::signal_types`.
+    emitted: Vec<IntCounter>,
+    suppressed: Vec<IntCounter>,
     /// Customers held in state, all tasks of this instance.
     pub customers: IntGauge,
     /// Timers fired (decline crossings, silence and dormancy deadlines).
@@ -134,8 +135,8 @@ impl Metrics {
             .collect();
         Metrics {
             sources,
-            emitted: SignalType::ALL.map(|t| outputs.with_label_values(&[t.as_str()])),
-            suppressed: SignalType::ALL.map(|t| suppressed.with_label_values(&[t.as_str()])),
+            emitted: signal_types().iter().map(|t| outputs.with_label_values(&[t.as_str()])).collect(),
+            suppressed: signal_types().iter().map(|t| suppressed.with_label_values(&[t.as_str()])).collect(),
             customers: gauge(&r, "care_customers", "Customers held in state"),
             timers_fired: counter(&r, "care_timers_fired_total", "Per-customer timers fired"),
             dedup_evictions: counter(
@@ -231,7 +232,7 @@ mod tests {
         t.sources[0].folded[Kind::Login.idx()] = 2;
         t.sources[0].rejected[RejectCode::InvalidJson.idx()] = 1;
         t.sources[0].skipped[SkipReason::Tombstone.idx()] = 1;
-        t.emitted[SignalType::Dormant.idx()] = 1;
+        t.emitted[care_core::detect::dormancy::DORMANT.idx()] = 1;
         m.record(&t);
         m.record(&t);
         let text = m.render();

@@ -25,9 +25,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, ConfigError};
 use crate::detect::registry::Entry;
-use crate::detect::{invalid, ActivityEvent, Detector, DetectorId, Moment, Signal, SignalType};
+use crate::detect::signal::{round, to_value, Body, Head, PayloadContext};
+use crate::detect::{invalid, Destination, Detector, DetectorId, Moment, Signal, SignalDef, SignalType};
 use crate::event::Event;
-use crate::render::{rfc3339, round, Head};
+use crate::time::rfc3339;
 use crate::state::codec::StateBlock;
 use crate::state::Customer;
 use crate::wire::{put_zigzag, CodecError, Reader};
@@ -100,7 +101,15 @@ impl CsatLowConfig {
 pub const ID: DetectorId = DetectorId("csat_low");
 
 /// The registry's entry.
-pub const ENTRY: Entry = Entry { id: ID, build: |cfg: &Config| cfg.detect.csat_low.enabled.then(|| Box::new(CsatLow::new(&cfg.detect.csat_low)) as Box<dyn Detector>), window_width: |_| 0 };
+pub const ENTRY: Entry = Entry {
+    id: ID,
+    build: |cfg: &Config| cfg.detect.csat_low.enabled.then(|| Box::new(CsatLow::new(&cfg.detect.csat_low)) as Box<dyn Detector>),
+    window_width: |_| 0,
+    signals: &[CSAT_LOW],
+};
+
+/// `csat_low`, on the alerts topic.
+pub const CSAT_LOW: SignalType = SignalType(&SignalDef { name: "csat_low", destination: Destination::Alerts, versions: &[(1, "io.care.csat_low.v1")] });
 
 /// A customer's answers over the window, and the open episode.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -230,11 +239,11 @@ impl CsatLow {
         match w.open_since_ms {
             None if answers >= self.min_answers && pct <= self.open_pct => {
                 w.open_since_ms = Some(ts_ms);
-                out.push(Signal::CsatLowOpened { episode_ms: ts_ms, figures });
+                out.push(Signal::opened(CSAT_LOW, ts_ms, figures));
             }
             Some(episode_ms) if pct > self.exit_pct => {
                 w.open_since_ms = None;
-                out.push(Signal::CsatLowResolved { episode_ms, at_ms: ts_ms, figures });
+                out.push(Signal::resolved(CSAT_LOW, episode_ms, ts_ms, figures));
             }
             _ => {}
         }
@@ -244,18 +253,6 @@ impl CsatLow {
 impl Detector for CsatLow {
     fn id(&self) -> DetectorId {
         ID
-    }
-
-    fn signal_types(&self) -> &'static [SignalType] {
-        &[SignalType::CsatLow]
-    }
-
-    fn on_activity(&self, _: &mut Customer, _: Moment, _: ActivityEvent, _: &mut Vec<Signal>) {}
-
-    fn on_timer(&self, _: &mut Customer, _: Moment, _: &mut Vec<Signal>) {}
-
-    fn next_deadline(&self, _: &Customer, _: Moment) -> Option<i64> {
-        None
     }
 
     fn is_open(&self, c: &Customer) -> bool {
@@ -276,6 +273,16 @@ impl Detector for CsatLow {
         if let Some(score) = ev.csat {
             self.answer(c.csat_low.get_or_insert_with(Box::default), ev.ts_ms, score, out);
         }
+    }
+}
+
+impl Body for Figures {
+    fn payload(&self, cx: PayloadContext<'_>) -> serde_json::Value {
+        to_value(Payload::new(cx.head, cx.episode_ms, self))
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
     }
 }
 

@@ -40,13 +40,12 @@ fn opens_with_three_answers_at_40_percent_and_resolves_only_above_60() {
     assert_eq!(step(0, 1, &mut out), None, "one bad answer is not evidence");
     assert_eq!(step(1, 2, &mut out), None, "nor two");
     assert_eq!(step(2, 5, &mut out), Some(Status::Opened), "1 of 3 = 33 %");
-    let Signal::CsatLowOpened { figures, .. } = out[0] else { panic!("{out:?}") };
+    let figures = *out[0].body::<Figures>().expect("low CSAT figures");
     assert_eq!((figures.answers, figures.satisfied, figures.window_days), (3, 1, 90));
     assert_eq!(step(3, 4, &mut out), None, "2 of 4 = 50 %: between the levels");
     assert_eq!(step(4, 5, &mut out), None, "3 of 5 = 60 %: not above the exit");
     assert_eq!(step(5, 5, &mut out), Some(Status::Resolved), "4 of 6 = 67 %");
-    let Signal::CsatLowResolved { episode_ms, at_ms, .. } = out[0] else { panic!("{out:?}") };
-    assert_eq!((episode_ms, at_ms), (T0 + 2 * DAY, T0 + 5 * DAY));
+    assert_eq!((out[0].episode_ms(), out[0].trigger_ms()), (T0 + 2 * DAY, T0 + 5 * DAY));
 }
 
 #[test]
@@ -119,16 +118,16 @@ proptest! {
             prop_assert_eq!(w.totals(), (n, sat));
             let pct = csat_percent(n, sat).unwrap();
             prop_assert!(out.len() <= 1);
-            match out.first() {
-                Some(Signal::CsatLowOpened { .. }) => {
+            prop_assert!(out.iter().all(|s| s.signal_type() == CSAT_LOW));
+            match out.first().map(Signal::status) {
+                Some(Status::Opened) => {
                     prop_assert!(!open && n >= 3 && pct <= 40.0, "opened at {} of {}", sat, n);
                     open = true;
                 }
-                Some(Signal::CsatLowResolved { .. }) => {
+                Some(Status::Resolved) => {
                     prop_assert!(open && pct > 60.0, "resolved at {} of {}", sat, n);
                     open = false;
                 }
-                Some(other) => prop_assert!(false, "{:?}", other),
                 None => prop_assert!(if open { pct <= 60.0 } else { n < 3 || pct > 40.0 }, "{} of {} should have decided", sat, n),
             }
             prop_assert_eq!(w.open_since_ms.is_some(), open);

@@ -23,9 +23,10 @@ use serde::{Deserialize, Serialize};
 use crate::config::{Config, ConfigError};
 use crate::detect::registry::Entry;
 use crate::detect::stats::binomial_cdf;
-use crate::detect::{invalid, sequential, yes, ActivityEvent, Detector, DetectorId, Moment, Signal, SignalType};
+use crate::detect::signal::{round, to_value, Body, PayloadContext, WindowInfo};
+use crate::detect::{invalid, sequential, yes, ActivityEvent, Destination, Detector, DetectorId, Moment, Signal, SignalDef, SignalType};
 use crate::event::{Kind, KindSet};
-use crate::render::{round, Head, WindowInfo};
+use crate::detect::signal::Head;
 use crate::state::codec::StateBlock;
 use crate::state::Customer;
 use crate::wire::{put_zigzag, CodecError, Reader};
@@ -211,7 +212,16 @@ impl DeclineConfig {
 pub const ID: DetectorId = DetectorId("decline");
 
 /// The registry's entry: on by default, with the method the config names.
-pub const ENTRY: Entry = Entry { id: ID, build, window_width };
+pub const ENTRY: Entry = Entry { id: ID, build, window_width, signals: &[ACTIVITY_DECLINE] };
+
+/// `activity_decline`, both methods' signal: the window method's payload
+/// is v1, the sequential method's v2 (`p_value`, `expected_events` and
+/// `ratio` have no meaning there).
+pub const ACTIVITY_DECLINE: SignalType = SignalType(&SignalDef {
+    name: "activity_decline",
+    destination: Destination::Alerts,
+    versions: &[(1, "io.care.activity_decline.v1"), (2, "io.care.activity_decline.v2")],
+});
 
 fn build(cfg: &Config) -> Option<Box<dyn Detector>> {
     let (d, activity) = (&cfg.detect.decline, cfg.engine.activity_set());
@@ -286,10 +296,6 @@ impl Detector for Decline {
         ID
     }
 
-    fn signal_types(&self) -> &'static [SignalType] {
-        &[SignalType::ActivityDecline]
-    }
-
     fn on_activity(&self, c: &mut Customer, at: Moment, _: ActivityEvent, out: &mut Vec<Signal>) {
         out.extend(self.check(c, at));
     }
@@ -352,7 +358,7 @@ pub fn evaluate(p: &Params, c: &mut Customer, first_seen_bucket: i64, now_bucket
             }
             c.decline = Episode::Cooldown { until: now_bucket + p.cooldown_buckets };
             let report = report(p, c, recent, expected, now_bucket);
-            Some(Signal::DeclineResolved { episode_ms, at_ms: trigger_ms, report })
+            Some(Signal::resolved(ACTIVITY_DECLINE, episode_ms, trigger_ms, report))
         }
         _ => {
             if first_seen_bucket > baseline_from {
@@ -368,7 +374,7 @@ pub fn evaluate(p: &Params, c: &mut Customer, first_seen_bucket: i64, now_bucket
             }
             c.decline = Episode::Open { episode_ms: trigger_ms, expected: expected as f32 };
             let report = report(p, c, recent, expected, now_bucket);
-            Some(Signal::DeclineOpened { episode_ms: trigger_ms, report })
+            Some(Signal::opened(ACTIVITY_DECLINE, trigger_ms, report))
         }
     }
 }
@@ -419,6 +425,16 @@ struct RecentBaseline {
     baseline: u32,
 }
 
+impl Body for Report {
+    fn payload(&self, cx: PayloadContext<'_>) -> serde_json::Value {
+        to_value(Payload::new(cx.head, cx.started, cx.window, self))
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
 impl<'a> Payload<'a> {
     pub fn new(head: Head<'a>, started: String, window: WindowInfo, r: &Report) -> Payload<'a> {
         Payload {
@@ -438,6 +454,7 @@ impl<'a> Payload<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::detect::Status;
     use crate::state::Customer;
 
     fn params() -> Params {
@@ -459,7 +476,7 @@ mod tests {
     fn steady_customer_never_declines() {
         let p = params();
         let mut c = steady(&p, 40, 3);
-        assert_eq!(evaluate(&p, &mut c, 0, 40, 0), None);
+        assert!(evaluate(&p, &mut c, 0, 40, 0).is_none());
     }
 
     #[test]
@@ -467,15 +484,15 @@ mod tests {
         let p = params();
         let mut c = steady(&p, 28, 3); // active days 0..28, silent from day 28
         // Day 30: recent = days 23..30 → 5 active days of 3 = 15 of 21 expected: not yet.
-        assert_eq!(evaluate(&p, &mut c, 0, 30, 1), None);
+        assert!(evaluate(&p, &mut c, 0, 30, 1).is_none());
         // Day 33: recent = days 26..33 → 6 events of 21 expected: ratio 0.29, p ≈ 0.0002.
         let opened = evaluate(&p, &mut c, 0, 33, 2).expect("opens");
-        let Signal::DeclineOpened { episode_ms, report } = opened else { panic!("{opened:?}") };
-        assert_eq!(episode_ms, 2);
+        let report = opened.body::<Report>().expect("a decline report");
+        assert_eq!((opened.status(), opened.episode_ms()), (Status::Opened, 2));
         assert_eq!((report.recent_events, report.baseline_events), (6, 63));
         assert!((report.expected_events - 21.0).abs() < 1e-9);
         assert!(report.p_value < 0.01);
-        assert_eq!(evaluate(&p, &mut c, 0, 34, 3), None, "one alert per episode");
+        assert!(evaluate(&p, &mut c, 0, 34, 3).is_none(), "one alert per episode");
         // Activity comes back: 20 clicks in days 34..41.
         for d in 34..41 {
             for _ in 0..3 {
@@ -483,7 +500,7 @@ mod tests {
             }
         }
         let resolved = evaluate(&p, &mut c, 0, 41, 4).expect("resolves");
-        assert!(matches!(resolved, Signal::DeclineResolved { episode_ms: 2, at_ms: 4, .. }), "{resolved:?}");
+        assert_eq!((resolved.status(), resolved.episode_ms(), resolved.trigger_ms()), (Status::Resolved, 2, 4), "{resolved:?}");
         assert_eq!(c.decline, Episode::Cooldown { until: 48 });
     }
 
@@ -494,7 +511,7 @@ mod tests {
         for d in (0..21).step_by(2) {
             c.activity.add(d, Kind::Login); // 11 baseline events < 20
         }
-        assert_eq!(evaluate(&p, &mut c, 0, 35, 0), None);
+        assert!(evaluate(&p, &mut c, 0, 35, 0).is_none());
     }
 
     #[test]
@@ -504,6 +521,6 @@ mod tests {
         let mut c = steady(&p, 28, 5);
         assert!(evaluate(&p, &mut c, 12, 40, 0).is_some(), "seen since the baseline began: judged");
         let mut c = steady(&p, 28, 5);
-        assert_eq!(evaluate(&p, &mut c, 13, 40, 0), None, "first seen inside the baseline: not judged");
+        assert!(evaluate(&p, &mut c, 13, 40, 0).is_none(), "first seen inside the baseline: not judged");
     }
 }

@@ -6,8 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, ConfigError};
 use crate::detect::registry::Entry;
-use crate::detect::{decline, invalid, silence, yes, ActivityEvent, Detector, DetectorId, Moment, Signal, SignalType};
-use crate::render::{rfc3339, round, Head};
+use crate::detect::signal::{round, to_value, Body, Head, PayloadContext};
+use crate::detect::{decline, invalid, silence, yes, ActivityEvent, Destination, Detector, DetectorId, Moment, Signal, SignalDef, SignalType};
+use crate::time::rfc3339;
 use crate::state::codec::StateBlock;
 use crate::state::Customer;
 use crate::wire::{put_zigzag, CodecError, Reader};
@@ -78,7 +79,16 @@ pub const ENTRY: Entry = Entry {
     id: ID,
     build: |cfg: &Config| cfg.detect.dormancy.enabled.then(|| Box::new(Dormancy(Params::new(&cfg.detect.dormancy))) as Box<dyn Detector>),
     window_width: |_| 0,
+    signals: &[DORMANT, REACTIVATED],
 };
+
+/// `dormant`: the reactivation trigger, on the reactivation topic.
+pub const DORMANT: SignalType = SignalType(&SignalDef { name: "dormant", destination: Destination::Reactivation, versions: &[(1, "io.care.dormant.v1")] });
+
+/// `reactivated`: a dormant customer acted again; closes the dormancy
+/// episode, on the reactivation topic.
+pub const REACTIVATED: SignalType =
+    SignalType(&SignalDef { name: "reactivated", destination: Destination::Reactivation, versions: &[(1, "io.care.reactivated.v1")] });
 
 /// Thresholds, copied from config once.
 #[derive(Debug, Clone)]
@@ -108,10 +118,6 @@ impl Detector for Dormancy {
         ID
     }
 
-    fn signal_types(&self) -> &'static [SignalType] {
-        &[SignalType::Dormant, SignalType::Reactivated]
-    }
-
     /// A dormant customer is not also silent or declining.
     fn supersedes(&self) -> &'static [DetectorId] {
         &[silence::ID, decline::ID]
@@ -127,7 +133,7 @@ impl Detector for Dormancy {
             let mut before = c.clone();
             (before.last_activity_ms, before.activity_events) = (Some(last), c.activity_events.saturating_sub(1));
             c.dormant_since = Some(due);
-            out.push(Signal::Dormant { episode_ms: due, last_activity_ms: last, score: score(&self.0, &before) });
+            out.push(Signal::opened(DORMANT, due, Dormant { last_activity_ms: last, score: score(&self.0, &before) }));
         }
         out.extend(on_activity(c, ev.ts_ms, ev.previous_ms));
     }
@@ -165,6 +171,40 @@ pub struct Score {
     pub satisfaction: f64,
 }
 
+/// A reactivation trigger's figures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dormant {
+    pub last_activity_ms: i64,
+    pub score: Score,
+}
+
+/// A reactivation's figures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reactivated {
+    /// From the last activity before the episode to the return.
+    pub days_away: f64,
+}
+
+impl Body for Dormant {
+    fn payload(&self, cx: PayloadContext<'_>) -> serde_json::Value {
+        to_value(DormantPayload::new(cx.head, cx.episode_ms, self.last_activity_ms, &self.score))
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+impl Body for Reactivated {
+    fn payload(&self, cx: PayloadContext<'_>) -> serde_json::Value {
+        to_value(ReactivatedPayload::new(cx.head, cx.started, self.days_away))
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
 /// When the customer turns dormant if nothing happens, if they can.
 pub fn deadline(p: &Params, c: &Customer) -> Option<i64> {
     match (c.dormant_since, c.last_activity_ms) {
@@ -177,7 +217,7 @@ pub fn deadline(p: &Params, c: &Customer) -> Option<i64> {
 pub fn on_time(p: &Params, c: &mut Customer, now_ms: i64) -> Option<Signal> {
     let due = deadline(p, c).filter(|d| *d <= now_ms)?;
     c.dormant_since = Some(due);
-    Some(Signal::Dormant { episode_ms: due, last_activity_ms: c.last_activity_ms.unwrap_or(due), score: score(p, c) })
+    Some(Signal::opened(DORMANT, due, Dormant { last_activity_ms: c.last_activity_ms.unwrap_or(due), score: score(p, c) }))
 }
 
 /// Called on an activity event at `ts_ms`; `previous_ms` is the last
@@ -186,7 +226,7 @@ pub fn on_activity(c: &mut Customer, ts_ms: i64, previous_ms: Option<i64>) -> Op
     let since = c.dormant_since.take()?;
     let last = previous_ms.unwrap_or(since);
     let days_away = ((ts_ms - last) as f64 / DAY_MS).max(0.0);
-    Some(Signal::Reactivated { episode_ms: since, at_ms: ts_ms, days_away })
+    Some(Signal::resolved(REACTIVATED, since, ts_ms, Reactivated { days_away }))
 }
 
 /// The reactivation-potential score of a customer turning dormant.
@@ -266,14 +306,15 @@ mod tests {
         c.last_activity_ms = Some(1_000);
         let due = 1_000 + 60 * 86_400_000;
         assert_eq!(deadline(&p, &c), Some(due));
-        assert_eq!(on_time(&p, &mut c, due - 1), None);
+        assert!(on_time(&p, &mut c, due - 1).is_none());
         let s = on_time(&p, &mut c, due).expect("dormant");
-        assert!(matches!(s, Signal::Dormant { episode_ms, last_activity_ms: 1_000, .. } if episode_ms == due));
-        assert_eq!(on_time(&p, &mut c, due + 10), None, "one trigger per episode");
+        assert_eq!((s.signal_type(), s.episode_ms(), s.body::<Dormant>().unwrap().last_activity_ms), (DORMANT, due, 1_000));
+        assert!(on_time(&p, &mut c, due + 10).is_none(), "one trigger per episode");
         assert_eq!(deadline(&p, &c), None);
         let back = on_activity(&mut c, 1_000 + 90 * 86_400_000, Some(1_000)).expect("reactivated");
-        assert!(matches!(back, Signal::Reactivated { episode_ms, days_away, .. } if episode_ms == due && (days_away - 90.0).abs() < 1e-9));
-        assert_eq!(on_activity(&mut c, 0, Some(1_000)), None);
+        assert_eq!((back.signal_type(), back.episode_ms()), (REACTIVATED, due));
+        assert!((back.body::<Reactivated>().unwrap().days_away - 90.0).abs() < 1e-9);
+        assert!(on_activity(&mut c, 0, Some(1_000)).is_none());
     }
 
     #[test]

@@ -15,9 +15,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::detect::registry::Entry;
-use crate::detect::{Detector, DetectorId, Moment, Signal, SignalType};
+use crate::detect::signal::{round, to_value, Body, Head, PayloadContext};
+use crate::detect::{Destination, Detector, DetectorId, Moment, Signal, SignalDef, SignalType};
 use crate::event::{Event, Kind};
-use crate::render::{rfc3339, round, Head};
+use crate::time::rfc3339;
 use crate::state::Customer;
 
 /// The `[detect.first_order]` table.
@@ -42,7 +43,12 @@ pub const ENTRY: Entry = Entry {
     id: ID,
     build: |cfg: &Config| cfg.detect.first_order.enabled.then(|| Box::new(FirstOrder) as Box<dyn Detector>),
     window_width: |_| 0,
+    signals: &[FIRST_ORDER],
 };
+
+/// `first_order`, on the alerts topic.
+pub const FIRST_ORDER: SignalType =
+    SignalType(&SignalDef { name: "first_order", destination: Destination::Alerts, versions: &[(1, "io.care.first_order.v1")] });
 
 /// The first-order detector: no parameters.
 #[derive(Debug, Clone)]
@@ -53,18 +59,32 @@ impl Detector for FirstOrder {
         ID
     }
 
-    fn signal_types(&self) -> &'static [SignalType] {
-        &[SignalType::FirstOrder]
-    }
-
     fn wants_events(&self) -> bool {
         true
     }
 
     fn on_event(&self, c: &mut Customer, _: Moment, ev: &Event, out: &mut Vec<Signal>) {
         if ev.kind == Kind::Order && c.orders.count == 1 {
-            out.push(Signal::FirstOrder { at_ms: ev.ts_ms, first_seen_ms: c.first_seen_ms, amount: ev.amount });
+            out.push(Signal::single(FIRST_ORDER, ev.ts_ms, Order { first_seen_ms: c.first_seen_ms, amount: ev.amount }));
         }
+    }
+}
+
+/// The first order's figures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Order {
+    pub first_seen_ms: i64,
+    /// The order's amount, if it had one.
+    pub amount: Option<f64>,
+}
+
+impl Body for Order {
+    fn payload(&self, cx: PayloadContext<'_>) -> serde_json::Value {
+        to_value(Payload::new(cx.head, cx.trigger_ms, self.first_seen_ms, self.amount))
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
     }
 }
 

@@ -21,9 +21,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, ConfigError};
 use crate::detect::registry::Entry;
-use crate::detect::{invalid, yes, Detector, DetectorId, Moment, Signal, SignalType};
+use crate::detect::signal::{round, to_value, Body, Head, PayloadContext};
+use crate::detect::{invalid, yes, Destination, Detector, DetectorId, Moment, Signal, SignalDef, SignalType};
 use crate::event::Event;
-use crate::render::{round, Head};
 use crate::state::codec::StateBlock;
 use crate::state::{Customer, NpsTally};
 use crate::wire::{put_zigzag, CodecError, Reader};
@@ -76,7 +76,12 @@ pub const ENTRY: Entry = Entry {
         c.enabled.then(|| Box::new(NpsDetractor { min_gap_ms: i64::from(c.min_days_between) * DAY_MS }) as Box<dyn Detector>)
     },
     window_width: |_| 0,
+    signals: &[NPS_DETRACTOR],
 };
+
+/// `nps_detractor`, on the alerts topic.
+pub const NPS_DETRACTOR: SignalType =
+    SignalType(&SignalDef { name: "nps_detractor", destination: Destination::Alerts, versions: &[(1, "io.care.nps_detractor.v1")] });
 
 /// The changelog block of `Customer::nps_alerted_ms`: the answer the last
 /// alert was about, once there was one.
@@ -118,10 +123,6 @@ impl Detector for NpsDetractor {
         ID
     }
 
-    fn signal_types(&self) -> &'static [SignalType] {
-        &[SignalType::NpsDetractor]
-    }
-
     fn wants_events(&self) -> bool {
         true
     }
@@ -137,7 +138,7 @@ impl Detector for NpsDetractor {
         }
         c.nps_alerted_ms = Some(previous.map_or(ev.ts_ms, |p| p.max(ev.ts_ms)));
         let evidence = Evidence { score, nps: c.nps.clone(), orders: c.orders.count, total_spent: c.orders.total_amount, previous_alert_ms: previous };
-        out.push(Signal::NpsDetractor { at_ms: ev.ts_ms, evidence });
+        out.push(Signal::single(NPS_DETRACTOR, ev.ts_ms, evidence));
     }
 }
 
@@ -145,6 +146,16 @@ impl Detector for NpsDetractor {
 /// −100 to 100; `None` before any answer.
 pub fn nps_percent(t: &NpsTally) -> Option<f64> {
     (t.responses > 0).then(|| (f64::from(t.promoters) - f64::from(t.detractors)) / f64::from(t.responses) * 100.0)
+}
+
+impl Body for Evidence {
+    fn payload(&self, cx: PayloadContext<'_>) -> serde_json::Value {
+        to_value(Payload::new(cx.head, self))
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
 }
 
 /// The `io.care.nps_detractor.v1` payload.
@@ -176,7 +187,7 @@ impl<'a> Payload<'a> {
             customer_nps: round(nps_percent(&e.nps).unwrap_or(-100.0), 1),
             orders: e.orders,
             total_spent: round(e.total_spent, 2),
-            previous_alert_at: e.previous_alert_ms.map(crate::render::rfc3339),
+            previous_alert_at: e.previous_alert_ms.map(crate::time::rfc3339),
         }
     }
 }

@@ -6,9 +6,10 @@
 //! every detector that supersedes it (a test checks it).
 
 use std::fmt;
+use std::sync::LazyLock;
 
 use crate::config::Config;
-use crate::detect::{csat_low, decline, dormancy, first_order, nps_detractor, silence, Detector, DetectorId};
+use crate::detect::{csat_low, decline, dormancy, first_order, nps_detractor, silence, Detector, DetectorId, SignalType};
 
 /// One detector, as the registry knows it.
 #[derive(Clone, Copy)]
@@ -20,6 +21,8 @@ pub struct Entry {
     /// whether enabled or not: turning a detector off does not resize
     /// customers' windows.
     pub window_width: fn(&Config) -> usize,
+    /// The signal types it emits, declared in its file.
+    pub signals: &'static [SignalType],
 }
 
 /// Every detector, each after those that supersede it.
@@ -28,10 +31,42 @@ pub const REGISTRY: [Entry; 6] = [dormancy::ENTRY, silence::ENTRY, decline::ENTR
 /// At most this many detectors can be enabled: supersession is a `u64` mask.
 const MAX_ENABLED: usize = 64;
 
+/// At most this many signal types: per-type counters are arrays of it.
+pub const MAX_SIGNAL_TYPES: usize = 32;
+
+/// Every signal type of every detector, enabled or not, in registry order
+/// (alternative methods of one signal share their type): what per-type
+/// counters and metric labels are indexed by.
+pub fn signal_types() -> &'static [SignalType] {
+    static ALL: LazyLock<Vec<SignalType>> = LazyLock::new(|| {
+        let mut all: Vec<SignalType> = Vec::new();
+        for t in REGISTRY.iter().flat_map(|e| e.signals) {
+            if !all.contains(t) {
+                all.push(*t);
+            }
+        }
+        assert!(all.len() <= MAX_SIGNAL_TYPES, "at most {MAX_SIGNAL_TYPES} signal types");
+        all
+    });
+    &ALL
+}
+
+/// The signal type whose payload version has `ce_type`, and that version.
+pub fn signal_type_of(ce_type: &str) -> Option<(SignalType, u8)> {
+    signal_types().iter().find_map(|t| t.0.versions.iter().find(|(_, name)| *name == ce_type).map(|(v, _)| (*t, *v)))
+}
+
+/// Every `ce_type` this binary can emit, with its type and version.
+pub fn ce_types() -> impl Iterator<Item = (SignalType, u8, &'static str)> {
+    signal_types().iter().flat_map(|t| t.0.versions.iter().map(|(v, name)| (*t, *v, *name)))
+}
+
 /// The enabled detectors in registry order, and who supersedes whom among
 /// them, by index.
 pub struct Enabled {
     all: Vec<Box<dyn Detector>>,
+    /// The signal types the enabled detectors emit, in registry order.
+    types: Vec<SignalType>,
     /// Per detector: the detectors it supersedes.
     weaker: Vec<u64>,
     /// Per detector: the detectors that supersede it.
@@ -48,7 +83,9 @@ impl fmt::Debug for Enabled {
 
 /// The detectors `cfg` enables.
 pub fn enabled(cfg: &Config) -> Enabled {
-    Enabled::new(REGISTRY.iter().filter_map(|e| (e.build)(cfg)).collect())
+    let built: Vec<(&Entry, Box<dyn Detector>)> = REGISTRY.iter().filter_map(|e| Some((e, (e.build)(cfg)?))).collect();
+    let types = signal_types().iter().filter(|t| built.iter().any(|(e, _)| e.signals.contains(t))).copied().collect();
+    Enabled::new(built.into_iter().map(|(_, d)| d).collect(), types)
 }
 
 /// Buckets of activity each customer keeps: the most any detector needs.
@@ -57,13 +94,18 @@ pub fn window_width(cfg: &Config) -> usize {
 }
 
 impl Enabled {
-    fn new(all: Vec<Box<dyn Detector>>) -> Enabled {
+    fn new(all: Vec<Box<dyn Detector>>, types: Vec<SignalType>) -> Enabled {
         assert!(all.len() <= MAX_ENABLED, "at most {MAX_ENABLED} detectors");
         let index = |id: &DetectorId| all.iter().position(|d| d.id() == *id);
         let weaker: Vec<u64> = all.iter().map(|d| d.supersedes().iter().filter_map(index).fold(0, |m, j| m | 1 << j)).collect();
         let stronger = (0..all.len()).map(|j| (0..all.len()).filter(|&i| weaker[i] & 1 << j != 0).fold(0, |m, i| m | 1 << i)).collect();
         let events = all.iter().any(|d| d.wants_events());
-        Enabled { all, weaker, stronger, events }
+        Enabled { all, types, weaker, stronger, events }
+    }
+
+    /// The signal types the enabled detectors emit, in registry order.
+    pub fn signal_types(&self) -> &[SignalType] {
+        &self.types
     }
 
     /// The detectors, in the order they run.
@@ -126,6 +168,26 @@ mod tests {
                 assert!(j > i, "{:?} supersedes {weaker:?} but runs after it", d.id());
             }
         }
+    }
+
+    #[test]
+    fn signal_types_have_unique_names_and_ce_types() {
+        let names: Vec<&str> = signal_types().iter().map(|t| t.as_str()).collect();
+        assert_eq!(names, ["dormant", "reactivated", "silence", "activity_decline", "first_order", "nps_detractor", "csat_low"]);
+        let ce: Vec<&str> = ce_types().map(|(_, _, name)| name).collect();
+        let mut unique = ce.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), ce.len(), "{ce:?}");
+        for (t, v, name) in ce_types() {
+            assert_eq!(name, format!("io.care.{}.v{v}", t.as_str()), "a ce_type names its type and version");
+            assert_eq!(signal_type_of(name), Some((t, v)));
+            assert_eq!(t.idx(), signal_types().iter().position(|x| *x == t).unwrap());
+        }
+        assert_eq!(signal_type_of("io.care.nothing.v1"), None);
+        let default = enabled(&Config::parse("", "t").unwrap());
+        let on: Vec<&str> = default.signal_types().iter().map(|t| t.as_str()).collect();
+        assert_eq!(on, ["dormant", "reactivated", "silence", "activity_decline", "nps_detractor"]);
     }
 
     #[test]

@@ -46,9 +46,10 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::config::DeclineConfig;
-use crate::detect::{decline, ActivityEvent, Detector, DetectorId, Moment, Signal, SignalType};
+use crate::detect::decline::ACTIVITY_DECLINE;
+use crate::detect::signal::{round, to_value, Body, Head, PayloadContext, WindowInfo};
+use crate::detect::{decline, ActivityEvent, Detector, DetectorId, Moment, Signal};
 use crate::event::{Kind, KindSet};
-use crate::render::{round, Head, WindowInfo};
 use crate::state::codec::{StateBlock, MAX_BUCKET};
 use crate::state::{Customer, Episode};
 use crate::wire::{put_varint, put_zigzag, CodecError, Reader};
@@ -206,10 +207,6 @@ impl Detector for Sequential {
         decline::ID
     }
 
-    fn signal_types(&self) -> &'static [SignalType] {
-        &[SignalType::ActivityDecline]
-    }
-
     fn advance(&self, c: &mut Customer, at: Moment, out: &mut Vec<Signal>) {
         // Each call folds up to a decision, and at least one bucket.
         while let Some(s) = fold_sealed(&self.0, c, at) {
@@ -302,7 +299,7 @@ fn fold_bucket(p: &Params, c: &mut Customer, b: i64, x: u32, first: i64, at: Mom
         let evidence = evidence(p, c, b, recovery);
         c.decline = Episode::Cooldown { until: b + 1 + p.cooldown_buckets };
         c.decline_stat.stat = 0.0;
-        return Some(Signal::SequentialResolved { episode_ms, at_ms: end_ms, evidence });
+        return Some(Signal::resolved(ACTIVITY_DECLINE, episode_ms, end_ms, evidence).with_version(2));
     }
     learn(p, c, b, first);
     let cooling = matches!(c.decline, Episode::Cooldown { until } if b + 1 < until);
@@ -320,7 +317,7 @@ fn fold_bucket(p: &Params, c: &mut Customer, b: i64, x: u32, first: i64, at: Mom
     let evidence = evidence(p, c, b, stat);
     c.decline = Episode::Open { episode_ms: end_ms, expected: (rate * p.recent_buckets as f64) as f32 };
     c.decline_stat.stat = 0.0;
-    Some(Signal::SequentialOpened { episode_ms: end_ms, evidence })
+    Some(Signal::opened(ACTIVITY_DECLINE, end_ms, evidence).with_version(2))
 }
 
 /// Moves the baseline towards the capped count of the bucket
@@ -372,6 +369,16 @@ pub struct Payload<'a> {
 #[derive(Serialize)]
 struct Recent {
     recent: u32,
+}
+
+impl Body for Evidence {
+    fn payload(&self, cx: PayloadContext<'_>) -> serde_json::Value {
+        to_value(Payload::new(cx.head, cx.started, cx.window, self))
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
 }
 
 impl<'a> Payload<'a> {

@@ -3,6 +3,7 @@ use std::sync::Arc;
 use proptest::prelude::*;
 
 use super::*;
+use crate::detect::Status;
 use crate::time::Buckets;
 use crate::changelog::Meta;
 use crate::config::Config;
@@ -57,15 +58,17 @@ fn a_customer_who_stops_opens_once_in_the_bucket_the_statistic_crosses() {
     let p = params();
     let mut c = customer(&p);
     assert!(days(&p, &mut c, 0, 40, |_| 4).is_empty(), "steady: nothing");
-    assert_eq!(fold_sealed(&p, &mut c, at(40)), None, "day 39 sealed");
+    assert!(fold_sealed(&p, &mut c, at(40)).is_none(), "day 39 sealed");
     assert_eq!(c.decline_stat.rate, 4.0);
     assert_eq!(c.decline_stat.stat, 0.0, "4 events a day push the statistic down to 0");
     // From day 40 nothing: +4 × 0.7 = 2.8 a day; 4 days reach 11.2 ≥ 11.02.
     assert_eq!(Sequential(p.clone()).next_deadline(&c, at(40)), Some(GRID.start_ms(44)), "the timer is set for the crossing");
     let got = days(&p, &mut c, 40, 50, |_| 0);
     assert_eq!(got.len(), 1, "one alert per episode: {got:?}");
-    let (day, Signal::SequentialOpened { episode_ms, evidence }) = &got[0] else { panic!("{got:?}") };
-    assert_eq!((*day, *episode_ms), (44, GRID.start_ms(44)), "decided when bucket 43 sealed, named by its end");
+    let (day, s) = &got[0];
+    let evidence = s.body::<Evidence>().expect("sequential evidence");
+    assert_eq!((s.status(), s.version()), (Status::Opened, 2));
+    assert_eq!((*day, s.episode_ms()), (44, GRID.start_ms(44)), "decided when bucket 43 sealed, named by its end");
     // The baseline learns a week late: the empty days have not moved it.
     assert_eq!((evidence.baseline_rate, evidence.recent_events), (4.0, 12), "days 37–39 of the last 7");
     assert!((evidence.statistic - 11.2).abs() < 1e-4 && (evidence.drop() - (1.0 - 12.0 / 7.0 / 4.0)).abs() < 1e-9);
@@ -78,15 +81,16 @@ fn recovery_resolves_the_episode_then_a_cooldown() {
     let mut c = customer(&p);
     days(&p, &mut c, 0, 40, |_| 4);
     days(&p, &mut c, 40, 44, |_| 0);
-    assert!(matches!(fold_sealed(&p, &mut c, at(44)), Some(Signal::SequentialOpened { .. })));
+    assert!(fold_sealed(&p, &mut c, at(44)).is_some_and(|s| s.opens()));
     let (opened_at, frozen) = (GRID.start_ms(44), c.decline_stat.rate);
     assert!(matches!(c.decline, Episode::Open { episode_ms, .. } if episode_ms == opened_at));
     // Back at 4 a day: recovery evidence 4 × 1.204 − 2.8 = 2.016 a day,
     // 6 days to 11.02.
     let got = days(&p, &mut c, 44, 51, |_| 4);
     assert_eq!(got.len(), 1, "{got:?}");
-    let (day, Signal::SequentialResolved { episode_ms, at_ms, .. }) = &got[0] else { panic!("{got:?}") };
-    assert_eq!((*day, *episode_ms, *at_ms), (50, opened_at, GRID.start_ms(50)), "buckets 44–49 recover, decided as 49 seals");
+    let (day, s) = &got[0];
+    assert_eq!(s.status(), Status::Resolved);
+    assert_eq!((*day, s.episode_ms(), s.trigger_ms()), (50, opened_at, GRID.start_ms(50)), "buckets 44–49 recover, decided as 49 seals");
     assert_eq!(c.decline, Episode::Cooldown { until: 50 + 7 });
     assert_eq!(c.decline_stat.rate, frozen, "the baseline stayed frozen through the episode");
     assert!(days(&p, &mut c, 51, 90, |_| 4).is_empty(), "no new episode");
@@ -109,7 +113,8 @@ fn a_stretch_folded_at_once_says_everything_it_decided_in_order() {
     }
     let mut out = Vec::new();
     s.advance(&mut c, at(50), &mut out);
-    assert!(matches!(out.as_slice(), [Signal::SequentialOpened { .. }, Signal::SequentialResolved { .. }]), "{out:?}");
+    let statuses: Vec<Status> = out.iter().map(Signal::status).collect();
+    assert_eq!(statuses, [Status::Opened, Status::Resolved], "{out:?}");
     assert_eq!(c.decline, Episode::Cooldown { until: 57 });
 }
 
@@ -151,7 +156,7 @@ fn a_long_gap_restarts_the_baseline_without_a_decision() {
     let p = params();
     let mut c = customer(&p);
     days(&p, &mut c, 0, 10, |_| 3);
-    assert_eq!(fold_sealed(&p, &mut c, at(10 + MAX_GAP_BUCKETS + 1)), None);
+    assert!(fold_sealed(&p, &mut c, at(10 + MAX_GAP_BUCKETS + 1)).is_none());
     assert_eq!(c.decline_stat, DeclineStat { next: 10 + MAX_GAP_BUCKETS + 1, ..DeclineStat::default() });
 }
 

@@ -24,8 +24,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, ConfigError};
 use crate::detect::registry::Entry;
-use crate::detect::{decline, invalid, yes, ActivityEvent, Detector, DetectorId, Moment, Signal, SignalType};
-use crate::render::{rfc3339, round, Head};
+use crate::detect::signal::{round, to_value, Body, Head, PayloadContext};
+use crate::detect::{decline, invalid, yes, ActivityEvent, Destination, Detector, DetectorId, Moment, Signal, SignalDef, SignalType};
+use crate::time::rfc3339;
 use crate::state::codec::StateBlock;
 use crate::state::Customer;
 use crate::wire::{put_zigzag, CodecError, Reader};
@@ -115,7 +116,11 @@ pub const ENTRY: Entry = Entry {
     id: ID,
     build: |cfg: &Config| cfg.detect.silence.enabled.then(|| Box::new(Silence(Params::new(&cfg.detect.silence))) as Box<dyn Detector>),
     window_width: |_| 0,
+    signals: &[SILENCE],
 };
+
+/// `silence`, on the alerts topic.
+pub const SILENCE: SignalType = SignalType(&SignalDef { name: "silence", destination: Destination::Alerts, versions: &[(1, "io.care.silence.v1")] });
 
 /// Thresholds, copied from config once.
 #[derive(Debug, Clone)]
@@ -187,10 +192,6 @@ impl Detector for Silence {
         ID
     }
 
-    fn signal_types(&self) -> &'static [SignalType] {
-        &[SignalType::Silence]
-    }
-
     /// A silent customer is not also declining.
     fn supersedes(&self) -> &'static [DetectorId] {
         &[decline::ID]
@@ -241,7 +242,7 @@ impl Silence {
         // The rate as it was when the silence began: without this event.
         let rate_per_day = gap_rate(c.activity_events.saturating_sub(1), c.first_seen_ms, last);
         let overdue = Overdue { last_activity_ms: last, rate_per_day, days_silent };
-        Some(Signal::SilenceResolved { episode_ms: since, at_ms: ev.ts_ms, overdue })
+        Some(Signal::resolved(SILENCE, since, ev.ts_ms, overdue))
     }
 
     fn open(&self, c: &mut Customer, at: Moment) -> Option<Signal> {
@@ -259,7 +260,7 @@ impl Silence {
 fn opened(c: &mut Customer, last: i64, mu: f64, due: i64) -> Signal {
     c.silent_since = Some(due);
     let overdue = Overdue { last_activity_ms: last, rate_per_day: mu, days_silent: (due - last) as f64 / DAY_MS };
-    Signal::SilenceOpened { episode_ms: due, overdue }
+    Signal::opened(SILENCE, due, overdue)
 }
 
 /// The `io.care.silence.v1` payload.
@@ -272,6 +273,16 @@ pub struct Payload<'a> {
     days_silent: f64,
     rate_per_day: f64,
     expected_gap_days: f64,
+}
+
+impl Body for Overdue {
+    fn payload(&self, cx: PayloadContext<'_>) -> serde_json::Value {
+        to_value(Payload::new(cx.head, cx.started, self))
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
 }
 
 impl<'a> Payload<'a> {
@@ -291,6 +302,7 @@ impl<'a> Payload<'a> {
 mod tests {
     use super::*;
     use crate::config::SilenceConfig;
+    use crate::detect::Status;
     use crate::time::Buckets;
 
     const DAY: i64 = 86_400_000;
@@ -331,17 +343,19 @@ mod tests {
         let (mu, due) = deadline(&p, &c).unwrap();
         assert!((mu - 1.0).abs() < 1e-12);
         assert_eq!(due, 60 * DAY + (p.overdue_days(1.0) * DAY as f64) as i64);
-        assert_eq!(s.open(&mut c, at(due - 1)), None, "not yet");
-        let Some(Signal::SilenceOpened { episode_ms, overdue }) = s.open(&mut c, at(due)) else { panic!() };
-        assert_eq!((episode_ms, overdue.last_activity_ms), (due, 60 * DAY));
-        assert_eq!(s.open(&mut c, at(due + DAY)), None, "one alert per episode");
+        assert!(s.open(&mut c, at(due - 1)).is_none(), "not yet");
+        let opened = s.open(&mut c, at(due)).expect("opens at the deadline");
+        let overdue = opened.body::<Overdue>().unwrap();
+        assert_eq!((opened.status(), opened.episode_ms(), overdue.last_activity_ms), (Status::Opened, due, 60 * DAY));
+        assert!(s.open(&mut c, at(due + DAY)).is_none(), "one alert per episode");
         assert_eq!(s.next_deadline(&c, at(due)), None, "no timer while open");
         let ev = ActivityEvent { ts_ms: due + DAY, previous_ms: Some(60 * DAY) };
         c.activity_events += 1; // the engine counts the event first
         let mut out = Vec::new();
         s.on_activity(&mut c, at(due + DAY), ev, &mut out);
-        let [Signal::SilenceResolved { episode_ms, overdue, .. }] = out.as_slice() else { panic!("{out:?}") };
-        let (episode_ms, overdue) = (*episode_ms, overdue.clone());
+        let [resolved] = out.as_slice() else { panic!("{out:?}") };
+        assert_eq!(resolved.status(), Status::Resolved);
+        let (episode_ms, overdue) = (resolved.episode_ms(), resolved.body::<Overdue>().unwrap().clone());
         assert_eq!((episode_ms, overdue.last_activity_ms), (due, 60 * DAY));
         assert!((overdue.days_silent - (due + DAY - 60 * DAY) as f64 / DAY as f64).abs() < 1e-9);
         assert!((overdue.rate_per_day - 1.0).abs() < 1e-12, "the rate before the return");
