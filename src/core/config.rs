@@ -12,10 +12,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::{Kind, KindSet};
 
-mod detect;
 pub mod env;
 mod source;
-pub use detect::{DeclineConfig, DeclineMethod, DetectConfig, DormancyConfig, SilenceConfig};
+// The `[detect]` table is made by the detector registry from the tables
+// the detectors define in their own files.
+pub use crate::detect::decline::{DeclineConfig, DeclineMethod};
+pub use crate::detect::dormancy::DormancyConfig;
+pub use crate::detect::registry::DetectConfig;
+pub use crate::detect::silence::SilenceConfig;
 pub use source::{FieldPointers, KindRule, KindTarget, OnMisrouted, SourceConfig, TimestampFormat, UnknownKinds};
 
 /// Why a config could not be used. Each variant names the offending key.

@@ -47,11 +47,12 @@
 //! 2. `schemas/<ce_type>.json`: its payload's schema. `tests/schemas.rs`
 //!    fails until one of its payloads is emitted in a scenario, validates
 //!    and has negative checks.
-//! 3. Its config field in `config::DetectConfig` (its `ENTRY` does not
-//!    compile without it) and its entry in [`detect::registry::REGISTRY`],
-//!    after every detector that supersedes it (a registry test checks the
-//!    order); without the entry it never runs and its signal type is
-//!    unknown, and step 2's test fails.
+//! 3. One line in the registry's `detectors!` list (`name: Config =>
+//!    ENTRY`), after every detector that supersedes it (a registry test
+//!    checks the order): it makes the `[detect.<name>]` table part of
+//!    `config::DetectConfig` and the entry part of
+//!    [`detect::registry::REGISTRY`]. Without it the detector never runs,
+//!    its signal type is unknown, and step 2's test fails.
 //! 4. Only if it keeps state of its own: a field of [`state::Customer`]
 //!    (the state dump shows it by itself) and a `state::codec::StateBlock`
 //!    in its file with a new block id, listed in the codec's `BLOCKS`.

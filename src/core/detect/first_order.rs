@@ -36,6 +36,13 @@ impl Default for FirstOrderConfig {
     }
 }
 
+impl FirstOrderConfig {
+    /// Every value of its one key is valid.
+    pub(crate) fn validate(&self) -> Result<(), crate::config::ConfigError> {
+        Ok(())
+    }
+}
+
 pub const ID: DetectorId = DetectorId("first_order");
 
 /// The registry's entry.

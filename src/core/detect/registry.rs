@@ -1,15 +1,55 @@
 //! The registry: every detector this binary has, in one table, and the
 //! enabled ones compiled from a config with their supersession as bit masks.
 //!
-//! Adding a detector is one [`Entry`] in [`REGISTRY`], defined in the
-//! detector's own file. The order is the order detectors run in: each after
-//! every detector that supersedes it (a test checks it).
+//! Adding a detector is one line in the [`detectors!`] list below: its
+//! config table's name and type and its [`Entry`], both defined in the
+//! detector's own file. The list makes the `[detect]` config table
+//! ([`DetectConfig`]) and [`REGISTRY`]. Its order is the order detectors
+//! run in: each after every detector that supersedes it (a test checks it).
 
 use std::fmt;
 use std::sync::LazyLock;
 
-use crate::config::Config;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Config, ConfigError};
 use crate::detect::{csat_low, decline, dormancy, first_order, nps_detractor, silence, Detector, DetectorId, SignalType};
+
+/// Makes [`DetectConfig`] and [`REGISTRY`] from one list of
+/// `name: ConfigType => ENTRY`: `name` is the detector's `[detect.<name>]`
+/// table, whose type has serde defaults for every key (a missing table is
+/// the defaults) and a `validate` that names the first bad key.
+macro_rules! detectors {
+    ($($name:ident: $config:ty => $entry:expr),* $(,)?) => {
+        /// The `[detect]` table: one table per detector, each defined with
+        /// its defaults and validation in the detector's own file.
+        #[derive(Debug, Clone, Default, Deserialize, Serialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct DetectConfig {
+            $(#[serde(default)] pub $name: $config,)*
+        }
+
+        impl DetectConfig {
+            /// Checks every detector's keys, naming the first bad one.
+            pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+                $(self.$name.validate()?;)*
+                Ok(())
+            }
+        }
+
+        /// Every detector, each after those that supersede it.
+        pub const REGISTRY: [Entry; [$(stringify!($name)),*].len()] = [$($entry),*];
+    };
+}
+
+detectors! {
+    dormancy: dormancy::DormancyConfig => dormancy::ENTRY,
+    silence: silence::SilenceConfig => silence::ENTRY,
+    decline: decline::DeclineConfig => decline::ENTRY,
+    first_order: first_order::FirstOrderConfig => first_order::ENTRY,
+    nps_detractor: nps_detractor::NpsDetractorConfig => nps_detractor::ENTRY,
+    csat_low: csat_low::CsatLowConfig => csat_low::ENTRY,
+}
 
 /// One detector, as the registry knows it.
 #[derive(Clone, Copy)]
@@ -25,8 +65,6 @@ pub struct Entry {
     pub signals: &'static [SignalType],
 }
 
-/// Every detector, each after those that supersede it.
-pub const REGISTRY: [Entry; 6] = [dormancy::ENTRY, silence::ENTRY, decline::ENTRY, first_order::ENTRY, nps_detractor::ENTRY, csat_low::ENTRY];
 
 /// At most this many detectors can be enabled: supersession is a `u64` mask.
 const MAX_ENABLED: usize = 64;
