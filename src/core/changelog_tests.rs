@@ -3,7 +3,8 @@ use std::path::PathBuf;
 use super::*;
 use crate::event::Kind;
 use crate::state::codec::encode_customer;
-use crate::state::{DeclineStat, Episode, TaskState};
+use crate::detect::{csat_low, nps_detractor};
+use crate::state::{CsatWindow, DeclineStat, Episode, TaskState};
 
 const WIDTH: usize = 29;
 const DAY: i64 = 86_400_000;
@@ -120,8 +121,8 @@ fn satisfaction_customers() -> TaskState {
     for (day, csat, nps) in [(1, Some(2), Some(3)), (4, None, Some(1)), (5, Some(1), None)] {
         c.fold_lifetime(Kind::Survey, T0 + day * DAY, None, csat, nps);
     }
-    c.nps_alerted_ms = Some(T0 + DAY);
-    let w = c.csat_low.get_or_insert_with(Box::default);
+    c.detectors.insert(nps_detractor::ID.0, nps_detractor::Alerted { last_alert_ms: T0 + DAY });
+    let w = c.detectors.get_or_insert_with(csat_low::ID.0, CsatWindow::default);
     for (day, satisfied) in [(1, false), (5, false), (40, true)] {
         w.add((T0 + day * DAY).div_euclid(15 * DAY), satisfied);
     }
@@ -205,7 +206,7 @@ fn write_satisfaction_fixture() {
 #[test]
 fn the_satisfaction_fixture_restores_to_the_customers_built_in_code() {
     let want = satisfaction_customers();
-    assert!(want.get("detractor").is_some_and(|c| c.nps_alerted_ms.is_some() && c.nps.detractors == 2 && c.csat_low.as_ref().is_some_and(|w| w.totals() == (3, 1))));
+    assert!(want.get("detractor").is_some_and(|c| nps_detractor::last_alert_ms(c).is_some() && c.nps.detractors == 2 && csat_low::window(c).is_some_and(|w| w.totals() == (3, 1))));
     assert_fixture_restores("changelog-v1-satisfaction.bin", &want, &SATISFACTION_IDS);
 }
 

@@ -53,16 +53,19 @@
 //!    `config::DetectConfig` and the entry part of
 //!    [`detect::registry::REGISTRY`]. Without it the detector never runs,
 //!    its signal type is unknown, and step 2's test fails.
-//! 4. Only if it keeps state of its own: a field of [`state::Customer`]
-//!    (the state dump shows it by itself) and a `state::codec::StateBlock`
-//!    in its file with a new block id, listed in the codec's `BLOCKS`.
-//!    Nothing catches a missing `BLOCKS` entry but a restore test: write
-//!    a changelog fixture with the new block, and keep the old ones
-//!    restoring.
+//! 4. Only if it keeps state of its own, in its file too: its type
+//!    (`Debug + Clone + PartialEq + Serialize`), kept in the customer's
+//!    [`state::ext::Extensions`] (`Customer::detectors`) under its `ID`'s
+//!    name (the state dump shows it by itself), and a
+//!    `state::codec::StateBlock` with a new block id, listed in its
+//!    `ENTRY`'s `blocks` (a codec test checks ids are unique). A restore
+//!    test catches a block left out: write a changelog fixture with the
+//!    new block, and keep the old ones restoring.
 //!
-//! The engine, the renderer, metrics and the apps take signal types from
-//! the registry: a new one is counted, labelled and rendered without an
-//! edit there. The quality harness and `replay --report` score the activity
+//! That is all: the engine, the renderer, the codec, metrics and the apps
+//! take detectors, signal types and state blocks from the registry, so a
+//! new signal is counted, labelled, rendered and persisted without an edit
+//! there. The quality harness and `replay --report` score the activity
 //! chain's signals only.
 
 pub mod changelog;

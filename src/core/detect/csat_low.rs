@@ -106,6 +106,7 @@ pub const ENTRY: Entry = Entry {
     build: |cfg: &Config| cfg.detect.csat_low.enabled.then(|| Box::new(CsatLow::new(&cfg.detect.csat_low)) as Box<dyn Detector>),
     window_width: |_| 0,
     signals: &[CSAT_LOW],
+    blocks: &[&BLOCK],
 };
 
 /// `csat_low`, on the alerts topic.
@@ -166,12 +167,22 @@ pub fn csat_percent(answers: u32, satisfied: u32) -> Option<f64> {
     (answers > 0).then(|| f64::from(satisfied) / f64::from(answers) * 100.0)
 }
 
-/// The changelog block of `Customer::csat_low`, when not at its default:
+/// The changelog block of the customer's [`CsatWindow`] (kept in
+/// `Customer::detectors` under [`ID`]), when not at its default:
 /// head, the buckets' (answers, satisfied) pairs, then the episode.
-pub(crate) const BLOCK: StateBlock = StateBlock { id: 7, version: 1, name: "csat low", encode: encode_state, decode: decode_state };
+pub const BLOCK: StateBlock = StateBlock { id: 7, version: 1, name: "csat low", encode: encode_state, decode: decode_state };
+
+/// The customer's window, once they answered a CSAT survey.
+pub fn window(c: &Customer) -> Option<&CsatWindow> {
+    c.detectors.get(ID.0)
+}
+
+fn window_mut(c: &mut Customer) -> &mut CsatWindow {
+    c.detectors.get_or_insert_with(ID.0, CsatWindow::default)
+}
 
 fn encode_state(c: &Customer, out: &mut Vec<u8>) {
-    let Some(w) = c.csat_low.as_deref() else { return };
+    let Some(w) = window(c) else { return };
     if *w == CsatWindow::default() {
         return;
     }
@@ -186,7 +197,7 @@ fn encode_state(c: &Customer, out: &mut Vec<u8>) {
 }
 
 fn decode_state(c: &mut Customer, _version: u8, p: &mut Reader<'_>) -> Result<(), CodecError> {
-    let w = c.csat_low.get_or_insert_with(Box::default);
+    let w = window_mut(c);
     w.head = p.zigzag("csat_low.head")?;
     for i in 0..BUCKETS {
         (w.answers[i], w.satisfied[i]) = (p.u8("csat_low.answers")?, p.u8("csat_low.satisfied")?);
@@ -256,11 +267,11 @@ impl Detector for CsatLow {
     }
 
     fn is_open(&self, c: &Customer) -> bool {
-        c.csat_low.as_ref().is_some_and(|w| w.open_since_ms.is_some())
+        window(c).is_some_and(|w| w.open_since_ms.is_some())
     }
 
     fn supersede(&self, c: &mut Customer) {
-        if let Some(w) = &mut c.csat_low {
+        if let Some(w) = c.detectors.get_mut::<CsatWindow>(ID.0) {
             w.open_since_ms = None;
         }
     }
@@ -271,7 +282,7 @@ impl Detector for CsatLow {
 
     fn on_event(&self, c: &mut Customer, _: Moment, ev: &Event, out: &mut Vec<Signal>) {
         if let Some(score) = ev.csat {
-            self.answer(c.csat_low.get_or_insert_with(Box::default), ev.ts_ms, score, out);
+            self.answer(window_mut(c), ev.ts_ms, score, out);
         }
     }
 }

@@ -49,7 +49,7 @@ pub enum Episode {
 
 /// The decline episode's changelog block; the window and the sequential
 /// methods share it.
-pub(crate) const EPISODE_BLOCK: StateBlock = StateBlock { id: 1, version: 1, name: "decline episode", encode: encode_episode, decode: decode_episode };
+pub const EPISODE_BLOCK: StateBlock = StateBlock { id: 1, version: 1, name: "decline episode", encode: encode_episode, decode: decode_episode };
 
 fn encode_episode(c: &Customer, out: &mut Vec<u8>) {
     match c.decline {
@@ -212,7 +212,7 @@ impl DeclineConfig {
 pub const ID: DetectorId = DetectorId("decline");
 
 /// The registry's entry: on by default, with the method the config names.
-pub const ENTRY: Entry = Entry { id: ID, build, window_width, signals: &[ACTIVITY_DECLINE] };
+pub const ENTRY: Entry = Entry { id: ID, build, window_width, signals: &[ACTIVITY_DECLINE], blocks: &[&EPISODE_BLOCK, &sequential::BLOCK] };
 
 /// `activity_decline`, both methods' signal: the window method's payload
 /// is v1, the sequential method's v2 (`p_value`, `expected_events` and

@@ -17,7 +17,7 @@ const DAY_MS: f64 = 86_400_000.0;
 
 /// The changelog block of `Customer::dormant_since`: the deadline the open
 /// episode began at, while open.
-pub(crate) const BLOCK: StateBlock = StateBlock { id: 2, version: 1, name: "dormancy", encode: encode_state, decode: decode_state };
+pub const BLOCK: StateBlock = StateBlock { id: 2, version: 1, name: "dormancy", encode: encode_state, decode: decode_state };
 
 fn encode_state(c: &Customer, out: &mut Vec<u8>) {
     if let Some(since) = c.dormant_since {
@@ -80,6 +80,7 @@ pub const ENTRY: Entry = Entry {
     build: |cfg: &Config| cfg.detect.dormancy.enabled.then(|| Box::new(Dormancy(Params::new(&cfg.detect.dormancy))) as Box<dyn Detector>),
     window_width: |_| 0,
     signals: &[DORMANT, REACTIVATED],
+    blocks: &[&BLOCK],
 };
 
 /// `dormant`: the reactivation trigger, on the reactivation topic.

@@ -51,6 +51,7 @@ pub const ENTRY: Entry = Entry {
     build: |cfg: &Config| cfg.detect.first_order.enabled.then(|| Box::new(FirstOrder) as Box<dyn Detector>),
     window_width: |_| 0,
     signals: &[FIRST_ORDER],
+    blocks: &[],
 };
 
 /// `first_order`, on the alerts topic.

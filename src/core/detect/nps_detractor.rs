@@ -77,24 +77,36 @@ pub const ENTRY: Entry = Entry {
     },
     window_width: |_| 0,
     signals: &[NPS_DETRACTOR],
+    blocks: &[&BLOCK],
 };
 
 /// `nps_detractor`, on the alerts topic.
 pub const NPS_DETRACTOR: SignalType =
     SignalType(&SignalDef { name: "nps_detractor", destination: Destination::Alerts, versions: &[(1, "io.care.nps_detractor.v1")] });
 
-/// The changelog block of `Customer::nps_alerted_ms`: the answer the last
-/// alert was about, once there was one.
-pub(crate) const BLOCK: StateBlock = StateBlock { id: 6, version: 1, name: "nps detractor", encode: encode_state, decode: decode_state };
+/// What the detector remembers of a customer once it alerted: the answer
+/// the last alert was about. Kept in `Customer::detectors` under [`ID`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Alerted {
+    pub last_alert_ms: i64,
+}
+
+/// The answer the customer's last alert was about, if any.
+pub fn last_alert_ms(c: &Customer) -> Option<i64> {
+    c.detectors.get::<Alerted>(ID.0).map(|a| a.last_alert_ms)
+}
+
+/// The changelog block of [`Alerted`], once there is one.
+pub const BLOCK: StateBlock = StateBlock { id: 6, version: 1, name: "nps detractor", encode: encode_state, decode: decode_state };
 
 fn encode_state(c: &Customer, out: &mut Vec<u8>) {
-    if let Some(at) = c.nps_alerted_ms {
+    if let Some(at) = last_alert_ms(c) {
         put_zigzag(out, at);
     }
 }
 
 fn decode_state(c: &mut Customer, _version: u8, p: &mut Reader<'_>) -> Result<(), CodecError> {
-    c.nps_alerted_ms = Some(p.zigzag("nps_alerted_ms")?);
+    c.detectors.insert(ID.0, Alerted { last_alert_ms: p.zigzag("nps_alerted_ms")? });
     Ok(())
 }
 
@@ -132,11 +144,11 @@ impl Detector for NpsDetractor {
         // An on-time answer older than the last alert's (out of order within
         // the lateness) is measured from it too: never two alerts closer
         // than the gap.
-        let previous = c.nps_alerted_ms;
+        let previous = last_alert_ms(c);
         if previous.is_some_and(|p| (ev.ts_ms - p).abs() < self.min_gap_ms) {
             return;
         }
-        c.nps_alerted_ms = Some(previous.map_or(ev.ts_ms, |p| p.max(ev.ts_ms)));
+        c.detectors.insert(ID.0, Alerted { last_alert_ms: previous.map_or(ev.ts_ms, |p| p.max(ev.ts_ms)) });
         let evidence = Evidence { score, nps: c.nps.clone(), orders: c.orders.count, total_spent: c.orders.total_amount, previous_alert_ms: previous };
         out.push(Signal::single(NPS_DETRACTOR, ev.ts_ms, evidence));
     }

@@ -13,6 +13,7 @@ use std::sync::LazyLock;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, ConfigError};
+use crate::state::codec::StateBlock;
 use crate::detect::{csat_low, decline, dormancy, first_order, nps_detractor, silence, Detector, DetectorId, SignalType};
 
 /// Makes [`DetectConfig`] and [`REGISTRY`] from one list of
@@ -63,6 +64,10 @@ pub struct Entry {
     pub window_width: fn(&Config) -> usize,
     /// The signal types it emits, declared in its file.
     pub signals: &'static [SignalType],
+    /// The changelog blocks of the per-customer state it keeps, whether
+    /// enabled or not: a changelog written while it was on restores with
+    /// it off.
+    pub blocks: &'static [&'static StateBlock],
 }
 
 

@@ -87,7 +87,7 @@ impl Default for DeclineStat {
 }
 
 /// The running figures' changelog block.
-pub(crate) const BLOCK: StateBlock = StateBlock { id: 3, version: 1, name: "decline statistic", encode: encode_stat, decode: decode_stat };
+pub const BLOCK: StateBlock = StateBlock { id: 3, version: 1, name: "decline statistic", encode: encode_stat, decode: decode_stat };
 
 fn encode_stat(c: &Customer, out: &mut Vec<u8>) {
     let d = c.decline_stat;

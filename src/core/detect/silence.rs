@@ -36,7 +36,7 @@ const MONTH_DAYS: f64 = 365.25 / 12.0;
 
 /// The changelog block of `Customer::silent_since`: the deadline the open
 /// episode began at, while open.
-pub(crate) const BLOCK: StateBlock = StateBlock { id: 4, version: 1, name: "silence", encode: encode_state, decode: decode_state };
+pub const BLOCK: StateBlock = StateBlock { id: 4, version: 1, name: "silence", encode: encode_state, decode: decode_state };
 
 fn encode_state(c: &Customer, out: &mut Vec<u8>) {
     if let Some(since) = c.silent_since {
@@ -117,6 +117,7 @@ pub const ENTRY: Entry = Entry {
     build: |cfg: &Config| cfg.detect.silence.enabled.then(|| Box::new(Silence(Params::new(&cfg.detect.silence))) as Box<dyn Detector>),
     window_width: |_| 0,
     signals: &[SILENCE],
+    blocks: &[&BLOCK],
 };
 
 /// `silence`, on the alerts topic.

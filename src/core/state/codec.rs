@@ -19,7 +19,9 @@
 //! when absent, so adding a detector needs no new format.
 
 use crate::event::Kind;
-use crate::detect::{csat_low, decline, dormancy, nps_detractor, sequential, silence};
+use std::sync::LazyLock;
+
+use crate::detect::registry::REGISTRY;
 use crate::state::{Activity, Customer, RECENT_IDS};
 use crate::wire::{put_varint, put_zigzag, CodecError, Reader};
 
@@ -31,26 +33,35 @@ pub const CUSTOMER_FORMAT: u8 = 1;
 const ID_TIMES: StateBlock = StateBlock { id: 5, version: 1, name: "event id times", encode: encode_id_times, decode: decode_id_times };
 
 /// Every state block this binary reads and writes, in id order (the order
-/// they are written in). Each detector's is defined in its own file, next
-/// to the state it holds; a detector with state of its own adds its block
-/// here. Ids are never reused: a retired block's id stays taken.
-const BLOCKS: [&StateBlock; 7] =
-    [&decline::EPISODE_BLOCK, &dormancy::BLOCK, &sequential::BLOCK, &silence::BLOCK, &ID_TIMES, &nps_detractor::BLOCK, &csat_low::BLOCK];
+/// they are written in): the customer's own and every registered
+/// detector's, each defined in the detector's file next to the state it
+/// holds and listed in its registry entry. Ids are never reused: a retired
+/// block's id stays taken.
+fn blocks() -> &'static [&'static StateBlock] {
+    static BLOCKS: LazyLock<Vec<&'static StateBlock>> = LazyLock::new(|| {
+        let mut all: Vec<&'static StateBlock> = std::iter::once(&ID_TIMES).chain(REGISTRY.iter().flat_map(|e| e.blocks.iter().copied())).collect();
+        all.sort_by_key(|b| b.id);
+        assert!(all.windows(2).all(|w| w[0].id < w[1].id), "state block ids are unique");
+        assert!(all.len() <= 64, "at most 64 state blocks");
+        all
+    });
+    &BLOCKS
+}
 
 /// How one part of a customer's state is written to the changelog: a
 /// block `[id u8][version u8][len][payload]` after the core section,
 /// written only when not at its default and read as the default when
 /// absent, so adding one needs no new format.
-pub(crate) struct StateBlock {
-    pub id: u8,
+pub struct StateBlock {
+    pub(crate) id: u8,
     /// The payload version this binary writes; it reads every one up to it.
-    pub version: u8,
-    pub name: &'static str,
+    pub(crate) version: u8,
+    pub(crate) name: &'static str,
     /// Appends the payload; nothing when the state is at its default.
-    pub encode: fn(&Customer, &mut Vec<u8>),
+    pub(crate) encode: fn(&Customer, &mut Vec<u8>),
     /// Reads a payload written at `version` (1 to [`StateBlock::version`])
     /// into the customer.
-    pub decode: fn(&mut Customer, u8, &mut Reader<'_>) -> Result<(), CodecError>,
+    pub(crate) decode: fn(&mut Customer, u8, &mut Reader<'_>) -> Result<(), CodecError>,
 }
 
 /// Presence mask bits: 0 `last_activity_ms`, 1–5 `last_seen_ms` by kind,
@@ -127,7 +138,7 @@ fn encode_activity(a: &Activity, out: &mut Vec<u8>) {
 
 fn encode_blocks(c: &Customer, out: &mut Vec<u8>) {
     let mut payload = Vec::new();
-    for block in BLOCKS {
+    for block in blocks() {
         (block.encode)(c, &mut payload);
         if !payload.is_empty() {
             out.extend_from_slice(&[block.id, block.version]);
@@ -254,20 +265,21 @@ fn decode_activity(a: &mut Activity, has_head: bool, r: &mut Reader<'_>) -> Resu
 }
 
 fn decode_blocks(c: &mut Customer, r: &mut Reader<'_>) -> Result<(), CodecError> {
-    let mut seen = [false; BLOCKS.len()];
-    let known = BLOCKS[BLOCKS.len() - 1].id;
+    let all = blocks();
+    let mut seen = 0u64;
+    let known = all.last().map_or(0, |b| b.id);
     while !r.is_empty() {
         let id = r.u8("block id")?;
         let version = r.u8("block version")?;
-        let i = BLOCKS.iter().position(|b| b.id == id).ok_or(CodecError::UnknownBlock { id, known })?;
-        let block = BLOCKS[i];
+        let i = all.iter().position(|b| b.id == id).ok_or(CodecError::UnknownBlock { id, known })?;
+        let block = all[i];
         if version > block.version {
             return Err(CodecError::NewerBlock { id, found: version, supported: block.version });
         }
-        if version == 0 || seen[i] {
+        if version == 0 || seen & 1 << i != 0 {
             return Err(CodecError::Corrupt(format!("block {id}: version {version} or repeated")));
         }
-        seen[i] = true;
+        seen |= 1 << i;
         let len = r.usize("block length")?;
         let mut p = Reader::new(r.take(len, "block payload")?);
         (block.decode)(c, version, &mut p)?;

@@ -1,6 +1,7 @@
 use proptest::prelude::*;
 
 use super::*;
+use crate::detect::{csat_low, nps_detractor};
 use crate::state::{CsatWindow, DeclineStat, Episode};
 
 const DAY: i64 = 86_400_000;
@@ -64,8 +65,14 @@ fn arb_customer() -> impl Strategy<Value = Customer> {
         // Times are kept for the fingerprints held (up to the last one).
         let held = held_ids(&c);
         c.id_secs[..held].copy_from_slice(&ids.2[..held]);
-        (c.decline, c.dormant_since, c.decline_stat, c.silent_since, c.nps_alerted_ms) = (d.0, d.1, d.3, d.4, d.5);
-        c.csat_low = (csat != CsatWindow::default()).then(|| Box::new(csat));
+        (c.decline, c.dormant_since, c.decline_stat, c.silent_since) = (d.0, d.1, d.3, d.4);
+        // A state at its default writes no block and so restores absent.
+        if let Some(at) = d.5 {
+            c.detectors.insert(nps_detractor::ID.0, nps_detractor::Alerted { last_alert_ms: at });
+        }
+        if csat != CsatWindow::default() {
+            c.detectors.insert(csat_low::ID.0, csat);
+        }
         c
     })
 }
@@ -214,4 +221,10 @@ fn corrupt_values_are_errors_with_bounded_codes() {
     let mut repeated = out.clone();
     repeated.extend_from_slice(&out[core..]);
     assert_eq!(decode_customer("c", &repeated, 29).map_err(|e| e.code()), Err("corrupt"));
+}
+
+#[test]
+fn every_registered_state_block_has_its_own_id_and_is_written_in_id_order() {
+    let ids: Vec<u8> = blocks().iter().map(|b| b.id).collect();
+    assert_eq!(ids, [1, 2, 3, 4, 5, 6, 7], "the customer's own block (5) and every detector's, from the registry");
 }

@@ -12,7 +12,8 @@ pub type CustomerDump<'a> = &'a Customer;
 
 #[cfg(test)]
 mod tests {
-    use crate::state::{Customer, DeclineStat, Episode};
+    use crate::detect::{csat_low, nps_detractor};
+    use crate::state::{CsatWindow, Customer, DeclineStat, Episode};
 
     fn dump(c: &Customer) -> String {
         serde_json::to_string(c).unwrap()
@@ -39,9 +40,9 @@ mod tests {
         each(&|c| c.decline_stat.next = 17);
         each(&|c| c.silent_since = Some(9));
         each(&|c| c.dormant_since = Some(9));
-        each(&|c| c.nps_alerted_ms = Some(9));
-        each(&|c| c.csat_low = Some(Box::default()));
-        each(&|c| _ = c.csat_low.get_or_insert_with(Box::default).add(3, true));
+        each(&|c| c.detectors.insert(nps_detractor::ID.0, nps_detractor::Alerted { last_alert_ms: 9 }));
+        each(&|c| _ = c.detectors.get_or_insert_with(csat_low::ID.0, CsatWindow::default));
+        each(&|c| _ = c.detectors.get_or_insert_with(csat_low::ID.0, CsatWindow::default).add(3, true));
         each(&|c| c.set_timer_at(Some(11)));
         each(&|c| _ = c.remember_event_id("e", 0, 0));
         each(&|c| _ = c.activity.add(4, crate::event::Kind::Chat));

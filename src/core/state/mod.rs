@@ -7,6 +7,7 @@
 
 pub mod codec;
 pub mod dump;
+pub mod ext;
 pub mod timers;
 mod undo;
 pub mod window;
@@ -14,6 +15,7 @@ pub mod window;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use ext::Extensions;
 use timers::TimerIndex;
 
 use serde::Serialize;
@@ -124,12 +126,12 @@ pub struct Customer {
     /// Deadline at which the customer turned dormant, while dormant.
     #[serde(rename = "dormant_since_ms")]
     pub dormant_since: Option<i64>,
-    /// The detractor answer the last NPS alert was about.
-    pub nps_alerted_ms: Option<i64>,
-    /// CSAT answers over the low-CSAT window, and its episode; boxed and
-    /// made at the customer's first answer, so the many customers who never
-    /// answer a survey carry 8 bytes for it, not 40.
-    pub csat_low: Option<Box<CsatWindow>>,
+    /// The state of detectors that keep it in their own type (the NPS
+    /// detractor's last alert, low CSAT's window), each under its
+    /// detector's name: a new detector adds none of the fields above. Made
+    /// at first use, so a customer who never answered a survey carries 8
+    /// bytes for all of them.
+    pub detectors: Extensions,
     /// The customer's pending timer, if any (see [`Deadline`]): the
     /// deadline plus the allowed lateness.
     #[serde(rename = "timer_at_ms")]
@@ -169,8 +171,7 @@ impl Customer {
             decline_stat: DeclineStat::default(),
             silent_since: None,
             dormant_since: None,
-            nps_alerted_ms: None,
-            csat_low: None,
+            detectors: Extensions::default(),
             recent_ids: [0; RECENT_IDS],
             id_secs: [0; RECENT_IDS],
             next_id: 0,
@@ -247,8 +248,7 @@ impl Customer {
 
     /// Approximate bytes held, heap included (for the state-size gauge).
     pub fn approx_bytes(&self) -> usize {
-        let csat = self.csat_low.as_ref().map_or(0, |_| std::mem::size_of::<CsatWindow>());
-        std::mem::size_of::<Customer>() + self.activity.heap_bytes() + self.id.len() + 16 + csat
+        std::mem::size_of::<Customer>() + self.activity.heap_bytes() + self.id.len() + 16 + self.detectors.heap_bytes()
     }
 }
 

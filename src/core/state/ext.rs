@@ -1,0 +1,171 @@
+//! Detector state that is not one of the customer's own fields: each
+//! detector that keeps some defines its type in its own file and stores it
+//! here under its state block's name, so a new detector adds no field to
+//! [`super::Customer`]. Its block ([`super::codec::StateBlock`]) writes and
+//! reads it through [`Extensions::get`] and [`Extensions::insert`].
+//!
+//! Made at a customer's first use: most customers never answer a survey,
+//! and a customer with no such state carries 8 bytes for all of them.
+
+use std::any::Any;
+use std::fmt;
+
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
+
+/// What a state type needs to live in a customer: cloned with it (undo,
+/// snapshots), compared with it (restore tests) and dumped with it
+/// (`care state`). Every type with those traits has it.
+pub trait StateValue: Any + fmt::Debug + Send + Sync {
+    fn clone_box(&self) -> Box<dyn StateValue>;
+    fn eq_dyn(&self, other: &dyn StateValue) -> bool;
+    fn to_json(&self) -> serde_json::Value;
+    fn as_any(&self) -> &dyn Any;
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+    fn heap_bytes(&self) -> usize;
+}
+
+impl<T: Any + fmt::Debug + Clone + PartialEq + Serialize + Send + Sync> StateValue for T {
+    fn clone_box(&self) -> Box<dyn StateValue> {
+        Box::new(self.clone())
+    }
+
+    fn eq_dyn(&self, other: &dyn StateValue) -> bool {
+        other.as_any().downcast_ref::<T>() == Some(self)
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+
+    fn heap_bytes(&self) -> usize {
+        std::mem::size_of::<T>()
+    }
+}
+
+type Entries = Vec<(&'static str, Box<dyn StateValue>)>;
+
+/// The detector states of one customer, each under its block's name.
+#[derive(Default)]
+pub struct Extensions(Option<Box<Entries>>);
+
+impl Extensions {
+    /// The state stored under `name`, if there is one of type `T`.
+    pub fn get<T: StateValue>(&self, name: &str) -> Option<&T> {
+        self.entries().find(|(n, _)| *n == name).and_then(|(_, v)| v.as_any().downcast_ref())
+    }
+
+    /// The state stored under `name`, mutably, if there is one of type `T`.
+    pub fn get_mut<T: StateValue>(&mut self, name: &str) -> Option<&mut T> {
+        self.0.iter_mut().flat_map(|e| e.iter_mut()).find(|(n, _)| *n == name).and_then(|(_, v)| v.as_any_mut().downcast_mut())
+    }
+
+    /// The state under `name`, made with `make` if there is none (or one of
+    /// another type, which only a name shared by two blocks could cause).
+    pub fn get_or_insert_with<T: StateValue>(&mut self, name: &'static str, make: impl FnOnce() -> T) -> &mut T {
+        let entries = self.0.get_or_insert_with(Box::default);
+        let at = match entries.iter().position(|(n, v)| *n == name && v.as_any().is::<T>()) {
+            Some(at) => at,
+            None => {
+                entries.retain(|(n, _)| *n != name);
+                entries.push((name, Box::new(make())));
+                entries.len() - 1
+            }
+        };
+        entries[at].1.as_any_mut().downcast_mut().expect("the entry is a T")
+    }
+
+    /// Stores `value` under `name`, replacing what was there.
+    pub fn insert<T: StateValue>(&mut self, name: &'static str, value: T) {
+        let entries = self.0.get_or_insert_with(Box::default);
+        entries.retain(|(n, _)| *n != name);
+        entries.push((name, Box::new(value)));
+    }
+
+    /// Heap bytes held, for the state-size gauge.
+    pub fn heap_bytes(&self) -> usize {
+        self.0.as_ref().map_or(0, |e| e.capacity() * std::mem::size_of::<(&str, Box<dyn StateValue>)>() + e.iter().map(|(_, v)| v.heap_bytes()).sum::<usize>())
+    }
+
+    fn entries(&self) -> impl Iterator<Item = &(&'static str, Box<dyn StateValue>)> {
+        self.0.iter().flat_map(|e| e.iter())
+    }
+}
+
+impl Clone for Extensions {
+    fn clone(&self) -> Extensions {
+        Extensions(self.0.as_ref().map(|e| Box::new(e.iter().map(|(n, v)| (*n, v.clone_box())).collect())))
+    }
+}
+
+/// Equal when they hold equal states under the same names, in any order
+/// (a restored customer's blocks come in id order, a live one's in the
+/// order first used).
+impl PartialEq for Extensions {
+    fn eq(&self, other: &Extensions) -> bool {
+        self.entries().count() == other.entries().count()
+            && self.entries().all(|(n, v)| other.entries().any(|(m, w)| n == m && v.eq_dyn(w.as_ref())))
+    }
+}
+
+impl fmt::Debug for Extensions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.entries().map(|(n, v)| (n, v))).finish()
+    }
+}
+
+/// A map from block name to state, sorted by name so the dump is the same
+/// however the states were made.
+impl Serialize for Extensions {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut sorted: Vec<_> = self.entries().collect();
+        sorted.sort_by_key(|(n, _)| *n);
+        let mut map = s.serialize_map(Some(sorted.len()))?;
+        for (n, v) in sorted {
+            map.serialize_entry(n, &v.to_json())?;
+        }
+        map.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+    struct A(u32);
+    #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+    struct B {
+        x: i64,
+    }
+
+    #[test]
+    fn states_are_kept_by_name_and_compared_dumped_and_cloned_in_any_order() {
+        let mut one = Extensions::default();
+        assert_eq!(one.get::<A>("a"), None);
+        assert_eq!(one.heap_bytes(), 0, "nothing held before the first use");
+        one.get_or_insert_with("a", A::default).0 += 2;
+        one.insert("b", B { x: 7 });
+        assert_eq!((one.get::<A>("a"), one.get::<B>("b")), (Some(&A(2)), Some(&B { x: 7 })));
+        assert_eq!(one.get::<B>("a"), None, "a name holds one type");
+        let mut two = Extensions::default();
+        two.insert("b", B { x: 7 });
+        two.insert("a", A(2));
+        assert_eq!(one, two, "the order they were made in does not matter");
+        assert_eq!(serde_json::to_string(&one).unwrap(), r#"{"a":2,"b":{"x":7}}"#);
+        assert_eq!(serde_json::to_string(&one).unwrap(), serde_json::to_string(&two).unwrap());
+        let copy = one.clone();
+        one.insert("a", A(3));
+        assert_ne!(one, copy, "a clone is its own");
+        assert_eq!(copy.get::<A>("a"), Some(&A(2)));
+        assert!(one.heap_bytes() > 0);
+    }
+}
