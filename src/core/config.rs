@@ -14,12 +14,14 @@ use crate::event::{Kind, KindSet};
 
 pub mod env;
 mod source;
+mod value;
 // The `[detect]` table is made by the detector registry from the tables
 // the detectors define in their own files.
 pub use crate::detect::decline::{DeclineConfig, DeclineMethod};
 pub use crate::detect::dormancy::DormancyConfig;
 pub use crate::detect::registry::DetectConfig;
 pub use crate::detect::silence::SilenceConfig;
+pub use value::ValueConfig;
 pub use source::{FieldPointers, KindRule, KindTarget, OnMisrouted, SourceConfig, TimestampFormat, UnknownKinds};
 
 /// Why a config could not be used. Each variant names the offending key.
@@ -76,6 +78,8 @@ pub struct Config {
     pub outputs: OutputsConfig,
     #[serde(default)]
     pub http: HttpConfig,
+    #[serde(default)]
+    pub value: ValueConfig,
     /// Input topics and how their JSON maps to the canonical event.
     #[serde(default)]
     pub sources: Vec<SourceConfig>,
@@ -456,7 +460,15 @@ impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|source| ConfigError::Read { path: path.display().to_string(), error: source })?;
-        Self::parse(&text, &path.display().to_string())
+        let mut config = Self::parse(&text, &path.display().to_string())?;
+        config.load_files(path)?;
+        Ok(config)
+    }
+
+    /// Reads the files the config names (the fit of `value.params`),
+    /// relative to the config file's directory.
+    fn load_files(&mut self, config_path: &Path) -> Result<(), ConfigError> {
+        self.value.load(config_path.parent().unwrap_or(Path::new(".")))
     }
 
     /// Reads a config file, applies the config variables among `vars` (see
@@ -469,7 +481,9 @@ impl Config {
     pub fn load_with_env(path: &Path, vars: impl IntoIterator<Item = (String, String)>) -> Result<(Config, Vec<env::Override>), ConfigError> {
         let origin = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: origin.clone(), error: source })?;
-        Self::parse_with_env(&text, &origin, vars)
+        let (mut config, applied) = Self::parse_with_env(&text, &origin, vars)?;
+        config.load_files(path)?;
+        Ok((config, applied))
     }
 
     /// [`Config::load_with_env`] over config text.
@@ -505,6 +519,7 @@ impl Config {
             return Err(invalid("engine.bucket_secs", "must be at least 60"));
         }
         e.utc_offset_secs()?;
+        self.value.validate()?;
         if !(e.max_amount.is_finite() && e.max_amount > 0.0 && e.max_amount <= 1e15) {
             return Err(invalid("engine.max_amount", "must be a number above 0 and at most 1e15"));
         }

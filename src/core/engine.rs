@@ -278,6 +278,9 @@ impl Engine {
         c.fold_lifetime(ev.kind, ev.ts_ms, ev.amount, ev.csat, ev.nps);
         if late {
             counts.late += 1;
+            if self.rules.detectors.want_events() {
+                self.rules.detectors.iter().for_each(|d| d.on_late_event(c, ev));
+            }
             return Outcome::Late;
         }
         counts.folded[ev.kind.idx()] += 1;

@@ -13,6 +13,7 @@ pub mod decline;
 pub mod dormancy;
 pub mod first_order;
 pub mod nps_detractor;
+pub mod purchases;
 pub mod registry;
 pub mod sequential;
 pub mod signal;
@@ -124,6 +125,13 @@ pub trait Detector: fmt::Debug + Send + Sync {
     /// retract an alert (SPEC, "Time"). A detector sees what they changed
     /// in those figures at the customer's next on-time event or timer.
     fn on_event(&self, _c: &mut Customer, _at: Moment, _ev: &Event, _out: &mut Vec<Signal>) {}
+
+    /// An event older than stream time minus the allowed lateness, after
+    /// it was folded into the customer's lifetime figures: a detector that
+    /// keeps lifetime figures of its own (purchase days) folds it too. It
+    /// decides nothing here: late events never raise or retract an alert.
+    /// Called only on detectors that want events.
+    fn on_late_event(&self, _c: &mut Customer, _ev: &Event) {}
 
     /// Whether it implements `on_event`. The engine skips that pass when no
     /// enabled detector does, so the default config's hot path pays nothing

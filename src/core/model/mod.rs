@@ -16,6 +16,7 @@
 //! - [`fit`] — maximum likelihood with standard errors from the Hessian.
 //! - [`clv`] — predicted and historic CLV, the expected next purchase.
 //! - [`holdout`] — predicted against actual purchases after the calibration.
+//! - [`value`] — a fit read back, and one customer's figures at a day.
 
 pub mod bgnbd;
 pub mod clv;
@@ -24,6 +25,7 @@ pub mod gamma_gamma;
 pub mod holdout;
 pub mod special;
 pub mod summary;
+pub mod value;
 
 use serde::{Deserialize, Serialize};
 
