@@ -89,6 +89,10 @@ pub enum Command {
         /// Write the final state to this file, as `care state` prints it.
         #[arg(long)]
         state: Option<PathBuf>,
+        /// Write every customer's scorecard to this file, one JSON line
+        /// each, as `/customers/{id}` answers (value figures included).
+        #[arg(long)]
+        scorecards: Option<PathBuf>,
     },
     /// Print the state restored from the changelog as JSON lines (one per task, one per customer).
     State {
@@ -205,7 +209,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
             tokio::task::block_in_place(|| crate::apps::state::run(&cfg, partitions, customer.as_deref(), &mut out))
         }
-        Command::Replay { config, input, source, partitions, emit_from, advance_to, report, state } => {
+        Command::Replay { config, input, source, partitions, emit_from, advance_to, report, state, scorecards } => {
             let cfg = load(&config)?.0;
             if !source.is_empty() && source.len() != input.len() {
                 bail!("{} --input and {} --source: give one --source per --input, in the same order, or none", input.len(), source.len());
@@ -216,6 +220,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 emit_from_ms: parse_instant("--emit-from", &emit_from)?,
                 advance_to_ms: parse_instant("--advance-to", &advance_to)?,
                 state_out: state,
+                scorecards_out: scorecards,
             };
             let mut readers = Vec::with_capacity(input.len());
             for path in &input {

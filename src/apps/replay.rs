@@ -35,7 +35,7 @@ use care_core::detect::decline::ACTIVITY_DECLINE;
 use care_core::detect::dormancy::DORMANT;
 use care_core::detect::silence::SILENCE;
 use care_core::detect::Status;
-use care_core::engine::{Input, Outcome, Prepared, Routed, Rules};
+use care_core::engine::{Engine, Input, Outcome, Prepared, Routed, Rules};
 use care_core::render::{signal_type_of, OutputRecord, TopicRole};
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -54,6 +54,8 @@ pub struct Options {
     pub advance_to_ms: Option<i64>,
     /// Write the final state here, as `care state` prints it.
     pub state_out: Option<std::path::PathBuf>,
+    /// Write every customer's scorecard here, as `/customers/{id}` answers.
+    pub scorecards_out: Option<std::path::PathBuf>,
 }
 
 /// Why a replay could not run.
@@ -315,6 +317,9 @@ pub fn run_merged(cfg: &Config, opts: &Options, mut inputs: Vec<InputFile<'_>>, 
     if let Some(path) = &opts.state_out {
         write_state(&tasks, path).map_err(ReplayError::Write)?;
     }
+    if let Some(path) = &opts.scorecards_out {
+        write_scorecards(&tasks, path).map_err(ReplayError::Write)?;
+    }
     leads.finish();
     let warnings = readers.iter().filter(|r| r.sampled.0 > 0 && r.sampled.1 == r.sampled.0).map(|r| source_hint(cfg, &r.file.name, r.sampled.0)).collect();
     let sources: Vec<usize> = readers.iter().map(|r| r.source).collect();
@@ -333,6 +338,16 @@ fn source_hint(cfg: &Config, input: &str, n: u64) -> String {
         "care replay: the first {n} records of {input} were all rejected for a missing required field (missing_field): \
          they are read as canonical events; if they are a source's raw records, pass `--source NAME` ({sources})"
     )
+}
+
+/// One JSON line per customer, by partition then customer id.
+fn write_scorecards(tasks: &Routed, path: &std::path::Path) -> std::io::Result<()> {
+    let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
+    for card in tasks.tasks().iter().flat_map(Engine::scorecards) {
+        serde_json::to_writer(&mut w, &card)?;
+        w.write_all(b"\n")?;
+    }
+    w.flush()
 }
 
 fn write_state(tasks: &Routed, path: &std::path::Path) -> std::io::Result<()> {

@@ -4,7 +4,7 @@ use super::*;
 
 fn replay(input: &str, partitions: i32) -> (String, Summary) {
     let cfg = Config::parse("", "t").unwrap();
-    let opts = Options { source: None, partitions, emit_from_ms: None, advance_to_ms: None, state_out: None };
+    let opts = Options { source: None, partitions, emit_from_ms: None, advance_to_ms: None, state_out: None, scorecards_out: None };
     let mut out = Vec::new();
     let s = run(&cfg, &opts, &mut input.as_bytes(), &mut out, i64::MAX / 4, &CancellationToken::new()).unwrap();
     (String::from_utf8(out).unwrap(), s)
@@ -74,7 +74,7 @@ fn values_are_written_verbatim_never_reparsed() {
 #[test]
 fn unknown_source_is_an_error() {
     let cfg = Config::parse("", "t").unwrap();
-    let opts = Options { source: Some("nope".into()), partitions: 1, emit_from_ms: None, advance_to_ms: None, state_out: None };
+    let opts = Options { source: Some("nope".into()), partitions: 1, emit_from_ms: None, advance_to_ms: None, state_out: None, scorecards_out: None };
     let err = run(&cfg, &opts, &mut "".as_bytes(), &mut Vec::new(), 0, &CancellationToken::new()).unwrap_err();
     assert!(err.to_string().contains("nope"));
 }
@@ -82,7 +82,7 @@ fn unknown_source_is_an_error() {
 #[test]
 fn a_cancelled_token_stops_before_reading() {
     let cfg = Config::parse("", "t").unwrap();
-    let opts = Options { source: None, partitions: 1, emit_from_ms: None, advance_to_ms: None, state_out: None };
+    let opts = Options { source: None, partitions: 1, emit_from_ms: None, advance_to_ms: None, state_out: None, scorecards_out: None };
     let token = CancellationToken::new();
     token.cancel();
     let s = run(&cfg, &opts, &mut "not json\n".as_bytes(), &mut Vec::new(), 0, &token).unwrap();
@@ -94,7 +94,7 @@ const TWO_SOURCES: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tes
 
 fn merged(files: &[(&str, Option<&str>)]) -> (Vec<Value>, Summary) {
     let cfg = Config::parse(TWO_SOURCES, "t").unwrap();
-    let opts = Options { source: None, partitions: 2, emit_from_ms: None, advance_to_ms: None, state_out: Some(state_path()) };
+    let opts = Options { source: None, partitions: 2, emit_from_ms: None, advance_to_ms: None, state_out: Some(state_path()), scorecards_out: None };
     let mut readers: Vec<&[u8]> = files.iter().map(|(text, _)| text.as_bytes()).collect();
     let inputs = readers
         .iter_mut()

@@ -428,6 +428,14 @@ impl Engine {
         Some(Scorecard::new(c, self.id.partition, self.state.stream_time_ms, r.buckets, r.activity, &r.card))
     }
 
+    /// Every customer's scorecard, sorted by customer id.
+    pub fn scorecards(&self) -> Vec<Scorecard> {
+        let r = &self.rules;
+        let mut all: Vec<Scorecard> = self.state.customers().map(|c| Scorecard::new(c, self.id.partition, self.state.stream_time_ms, r.buckets, r.activity, &r.card)).collect();
+        all.sort_unstable_by(|a, b| a.customer_id.cmp(&b.customer_id));
+        all
+    }
+
     /// Every customer's raw state, sorted by customer id.
     pub fn dump(&self) -> Vec<CustomerDump<'_>> {
         let mut all: Vec<CustomerDump<'_>> = self.state.customers().collect();

@@ -1,11 +1,14 @@
 //! The CARE scorecard of one customer: what `/customers/{id}` returns.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::detect::dormancy;
+use crate::detect::{dormancy, purchases};
+use crate::model::value::{figures, Figures, Fitted, Horizon};
+use crate::model::TimeUnit;
 use crate::event::{Kind, KindSet};
 use crate::render::rfc3339;
 use crate::state::{Customer, Episode};
@@ -33,6 +36,29 @@ pub struct Scorecard {
     pub silent_since: Option<String>,
     pub dormant_since: Option<String>,
     pub reactivation_score: Option<f64>,
+    /// Purchase days and, with a fit loaded (`[value] params`), the value
+    /// figures at the stream time; `None` before the first order.
+    pub value: Option<Value>,
+}
+
+/// A buyer's purchase-day summary and value figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct Value {
+    pub purchase_days: u32,
+    /// Calendar dates in the configured timezone.
+    pub first_purchase_day: Option<String>,
+    pub last_purchase_day: Option<String>,
+    /// The day count may be off (seeded from lifetime figures, or an order
+    /// far out of order): see the README.
+    pub approximate: bool,
+    /// The models' figures at the stream time's day; absent without a fit.
+    #[serde(flatten)]
+    pub figures: Option<Figures>,
+    /// The date by which another purchase is more likely than not.
+    pub expected_next_purchase: Option<String>,
+    /// The fit the figures come from: its last day and time unit.
+    pub fit_calibration_end: Option<String>,
+    pub time_unit: Option<TimeUnit>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -62,14 +88,44 @@ pub struct Nps {
 }
 
 /// What a scorecard reads from the config: dormancy's parameters for the
-/// reactivation score, when dormancy is enabled.
+/// reactivation score, when dormancy is enabled, and the fit and horizon
+/// of the value figures, when one is loaded.
 #[derive(Debug, Clone)]
-pub struct CardParams(Option<dormancy::Params>);
+pub struct CardParams {
+    dormancy: Option<dormancy::Params>,
+    fit: Option<(Arc<Fitted>, Horizon)>,
+    days: Buckets,
+}
 
 impl CardParams {
     pub fn new(cfg: &Config) -> CardParams {
-        CardParams(cfg.detect.dormancy.enabled.then(|| dormancy::Params::new(&cfg.detect.dormancy)))
+        CardParams {
+            dormancy: cfg.detect.dormancy.enabled.then(|| dormancy::Params::new(&cfg.detect.dormancy)),
+            fit: cfg.value.fitted.clone().map(|f| (f, cfg.value.horizon())),
+            days: purchases::day_buckets(cfg),
+        }
     }
+}
+
+/// The calendar date of a day number (days since 1970-01-01).
+pub fn date(day: i64) -> Option<String> {
+    chrono::NaiveDate::default().checked_add_signed(chrono::TimeDelta::try_days(day)?).map(|d| d.to_string())
+}
+
+fn value(c: &Customer, stream_ms: Option<i64>, p: &CardParams) -> Option<Value> {
+    let h = purchases::history(c, p.days)?;
+    let day = p.days.of(stream_ms.unwrap_or(c.first_seen_ms)).max(h.days.last_day);
+    let figures = p.fit.as_ref().map(|(f, horizon)| figures(f, horizon, &h.days, day));
+    Some(Value {
+        purchase_days: h.days.days,
+        first_purchase_day: date(h.days.first_day),
+        last_purchase_day: date(h.days.last_day),
+        approximate: h.approximate,
+        expected_next_purchase: figures.and_then(|f| f.expected_next_purchase_in_days).and_then(|d| date(day.saturating_add(d.ceil() as i64))),
+        figures,
+        fit_calibration_end: p.fit.as_ref().map(|(f, _)| f.calibration_end.clone()),
+        time_unit: p.fit.as_ref().map(|(f, _)| f.unit),
+    })
 }
 
 fn pct(part: u32, whole: u32) -> Option<f64> {
@@ -110,7 +166,8 @@ impl Scorecard {
             },
             silent_since: c.silent_since.map(rfc3339),
             dormant_since: c.dormant_since.map(rfc3339),
-            reactivation_score: d.0.as_ref().map(|p| dormancy::score(p, c).score),
+            reactivation_score: d.dormancy.as_ref().map(|p| dormancy::score(p, c).score),
+            value: value(c, stream_ms, d),
         }
     }
 }
