@@ -340,10 +340,11 @@ fn resolve_secret_files(cfg: &mut Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn demo(cfg: Config, opts: crate::apps::demo::Options, json: bool, shutdown: CancellationToken) -> anyhow::Result<()> {
+async fn demo(mut cfg: Config, opts: crate::apps::demo::Options, json: bool, shutdown: CancellationToken) -> anyhow::Result<()> {
     eprintln!("care demo: {} customers, {} days, seed {}, {} partitions (Ctrl-C stops)", opts.customers, opts.days, opts.seed, opts.partitions);
     let (summary, examples) = tokio::task::spawn_blocking(move || {
         let mut err = std::io::stderr().lock();
+        crate::apps::demo::with_own_fit(&mut cfg, &opts, &mut err)?;
         let r = crate::apps::demo::run(&cfg, &opts, &shutdown, &mut err)?;
         let mut out = std::io::stdout().lock();
         crate::apps::demo::print_report(&mut out, &r.0, &r.1, &cfg)?;

@@ -69,6 +69,28 @@ fn run_scenario() -> Vec<OutputRecord> {
     out.extend(first_order_scenario());
     out.extend(nps_detractor_scenario());
     out.extend(csat_low_scenario());
+    out.extend(purchase_churn_scenario());
+    out
+}
+
+/// With a fit loaded: "p" orders every 20 days five times, then stops
+/// (opened when P(alive) falls below 0.3), and orders again on day 400
+/// (resolved); "q" clicks daily to move stream time on.
+fn purchase_churn_scenario() -> Vec<OutputRecord> {
+    let mut cfg = Config::parse("[detect.dormancy]\nenabled = false\n", "test").expect("config");
+    cfg.value.fitted = Some(Arc::new(care::model::value::Fitted {
+        bgnbd: care::model::bgnbd::BgNbd { r: 0.25, alpha: 28.0, a: 0.8, b: 2.5 },
+        gamma_gamma: care::model::gamma_gamma::GammaGamma { p: 6.0, q: 3.8, v: 15.0 },
+        unit: care::model::TimeUnit::Days,
+        calibration_end: "2023-12-31".into(),
+    }));
+    let mut lines: Vec<(i64, Value)> = (0..5).map(|k| (k * 20, json!({"customer_id": "p", "kind": "order", "ts": T0 + k * 20 * DAY, "amount": 40.0}))).collect();
+    lines.extend((81..400).map(|d| (d, json!({"customer_id": "q", "kind": "click", "ts": T0 + d * DAY}))));
+    lines.push((400, json!({"customer_id": "p", "kind": "order", "ts": T0 + 400 * DAY + 60, "amount": 40.0})));
+    lines.sort_by_key(|(d, _)| *d);
+    let lines: Vec<Value> = lines.into_iter().map(|(_, l)| l).collect();
+    let out: Vec<OutputRecord> = feed_with(&cfg, &lines).into_iter().filter(|r| r.header("ce_type") == Some("io.care.purchase_churn_risk.v1")).collect();
+    assert_eq!(out.len(), 2, "opened and resolved");
     out
 }
 
@@ -91,6 +113,21 @@ fn nps_detractor_scenario() -> Vec<OutputRecord> {
     ];
     let out: Vec<OutputRecord> = feed("[detect.nps_detractor]\nenabled = true\n", "n", &lines).into_iter().filter(|r| r.header("ce_type") == Some("io.care.nps_detractor.v1")).collect();
     assert_eq!(out.len(), 2, "two detractor alerts");
+    out
+}
+
+/// Feeds canonical `lines` to one engine with config `cfg`, each keyed by
+/// its customer.
+fn feed_with(cfg: &Config, lines: &[Value]) -> Vec<OutputRecord> {
+    let mut engine = Engine::new(Arc::new(Rules::new(cfg)), TaskId::source(0));
+    let source = engine.rules().canonical_source();
+    let mut out = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        let payload = l.to_string();
+        let key = l["customer_id"].as_str().unwrap();
+        let input = Input { source, partition: 0, offset: i as i64, key: Some(key.as_bytes()), payload: payload.as_bytes() };
+        assert_eq!(engine.process(&input, NOW_WALL_MS, &mut out), Outcome::Folded, "{payload}");
+    }
     out
 }
 
@@ -236,7 +273,7 @@ fn every_emitted_signal_validates_against_its_schema() {
 
     let types: BTreeSet<&str> = seen.keys().map(|(t, _)| t.as_str()).collect();
     assert_eq!(types, all_types().into_iter().collect(), "every output type must be exercised; saw {seen:?}");
-    for t in ["io.care.activity_decline.v1", "io.care.activity_decline.v2", "io.care.silence.v1", "io.care.csat_low.v1"] {
+    for t in ["io.care.activity_decline.v1", "io.care.activity_decline.v2", "io.care.silence.v1", "io.care.csat_low.v1", "io.care.purchase_churn_risk.v1"] {
         for status in ["opened", "resolved"] {
             assert!(seen.contains_key(&(t.to_string(), status.to_string())), "no {t} `{status}` emitted; saw {seen:?}");
         }
@@ -340,6 +377,13 @@ fn validators_reject_broken_payloads() {
             }
             "io.care.csat_low.v1" => {
                 for (f, v) in [("csat_pct", json!(101)), ("answers", json!(0)), ("satisfied", json!(-1)), ("status", json!("closed")), ("window_days", json!(1)), ("episode_started_at", json!("2024-01-01"))] {
+                    let mut bad = good.clone();
+                    bad[f] = v;
+                    bad_cases.push((f, bad));
+                }
+            }
+            "io.care.purchase_churn_risk.v1" => {
+                for (f, v) in [("p_alive", json!(1.5)), ("p_alive_threshold", json!(0)), ("repeat_purchases", json!(0)), ("days_since_last_order", json!(-1)), ("predicted_clv", json!(-1)), ("fit_calibration_end", json!("yesterday"))] {
                     let mut bad = good.clone();
                     bad[f] = v;
                     bad_cases.push((f, bad));

@@ -19,6 +19,11 @@ use care_core::config::Config;
 use care_core::detect::registry::signal_types;
 use care_core::detect::SignalType;
 use care_core::engine::{Input, Routed, Rules};
+use care_core::event::Kind;
+use care_core::model::fit::{fit_bgnbd, fit_gamma_gamma, BgNbdData, GammaGammaData};
+use care_core::model::summary::{purchase_days, Summary as DaySummary};
+use care_core::model::value::Fitted;
+use care_core::model::TimeUnit;
 use care_core::render::OutputRecord;
 use rand::rngs::StdRng;
 use rand::Rng;
@@ -106,6 +111,44 @@ fn write_sim_line(line: &mut String, e: &SimEvent) {
         let _ = write!(line, r#","nps":{n}"#);
     }
     line.push('}');
+}
+
+/// Without a fit in the config (`[value] params`), fits BG/NBD and
+/// Gamma-Gamma with `care fit`'s code to the orders the demo's population
+/// places over all its days, says so on `report`, and loads the fit, so the
+/// demo shows value figures and purchase-churn alerts out of the box.
+/// Nothing when a fit is loaded or the population cannot be fitted.
+pub fn with_own_fit(cfg: &mut Config, opts: &Options, report: &mut dyn std::io::Write) -> std::io::Result<()> {
+    if cfg.value.fitted.is_some() {
+        return Ok(());
+    }
+    let days = care_core::detect::purchases::day_buckets(cfg);
+    let mut population = Population::new(Variant::reference(opts.seed, opts.customers, opts.days));
+    let mut orders: Vec<Vec<(i64, f64)>> = vec![Vec::new(); opts.customers as usize];
+    let mut today = Vec::new();
+    for day in 0..opts.days {
+        population.day_events(day, &mut today);
+        for e in today.iter().filter(|e| e.kind == Kind::Order) {
+            orders[e.customer as usize].push((days.of(e.ts_ms), e.amount.unwrap_or(0.0)));
+        }
+    }
+    let last_day = days.of(START_MS + i64::from(opts.days) * DAY_MS - 1);
+    let summaries: Vec<DaySummary> = orders.iter_mut().filter_map(|o| purchase_days(o)).map(|p| p.summary(last_day, TimeUnit::Days)).collect();
+    let fitted = fit_bgnbd(&BgNbdData::new(&summaries)).and_then(|bg| Ok((bg, fit_gamma_gamma(&GammaGammaData::new(&summaries))?)));
+    match fitted {
+        Ok((bg, gg)) => {
+            let (b, g) = (bg.model, gg.model);
+            writeln!(
+                report,
+                "care demo: no [value] params, so BG/NBD and Gamma-Gamma were fitted to the population's own orders ({} buyers, care fit's code): r {:.3}, alpha {:.2} days, a {:.3}, b {:.3}; p {:.2}, q {:.2}, v {:.2}",
+                summaries.len(), b.r, b.alpha, b.a, b.b, g.p, g.q, g.v
+            )?;
+            let calibration_end = care_core::scorecard::date(last_day).unwrap_or_default();
+            cfg.value.fitted = Some(Arc::new(Fitted { bgnbd: b, gamma_gamma: g, unit: TimeUnit::Days, calibration_end }));
+        }
+        Err(e) => writeln!(report, "care demo: the population's orders could not be fitted ({e}): no value figures")?,
+    }
+    Ok(())
 }
 
 /// Runs the demo; `shutdown` ends it early (Ctrl-C). Live summary lines go
@@ -213,7 +256,10 @@ mod tests {
 
     #[test]
     fn a_small_population_yields_every_signal_type_deterministically() {
-        let cfg = Config::parse("[detect.first_order]\nenabled = true\n[detect.nps_detractor]\nenabled = true\n[detect.csat_low]\nenabled = true\n", "t").unwrap();
+        let mut cfg = Config::parse("[detect.first_order]\nenabled = true\n[detect.nps_detractor]\nenabled = true\n[detect.csat_low]\nenabled = true\n", "t").unwrap();
+        let mut said = Vec::new();
+        with_own_fit(&mut cfg, &opts(600), &mut said).unwrap();
+        assert!(String::from_utf8(said).unwrap().contains("fitted to the population's own orders"));
         let token = CancellationToken::new();
         let (a, ex_a) = run(&cfg, &opts(600), &token, &mut std::io::sink()).unwrap();
         let (b, ex_b) = run(&cfg, &opts(600), &token, &mut std::io::sink()).unwrap();

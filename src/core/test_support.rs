@@ -5,6 +5,10 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::engine::{Engine, Input, Rules};
+use crate::model::bgnbd::BgNbd;
+use crate::model::gamma_gamma::GammaGamma;
+use crate::model::value::Fitted;
+use crate::model::TimeUnit;
 use crate::render::OutputRecord;
 use crate::task::TaskId;
 
@@ -16,7 +20,30 @@ pub const FAR_FUTURE: i64 = i64::MAX / 4;
 
 /// Task 0 with the config `cfg` (TOML; "" for the defaults).
 pub fn engine(cfg: &str) -> Engine {
-    Engine::new(Arc::new(Rules::new(&Config::parse(cfg, "test").unwrap())), TaskId::source(0))
+    engine_with(&Config::parse(cfg, "test").unwrap())
+}
+
+/// Task 0 with a config already made.
+pub fn engine_with(cfg: &Config) -> Engine {
+    Engine::new(Arc::new(Rules::new(cfg)), TaskId::source(0))
+}
+
+/// A fit in days of a typical retail population (the fit bench's truth:
+/// a few repeat purchases a year, most buyers gone within two years).
+pub fn fit_in_days() -> Fitted {
+    Fitted {
+        bgnbd: BgNbd { r: 0.25, alpha: 28.0, a: 0.8, b: 2.5 },
+        gamma_gamma: GammaGamma { p: 6.0, q: 3.8, v: 15.0 },
+        unit: TimeUnit::Days,
+        calibration_end: "2025-12-31".into(),
+    }
+}
+
+/// The config `cfg` with [`fit_in_days`] loaded, as `[value] params` would.
+pub fn with_fit(cfg: &str) -> Config {
+    let mut c = Config::parse(cfg, "test").unwrap();
+    c.value.fitted = Some(Arc::new(fit_in_days()));
+    c
 }
 
 /// A canonical line at `T0 + ts_ms`, with `extra` fields (`,"csat":2`).

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{Config, ConfigError};
 use crate::detect::registry::Entry;
 use crate::detect::signal::{round, to_value, Body, Head, PayloadContext};
-use crate::detect::{decline, invalid, silence, yes, ActivityEvent, Destination, Detector, DetectorId, Moment, Signal, SignalDef, SignalType};
+use crate::detect::{decline, invalid, purchase_churn, silence, yes, ActivityEvent, Destination, Detector, DetectorId, Moment, Signal, SignalDef, SignalType};
 use crate::time::rfc3339;
 use crate::state::codec::StateBlock;
 use crate::state::Customer;
@@ -119,9 +119,9 @@ impl Detector for Dormancy {
         ID
     }
 
-    /// A dormant customer is not also silent or declining.
+    /// A dormant customer is not also silent, declining or a lapsing buyer.
     fn supersedes(&self) -> &'static [DetectorId] {
-        &[silence::ID, decline::ID]
+        &[silence::ID, decline::ID, purchase_churn::ID]
     }
 
     /// Reactivates a dormant customer. An event after the deadline whose

@@ -13,6 +13,7 @@ pub mod decline;
 pub mod dormancy;
 pub mod first_order;
 pub mod nps_detractor;
+pub mod purchase_churn;
 pub mod purchases;
 pub mod registry;
 pub mod sequential;

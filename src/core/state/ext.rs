@@ -90,6 +90,16 @@ impl Extensions {
         entries.push((name, Box::new(value)));
     }
 
+    /// Drops the state under `name`, if any.
+    pub fn remove(&mut self, name: &str) {
+        if let Some(e) = &mut self.0 {
+            e.retain(|(n, _)| *n != name);
+            if e.is_empty() {
+                self.0 = None;
+            }
+        }
+    }
+
     /// Heap bytes held, for the state-size gauge.
     pub fn heap_bytes(&self) -> usize {
         self.0.as_ref().map_or(0, |e| e.capacity() * std::mem::size_of::<(&str, Box<dyn StateValue>)>() + e.iter().map(|(_, v)| v.heap_bytes()).sum::<usize>())
@@ -167,5 +177,9 @@ mod tests {
         assert_ne!(one, copy, "a clone is its own");
         assert_eq!(copy.get::<A>("a"), Some(&A(2)));
         assert!(one.heap_bytes() > 0);
+        one.remove("a");
+        one.remove("b");
+        assert_eq!(one, Extensions::default());
+        assert_eq!(one.heap_bytes(), 0, "all removed: back to nothing");
     }
 }
