@@ -70,6 +70,33 @@ fn run_scenario() -> Vec<OutputRecord> {
     out.extend(nps_detractor_scenario());
     out.extend(csat_low_scenario());
     out.extend(purchase_churn_scenario());
+    out.extend(dormant_with_value_scenario());
+    out
+}
+
+fn with_fit(toml: &str) -> Config {
+    let mut cfg = Config::parse(toml, "test").expect("config");
+    cfg.value.fitted = Some(Arc::new(care::model::value::Fitted {
+        bgnbd: care::model::bgnbd::BgNbd { r: 0.25, alpha: 28.0, a: 0.8, b: 2.5 },
+        gamma_gamma: care::model::gamma_gamma::GammaGamma { p: 6.0, q: 3.8, v: 15.0 },
+        unit: care::model::TimeUnit::Days,
+        calibration_end: "2023-12-31".into(),
+    }));
+    cfg
+}
+
+/// With a fit loaded: "v" orders on days 0, 10 and 20, then nothing; "w"
+/// clicks daily, so "v" turns dormant on day 80 with the score's value
+/// components.
+fn dormant_with_value_scenario() -> Vec<OutputRecord> {
+    let mut lines: Vec<(i64, Value)> = (0..3).map(|k| (k * 10, json!({"customer_id": "v", "kind": "order", "ts": T0 + k * 10 * DAY, "amount": 80.0}))).collect();
+    lines.extend((21..100).map(|d| (d, json!({"customer_id": "w", "kind": "click", "ts": T0 + d * DAY}))));
+    lines.sort_by_key(|(d, _)| *d);
+    let lines: Vec<Value> = lines.into_iter().map(|(_, l)| l).collect();
+    let out: Vec<OutputRecord> = feed_with(&with_fit(""), &lines).into_iter().filter(|r| r.header("ce_type") == Some("io.care.dormant.v1") && r.key.as_deref() == Some(b"v".as_slice())).collect();
+    assert_eq!(out.len(), 1, "one reactivation trigger");
+    let v: Value = serde_json::from_slice(&out[0].value).unwrap();
+    assert!(v["score_components"]["p_alive"].is_number() && v["score_components"]["predicted_value"].is_number(), "{v}");
     out
 }
 
@@ -77,13 +104,7 @@ fn run_scenario() -> Vec<OutputRecord> {
 /// (opened when P(alive) falls below 0.3), and orders again on day 400
 /// (resolved); "q" clicks daily to move stream time on.
 fn purchase_churn_scenario() -> Vec<OutputRecord> {
-    let mut cfg = Config::parse("[detect.dormancy]\nenabled = false\n", "test").expect("config");
-    cfg.value.fitted = Some(Arc::new(care::model::value::Fitted {
-        bgnbd: care::model::bgnbd::BgNbd { r: 0.25, alpha: 28.0, a: 0.8, b: 2.5 },
-        gamma_gamma: care::model::gamma_gamma::GammaGamma { p: 6.0, q: 3.8, v: 15.0 },
-        unit: care::model::TimeUnit::Days,
-        calibration_end: "2023-12-31".into(),
-    }));
+    let cfg = with_fit("[detect.dormancy]\nenabled = false\n");
     let mut lines: Vec<(i64, Value)> = (0..5).map(|k| (k * 20, json!({"customer_id": "p", "kind": "order", "ts": T0 + k * 20 * DAY, "amount": 40.0}))).collect();
     lines.extend((81..400).map(|d| (d, json!({"customer_id": "q", "kind": "click", "ts": T0 + d * DAY}))));
     lines.push((400, json!({"customer_id": "p", "kind": "order", "ts": T0 + 400 * DAY + 60, "amount": 40.0})));

@@ -100,7 +100,7 @@ pub struct CardParams {
 impl CardParams {
     pub fn new(cfg: &Config) -> CardParams {
         CardParams {
-            dormancy: cfg.detect.dormancy.enabled.then(|| dormancy::Params::new(&cfg.detect.dormancy)),
+            dormancy: cfg.detect.dormancy.enabled.then(|| dormancy::Params::from_config(cfg)),
             fit: cfg.value.fitted.clone().map(|f| (f, cfg.value.horizon())),
             days: purchases::day_buckets(cfg),
         }
@@ -166,7 +166,7 @@ impl Scorecard {
             },
             silent_since: c.silent_since.map(rfc3339),
             dormant_since: c.dormant_since.map(rfc3339),
-            reactivation_score: d.dormancy.as_ref().map(|p| dormancy::score(p, c).score),
+            reactivation_score: d.dormancy.as_ref().map(|p| dormancy::score(p, c, stream_ms.unwrap_or(c.first_seen_ms)).score),
             value: value(c, stream_ms, d),
         }
     }

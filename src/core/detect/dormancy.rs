@@ -1,16 +1,21 @@
 //! Dormancy and reactivation: at last activity + `after_days` a customer
 //! turns dormant and gets a reactivation trigger with a score; when a dormant
-//! customer acts again, a `reactivated` message closes the loop.
+//! customer acts again, a `reactivated` message closes the loop. With a fit
+//! loaded (`[value] params`) the score also weighs the customer's P(alive)
+//! and predicted CLV.
+
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, ConfigError};
 use crate::detect::registry::Entry;
 use crate::detect::signal::{round, to_value, Body, Head, PayloadContext};
-use crate::detect::{decline, invalid, purchase_churn, silence, yes, ActivityEvent, Destination, Detector, DetectorId, Moment, Signal, SignalDef, SignalType};
-use crate::time::rfc3339;
+use crate::detect::{decline, invalid, purchase_churn, purchases, silence, yes, ActivityEvent, Destination, Detector, DetectorId, Moment, Signal, SignalDef, SignalType};
+use crate::model::value::{figures, Fitted, Horizon};
 use crate::state::codec::StateBlock;
 use crate::state::Customer;
+use crate::time::{rfc3339, Buckets};
 use crate::wire::{put_zigzag, CodecError, Reader};
 
 const DAY_MS: f64 = 86_400_000.0;
@@ -77,7 +82,7 @@ pub const ID: DetectorId = DetectorId("dormancy");
 /// The registry's entry: on by default, strongest of the activity chain.
 pub const ENTRY: Entry = Entry {
     id: ID,
-    build: |cfg: &Config| cfg.detect.dormancy.enabled.then(|| Box::new(Dormancy(Params::new(&cfg.detect.dormancy))) as Box<dyn Detector>),
+    build: |cfg: &Config| cfg.detect.dormancy.enabled.then(|| Box::new(Dormancy(Params::from_config(cfg))) as Box<dyn Detector>),
     window_width: |_| 0,
     signals: &[DORMANT, REACTIVATED],
     blocks: &[&BLOCK],
@@ -97,6 +102,16 @@ pub struct Params {
     pub after_ms: i64,
     pub after_days: f64,
     pub monetary_scale: f64,
+    /// The fit the score's value components come from, when one is loaded.
+    pub value: Option<ValueParams>,
+}
+
+/// What the score's P(alive) and predicted-value components read.
+#[derive(Debug, Clone)]
+pub struct ValueParams {
+    pub fit: Arc<Fitted>,
+    pub horizon: Horizon,
+    pub days: Buckets,
 }
 
 impl Params {
@@ -105,7 +120,15 @@ impl Params {
             after_ms: i64::from(cfg.after_days) * 86_400_000,
             after_days: f64::from(cfg.after_days),
             monetary_scale: cfg.monetary_scale,
+            value: None,
         }
+    }
+
+    /// With the score's value components, when `cfg` loads a fit and keeps
+    /// purchase days.
+    pub fn from_config(cfg: &Config) -> Params {
+        let value = cfg.value.fitted.clone().filter(|_| cfg.detect.purchases.enabled).map(|fit| ValueParams { fit, horizon: cfg.value.horizon(), days: purchases::day_buckets(cfg) });
+        Params { value, ..Params::new(&cfg.detect.dormancy) }
     }
 }
 
@@ -134,7 +157,7 @@ impl Detector for Dormancy {
             let mut before = c.clone();
             (before.last_activity_ms, before.activity_events) = (Some(last), c.activity_events.saturating_sub(1));
             c.dormant_since = Some(due);
-            out.push(Signal::opened(DORMANT, due, Dormant { last_activity_ms: last, score: score(&self.0, &before) }));
+            out.push(Signal::opened(DORMANT, due, Dormant { last_activity_ms: last, score: score(&self.0, &before, due) }));
         }
         out.extend(on_activity(c, ev.ts_ms, ev.previous_ms));
     }
@@ -157,8 +180,7 @@ impl Detector for Dormancy {
 }
 
 /// Reactivation potential in [0, 1] and the components it averages, each in
-/// [0, 1]. Documented in the README; the BG/NBD P(alive) joins it once fitted
-/// parameters can be loaded.
+/// [0, 1]: four, and with a fit loaded six. Documented in the README.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Score {
     pub score: f64,
@@ -170,6 +192,14 @@ pub struct Score {
     pub monetary: f64,
     /// Satisfied CSAT share with a uniform prior: (satisfied + 1) / (responses + 2).
     pub satisfaction: f64,
+    /// With a fit: BG/NBD P(alive) at the score's day for a repeat buyer;
+    /// for anyone else (P(alive) is 1 by the model's construction without
+    /// a repeat purchase) the recency component instead.
+    pub p_alive: Option<f64>,
+    /// With a fit: 1 − e^(−predicted CLV / monetary_scale); 0 without orders.
+    pub predicted_value: Option<f64>,
+    /// With a fit: the predicted CLV itself, over `value.horizon_days`.
+    pub predicted_clv: Option<f64>,
 }
 
 /// A reactivation trigger's figures.
@@ -218,7 +248,7 @@ pub fn deadline(p: &Params, c: &Customer) -> Option<i64> {
 pub fn on_time(p: &Params, c: &mut Customer, now_ms: i64) -> Option<Signal> {
     let due = deadline(p, c).filter(|d| *d <= now_ms)?;
     c.dormant_since = Some(due);
-    Some(Signal::opened(DORMANT, due, Dormant { last_activity_ms: c.last_activity_ms.unwrap_or(due), score: score(p, c) }))
+    Some(Signal::opened(DORMANT, due, Dormant { last_activity_ms: c.last_activity_ms.unwrap_or(due), score: score(p, c, due) }))
 }
 
 /// Called on an activity event at `ts_ms`; `previous_ms` is the last
@@ -230,15 +260,26 @@ pub fn on_activity(c: &mut Customer, ts_ms: i64, previous_ms: Option<i64>) -> Op
     Some(Signal::resolved(REACTIVATED, since, ts_ms, Reactivated { days_away }))
 }
 
-/// The reactivation-potential score of a customer turning dormant.
-pub fn score(p: &Params, c: &Customer) -> Score {
+/// The reactivation-potential score of a customer at `at_ms` (turning
+/// dormant, or read).
+pub fn score(p: &Params, c: &Customer, at_ms: i64) -> Score {
     let span_days = c.last_activity_ms.map_or(0.0, |l| (l - c.first_seen_ms).max(0) as f64 / DAY_MS);
     let recency = span_days / (span_days + p.after_days);
     let frequency = 1.0 - (-f64::from(c.activity_events) / 50.0).exp();
     let monetary = 1.0 - (-c.orders.total_amount / p.monetary_scale).exp();
     let satisfaction = (f64::from(c.csat.satisfied) + 1.0) / (f64::from(c.csat.responses) + 2.0);
-    let score = (recency + frequency + monetary + satisfaction) / 4.0;
-    Score { score, recency, frequency, monetary, satisfaction }
+    let mut s = Score { score: 0.0, recency, frequency, monetary, satisfaction, p_alive: None, predicted_value: None, predicted_clv: None };
+    let Some(v) = &p.value else {
+        s.score = (recency + frequency + monetary + satisfaction) / 4.0;
+        return s;
+    };
+    let figures = purchases::history(c, v.days).map(|h| (h.days.days, figures(&v.fit, &v.horizon, &h.days, v.days.of(at_ms).max(h.days.last_day))));
+    let repeat_p_alive = figures.and_then(|(days, f)| f.p_alive.filter(|_| days > 1));
+    s.predicted_clv = figures.and_then(|(_, f)| f.predicted_clv);
+    let (alive, value) = (repeat_p_alive.unwrap_or(recency), 1.0 - (-s.predicted_clv.unwrap_or(0.0) / p.monetary_scale).exp());
+    (s.p_alive, s.predicted_value) = (Some(alive), Some(value));
+    s.score = (recency + frequency + monetary + satisfaction + alive + value) / 6.0;
+    s
 }
 
 /// The `io.care.dormant.v1` payload: the reactivation trigger.
@@ -258,6 +299,10 @@ struct ScoreComponents {
     frequency: f64,
     monetary: f64,
     satisfaction: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    p_alive: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    predicted_value: Option<f64>,
 }
 
 impl<'a> DormantPayload<'a> {
@@ -272,6 +317,8 @@ impl<'a> DormantPayload<'a> {
                 frequency: round(score.frequency, 4),
                 monetary: round(score.monetary, 4),
                 satisfaction: round(score.satisfaction, 4),
+                p_alive: score.p_alive.map(|v| round(v, 4)),
+                predicted_value: score.predicted_value.map(|v| round(v, 4)),
             },
         }
     }
@@ -319,6 +366,37 @@ mod tests {
     }
 
     #[test]
+    fn with_a_fit_the_score_weighs_p_alive_and_predicted_value() {
+        let cfg = crate::test_support::with_fit("");
+        let p = Params::from_config(&cfg);
+        let v = p.value.clone().expect("a fit is loaded");
+        let mut c = Customer::new("c".into(), 0, 3);
+        c.last_activity_ms = Some(100 * 86_400_000);
+        let mut h = purchases::PurchaseHistory::new(0, 50.0);
+        h.add(40, 50.0);
+        h.add(100, 50.0);
+        c.detectors.insert(purchases::ID.0, h);
+        c.orders.total_amount = 150.0;
+        let at = 160 * 86_400_000;
+        let s = score(&p, &c, at);
+        let f = figures(&v.fit, &v.horizon, &h.days, 160);
+        assert_eq!((s.p_alive, s.predicted_clv), (f.p_alive, f.predicted_clv));
+        assert!((s.predicted_value.unwrap() - (1.0 - (-f.predicted_clv.unwrap() / 100.0).exp())).abs() < 1e-12);
+        let mean = (s.recency + s.frequency + s.monetary + s.satisfaction + s.p_alive.unwrap() + s.predicted_value.unwrap()) / 6.0;
+        assert!((s.score - mean).abs() < 1e-12);
+        // One purchase day: P(alive) is 1 by construction, recency stands in.
+        c.detectors.insert(purchases::ID.0, purchases::PurchaseHistory::new(0, 50.0));
+        let once = score(&p, &c, at);
+        assert_eq!(once.p_alive, Some(once.recency));
+        // Never ordered: no predicted value.
+        let mut never = Customer::new("n".into(), 0, 3);
+        never.last_activity_ms = Some(86_400_000);
+        let s = score(&p, &never, at);
+        assert_eq!((s.p_alive, s.predicted_value, s.predicted_clv), (Some(s.recency), Some(0.0), None));
+        assert!(score(&Params::new(&DormancyConfig::default()), &never, at).p_alive.is_none(), "no fit, four components");
+    }
+
+    #[test]
     fn score_known_answer() {
         let p = params();
         let mut c = Customer::new("c".into(), 0, 3);
@@ -327,7 +405,7 @@ mod tests {
         c.orders.total_amount = 100.0;
         c.csat.responses = 2;
         c.csat.satisfied = 2;
-        let s = score(&p, &c);
+        let s = score(&p, &c, 60 * 86_400_000);
         let e1 = 1.0 - (-1.0f64).exp();
         assert!((s.recency - 0.5).abs() < 1e-12);
         assert!((s.frequency - e1).abs() < 1e-12 && (s.monetary - e1).abs() < 1e-12);
