@@ -114,3 +114,4 @@ fn the_engine_folds_on_time_and_late_orders_and_nothing_else() {
     assert_eq!((p["purchase_days"].as_u64(), p["first_day_value"].as_f64(), p["repeat_value"].as_f64()), (Some(3), Some(10.0), Some(12.0)), "{p}");
     assert_eq!(p["approximate"], false);
 }
+

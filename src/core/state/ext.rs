@@ -76,6 +76,8 @@ impl Extensions {
             Some(at) => at,
             None => {
                 entries.retain(|(n, _)| *n != name);
+                // Most customers hold one or two: no spare room.
+                entries.reserve_exact(1);
                 entries.push((name, Box::new(make())));
                 entries.len() - 1
             }
@@ -87,6 +89,7 @@ impl Extensions {
     pub fn insert<T: StateValue>(&mut self, name: &'static str, value: T) {
         let entries = self.0.get_or_insert_with(Box::default);
         entries.retain(|(n, _)| *n != name);
+        entries.reserve_exact(1);
         entries.push((name, Box::new(value)));
     }
 
@@ -102,7 +105,7 @@ impl Extensions {
 
     /// Heap bytes held, for the state-size gauge.
     pub fn heap_bytes(&self) -> usize {
-        self.0.as_ref().map_or(0, |e| e.capacity() * std::mem::size_of::<(&str, Box<dyn StateValue>)>() + e.iter().map(|(_, v)| v.heap_bytes()).sum::<usize>())
+        self.0.as_ref().map_or(0, |e| std::mem::size_of::<Entries>() + e.capacity() * std::mem::size_of::<(&str, Box<dyn StateValue>)>() + e.iter().map(|(_, v)| v.heap_bytes()).sum::<usize>())
     }
 
     fn entries(&self) -> impl Iterator<Item = &(&'static str, Box<dyn StateValue>)> {
