@@ -5,9 +5,10 @@
 //! one it does not run.
 //!
 //! P(alive) falls with time alone (T grows), so the crossing has a closed
-//! form: P(alive) < θ ⇔ T > T* = (α + t_x)·[((1 − θ)/θ)·(b + x − 1)/a]^(1/(r
-//! + x)) − α. The customer's timer is set for the first whole day whose T
-//! exceeds T*, as the summary counts days. It also waits for the
+//! form: P(alive) < θ ⇔ T > T* =
+//! (α + t_x)·[((1 − θ)/θ)·(b + x − 1)/a]^(1/(r + x)) − α.
+//! The customer's timer is set for the first whole day whose T exceeds T*,
+//! as the summary counts days. It also waits for the
 //! customer's own usual gap between purchase days (t_x ÷ x) to have passed
 //! since the last one: for a customer whose history says they rarely
 //! return, P(alive) is below θ right after every order, and without this
