@@ -14,6 +14,11 @@
 //!   after the timed routine, NOT timed. Output records are cleared after
 //!   every record (as the `demo` shell drains them), so their rendering and
 //!   dropping ARE timed.
+//! - `pipeline/hot_path_no_purchase_days`: the same with `[detect.purchases]`
+//!   off, as near as a config gets to the hot path before customer value
+//!   was kept in the stream (issue 15): the baseline of its cost.
+//! - `pipeline/hot_path_with_fit`: the same with a fit loaded (`[value]`),
+//!   so purchase-churn timers run and dormancy scores read the models.
 //! - `detect_decline_evaluate/*`: one `decline::evaluate` call on a customer
 //!   whose 29-bucket window is full.
 //! - `timers_reschedule_700k/*`: one timer reschedule among 700k customers,
@@ -35,6 +40,10 @@ use care::decode::{self, Limits, SourceMapping};
 use care::apps::demo::{poisson, write_event_line};
 use care::detect::decline;
 use care::engine::{Input, Outcome, Routed, Rules};
+use care::model::bgnbd::BgNbd;
+use care::model::gamma_gamma::GammaGamma;
+use care::model::value::Fitted;
+use care::model::TimeUnit;
 use care::event::{Kind, KindSet};
 use care::state::timers::{Keys, TimerIndex};
 use care::state::Customer;
@@ -162,16 +171,30 @@ fn pipeline(c: &mut Criterion) {
         });
     });
 
-    g.bench_function("hot_path", |b| {
-        b.iter_batched(
-            || fresh_engine(&cfg),
-            |mut engine| {
-                black_box(run_all(&mut engine, &lines));
-                engine // dropped by criterion after the timed routine
-            },
-            BatchSize::LargeInput,
-        );
-    });
+    let no_purchase_days = Config::parse("[detect.purchases]\nenabled = false\n", "bench").expect("config");
+    let mut with_fit = config();
+    with_fit.value.fitted = Some(Arc::new(Fitted {
+        bgnbd: BgNbd { r: 0.25, alpha: 28.0, a: 0.8, b: 2.5 },
+        gamma_gamma: GammaGamma { p: 6.0, q: 3.8, v: 15.0 },
+        unit: TimeUnit::Days,
+        calibration_end: "2025-12-31".into(),
+    }));
+    for (name, cfg) in [("hot_path", &cfg), ("hot_path_no_purchase_days", &no_purchase_days), ("hot_path_with_fit", &with_fit)] {
+        let mut engine = fresh_engine(cfg);
+        let (_, _, outputs) = run_all(&mut engine, &lines);
+        eprintln!("{name}: {outputs} output records, state ≈ {:.0} bytes/customer", state_bytes(&engine) as f64 / engine.customer_count().max(1) as f64);
+        drop(engine);
+        g.bench_function(name, |b| {
+            b.iter_batched(
+                || fresh_engine(cfg),
+                |mut engine| {
+                    black_box(run_all(&mut engine, &lines));
+                    engine // dropped by criterion after the timed routine
+                },
+                BatchSize::LargeInput,
+            );
+        });
+    }
     g.finish();
 }
 

@@ -21,6 +21,9 @@ use rand_distr::{Beta, Distribution, Exp, Gamma};
 pub struct Customer {
     pub t: f64,
     pub purchases: Vec<(f64, f64)>,
+    /// Dropped out right after the last purchase (before T); otherwise
+    /// still alive at T.
+    pub dropped: bool,
 }
 
 impl Customer {
@@ -47,6 +50,7 @@ pub fn simulate(bg: &BgNbd, gg: &GammaGamma, n: usize, ages: (f64, f64), seed: u
         let nu: f64 = scale.sample(&mut rng);
         let value = Gamma::new(gg.p, 1.0 / nu).ok()?;
         let mut purchases = vec![(0.0, value.sample(&mut rng))];
+        let mut dropped = false;
         if let Ok(gap) = Exp::new(lambda) {
             let mut at = 0.0;
             loop {
@@ -56,11 +60,12 @@ pub fn simulate(bg: &BgNbd, gg: &GammaGamma, n: usize, ages: (f64, f64), seed: u
                 }
                 purchases.push((at, value.sample(&mut rng)));
                 if rng.random::<f64>() < p {
+                    dropped = true;
                     break;
                 }
             }
         }
-        out.push(Customer { t, purchases });
+        out.push(Customer { t, purchases, dropped });
     }
     Some(out)
 }

@@ -8,6 +8,7 @@
 //! - [`demo`] — `care demo`: a synthetic population, in-process, no broker.
 //! - [`population`] — a seeded customer population with ground truth.
 //! - [`quality`] — detection quality: a population's alerts scored against its truth.
+//! - [`value_quality`] — purchase-churn quality on buyers drawn from BG/NBD.
 
 pub mod demo;
 pub mod fit;
@@ -17,3 +18,4 @@ pub mod quality;
 pub mod replay;
 pub mod run;
 pub mod state;
+pub mod value_quality;
