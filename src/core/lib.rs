@@ -10,19 +10,23 @@
 //! - [`decode`] — record bytes + source mapping → event, skip or typed error.
 //! - [`json`] — JSON parsing that rejects duplicate keys.
 //! - [`time`] — bucket arithmetic in the configured timezone.
-//! - [`state`] — per-customer state, activity windows, a task's store.
+//! - [`state`] — per-customer state, activity windows, a task's store;
+//!   detectors' own state in [`state::ext`].
 //! - [`changelog`] — changelog records: customer state and task meta, versioned.
 //! - [`wire`] — varints and a bounds-checked reader, the changelog's byte layer.
 //! - [`detect`] — the CARE detectors as per-customer state machines behind
-//!   one `Detector` trait, the [`detect::registry`] of them, and the
-//!   supersession each declares (dormancy > silence > decline; others stand
-//!   beside that chain). The engine runs whatever the registry enables.
+//!   one `Detector` trait, the [`detect::registry`] of them, the signals
+//!   they emit ([`detect::signal`]), and the supersession each declares
+//!   (dormancy > silence > decline, and dormancy over purchase churn;
+//!   others stand beside that chain). The engine runs whatever the
+//!   registry enables.
 //! - [`render`] — output records: CloudEvents headers, JSON payloads, DLQ.
 //! - [`scorecard`] — a customer's CARE figures, for `/customers/{id}`.
 //! - [`task`] — task ids and the task lifecycle.
 //! - [`tally`] — what happened, counted, for the shell to report.
 //! - [`model`] — the purchase-day summary, BG/NBD and Gamma-Gamma, their
-//!   maximum-likelihood fit and CLV, for `care fit`.
+//!   maximum-likelihood fit and CLV, for `care fit`, and one customer's
+//!   value figures from a fit, for `care fit` and the stream alike.
 //! - [`engine`] — one task's engine, and the rules all tasks share.
 //! - [`partition`] — the Java clients' murmur2 partitioner.
 
