@@ -71,6 +71,17 @@ fn run_scenario() -> Vec<OutputRecord> {
     out.extend(csat_low_scenario());
     out.extend(purchase_churn_scenario());
     out.extend(dormant_with_value_scenario());
+    out.extend(falling_csat_scenario());
+    out
+}
+
+/// With falling CSAT on: "f" answers 5 ten times, then 1 three times
+/// (opened), then 5 twice (resolved).
+fn falling_csat_scenario() -> Vec<OutputRecord> {
+    let scores = [5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 1, 1, 1, 5, 5];
+    let lines: Vec<Value> = scores.iter().enumerate().map(|(d, csat)| json!({"customer_id": "f", "kind": "survey", "ts": T0 + d as i64 * DAY, "csat": csat})).collect();
+    let out: Vec<OutputRecord> = feed("[detect.falling_csat]\nenabled = true\n", "f", &lines).into_iter().filter(|r| r.header("ce_type") == Some("io.care.falling_csat.v1")).collect();
+    assert_eq!(out.len(), 2, "opened and resolved");
     out
 }
 
@@ -294,7 +305,7 @@ fn every_emitted_signal_validates_against_its_schema() {
 
     let types: BTreeSet<&str> = seen.keys().map(|(t, _)| t.as_str()).collect();
     assert_eq!(types, all_types().into_iter().collect(), "every output type must be exercised; saw {seen:?}");
-    for t in ["io.care.activity_decline.v1", "io.care.activity_decline.v2", "io.care.silence.v1", "io.care.csat_low.v1", "io.care.purchase_churn_risk.v1"] {
+    for t in ["io.care.activity_decline.v1", "io.care.activity_decline.v2", "io.care.silence.v1", "io.care.csat_low.v1", "io.care.purchase_churn_risk.v1", "io.care.falling_csat.v1"] {
         for status in ["opened", "resolved"] {
             assert!(seen.contains_key(&(t.to_string(), status.to_string())), "no {t} `{status}` emitted; saw {seen:?}");
         }
@@ -405,6 +416,13 @@ fn validators_reject_broken_payloads() {
             }
             "io.care.purchase_churn_risk.v1" => {
                 for (f, v) in [("p_alive", json!(1.5)), ("p_alive_threshold", json!(0)), ("repeat_purchases", json!(0)), ("days_since_last_order", json!(-1)), ("predicted_clv", json!(-1)), ("fit_calibration_end", json!("yesterday"))] {
+                    let mut bad = good.clone();
+                    bad[f] = v;
+                    bad_cases.push((f, bad));
+                }
+            }
+            "io.care.falling_csat.v1" => {
+                for (f, v) in [("p_value", json!(1.5)), ("earlier_csat_pct", json!(101)), ("recent_answers", json!(1)), ("earlier_answers", json!(0)), ("significance", json!(0))] {
                     let mut bad = good.clone();
                     bad[f] = v;
                     bad_cases.push((f, bad));

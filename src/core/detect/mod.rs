@@ -11,6 +11,7 @@
 pub mod csat_low;
 pub mod decline;
 pub mod dormancy;
+pub mod falling_csat;
 pub mod first_order;
 pub mod nps_detractor;
 pub mod purchase_churn;

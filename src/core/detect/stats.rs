@@ -51,7 +51,37 @@ pub fn binomial_cdf(k: u32, n: u32, q: f64) -> f64 {
     ln_sum.exp().min(1.0)
 }
 
+/// P(X ≤ k) for X ~ BetaBinomial(n, α, β): the count of successes in `n`
+/// trials whose success chance is itself uncertain, Beta(α, β). With α and
+/// β one plus a customer's earlier successes and failures, it is the
+/// chance of their next `n` answers being this bad or worse if nothing
+/// changed, the uncertainty of their own earlier rate included.
+pub fn beta_binomial_cdf(k: u32, n: u32, alpha: f64, beta: f64) -> f64 {
+    if k >= n {
+        return 1.0;
+    }
+    if !(alpha > 0.0 && beta > 0.0) {
+        return f64::NAN;
+    }
+    // ln P(X = i) = ln C(n, i) + ln B(i + α, n − i + β) − ln B(α, β)
+    let ln_b = |a: f64, b: f64| crate::model::special::ln_beta(a, b);
+    let (nf, ln_b0) = (f64::from(n), ln_b(alpha, beta));
+    let mut ln_choose = 0.0;
+    let mut ln_sum = f64::NEG_INFINITY;
+    for i in 0..=k {
+        let fi = f64::from(i);
+        if i > 0 {
+            ln_choose += (nf - fi + 1.0).ln() - fi.ln();
+        }
+        ln_sum = log_add(ln_sum, ln_choose + ln_b(fi + alpha, nf - fi + beta) - ln_b0);
+    }
+    ln_sum.exp().min(1.0)
+}
+
 fn log_add(a: f64, b: f64) -> f64 {
+    if a == f64::NEG_INFINITY {
+        return b;
+    }
     let (hi, lo) = if a > b { (a, b) } else { (b, a) };
     hi + (lo - hi).exp().ln_1p()
 }
@@ -108,6 +138,16 @@ mod tests {
         assert!(close(binomial_cdf(0, 3, 0.25), 27.0 / 64.0, 1e-12));
         assert!(close(binomial_cdf(12, 96, 0.25), 0.001_984_066_8, 1e-9));
         assert_eq!(binomial_cdf(5, 5, 0.3), 1.0);
+    }
+
+    #[test]
+    fn beta_binomial_known_answers() {
+        // scipy.stats.betabinom.cdf (scipy 1.12).
+        assert!(close(beta_binomial_cdf(0, 3, 11.0, 1.0), 0.002_747_252_747_252_747_5, 1e-14));
+        assert!(close(beta_binomial_cdf(1, 3, 11.0, 1.0), 0.032_967_032_967_032_975, 1e-14));
+        assert!(close(beta_binomial_cdf(2, 5, 18.0, 4.0), 0.062_420_188_507_144_966, 1e-13));
+        assert!(close(beta_binomial_cdf(7, 20, 3.5, 2.25), 0.155_267_284_665_118_7, 1e-13));
+        assert_eq!(beta_binomial_cdf(3, 3, 2.0, 2.0), 1.0);
     }
 
     #[test]
