@@ -60,7 +60,7 @@ pub fn run(cfg: &Config, partitions: Option<Vec<i32>>, customer: Option<&str>, o
             return Err(anyhow!("--partition {p}: changelog {topic:?} has partitions 0..{count}"));
         }
         let mut engine = Engine::new(rules.clone(), TaskId::source(p));
-        let mut restore = Restore::begin(cfg, engine.id(), Vec::new())?;
+        let mut restore = Restore::begin(cfg, engine.id(), Vec::new(), None)?;
         let no_faults = crate::shell::faults::Faults::default();
         while !restore.step(&mut engine, Duration::from_millis(500), &no_faults)? {}
         write_task(&engine, customer, out)?;

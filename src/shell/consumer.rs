@@ -106,6 +106,13 @@ fn consumer_config(cfg: &Config) -> ClientConfig {
 pub fn consume(cfg: &Config, mut worker: Worker, mut queries: mpsc::Receiver<Query>, shutdown: &CancellationToken) -> anyhow::Result<()> {
     worker.init()?;
     let health = worker.health();
+    // Says what a wait on Kafka of over a second waits for; the loop's
+    // thread is the one waiting, so it runs beside it.
+    let watching = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let (health, stop) = (Arc::clone(&health), Arc::clone(&watching));
+        std::thread::Builder::new().name("care-waits".into()).spawn(move || health.watch_waits(&stop)).context("cannot start the wait watcher")?
+    };
     let worker = Arc::new(Mutex::new(worker));
     let mut consumer = subscribe(cfg, &worker, &health)?;
     let mut last_gauges = Instant::now().checked_sub(GAUGE_INTERVAL).unwrap_or_else(Instant::now);
@@ -178,6 +185,8 @@ pub fn consume(cfg: &Config, mut worker: Worker, mut queries: mpsc::Receiver<Que
     if closing.is_ok() {
         tracing::info!("Outputs flushed and offsets committed");
     }
+    watching.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = watcher.join();
     closing
 }
 

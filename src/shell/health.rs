@@ -3,7 +3,7 @@
 //! processing loop still turns (`/livez`).
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use care_core::task::{Phase, TaskId};
@@ -29,6 +29,10 @@ pub struct Health {
     /// restore, a wait for room in the producer's queue): during an outage
     /// they wait, and the loop not turning is not a stall.
     in_kafka_calls: AtomicU32,
+    /// The named wait under way on the loop's thread, if any, and since
+    /// when (ms on [`clock_ms`]'s clock): [`Health::watch_waits`] logs one
+    /// that lasts over a second.
+    wait: Mutex<Option<(&'static str, u64)>>,
 }
 
 /// Milliseconds since the process first asked.
@@ -46,6 +50,31 @@ impl Drop for KafkaCall<'_> {
         self.0.turned();
     }
 }
+
+/// A named wait under way (see [`Health::waiting`]); ends when dropped.
+pub struct Waiting<'a> {
+    health: &'a Health,
+    outer: Option<(&'static str, u64)>,
+    _call: KafkaCall<'a>,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        let mut wait = self.health.wait.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((what, since)) = *wait {
+            let secs = clock_ms().saturating_sub(since) as f64 / 1000.0;
+            if secs >= LONG_WAIT.as_secs_f64() {
+                tracing::info!(waited_for = what, secs, "Done waiting");
+            }
+        }
+        *wait = self.outer;
+    }
+}
+
+/// A wait longer than this says what it waits for.
+const LONG_WAIT: Duration = Duration::from_secs(1);
+/// And repeats it this often while it lasts.
+const LONG_WAIT_REPEAT: Duration = Duration::from_secs(10);
 
 pub type TaskStatus = Arc<Health>;
 
@@ -72,6 +101,35 @@ impl Health {
     pub fn kafka_call(&self) -> KafkaCall<'_> {
         self.in_kafka_calls.fetch_add(1, Ordering::Relaxed);
         KafkaCall(self)
+    }
+
+    /// Marks a wait on Kafka for `what` (a Kafka call too, so not a stall)
+    /// until the guard drops; [`Health::watch_waits`] logs it if it lasts.
+    pub fn waiting(&self, what: &'static str) -> Waiting<'_> {
+        let call = self.kafka_call();
+        let mut wait = self.wait.lock().unwrap_or_else(|p| p.into_inner());
+        let outer = wait.replace((what, clock_ms()));
+        Waiting { health: self, outer, _call: call }
+    }
+
+    /// Logs each named wait that has lasted over a second, then every 10 s
+    /// while it lasts, until `stop`: on its own thread, since the loop's
+    /// thread is the one waiting.
+    pub fn watch_waits(&self, stop: &std::sync::atomic::AtomicBool) {
+        let mut told: Option<(&'static str, u64, u64)> = None; // (what, since, when told)
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(250));
+            let Some((what, since)) = *self.wait.lock().unwrap_or_else(|p| p.into_inner()) else { continue };
+            let now = clock_ms();
+            let due = match told {
+                Some((w, s, at)) if w == what && s == since => now - at >= LONG_WAIT_REPEAT.as_millis() as u64,
+                _ => now - since >= LONG_WAIT.as_millis() as u64,
+            };
+            if due {
+                tracing::info!(waiting_for = what, secs = (now - since) / 1000, "Waiting on Kafka");
+                told = Some((what, since, now));
+            }
+        }
     }
 
     /// How long the loop has not turned outside a Kafka call, if longer

@@ -14,6 +14,7 @@
 //! - [`http`] — `/metrics`, `/livez` (`/healthz`), `/readyz`, `/tasks`, `/customers/{id}`.
 //! - [`metrics`] — the Prometheus registry, bounded labels.
 //! - [`events`] — internal events: each logs and counts one happening.
+//! - [`error_code`] — errors in a few bounded words, for metric labels and logs.
 //! - [`faults`] — named crash points for fault tests (`CARE_FAULT`).
 //! - [`clock`] — the wall clock, read only at the edge.
 
@@ -21,6 +22,7 @@ pub mod admin;
 pub mod clock;
 pub mod consumer;
 pub mod durability;
+pub mod error_code;
 pub mod events;
 pub mod faults;
 pub mod health;
