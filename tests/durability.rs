@@ -65,6 +65,15 @@ async fn a_restarted_run_publishes_exactly_what_an_uninterrupted_one_would() {
     let one = customers(&String::from_utf8(one.stdout).unwrap());
     assert_eq!(one.len(), 1);
     assert_eq!(one[0]["customer"]["customer_id"], "cust-07");
+    // Printed for people: times in RFC 3339, every field named.
+    let first_seen = one[0]["customer"]["first_seen"].as_str().unwrap_or_else(|| panic!("{}", one[0]));
+    assert!(chrono::DateTime::parse_from_rfc3339(first_seen).is_ok(), "{first_seen}");
+    let text = one[0].to_string();
+    assert!(!text.contains("_ms\"") && !text.contains("[["), "epoch ms or positional arrays in {text}");
+    let meta = std::process::Command::new(env!("CARGO_BIN_EXE_care")).args(["state", "--config", cfg.to_str().unwrap(), "--partition", "0"]).output().unwrap();
+    let meta: serde_json::Value = serde_json::from_str(String::from_utf8(meta.stdout).unwrap().lines().next().unwrap()).unwrap();
+    assert!(meta["meta"]["stream_time"].as_str().is_some_and(|t| chrono::DateTime::parse_from_rfc3339(t).is_ok()), "{meta}");
+    assert!(meta["meta"]["offsets"][0]["next_offset"].as_i64().is_some_and(|o| o > 0), "{meta}");
     let _ = std::fs::remove_file(cfg);
     let _ = std::fs::remove_file(replay_state);
 }

@@ -311,7 +311,7 @@ pub fn run_merged(cfg: &Config, opts: &Options, mut inputs: Vec<InputFile<'_>>, 
     }
     out.flush().map_err(ReplayError::Write)?;
     if let Some(path) = &opts.state_out {
-        write_state(&tasks, path).map_err(ReplayError::Write)?;
+        write_state(cfg, &tasks, path).map_err(ReplayError::Write)?;
     }
     leads.finish();
     let warnings = readers.iter().filter(|r| r.sampled.0 > 0 && r.sampled.1 == r.sampled.0).map(|r| source_hint(cfg, &r.file.name, r.sampled.0)).collect();
@@ -333,10 +333,11 @@ fn source_hint(cfg: &Config, input: &str, n: u64) -> String {
     )
 }
 
-fn write_state(tasks: &Routed, path: &std::path::Path) -> std::io::Result<()> {
+fn write_state(cfg: &Config, tasks: &Routed, path: &std::path::Path) -> std::io::Result<()> {
     let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let view = crate::apps::state::View::new(cfg);
     for t in tasks.tasks() {
-        crate::apps::state::write_task(t, None, &mut w)?;
+        crate::apps::state::write_task(&view, t, None, &mut w)?;
     }
     w.flush()
 }

@@ -6,6 +6,13 @@
 //! One line per task, `{"task":"0_1","meta":{…}}` (stream time, `emit_from`,
 //! next input offsets), then one per customer, `{"task":"0_1","customer":{…}}`
 //! in customer-id order.
+//!
+//! The lines are a presentation of the state for people: every time is RFC
+//! 3339, every bucket number is the time its bucket starts, and every
+//! value is named (no positional arrays). It is made here over the
+//! customer's own `Serialize` (which stays the raw dump, epoch ms and
+//! bucket numbers, so a field added to the state is never left out), and
+//! loses nothing: milliseconds are kept, fingerprints are shown as numbers.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -14,24 +21,151 @@ use std::time::Duration;
 use anyhow::{anyhow, Context as _};
 use care_core::config::Config;
 use care_core::engine::{Engine, Rules};
+use care_core::changelog::Meta;
+use care_core::event::Kind;
+use care_core::render::rfc3339;
+use care_core::state::Customer;
 use care_core::task::TaskId;
+use care_core::time::Buckets;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use serde_json::json;
+use serde_json::{json, Map, Value};
 
 use crate::shell::admin::client_config;
 use crate::shell::durability::Restore;
 
+const DAY_MS: i64 = 86_400_000;
+
+/// Turns the raw dump into the lines people read: bucket widths from the
+/// config make bucket numbers into times.
+pub struct View {
+    buckets: Buckets,
+    /// The low-CSAT window's buckets: `window_days ÷ 6` days, from the epoch.
+    csat_bucket_ms: i64,
+}
+
+impl View {
+    pub fn new(cfg: &Config) -> View {
+        let e = &cfg.engine;
+        let buckets = Buckets { bucket_ms: i64::from(e.bucket_secs) * 1000, offset_ms: i64::from(e.utc_offset_secs().unwrap_or(0)) * 1000 };
+        let days = cfg.detect.csat_low.window_days.div_ceil(care_core::detect::csat_low::BUCKETS as u32).max(1);
+        View { buckets, csat_bucket_ms: i64::from(days) * DAY_MS }
+    }
+
+    /// A task's meta record: stream time, `emit_from`, next input offsets.
+    pub fn meta(&self, m: &Meta) -> Value {
+        let offsets: Vec<Value> = m.offsets.iter().map(|(topic, next)| json!({"topic": topic, "next_offset": next})).collect();
+        json!({"stream_time": m.stream_time_ms.map(rfc3339), "emit_from": m.emit_from_ms.map(rfc3339), "offsets": offsets})
+    }
+
+    /// One customer's state, every field named, times in RFC 3339.
+    pub fn customer(&self, c: &Customer) -> Value {
+        // Through the text, not `to_value`: an f32 keeps its short form.
+        let raw = serde_json::to_string(c).ok().and_then(|s| serde_json::from_str::<Value>(&s).ok());
+        let Some(Value::Object(mut raw)) = raw else { return Value::Null };
+        let mut out = Map::new();
+        if let Some(seen) = raw.remove("last_seen_ms") {
+            let at = |i: usize| seen.get(i).and_then(Value::as_i64).map(rfc3339);
+            out.insert("last_seen".into(), Value::Object(Kind::TRACKED_ALL.iter().enumerate().filter_map(|(i, k)| Some((k.as_str().into(), at(i)?.into()))).collect()));
+        }
+        if let Some(activity) = raw.remove("activity") {
+            out.insert("activity".into(), self.activity(&activity));
+        }
+        if let (Some(ids), Some(secs), Some(next)) = (raw.remove("event_ids"), raw.remove("event_id_secs"), raw.remove("next_event_id")) {
+            out.insert("recent_event_ids".into(), recent_ids(&ids, &secs, next.as_u64().unwrap_or(0)));
+        }
+        if let Some(w) = raw.remove("csat_low") {
+            out.insert("csat_low".into(), self.csat_window(w));
+        }
+        if let Some(Value::Object(mut d)) = raw.remove("decline_stat") {
+            let next = d.remove("next").and_then(|n| n.as_i64()).filter(|n| *n != i64::MIN);
+            d.insert("next_bucket".into(), next.map(|b| rfc3339(self.buckets.start_ms(b))).into());
+            out.insert("decline_stat".into(), self.times(Value::Object(d)));
+        }
+        for (k, v) in raw {
+            out.insert(k, v);
+        }
+        self.times(Value::Object(out))
+    }
+
+    /// Nonzero activity counts, newest bucket first: `[{"bucket":…,"counts":{"click":2}}]`.
+    fn activity(&self, raw: &Value) -> Value {
+        let mut out: Vec<(i64, Map<String, Value>)> = Vec::new();
+        for e in raw.as_array().into_iter().flatten() {
+            let (Some(bucket), Some(kind), Some(n)) = (e.get(0).and_then(Value::as_i64), e.get(1).and_then(Value::as_str), e.get(2)) else { continue };
+            if out.last().is_none_or(|(b, _)| *b != bucket) {
+                out.push((bucket, Map::new()));
+            }
+            if let Some((_, counts)) = out.last_mut() {
+                counts.insert(kind.into(), n.clone());
+            }
+        }
+        out.into_iter().map(|(b, counts)| json!({"bucket": rfc3339(self.buckets.start_ms(b)), "counts": counts})).collect()
+    }
+
+    /// The low-CSAT window's buckets held, newest first, and its episode.
+    fn csat_window(&self, raw: Value) -> Value {
+        let Value::Object(mut w) = raw else { return raw };
+        let head = w.remove("head").and_then(|h| h.as_i64()).filter(|h| *h != i64::MIN);
+        let (answers, satisfied) = (w.remove("answers").unwrap_or_default(), w.remove("satisfied").unwrap_or_default());
+        let n = care_core::detect::csat_low::BUCKETS as i64;
+        let buckets: Vec<Value> = head
+            .into_iter()
+            .flat_map(|h| (0..n).map(move |i| h - i))
+            .filter_map(|b| {
+                let slot = b.rem_euclid(n) as usize;
+                let a = answers.get(slot)?.as_u64()?;
+                (a > 0).then(|| json!({"bucket": rfc3339(b * self.csat_bucket_ms), "answers": a, "satisfied": satisfied.get(slot).cloned().unwrap_or_default()}))
+            })
+            .collect();
+        w.insert("buckets".into(), buckets.into());
+        Value::Object(w)
+    }
+
+    /// Every `…_ms` field, at any depth, as RFC 3339 without the suffix;
+    /// every `…_bucket` field as the time its bucket starts.
+    fn times(&self, v: Value) -> Value {
+        match v {
+            Value::Object(m) => Value::Object(
+                m.into_iter()
+                    .map(|(k, v)| {
+                        if let Some(name) = k.strip_suffix("_ms").filter(|_| v.is_i64() || v.is_null()) {
+                            (name.to_string(), v.as_i64().map(rfc3339).into())
+                        } else if k.ends_with("_bucket") && v.is_i64() {
+                            (k, v.as_i64().map(|b| rfc3339(self.buckets.start_ms(b))).into())
+                        } else {
+                            (k, self.times(v))
+                        }
+                    })
+                    .collect(),
+            ),
+            Value::Array(a) => Value::Array(a.into_iter().map(|v| self.times(v)).collect()),
+            v => v,
+        }
+    }
+}
+
+/// The recent `event_id` fingerprints, oldest first, with their events' times.
+fn recent_ids(ids: &Value, secs: &Value, next: u64) -> Value {
+    let len = ids.as_array().map_or(0, Vec::len);
+    (0..len)
+        .map(|i| (i + next as usize) % len)
+        .filter_map(|i| {
+            let id = ids.get(i)?.as_u64().filter(|id| *id != 0)?;
+            let at = secs.get(i).and_then(Value::as_i64).filter(|s| *s > 0).map(|s| rfc3339(s * 1000));
+            Some(json!({"fingerprint": id, "event_time": at}))
+        })
+        .collect()
+}
+
 /// Writes a task's meta line and its customers' lines (only `customer` if given).
-pub fn write_task(engine: &Engine, customer: Option<&str>, w: &mut dyn Write) -> std::io::Result<()> {
+pub fn write_task(view: &View, engine: &Engine, customer: Option<&str>, w: &mut dyn Write) -> std::io::Result<()> {
     let task = engine.id().to_string();
     if customer.is_none() {
-        let m = engine.meta();
-        let meta = json!({"stream_time_ms": m.stream_time_ms, "emit_from_ms": m.emit_from_ms, "offsets": m.offsets});
-        serde_json::to_writer(&mut *w, &json!({"task": task, "meta": meta}))?;
+        serde_json::to_writer(&mut *w, &json!({"task": task, "meta": view.meta(&engine.meta())}))?;
         w.write_all(b"\n")?;
     }
     for c in engine.dump().iter().filter(|c| customer.is_none_or(|id| &*c.id == id)) {
-        serde_json::to_writer(&mut *w, &json!({"task": task, "customer": c}))?;
+        serde_json::to_writer(&mut *w, &json!({"task": task, "customer": view.customer(c)}))?;
         w.write_all(b"\n")?;
     }
     Ok(())
@@ -55,6 +189,7 @@ pub fn run(cfg: &Config, partitions: Option<Vec<i32>>, customer: Option<&str>, o
         (None, None) => (0..count).collect(),
     };
     let rules = Arc::new(Rules::new(cfg));
+    let view = View::new(cfg);
     for p in partitions {
         if !(0..count).contains(&p) {
             return Err(anyhow!("--partition {p}: changelog {topic:?} has partitions 0..{count}"));
@@ -63,8 +198,12 @@ pub fn run(cfg: &Config, partitions: Option<Vec<i32>>, customer: Option<&str>, o
         let mut restore = Restore::begin(cfg, engine.id(), Vec::new(), None)?;
         let no_faults = crate::shell::faults::Faults::default();
         while !restore.step(&mut engine, Duration::from_millis(500), &no_faults)? {}
-        write_task(&engine, customer, out)?;
+        write_task(&view, &engine, customer, out)?;
     }
     out.flush()?;
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "state_tests.rs"]
+mod tests;
