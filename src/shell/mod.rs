@@ -10,7 +10,8 @@
 //! - [`publish`] — output records → Kafka, acknowledged or failed.
 //! - [`txn`] — transactional calls, bounded even where librdkafka hangs.
 //! - [`health`] — task phases, Kafka reachability and loop progress, for readiness and liveness.
-//! - [`instance`] — one live process per instance id.
+//! - [`instance`] — one live process per instance id, announced with what it holds.
+//! - [`peers`] — which instance holds which partition, from the announcements.
 //! - [`http`] — `/metrics`, `/livez` (`/healthz`), `/readyz`, `/tasks`, `/customers/{id}`.
 //! - [`metrics`] — the Prometheus registry, bounded labels.
 //! - [`events`] — internal events: each logs and counts one happening.
@@ -30,6 +31,7 @@ pub mod http;
 pub mod instance;
 pub mod merge;
 pub mod metrics;
+pub mod peers;
 pub mod publish;
 pub mod source;
 pub mod txn;
