@@ -24,10 +24,11 @@ async fn the_readme_metric_table_matches_a_live_run_both_ways() {
     create_topics(&[&source], 1).await;
     let (outs, port) = (outputs(), free_port());
     let cfg = write_config(&config(&source, &outs, &unique("care"), port, ""));
+    // A backlog of one record: lag and stream time appear with the first
+    // statistics and record, and the task's summary once it has caught up.
+    produce(&[(source.clone(), Some("m-1".into()), br#"{"user":{"id":"m-1"},"type":"click","sent_at":1735689600000}"#.to_vec())]);
     let care = CareProcess::start_capturing_with(&["run", "--config", cfg.to_str().unwrap()], &[("CARE_LOG_FORMAT", "json")]);
     assert!(wait_for(Duration::from_secs(30), || http_get(port, "/readyz").0 == 200));
-    // Lag and stream time appear with the first statistics and record.
-    produce(&[(source.clone(), Some("m-1".into()), br#"{"user":{"id":"m-1"},"type":"click","sent_at":1735689600000}"#.to_vec())]);
     let exposed = || -> BTreeSet<String> {
         let text = http_get(port, "/metrics").1;
         text.lines().filter_map(|l| l.strip_prefix("# TYPE ")?.split(' ').next().map(str::to_string)).collect()
@@ -52,6 +53,10 @@ async fn the_readme_metric_table_matches_a_live_run_both_ways() {
     assert!(!text.contains("care_consumer_errors_total{code=\"corrupt_record\"}"), "no code that cannot occur there");
     // The restore's progress stays at its end while the task lives here.
     assert!(text.contains("care_restore_records_remaining{task=\"0_0\"} 0"), "{text}");
+    // Caught up once a lag sample after the record says so; the next
+    // turn of the commit interval (100 ms) logs the summary.
+    assert!(wait_for(Duration::from_secs(10), || http_get(port, "/metrics").1.lines().any(|l| l.starts_with("care_consumer_lag{") && l.ends_with(" 0"))));
+    std::thread::sleep(Duration::from_millis(500));
     let (status, log) = care.terminate_with_stderr(Duration::from_secs(30));
     assert!(status.success(), "{log}");
     // CARE_LOG_FORMAT=json: one JSON object per line, fields included.
@@ -59,6 +64,7 @@ async fn the_readme_metric_table_matches_a_live_run_both_ways() {
     let summary = lines.iter().find(|v| v["fields"]["message"] == "Data summary").unwrap_or_else(|| panic!("no data summary in {log}"));
     assert_eq!(summary["fields"]["consumed"], 1, "{summary}");
     assert_eq!(summary["fields"]["task"], "0_0", "a summary per task: {summary}");
+    assert_eq!(summary["fields"]["why"], "caught up after its restore", "at once, not a minute later: {summary}");
     assert_eq!(summary["fields"]["stream_time"], "2025-01-01T00:00:00.000Z", "{summary}");
     let restored = lines.iter().find(|v| v["fields"]["message"].as_str().is_some_and(|m| m.starts_with("Task restored"))).unwrap_or_else(|| panic!("{log}"));
     assert_eq!(restored["fields"]["customers"], 0, "{restored}");

@@ -179,7 +179,7 @@ pub fn consume(cfg: &Config, mut worker: Worker, mut queries: mpsc::Receiver<Que
     }
     let closing = result.and_then(|()| consumer.context().worker().commit(&consumer));
     if closing.is_ok() {
-        consumer.context().worker().log_summary();
+        consumer.context().worker().log_summary("stopping");
     }
     consumer.unsubscribe();
     if closing.is_ok() {

@@ -236,6 +236,8 @@ impl BackfillCaughtUp {
 /// care stops: the story of the data in the log, not only in `/metrics`.
 pub struct DataSummary<'a> {
     pub task: TaskId,
+    /// When it is logged: every minute, caught up after its restore, revoked, stopping.
+    pub why: &'static str,
     pub tally: &'a Tally,
     pub secs: u64,
     pub stream_time_ms: Option<i64>,
@@ -253,6 +255,7 @@ impl DataSummary<'_> {
         let stream_time = self.stream_time_ms.map(care_core::render::rfc3339).unwrap_or_else(|| "none".into());
         tracing::info!(
             task = %self.task,
+            why = self.why,
             secs = self.secs,
             stream_time = %stream_time,
             consumed = sum(&|s| s.consumed),

@@ -86,12 +86,15 @@ struct Slot {
     /// and since when.
     summary: Tally,
     summary_since: Instant,
+    /// Restored, and not yet caught up with its input: its summary is
+    /// logged when it is (the story of the backlog, not a minute later).
+    catching_up: bool,
 }
 
 impl Slot {
     fn new(engine: Engine, sources: usize, assigned: usize) -> Slot {
         let summary = Tally::new(engine.rules().source_count());
-        Slot { engine, phase: Phase::Restoring, restore: None, assigned, last_record: Instant::now(), input: TaskInput::new(sources, monotonic_us()), summary, summary_since: Instant::now() }
+        Slot { engine, phase: Phase::Restoring, restore: None, assigned, last_record: Instant::now(), input: TaskInput::new(sources, monotonic_us()), summary, summary_since: Instant::now(), catching_up: false }
     }
 }
 
@@ -242,7 +245,7 @@ impl Worker {
         }
         for id in &gone {
             if let Some(mut slot) = self.tasks.remove(id) {
-                Self::log_task_summary(*id, &mut slot);
+                Self::log_task_summary(*id, &mut slot, "revoked");
             }
             self.status.tasks.remove(id);
         }
@@ -299,7 +302,7 @@ impl Worker {
         self.out.clear();
         let gone: Vec<TaskId> = self.tasks.keys().copied().collect();
         for (id, slot) in &mut self.tasks {
-            Self::log_task_summary(*id, slot);
+            Self::log_task_summary(*id, slot, "consumer replaced");
         }
         self.tasks.clear();
         self.status.tasks.clear();
@@ -381,9 +384,13 @@ impl Worker {
             Ok(true)
         });
         match closed {
-            Ok(false) => Ok(()),
+            Ok(false) => {
+                self.report_caught_up();
+                Ok(())
+            }
             Ok(true) => {
                 self.batch_committed();
+                self.report_caught_up();
                 Ok(())
             }
             Err(e) => {

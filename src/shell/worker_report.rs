@@ -1,6 +1,7 @@
 //! What the worker reports: a committed batch's tally as metrics, each
 //! task's data summary in the log (every minute while records flow, when
-//! the task leaves, and when care stops), and the gauges.
+//! a restored task has caught up with its input, when the task leaves,
+//! and when care stops), and the gauges.
 
 use std::time::{Duration, Instant};
 
@@ -32,26 +33,35 @@ impl Worker {
         self.status.kafka_answered();
         events::BatchCommitted { records: self.uncommitted }.emit(&self.metrics);
         if self.last_summary.elapsed() >= SUMMARY_INTERVAL {
-            self.log_summary();
+            self.log_summary("every minute");
         }
         self.uncommitted = 0;
         self.aborts_in_a_row = 0;
         self.update_gauges();
     }
 
+    /// Logs the summary of each restored task that has just caught up with
+    /// its input (everything it processed is committed by now).
+    pub(super) fn report_caught_up(&mut self) {
+        for (id, slot) in self.tasks.iter_mut().filter(|(_, s)| s.catching_up && s.phase == Phase::Active && s.input.caught_up()) {
+            slot.catching_up = false;
+            Self::log_task_summary(*id, slot, "caught up after its restore");
+        }
+    }
+
     /// Logs what the data did in each task since its last summary, for
     /// the tasks where anything happened.
-    pub fn log_summary(&mut self) {
+    pub fn log_summary(&mut self, why: &'static str) {
         for (id, slot) in &mut self.tasks {
-            Self::log_task_summary(*id, slot);
+            Self::log_task_summary(*id, slot, why);
         }
         self.last_summary = Instant::now();
     }
 
     /// Logs one task's summary, if anything happened since its last.
-    pub(super) fn log_task_summary(id: TaskId, slot: &mut Slot) {
+    pub(super) fn log_task_summary(id: TaskId, slot: &mut Slot, why: &'static str) {
         if !slot.summary.is_empty() {
-            events::DataSummary { task: id, tally: &slot.summary, secs: slot.summary_since.elapsed().as_secs(), stream_time_ms: slot.engine.stream_time() }.emit();
+            events::DataSummary { task: id, why, tally: &slot.summary, secs: slot.summary_since.elapsed().as_secs(), stream_time_ms: slot.engine.stream_time() }.emit();
             slot.summary.clear();
         }
         slot.summary_since = Instant::now();

@@ -85,6 +85,7 @@ impl Worker {
             slot.phase = Phase::Active;
             slot.last_record = Instant::now();
             slot.summary_since = Instant::now();
+            slot.catching_up = true;
             self.status.tasks.insert(*id, Phase::Active);
             if let Some(r) = slot.restore.take() {
                 events::TaskRestored {
