@@ -292,17 +292,26 @@ pub struct Sparse {
     last: [Option<(std::time::Instant, u64)>; care_core::decode::RejectCode::ALL.len()],
 }
 
-impl RecordRejected<'_> {
-    pub fn emit(&self, sparse: &mut Sparse) {
-        let slot = &mut sparse.last[self.code.idx()];
+impl Sparse {
+    /// Whether a record of `code` rejected at `now` is logged; if so, how
+    /// many of that code went unlogged since the last one that was.
+    pub fn admit(&mut self, code: care_core::decode::RejectCode, now: std::time::Instant) -> Option<u64> {
+        let slot = &mut self.last[code.idx()];
         if let Some((at, unlogged)) = slot {
-            if at.elapsed() < REJECTED_LOG_EVERY {
+            if now.saturating_duration_since(*at) < REJECTED_LOG_EVERY {
                 *unlogged += 1;
-                return;
+                return None;
             }
         }
         let unlogged = slot.map_or(0, |(_, n)| n);
-        *slot = Some((std::time::Instant::now(), 0));
+        *slot = Some((now, 0));
+        Some(unlogged)
+    }
+}
+
+impl RecordRejected<'_> {
+    pub fn emit(&self, sparse: &mut Sparse) {
+        let Some(unlogged) = sparse.admit(self.code, std::time::Instant::now()) else { return };
         tracing::warn!(
             code = self.code.as_str(),
             source = self.source,
@@ -312,5 +321,25 @@ impl RecordRejected<'_> {
             unlogged_since_last = unlogged,
             "Record dead-lettered (one per code every 10 s is logged; all are counted)"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use care_core::decode::RejectCode;
+
+    use super::Sparse;
+
+    #[test]
+    fn dead_letters_are_logged_once_per_code_every_ten_seconds_with_the_count_between() {
+        let (mut s, t0) = (Sparse::default(), Instant::now());
+        assert_eq!(s.admit(RejectCode::InvalidJson, t0), Some(0), "the first of a code at once");
+        assert_eq!(s.admit(RejectCode::InvalidJson, t0 + Duration::from_secs(1)), None);
+        assert_eq!(s.admit(RejectCode::InvalidJson, t0 + Duration::from_secs(9)), None);
+        assert_eq!(s.admit(RejectCode::MissingField, t0 + Duration::from_secs(9)), Some(0), "codes are limited apart");
+        assert_eq!(s.admit(RejectCode::InvalidJson, t0 + Duration::from_secs(10)), Some(2), "then one, with the two not logged");
+        assert_eq!(s.admit(RejectCode::InvalidJson, t0 + Duration::from_secs(11)), None);
     }
 }
