@@ -111,3 +111,18 @@ async fn a_customer_held_by_another_instance_gets_a_404_naming_the_instance_to_a
     let _ = std::fs::remove_file(c1);
     let _ = std::fs::remove_file(c2);
 }
+
+#[test]
+fn a_broker_that_does_not_answer_at_start_is_waited_for_and_named() {
+    // A port nothing listens on: care says what it waits for, then gives up naming it.
+    let port = free_port();
+    let cfg = write_config(&config("web", &outputs(), &unique("care"), free_port(), "").replace(&format!("brokers = \"{}\"", brokers()), &format!("brokers = \"127.0.0.1:{port}\"")));
+    let started = std::time::Instant::now();
+    let (status, log) = CareProcess::start_capturing(&["run", "--config", cfg.to_str().unwrap()]).exit_with_stderr(Duration::from_secs(60));
+    assert!(!status.success(), "{log}");
+    let waiting = log.find("Waiting for Kafka to answer").unwrap_or_else(|| panic!("no wait named: {log}"));
+    let failed = log.find(&format!("cannot reach Kafka at 127.0.0.1:{port}")).unwrap_or_else(|| panic!("{log}"));
+    assert!(waiting < failed, "{log}");
+    assert!(started.elapsed() < Duration::from_secs(40), "{:?}", started.elapsed());
+    let _ = std::fs::remove_file(cfg);
+}

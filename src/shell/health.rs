@@ -71,6 +71,16 @@ impl Drop for Waiting<'_> {
     }
 }
 
+/// Whether the wait for `what` under way since `since` is to be logged at
+/// `now`, given the last one logged (`told`: what, since, when logged):
+/// once it has lasted [`LONG_WAIT`], then every [`LONG_WAIT_REPEAT`].
+fn report_due(told: Option<(&'static str, u64, u64)>, what: &'static str, since: u64, now: u64) -> bool {
+    match told {
+        Some((w, s, at)) if w == what && s == since => now.saturating_sub(at) >= LONG_WAIT_REPEAT.as_millis() as u64,
+        _ => now.saturating_sub(since) >= LONG_WAIT.as_millis() as u64,
+    }
+}
+
 /// A wait longer than this says what it waits for.
 const LONG_WAIT: Duration = Duration::from_secs(1);
 /// And repeats it this often while it lasts.
@@ -121,11 +131,7 @@ impl Health {
             std::thread::sleep(Duration::from_millis(250));
             let Some((what, since)) = *self.wait.lock().unwrap_or_else(|p| p.into_inner()) else { continue };
             let now = clock_ms();
-            let due = match told {
-                Some((w, s, at)) if w == what && s == since => now - at >= LONG_WAIT_REPEAT.as_millis() as u64,
-                _ => now - since >= LONG_WAIT.as_millis() as u64,
-            };
-            if due {
+            if report_due(told, what, since, now) {
                 tracing::info!(waiting_for = what, secs = (now - since) / 1000, "Waiting on Kafka");
                 told = Some((what, since, now));
             }
@@ -147,5 +153,31 @@ impl Health {
         if self.kafka_unreachable.load(Ordering::Relaxed) {
             self.kafka_unreachable.store(false, Ordering::Relaxed);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wait_is_told_after_a_second_then_every_ten_and_the_innermost_is_named() {
+        assert!(!report_due(None, "the commit", 5_000, 5_900));
+        assert!(report_due(None, "the commit", 5_000, 6_000));
+        let told = Some(("the commit", 5_000, 6_000));
+        assert!(!report_due(told, "the commit", 5_000, 15_999));
+        assert!(report_due(told, "the commit", 5_000, 16_000));
+        assert!(!report_due(told, "the commit", 20_000, 20_500), "a new wait of the same kind starts over");
+        let h = Health::default();
+        {
+            let _outer = h.waiting("the transaction to commit");
+            {
+                let _inner = h.waiting("Kafka to acknowledge the batch's records");
+                assert_eq!(h.wait.lock().unwrap().map(|w| w.0), Some("Kafka to acknowledge the batch's records"));
+                assert!(h.stalled(Duration::ZERO).is_none(), "a wait on Kafka is not a stall");
+            }
+            assert_eq!(h.wait.lock().unwrap().map(|w| w.0), Some("the transaction to commit"));
+        }
+        assert_eq!(*h.wait.lock().unwrap(), None);
     }
 }

@@ -41,7 +41,7 @@ impl Worker {
             let restore = match &mut slot.restore {
                 Some(r) => r,
                 None => {
-                    let _wait = self.status.waiting("the group's committed offsets (a previous owner's transaction completing)");
+                    let _wait = self.status.waiting("the changelog's end and the group's committed offsets (a previous owner's transaction completing)");
                     slot.restore.insert(Restore::start(consumer, &self.cfg, &self.topics, *id, &self.metrics.restore_errors)?)
                 }
             };
@@ -77,7 +77,9 @@ impl Worker {
             if slot.engine.emit_from().is_none() {
                 slot.engine.set_emit_from(Some(self.settings.default_emit_from_ms));
             }
+            let wait = self.status.waiting("the input partitions' offsets, to resume the restored task");
             durability::activate_input(consumer, &self.cfg, &self.topics, &mut slot.engine, &group)?;
+            drop(wait);
             slot.input.reset(monotonic_us(), slot.engine.offsets());
             if self.cfg.kafka.delivery == Delivery::ExactlyOnce {
                 slot.engine.begin_batch();
