@@ -58,6 +58,8 @@ pub struct Restore {
     position: i64,
     /// When its progress was last logged (a restore over a second says so).
     pub reported: Option<Instant>,
+    /// `CARE_FAULT=slow_restore`: no record is read before this.
+    paused_until: Option<Instant>,
     pub started: Instant,
     done: bool,
 }
@@ -110,7 +112,7 @@ impl Restore {
         tpl.add_partition_offset(&topic, task.partition, Offset::Beginning)?;
         consumer.assign(&tpl).context("assigning the changelog partition")?;
         tracing::info!(task = %task, topic = %topic, records = end - low, "Restoring task");
-        Ok(Restore { task, consumer, topic, group, attempt: 0, low, end, records: 0, position: low, reported: None, started: Instant::now(), done: end <= low })
+        Ok(Restore { task, consumer, topic, group, attempt: 0, low, end, records: 0, position: low, reported: None, paused_until: None, started: Instant::now(), done: end <= low })
     }
 
     /// Changelog offsets not read yet (records, plus the transaction
@@ -128,7 +130,10 @@ impl Restore {
     /// with the record's place and the reason.
     pub fn step(&mut self, engine: &mut Engine, budget: Duration, faults: &Faults) -> anyhow::Result<bool> {
         let until = Instant::now() + budget;
-        while !self.done && Instant::now() < until {
+        if self.paused_until.is_some_and(|t| Instant::now() < t) {
+            return Ok(false); // CARE_FAULT=slow_restore: the loop turns, the restore waits
+        }
+        while !self.done && Instant::now() < until && self.paused_until.is_none_or(|t| Instant::now() >= t) {
             match self.consumer.poll(Duration::from_millis(10)) {
                 None => break, // nothing more yet: back to the main loop
                 Some(Err(KafkaError::PartitionEOF(_))) => self.done = true,
@@ -151,6 +156,9 @@ impl Restore {
                     self.position = m.offset() + 1;
                     if self.records * 2 >= (self.end - self.low).max(1) as u64 {
                         faults.hit(Fault::MidRestore);
+                        if faults.hit_soft(Fault::SlowRestore) {
+                            self.paused_until = Some(Instant::now() + Duration::from_secs(3));
+                        }
                     }
                     if m.offset() + 1 >= self.end {
                         self.done = true;
