@@ -207,6 +207,8 @@ async fn a_restore_shows_its_progress_in_metrics_and_says_what_it_waits_for() {
     assert!(wait_for(Duration::from_secs(30), || http_get(port, "/readyz").0 == 200));
     assert_eq!(sample(port, remaining), Some(0));
     assert_eq!(sample(port, customers), Some(40));
+    assert_eq!(sample(port, "care_customers"), Some(40));
+    assert!(sample(port, "care_state_bytes").is_some_and(|b| b > 40 * 100), "state size measured once restored: {:?}", sample(port, "care_state_bytes"));
     let (status, log) = care.terminate_with_stderr(Duration::from_secs(30));
     assert!(status.success(), "{log}");
     let waiting = log.lines().find(|l| l.contains("Waiting for a restore")).unwrap_or_else(|| panic!("a restore over a second says so: {log}"));

@@ -127,27 +127,33 @@ async fn customer(State(s): State<AppState>, Path(id): Path<String>, headers: ax
     }
     match tokio::time::timeout(QUERY_TIMEOUT, answer).await {
         Ok(Ok(Some(card))) => Json(card).into_response(),
-        Ok(Ok(None)) => (StatusCode::NOT_FOUND, not_here(&s, &id_copy, partition)).into_response(),
+        Ok(Ok(None)) => not_here(&s, &id_copy, partition),
         Ok(Err(_)) | Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "the worker did not answer in time, retry\n").into_response(),
     }
 }
 
 /// Why a customer is not here, and where to ask: this instance holds the
-/// customer's task (then care has never seen them), or another one
-/// announced it, or nobody did (yet).
-fn not_here(s: &AppState, id: &str, partition: i32) -> String {
+/// customer's task (then care has never seen them, or the task is still
+/// restoring), or another one announced it, or nobody did (yet).
+fn not_here(s: &AppState, id: &str, partition: i32) -> Response {
     let task = care_core::task::TaskId::source(partition);
     let at = format!("task {task} (partition {partition})");
-    if s.status.tasks.contains_key(&task) {
-        return format!("no such customer: {at} is held by this instance ({}), and it holds no state for them\n", s.instance_id);
+    match s.status.tasks.get(&task).map(|p| *p.value()) {
+        Some(Phase::Active) => {
+            let why = format!("no such customer: {at} is held by this instance ({}), and it holds no state for them\n", s.instance_id);
+            return (StatusCode::NOT_FOUND, why).into_response();
+        }
+        Some(phase) => return (StatusCode::SERVICE_UNAVAILABLE, format!("{at} is {} on this instance: retry shortly\n", phase.as_str())).into_response(),
+        None => {}
     }
-    match s.peers.holder(partition, &s.instance_id, crate::shell::clock::wall_clock_ms()) {
+    let why = match s.peers.holder(partition, &s.instance_id, crate::shell::clock::wall_clock_ms()) {
         Some(Holder { instance_id, http: Some(addr) }) => {
             format!("no such customer on this instance: their state lives in {at}, held by instance {instance_id}: ask http://{addr}/customers/{}\n", encode(id))
         }
         Some(Holder { instance_id, http: None }) => format!("no such customer on this instance: their state lives in {at}, held by instance {instance_id} (which serves no HTTP)\n"),
         None => format!("no such customer on this instance: their state lives in {at}; no instance announces it now (a rebalance, or a start under way): see /tasks of each instance\n"),
-    }
+    };
+    (StatusCode::NOT_FOUND, why).into_response()
 }
 
 /// A customer id as one URL path segment.

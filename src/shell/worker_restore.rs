@@ -37,6 +37,7 @@ impl Worker {
     /// The changelog cannot be read or holds state this binary cannot read.
     pub fn restore(&mut self, consumer: &BaseConsumer<ShellContext>) -> anyhow::Result<()> {
         let until = Instant::now() + RESTORE_SLICE;
+        let mut restored = false;
         for (id, slot) in self.tasks.iter_mut().filter(|(_, s)| s.phase == Phase::Restoring) {
             let restore = match &mut slot.restore {
                 Some(r) => r,
@@ -90,6 +91,7 @@ impl Worker {
             slot.catching_up = true;
             self.status.tasks.insert(*id, Phase::Active);
             if let Some(r) = slot.restore.take() {
+                restored = true;
                 events::TaskRestored {
                     task: *id,
                     records: r.records,
@@ -100,6 +102,10 @@ impl Worker {
                 }
                 .emit(&self.metrics);
             }
+        }
+        if restored {
+            // State came back: its size is news now, not at the next sample.
+            self.measure_state();
         }
         self.update_gauges();
         Ok(())
