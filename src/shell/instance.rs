@@ -74,14 +74,17 @@ pub fn claim(cfg: &Config, me: Announce) -> anyhow::Result<Claim> {
     let id = cfg.kafka.instance_id.clone().unwrap_or_else(|| "care".into());
     let topic = cfg.kafka.instances_topic();
     let heartbeat = Duration::from_millis(u64::from(cfg.kafka.instance_heartbeat_ms));
-    let (reader, start) = match live_holder(cfg, &topic, &id, heartbeat)? {
+    let start = match live_holder(cfg, &topic, &id, heartbeat)? {
         Checked::Held(holder) => bail!(
             "instance id {id:?} is in use by a live process ({holder}); every process of group {:?} needs its own \
              --instance-id (CARE_INSTANCE_ID, kafka.instance_id)",
             cfg.kafka.group_id
         ),
-        Checked::Free { reader, start } => (reader, start),
+        Checked::Free { start } => start,
     };
+    // Its fetches wait up to half a second: a quiet topic costs the broker
+    // two requests a second per instance, not the check's twenty.
+    let follower = reader(cfg, 500)?;
     let producer: ThreadedProducer<DefaultProducerContext> =
         client_config(cfg).set("linger.ms", "0").create().context("cannot create the instance announcer")?;
     let stop = Arc::new((Mutex::new(false), Condvar::new()));
@@ -97,14 +100,14 @@ pub fn claim(cfg: &Config, me: Announce) -> anyhow::Result<Claim> {
         })
         .context("cannot start the instance announcer")?;
     let (stopping, directory) = (Arc::clone(&stop), Arc::clone(&peers));
-    let follower = std::thread::Builder::new()
+    let following = std::thread::Builder::new()
         .name("care-peers".into())
         .spawn(move || {
             let stopped = || *stopping.0.lock().unwrap_or_else(|p| p.into_inner());
-            crate::shell::peers::follow(&reader, &topic, start, &directory, &stopped)
+            crate::shell::peers::follow(&follower, &topic, start, &directory, &stopped)
         })
         .context("cannot start the announcement reader")?;
-    Ok(Claim { stop, threads: vec![announcer, follower], peers })
+    Ok(Claim { stop, threads: vec![announcer, following], peers })
 }
 
 impl Drop for Claim {
@@ -165,32 +168,38 @@ fn nonce() -> u64 {
     std::collections::hash_map::RandomState::new().build_hasher().finish()
 }
 
+/// A reader of the instances topic that never joins the group; its
+/// fetches wait at most `fetch_wait_ms` for new records.
+fn reader(cfg: &Config, fetch_wait_ms: u32) -> anyhow::Result<BaseConsumer> {
+    client_config(cfg)
+        .set("group.id", format!("{}-instances", cfg.kafka.group_id)) // never joins: assign() only
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", fetch_wait_ms.to_string())
+        // Retention may delete the start offset between the two calls.
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .context("cannot create a reader of the instances topic")
+}
+
 /// What the start-up check found.
 enum Checked {
     /// A live process holds the id: it, described.
     Held(String),
-    /// The id is free; the check's reader goes on from `start` to follow
-    /// the other instances' announcements.
-    Free { reader: BaseConsumer, start: i64 },
+    /// The id is free; the other instances' announcements are followed
+    /// from `start`, the tail the check read.
+    Free { start: i64 },
 }
 
 /// The live holder of `id`, described, if there is one.
 fn live_holder(cfg: &Config, topic: &str, id: &str, heartbeat: Duration) -> anyhow::Result<Checked> {
-    let consumer: BaseConsumer = client_config(cfg)
-        .set("group.id", format!("{}-instances", cfg.kafka.group_id)) // never joins: assign() only
-        .set("enable.auto.commit", "false")
-        .set("fetch.wait.max.ms", "50")
-        // Retention may delete the start offset between the two calls.
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .context("cannot create the instance-id check consumer")?;
+    let consumer = reader(cfg, 50)?;
     let (low, high) = consumer.fetch_watermarks(topic, 0, READ_TIMEOUT).with_context(|| format!("cannot read the end of {topic:?}"))?;
     let start = low.max(high - TAIL);
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, 0, Offset::Offset(start))?;
     consumer.assign(&tpl)?;
     if start >= high {
-        return Ok(Checked::Free { reader: consumer, start }); // never announced, or not for an hour
+        return Ok(Checked::Free { start }); // never announced, or not for an hour
     }
     let mut last = None;
     read_until(&consumer, READ_TIMEOUT, |offset, key, value| {
@@ -200,7 +209,7 @@ fn live_holder(cfg: &Config, topic: &str, id: &str, heartbeat: Duration) -> anyh
         offset + 1 >= high
     })
     .with_context(|| format!("reading the recent announcements on {topic:?}"))?;
-    let Some(last) = last else { return Ok(Checked::Free { reader: consumer, start }) };
+    let Some(last) = last else { return Ok(Checked::Free { start }) };
     // The last holder did not stop cleanly: alive, or killed. Watch for two
     // of its heartbeats (it may announce less often than this process).
     let theirs = serde_json::from_slice::<serde_json::Value>(&last).ok().and_then(|v| v["heartbeat_ms"].as_u64()).map_or(heartbeat, Duration::from_millis);
@@ -223,7 +232,7 @@ fn live_holder(cfg: &Config, topic: &str, id: &str, heartbeat: Duration) -> anyh
     })
     .or_else(|e| if e.is::<Timeout>() { Ok(()) } else { Err(e) })?;
     // The follower reads the tail again: the directory sees what the check skipped.
-    Ok(alive.map_or(Checked::Free { reader: consumer, start }, Checked::Held))
+    Ok(alive.map_or(Checked::Free { start }, Checked::Held))
 }
 
 /// What tells one holder of an id from another: its announcement's nonce
