@@ -18,7 +18,7 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{anyhow, Context as _};
+use anyhow::anyhow;
 use care_core::config::Config;
 use care_core::engine::{Engine, Rules};
 use care_core::changelog::Meta;
@@ -27,10 +27,8 @@ use care_core::render::rfc3339;
 use care_core::state::Customer;
 use care_core::task::TaskId;
 use care_core::time::Buckets;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde_json::{json, Map, Value};
 
-use crate::shell::admin::client_config;
 use crate::shell::durability::Restore;
 
 const DAY_MS: i64 = 86_400_000;
@@ -179,9 +177,9 @@ pub fn write_task(view: &View, engine: &Engine, customer: Option<&str>, w: &mut 
 /// Kafka unreachable, the changelog missing, or a record that cannot be read.
 pub fn run(cfg: &Config, partitions: Option<Vec<i32>>, customer: Option<&str>, out: &mut dyn Write) -> anyhow::Result<()> {
     let topic = cfg.kafka.changelog();
-    let consumer: BaseConsumer = client_config(cfg).create().context("cannot create a Kafka client")?;
-    let md = consumer.fetch_metadata(Some(&topic), Duration::from_secs(15)).map_err(|e| anyhow!("cannot reach Kafka at {}: {e}", cfg.kafka.brokers))?;
-    let count = md.topics().first().filter(|t| t.error().is_none()).map(|t| t.partitions().len() as i32).filter(|n| *n > 0);
+    // As `run` reaches it: a wait says so, and a TLS or SASL failure is named.
+    let md = crate::shell::admin::first_contact(cfg)?;
+    let count = md.topics().iter().find(|t| t.name() == topic && t.error().is_none()).map(|t| t.partitions().len() as i32).filter(|n| *n > 0);
     let count = count.ok_or_else(|| anyhow!("changelog topic {topic:?} does not exist on {}", cfg.kafka.brokers))?;
     let partitions = match (partitions, customer) {
         (Some(ps), _) => ps,

@@ -164,7 +164,7 @@ const FIRST_CONTACT_TIMEOUT: Duration = Duration::from_secs(15);
 /// # Errors
 /// No metadata within [`FIRST_CONTACT_TIMEOUT`], or a cause that will not
 /// go away by waiting.
-fn first_contact(cfg: &Config) -> anyhow::Result<rdkafka::metadata::Metadata> {
+pub fn first_contact(cfg: &Config) -> anyhow::Result<rdkafka::metadata::Metadata> {
     let probe: BaseProducer<FirstContact> = client_config(cfg).create_with_context(FirstContact::default()).context("cannot create a Kafka client")?;
     let until = std::time::Instant::now() + FIRST_CONTACT_TIMEOUT;
     let mut told = false;
