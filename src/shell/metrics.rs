@@ -34,6 +34,9 @@ pub struct Metrics {
     pub produced: IntCounterVec,
     /// Records Kafka failed to deliver after librdkafka's retries, by code.
     pub produce_errors: IntCounterVec,
+    /// Errors the producer client reported (every broker down, a dropped
+    /// connection), by code: librdkafka retries them.
+    pub producer_errors: IntCounterVec,
     /// Output records sent but not yet acknowledged.
     pub inflight: IntGauge,
     /// Batches committed (a transaction, or an offset commit at least once).
@@ -176,6 +179,7 @@ impl Metrics {
             ),
             produced: counter_vec(&r, "care_records_produced_total", "Output records acknowledged by Kafka", &["topic"]),
             produce_errors: errors(&r, "care_produce_errors_total", "Output and state records Kafka failed to deliver, by code", &[], &ErrorCode::KAFKA),
+            producer_errors: errors(&r, "care_producer_errors_total", "Errors the producer client reported (librdkafka retries them), by code", &[], &ErrorCode::KAFKA),
             inflight: gauge(&r, "care_inflight_records", "Output records awaiting acknowledgement"),
             commits: counter(&r, "care_offset_commits_total", "Batches committed: outputs, state and offsets"),
             aborts: counter(&r, "care_transactions_aborted_total", "Transactions aborted and rolled back"),

@@ -74,6 +74,9 @@ pub struct Deliveries {
 
 impl ClientContext for Deliveries {
     fn error(&self, error: KafkaError, reason: &str) {
+        if let Some(m) = &self.metrics {
+            m.producer_errors.with_label_values(&[crate::shell::error_code::ErrorCode::of_kafka(&error).as_str()]).inc();
+        }
         match &self.health {
             Some(h) => h.client_error(&error, reason),
             None => tracing::error!(error = %error, reason, "Kafka producer error"),
