@@ -251,17 +251,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::CheckConfig { file, config } => {
             let file = file.or(config).expect("clap requires one of FILE and --config");
             let (cfg, overrides) = load(&file)?;
-            println!("# {} is valid; resolved with defaults (defaults < file < environment < flags):", file.display());
-            for o in &overrides {
-                println!("# {} from the environment ({})", o.key, o.var);
+            let resolved = toml::to_string_pretty(&redacted(cfg.clone()))?;
+            let text = crate::apps::check_config::report(&file, &cfg, &overrides, &resolved)?;
+            match std::io::stdout().lock().write_all(text.as_bytes()) {
+                // Piped into `head`: what was wanted was read.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                r => Ok(r?),
             }
-            println!("# derived: changelog topic {:?}, instances topic {:?}, transactional.id \"{}-<instance_id>\" (instance_id: {})", cfg.kafka.changelog(), cfg.kafka.instances_topic(), cfg.kafka.group_id, cfg.kafka.instance_id.as_deref().unwrap_or("--instance-id, CARE_INSTANCE_ID, else the host name"));
-            match &cfg.engine.emit_from {
-                Some(t) => println!("# derived: outputs triggered before {t} (engine.emit_from) are suppressed"),
-                None => println!("# derived: outputs triggered before the first start minus 24 h are suppressed (engine.emit_from unset; remembered in the changelog)"),
-            }
-            print!("{}", toml::to_string_pretty(&redacted(cfg))?);
-            Ok(())
         }
     }
 }

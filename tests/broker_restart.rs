@@ -72,7 +72,7 @@ async fn a_broker_restart_mid_stream_is_ridden_out_with_exact_outputs() {
     let cfg = write_config(&text);
     let want = replay_records(&cfg, &recs, 3);
 
-    let mut care = CareProcess::start(&["run", "--config", cfg.to_str().unwrap()]);
+    let mut care = CareProcess::start_capturing(&["run", "--config", cfg.to_str().unwrap()]);
     assert!(wait_for(Duration::from_secs(30), || committed_total(&group, &source, 3) > 0), "care never committed");
     broker.run("stop");
     std::thread::sleep(Duration::from_secs(10));
@@ -81,6 +81,9 @@ async fn a_broker_restart_mid_stream_is_ridden_out_with_exact_outputs() {
     assert_eq!(status, 503, "not ready while Kafka is down: {body}");
     let (status, body) = http_get(port, "/livez");
     assert_eq!(status, 200, "live while Kafka is down (waiting on it is not a stall): {body}");
+    let (_, metrics) = http_get(port, "/metrics");
+    let errors: Vec<&str> = metrics.lines().filter(|l| l.starts_with("care_") && l.contains("errors_total{") && !l.ends_with(" 0")).collect();
+    assert!(errors.iter().any(|l| l.starts_with("care_producer_errors_total{code=\"transport\"}")), "the outage counted by its code: {errors:?}");
     broker.run("start");
 
     let total = recs.len() as i64;
@@ -88,7 +91,10 @@ async fn a_broker_restart_mid_stream_is_ridden_out_with_exact_outputs() {
     assert!(care.0.try_wait().unwrap().is_none(), "care exited");
     assert!(wait_for(Duration::from_secs(30), || http_get(port, "/readyz").0 == 200), "ready again once Kafka is back");
     let got = consume(&[&outs[0], &outs[1], &outs[2]], want.len() + 1, Duration::from_secs(10));
-    assert!(care.terminate(Duration::from_secs(30)).success());
+    let (status, log) = care.terminate_with_stderr(Duration::from_secs(30));
+    assert!(status.success(), "{log}");
+    // What care waited for during the outage is in the log, named.
+    assert!(log.lines().any(|l| l.contains("Waiting on Kafka") && l.contains("waiting_for=")), "no named wait in:\n{log}");
     assert_eq!(got.len(), want.len(), "published {} records, an uninterrupted run {}", got.len(), want.len());
     assert_same_records(got.iter().map(from_kafka).collect(), want, &outs[2]);
     let _ = std::fs::remove_file(cfg);

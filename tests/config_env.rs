@@ -46,10 +46,14 @@ fn the_environment_overrides_the_file_and_check_config_says_so() {
         "# kafka.brokers from the environment (CARE_KAFKA__BROKERS)",
         "# engine.allowed_lateness_secs from the environment (CARE_ENGINE__ALLOWED_LATENESS_SECS)",
         "# sources[web_events].topic from the environment (CARE_SOURCES__WEB_EVENTS__TOPIC)",
-        r#"brokers = "from-env:9092""#,
-        "commit_interval_ms = 250",
-        "allowed_lateness_secs = 7200",
-        r#"topic = "web.events.v2""#,
+        // Each key says where its value came from.
+        r#"brokers = "from-env:9092"  # env CARE_KAFKA__BROKERS"#,
+        "commit_interval_ms = 250  # file",
+        "session_timeout_ms = 10000  # default",
+        "allowed_lateness_secs = 7200  # env CARE_ENGINE__ALLOWED_LATENESS_SECS",
+        r#"topic = "web.events.v2"  # env CARE_SOURCES__WEB_EVENTS__TOPIC"#,
+        r#"name = "web-events"  # file"#,
+        r#"customer_id = "/u"  # file"#,
         r#""sasl.oauthbearer.config" = "<redacted>""#,
         r#"token = "<redacted>""#,
     ] {

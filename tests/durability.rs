@@ -65,6 +65,15 @@ async fn a_restarted_run_publishes_exactly_what_an_uninterrupted_one_would() {
     let one = customers(&String::from_utf8(one.stdout).unwrap());
     assert_eq!(one.len(), 1);
     assert_eq!(one[0]["customer"]["customer_id"], "cust-07");
+    // Printed for people: times in RFC 3339, every field named.
+    let first_seen = one[0]["customer"]["first_seen"].as_str().unwrap_or_else(|| panic!("{}", one[0]));
+    assert!(chrono::DateTime::parse_from_rfc3339(first_seen).is_ok(), "{first_seen}");
+    let text = one[0].to_string();
+    assert!(!text.contains("_ms\"") && !text.contains("[["), "epoch ms or positional arrays in {text}");
+    let meta = std::process::Command::new(env!("CARGO_BIN_EXE_care")).args(["state", "--config", cfg.to_str().unwrap(), "--partition", "0"]).output().unwrap();
+    let meta: serde_json::Value = serde_json::from_str(String::from_utf8(meta.stdout).unwrap().lines().next().unwrap()).unwrap();
+    assert!(meta["meta"]["stream_time"].as_str().is_some_and(|t| chrono::DateTime::parse_from_rfc3339(t).is_ok()), "{meta}");
+    assert!(meta["meta"]["offsets"][0]["next_offset"].as_i64().is_some_and(|o| o > 0), "{meta}");
     let _ = std::fs::remove_file(cfg);
     let _ = std::fs::remove_file(replay_state);
 }
@@ -165,4 +174,46 @@ async fn a_second_process_with_a_live_instance_id_exits_and_the_first_carries_on
     assert!(third.terminate(Duration::from_secs(30)).success());
     let _ = std::fs::remove_file(cfg);
     let _ = std::fs::remove_file(cfg2);
+}
+
+/// A metric's value on `/metrics`, if the series is there.
+fn sample(port: u16, series: &str) -> Option<i64> {
+    http_get(port, "/metrics").1.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse::<f64>().ok()).map(|v| v as i64)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restore_shows_its_progress_in_metrics_and_says_what_it_waits_for() {
+    let source = unique("web");
+    let outs = outputs();
+    create_topics(&[&source], 1).await;
+    let recs = stream_of(31, 40, 0);
+    produce(&recs.iter().map(|(k, v)| (source.clone(), k.clone(), v.clone())).collect::<Vec<_>>());
+    let group = unique("care");
+    let port = free_port();
+    let cfg = write_config(&config(&source, &outs, &group, port, ""));
+    run_until_committed(&cfg, &group, &source, 1, recs.len() as i64);
+
+    // The restart's restore pauses 3 s halfway through the changelog.
+    let care = CareProcess::start_capturing_with(&["run", "--config", cfg.to_str().unwrap()], &[("CARE_FAULT", "slow_restore")]);
+    let (remaining, customers) = ("care_restore_records_remaining{task=\"0_0\"}", "care_restore_customers{task=\"0_0\"}");
+    assert!(
+        wait_for(Duration::from_secs(30), || sample(port, remaining).is_some_and(|n| n > 0) && sample(port, customers).is_some_and(|n| n > 0)),
+        "progress while restoring: {:?} {:?}",
+        sample(port, remaining),
+        sample(port, customers)
+    );
+    let (_, ready) = http_get(port, "/readyz");
+    assert!(ready.contains("0_0 restoring"), "not ready while restoring: {ready}");
+    assert!(wait_for(Duration::from_secs(30), || http_get(port, "/readyz").0 == 200));
+    assert_eq!(sample(port, remaining), Some(0));
+    assert_eq!(sample(port, customers), Some(40));
+    assert_eq!(sample(port, "care_customers"), Some(40));
+    assert!(sample(port, "care_state_bytes").is_some_and(|b| b > 40 * 100), "state size measured once restored: {:?}", sample(port, "care_state_bytes"));
+    let (status, log) = care.terminate_with_stderr(Duration::from_secs(30));
+    assert!(status.success(), "{log}");
+    let waiting = log.lines().find(|l| l.contains("Waiting for a restore")).unwrap_or_else(|| panic!("a restore over a second says so: {log}"));
+    assert!(waiting.contains("task=0_0") && !waiting.contains("remaining=0 "), "{waiting}");
+    let restored = log.lines().find(|l| l.contains("Task restored")).unwrap_or_else(|| panic!("{log}"));
+    assert!(restored.contains("customers=40") && restored.contains("stream_time=20"), "{restored}");
+    let _ = std::fs::remove_file(cfg);
 }

@@ -84,6 +84,8 @@ async fn an_aborted_transaction_is_invisible_to_read_committed_and_rolled_back()
     assert!(wait_for(Duration::from_secs(60), || committed_total(&group, &source, 3) == recs.len() as i64), "not all committed");
     let (_, metrics) = http_get(port, "/metrics");
     assert!(metrics.contains("care_transactions_aborted_total 1"), "one abort: {}", metrics.lines().filter(|l| l.contains("abort")).collect::<Vec<_>>().join("\n"));
+    let failed: Vec<&str> = metrics.lines().filter(|l| l.starts_with("care_commit_errors_total") && !l.ends_with(" 0")).collect();
+    assert_eq!(failed, ["care_commit_errors_total{code=\"injected\",during=\"batch\"} 1"], "the failed commit, counted by its code");
     let consumed: u64 = metrics.lines().filter(|l| l.starts_with("care_events_consumed_total")).filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok()).sum();
     assert_eq!(consumed, recs.len() as u64, "the aborted batch is not counted twice");
     assert!(care.terminate(Duration::from_secs(30)).success());

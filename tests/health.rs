@@ -67,3 +67,62 @@ async fn customer_lookups_need_the_bearer_token_and_a_miss_names_the_partition()
     assert!(care.terminate(Duration::from_secs(30)).success());
     let _ = std::fs::remove_file(cfg);
 }
+
+/// The one task an instance holds, from its `/tasks`, once it holds exactly one.
+fn only_task(port: u16) -> Option<i32> {
+    let tasks: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&http_get(port, "/tasks").1).ok()?;
+    let mut keys = tasks.keys();
+    let only = keys.next()?.strip_prefix("0_")?.parse().ok();
+    keys.next().is_none().then_some(only?)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_customer_held_by_another_instance_gets_a_404_naming_the_instance_to_ask() {
+    let source = unique("web");
+    create_topics(&[&source], 2).await;
+    let (outs, group) = (outputs(), unique("care"));
+    let (p1, p2) = (free_port(), free_port());
+    let c1 = write_config(&config(&source, &outs, &group, p1, ""));
+    let c2 = write_config(&config(&source, &outs, &group, p2, ""));
+    let first = CareProcess::start(&["run", "--config", c1.to_str().unwrap(), "--instance-id", "one"]);
+    assert!(wait_for(Duration::from_secs(30), || http_get(p1, "/readyz").0 == 200));
+    let second = CareProcess::start(&["run", "--config", c2.to_str().unwrap(), "--instance-id", "two"]);
+    assert!(
+        wait_for(Duration::from_secs(60), || only_task(p1).is_some() && only_task(p2).is_some() && http_get(p2, "/readyz").0 == 200),
+        "the two instances split the two tasks: {:?} {:?}",
+        http_get(p1, "/tasks"),
+        http_get(p2, "/tasks")
+    );
+    let theirs = only_task(p2).unwrap();
+    let id = (0..).map(|i| format!("cust-{i}")).find(|id| care::partition::for_key(id.as_bytes(), 2) == theirs).unwrap();
+    let path = format!("/customers/{id}");
+    // The first learns what the second holds from its announcements.
+    let want = format!("held by instance two: ask http://127.0.0.1:{p2}{path}");
+    assert!(wait_for(Duration::from_secs(30), || http_get(p1, &path).1.contains(&want)), "{:?}", http_get(p1, &path));
+    assert_eq!(http_get(p1, &path).0, 404);
+    assert!(http_get(p1, &path).1.contains(&format!("task 0_{theirs} (partition {theirs})")));
+    // Asked there, the instance that holds the task says it has no such customer.
+    let (status, body) = http_get(p2, &path);
+    assert!(status == 404 && body.contains("held by this instance (two)"), "{status} {body}");
+    // Once the second stops, its tombstone takes it out of the first's directory at once.
+    assert!(second.terminate(Duration::from_secs(30)).success());
+    assert!(wait_for(Duration::from_secs(10), || !http_get(p1, &path).1.contains("instance two")), "{:?}", http_get(p1, &path));
+    assert!(first.terminate(Duration::from_secs(30)).success());
+    let _ = std::fs::remove_file(c1);
+    let _ = std::fs::remove_file(c2);
+}
+
+#[test]
+fn a_broker_that_does_not_answer_at_start_is_waited_for_and_named() {
+    // A port nothing listens on: care says what it waits for, then gives up naming it.
+    let port = free_port();
+    let cfg = write_config(&config("web", &outputs(), &unique("care"), free_port(), "").replace(&format!("brokers = \"{}\"", brokers()), &format!("brokers = \"127.0.0.1:{port}\"")));
+    let started = std::time::Instant::now();
+    let (status, log) = CareProcess::start_capturing(&["run", "--config", cfg.to_str().unwrap()]).exit_with_stderr(Duration::from_secs(60));
+    assert!(!status.success(), "{log}");
+    let waiting = log.find("Waiting for Kafka to answer").unwrap_or_else(|| panic!("no wait named: {log}"));
+    let failed = log.find(&format!("cannot reach Kafka at 127.0.0.1:{port}")).unwrap_or_else(|| panic!("{log}"));
+    assert!(waiting < failed, "{log}");
+    assert!(started.elapsed() < Duration::from_secs(40), "{:?}", started.elapsed());
+    let _ = std::fs::remove_file(cfg);
+}

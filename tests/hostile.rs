@@ -170,8 +170,17 @@ async fn every_hostile_record_has_its_documented_outcome_and_care_stays_up() {
     let unknown: Vec<&str> = log.lines().filter(|l| l.contains("Skipping event types")).collect();
     assert!(unknown.len() == 1 && unknown[0].contains("scroll") && unknown[0].contains("source=web"), "{log}");
     assert_eq!(log.lines().filter(|l| l.contains("Stream time passed emit_from") && l.contains("suppressed=0")).count(), 1, "{log}");
-    // The data's story is in the log too: a summary when care stops (the run
-    // is shorter than the summary's minute).
+    // Dead letters are all counted, and logged one line per code: the
+    // corpus arrives in far less than the 10 s between two lines of a code.
+    let dead_lines: Vec<&str> = log.lines().filter(|l| l.contains("Record dead-lettered")).collect();
+    let codes: std::collections::BTreeSet<&str> = want_dead.values().copied().collect();
+    for code in &codes {
+        assert_eq!(dead_lines.iter().filter(|l| l.contains(&format!("code=\"{code}\""))).count(), 1, "{code}: {dead_lines:#?}");
+    }
+    assert_eq!(dead_lines.len(), codes.len(), "{dead_lines:#?}");
+    assert!(want_dead.values().filter(|c| **c == "invalid_json").count() > 2, "the corpus has many of one code");
+    // The data's story is in the log too: a summary once the task has
+    // caught up with the backlog (the run is shorter than the summary's minute).
     let summary: Vec<&str> = log.lines().filter(|l| l.contains("Data summary")).collect();
     assert_eq!(summary.len(), 1, "{log}");
     for field in [format!("consumed={total}"), format!("folded={folded}"), "skipped=unknown_kind:1,tombstone:1".into(), "invalid_json:".into()] {

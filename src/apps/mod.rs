@@ -3,6 +3,7 @@
 //! - [`run`] — `care run`: the service against Kafka.
 //! - [`replay`] — `care replay`: the engine over a JSON lines file.
 //! - [`state`] — `care state`: state restored from the changelog, as JSON lines.
+//! - [`check_config`] — `care check-config`: the resolved config, each key with its origin.
 //! - [`fit`] — `care fit`: BG/NBD and Gamma-Gamma fitted on a file of orders.
 //! - [`fit_population`] — customers drawn from known BG/NBD and Gamma-Gamma parameters.
 //! - [`demo`] — `care demo`: a synthetic population, in-process, no broker.
@@ -10,6 +11,7 @@
 //! - [`quality`] — detection quality: a population's alerts scored against its truth.
 //! - [`value_quality`] — purchase-churn quality on buyers drawn from BG/NBD.
 
+pub mod check_config;
 pub mod demo;
 pub mod fit;
 pub mod fit_population;

@@ -315,7 +315,7 @@ pub fn run_merged(cfg: &Config, opts: &Options, mut inputs: Vec<InputFile<'_>>, 
     }
     out.flush().map_err(ReplayError::Write)?;
     if let Some(path) = &opts.state_out {
-        write_state(&tasks, path).map_err(ReplayError::Write)?;
+        write_state(cfg, &tasks, path).map_err(ReplayError::Write)?;
     }
     if let Some(path) = &opts.scorecards_out {
         write_scorecards(&tasks, path).map_err(ReplayError::Write)?;
@@ -350,10 +350,11 @@ fn write_scorecards(tasks: &Routed, path: &std::path::Path) -> std::io::Result<(
     w.flush()
 }
 
-fn write_state(tasks: &Routed, path: &std::path::Path) -> std::io::Result<()> {
+fn write_state(cfg: &Config, tasks: &Routed, path: &std::path::Path) -> std::io::Result<()> {
     let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let view = crate::apps::state::View::new(cfg);
     for t in tasks.tasks() {
-        crate::apps::state::write_task(t, None, &mut w)?;
+        crate::apps::state::write_task(&view, t, None, &mut w)?;
     }
     w.flush()
 }

@@ -16,7 +16,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::shell::clock::wall_clock_ms;
+use crate::shell::health::TaskStatus;
 use crate::shell::http::AppState;
+use crate::shell::instance::Announce;
 use crate::shell::metrics::Metrics;
 use crate::shell::publish::Publisher;
 use crate::shell::worker::{Settings, Worker};
@@ -33,19 +35,22 @@ const QUERY_QUEUE: usize = 64;
 pub async fn run(cfg: Config, listener: Option<TcpListener>, shutdown: CancellationToken) -> anyhow::Result<()> {
     let partitions = crate::shell::admin::preflight(&cfg).await?;
     tracing::info!(partitions, changelog = %cfg.kafka.changelog(), "Topics checked");
-    let claim = tokio::task::block_in_place(|| crate::shell::instance::claim(&cfg))?;
+    let status: TaskStatus = Arc::default();
+    let me = Announce { http: listener.as_ref().and_then(|l| advertised(&cfg, l)), status: Arc::clone(&status) };
+    let claim = tokio::task::block_in_place(|| crate::shell::instance::claim(&cfg, me))?;
     // Records off their murmur2 partition are dead letters: folding them
     // would split a customer's state across tasks.
     let rules = Arc::new(Rules::new(&cfg).with_routing_check(partitions));
     // The configured sources only: the canonical mapping is replay's and demo's.
     let names: Vec<&str> = (0..rules.canonical_source()).map(|i| rules.mapping(i).name.as_str()).collect();
     let metrics = Arc::new(Metrics::new(&names));
-    let status = Arc::default();
     let (queries_tx, queries) = mpsc::channel(QUERY_QUEUE);
     let http = listener.map(|l| {
         let state = AppState { metrics: metrics.clone(), status: Arc::clone(&status), queries: queries_tx, stall_after: Duration::from_secs(cfg.http.stall_secs),
             token: cfg.http.token.as_ref().map(|t| t.0.clone()),
             partitions,
+            peers: Arc::clone(&claim.peers),
+            instance_id: cfg.kafka.instance_id.clone().unwrap_or_default(),
         };
         tokio::spawn(crate::shell::http::serve(l, state, shutdown.clone()))
     });
@@ -73,4 +78,19 @@ pub async fn run(cfg: Config, listener: Option<TcpListener>, shutdown: Cancellat
     drop(claim); // frees the instance id for a restart at once
     tracing::info!("Stopped");
     result
+}
+
+/// The address other instances and clients reach this one's HTTP at:
+/// `http.advertised_address`, else the bound address, with an unspecified
+/// host (`0.0.0.0`, `::`) replaced by the host name (the pod name).
+fn advertised(cfg: &Config, listener: &TcpListener) -> Option<String> {
+    if let Some(a) = cfg.http.advertised_address.as_ref().filter(|a| !a.is_empty()) {
+        return Some(a.clone());
+    }
+    let addr = listener.local_addr().ok()?;
+    if addr.ip().is_unspecified() {
+        Some(format!("{}:{}", crate::shell::instance::host_name(), addr.port()))
+    } else {
+        Some(addr.to_string())
+    }
 }

@@ -417,6 +417,12 @@ pub struct HttpConfig {
     /// Set it from the environment (`CARE_HTTP__TOKEN`), not in the file.
     #[serde(default)]
     pub token: Option<Secret>,
+    /// The address (`host:port`) other instances and clients reach this
+    /// one's HTTP at, announced on the instances topic so a look-up of a
+    /// customer held elsewhere names it. Default: the listen address, an
+    /// unspecified host (`0.0.0.0`) replaced by the host name.
+    #[serde(default)]
+    pub advertised_address: Option<String>,
 }
 
 /// A secret config value: `Debug` and `check-config` show `<redacted>`.

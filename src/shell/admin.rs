@@ -164,14 +164,18 @@ const FIRST_CONTACT_TIMEOUT: Duration = Duration::from_secs(15);
 /// # Errors
 /// No metadata within [`FIRST_CONTACT_TIMEOUT`], or a cause that will not
 /// go away by waiting.
-fn first_contact(cfg: &Config) -> anyhow::Result<rdkafka::metadata::Metadata> {
+pub fn first_contact(cfg: &Config) -> anyhow::Result<rdkafka::metadata::Metadata> {
     let probe: BaseProducer<FirstContact> = client_config(cfg).create_with_context(FirstContact::default()).context("cannot create a Kafka client")?;
     let until = std::time::Instant::now() + FIRST_CONTACT_TIMEOUT;
+    let mut told = false;
     loop {
         let err = match probe.client().fetch_metadata(None, Duration::from_secs(2)) {
             Ok(md) => return Ok(md),
             Err(e) => e,
         };
+        if !std::mem::replace(&mut told, true) {
+            tracing::info!(brokers = %cfg.kafka.brokers, error = %err, timeout_secs = FIRST_CONTACT_TIMEOUT.as_secs(), "Waiting for Kafka to answer");
+        }
         probe.poll(Duration::from_millis(200));
         let cause = probe.context().cause();
         let fatal = cause.as_deref().is_some_and(|c| ["SASL", "SSL", "uthenticat", "ertificate"].iter().any(|w| c.contains(w)));

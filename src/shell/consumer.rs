@@ -19,7 +19,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::shell::admin::client_config_with;
+use crate::shell::error_code::ErrorCode;
 use crate::shell::events;
+use crate::shell::metrics::Metrics;
 use crate::shell::worker::{Query, TaskStatus, Worker};
 
 /// librdkafka's statistics period.
@@ -37,6 +39,8 @@ pub struct ShellContext {
     /// one with a new context, and the worker carries on.
     worker: Arc<Mutex<Worker>>,
     health: TaskStatus,
+    /// Counts the client's own errors by code without locking the worker.
+    metrics: Arc<Metrics>,
 }
 
 impl ShellContext {
@@ -47,6 +51,7 @@ impl ShellContext {
 
 impl ClientContext for ShellContext {
     fn error(&self, error: KafkaError, reason: &str) {
+        self.metrics.consumer_errors.with_label_values(&[ErrorCode::of_kafka(&error).as_str()]).inc();
         self.health.client_error(&error, reason);
     }
 
@@ -106,6 +111,13 @@ fn consumer_config(cfg: &Config) -> ClientConfig {
 pub fn consume(cfg: &Config, mut worker: Worker, mut queries: mpsc::Receiver<Query>, shutdown: &CancellationToken) -> anyhow::Result<()> {
     worker.init()?;
     let health = worker.health();
+    // Says what a wait on Kafka of over a second waits for; the loop's
+    // thread is the one waiting, so it runs beside it.
+    let watching = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let (health, stop) = (Arc::clone(&health), Arc::clone(&watching));
+        std::thread::Builder::new().name("care-waits".into()).spawn(move || health.watch_waits(&stop)).context("cannot start the wait watcher")?
+    };
     let worker = Arc::new(Mutex::new(worker));
     let mut consumer = subscribe(cfg, &worker, &health)?;
     let mut last_gauges = Instant::now().checked_sub(GAUGE_INTERVAL).unwrap_or_else(Instant::now);
@@ -172,18 +184,21 @@ pub fn consume(cfg: &Config, mut worker: Worker, mut queries: mpsc::Receiver<Que
     }
     let closing = result.and_then(|()| consumer.context().worker().commit(&consumer));
     if closing.is_ok() {
-        consumer.context().worker().log_summary();
+        consumer.context().worker().log_summary("stopping");
     }
     consumer.unsubscribe();
     if closing.is_ok() {
         tracing::info!("Outputs flushed and offsets committed");
     }
+    watching.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = watcher.join();
     closing
 }
 
 /// A consumer of the source topics whose hooks reach `worker`.
 fn subscribe(cfg: &Config, worker: &Arc<Mutex<Worker>>, health: &TaskStatus) -> anyhow::Result<BaseConsumer<ShellContext>> {
-    let ctx = ShellContext { health: Arc::clone(health), worker: Arc::clone(worker) };
+    let metrics = Arc::clone(&worker.lock().unwrap_or_else(|p| p.into_inner()).metrics);
+    let ctx = ShellContext { health: Arc::clone(health), worker: Arc::clone(worker), metrics };
     let consumer: BaseConsumer<ShellContext> = consumer_config(cfg).create_with_context(ctx).context("cannot create Kafka consumer")?;
     let topics: Vec<&str> = cfg.sources.iter().map(|s| s.topic.as_str()).collect();
     consumer.subscribe(&topics).context("subscribing to source topics")?;

@@ -31,7 +31,9 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use care_core::config::Config;
 
+use crate::shell::error_code::ErrorCode;
 use crate::shell::txn::TxnError;
+use prometheus::IntCounterVec;
 use crate::shell::admin::client_config;
 use crate::shell::faults::{Fault, Faults};
 
@@ -52,18 +54,37 @@ pub struct Restore {
     pub attempt: u32,
     /// Records applied so far.
     pub records: u64,
+    /// The offset after the last record read: what is left is `end - position`.
+    position: i64,
+    /// When its progress was last logged (a restore over a second says so).
+    pub reported: Option<Instant>,
+    /// `CARE_FAULT=slow_restore`: no record is read before this.
+    paused_until: Option<Instant>,
     pub started: Instant,
     done: bool,
 }
 
 /// The restore consumer's context: the end of a partition is what a
-/// restore waits for, not an error to log.
-pub struct RestoreContext;
+/// restore waits for, not an error to log. Errors are counted by code in
+/// `errors` (`care_restore_errors_total`; none in `care state`).
+pub struct RestoreContext {
+    errors: Option<IntCounterVec>,
+}
+
+impl RestoreContext {
+    fn count(&self, code: ErrorCode) {
+        if let Some(c) = &self.errors {
+            c.with_label_values(&[code.as_str()]).inc();
+        }
+    }
+}
 
 impl rdkafka::ClientContext for RestoreContext {
     fn error(&self, error: KafkaError, reason: &str) {
         if !matches!(error.rdkafka_error_code(), Some(RDKafkaErrorCode::PartitionEOF)) {
-            tracing::warn!(error = %error, reason, "Changelog restore consumer error");
+            let code = ErrorCode::of_kafka(&error);
+            self.count(code);
+            tracing::warn!(error = %error, reason, code = code.as_str(), "Changelog restore consumer error");
         }
     }
 }
@@ -75,14 +96,14 @@ impl Restore {
     ///
     /// # Errors
     /// The restore consumer cannot be created or the partition's end read.
-    pub fn begin(cfg: &Config, task: TaskId, group: Vec<Option<i64>>) -> anyhow::Result<Restore> {
+    pub fn begin(cfg: &Config, task: TaskId, group: Vec<Option<i64>>, errors: Option<IntCounterVec>) -> anyhow::Result<Restore> {
         let topic = cfg.kafka.changelog();
         let consumer: BaseConsumer<RestoreContext> = client_config(cfg)
             .set("group.id", format!("{}-restore", cfg.kafka.group_id)) // never joins: assign() only
             .set("enable.auto.commit", "false")
             .set("isolation.level", "read_committed")
             .set("enable.partition.eof", "true")
-            .create_with_context(RestoreContext)
+            .create_with_context(RestoreContext { errors })
             .context("cannot create the changelog restore consumer")?;
         let (low, end) = consumer
             .fetch_watermarks(&topic, task.partition, WATERMARK_TIMEOUT)
@@ -91,7 +112,13 @@ impl Restore {
         tpl.add_partition_offset(&topic, task.partition, Offset::Beginning)?;
         consumer.assign(&tpl).context("assigning the changelog partition")?;
         tracing::info!(task = %task, topic = %topic, records = end - low, "Restoring task");
-        Ok(Restore { task, consumer, topic, group, attempt: 0, low, end, records: 0, started: Instant::now(), done: end <= low })
+        Ok(Restore { task, consumer, topic, group, attempt: 0, low, end, records: 0, position: low, reported: None, paused_until: None, started: Instant::now(), done: end <= low })
+    }
+
+    /// Changelog offsets not read yet (records, plus the transaction
+    /// markers between them): 0 once done.
+    pub fn remaining(&self) -> i64 {
+        if self.done { 0 } else { (self.end - self.position).max(0) }
     }
 
     /// Applies changelog records to `engine` for at most `budget`; returns
@@ -103,20 +130,35 @@ impl Restore {
     /// with the record's place and the reason.
     pub fn step(&mut self, engine: &mut Engine, budget: Duration, faults: &Faults) -> anyhow::Result<bool> {
         let until = Instant::now() + budget;
-        while !self.done && Instant::now() < until {
+        if self.paused_until.is_some_and(|t| Instant::now() < t) {
+            return Ok(false); // CARE_FAULT=slow_restore: the loop turns, the restore waits
+        }
+        while !self.done && Instant::now() < until && self.paused_until.is_none_or(|t| Instant::now() >= t) {
             match self.consumer.poll(Duration::from_millis(10)) {
                 None => break, // nothing more yet: back to the main loop
                 Some(Err(KafkaError::PartitionEOF(_))) => self.done = true,
-                Some(Err(e)) if transient(&e) => tracing::debug!(error = %e, "Changelog read retried"),
-                Some(Err(e)) => return Err(anyhow!("reading changelog {:?} partition {}: {e}", self.topic, self.task.partition)),
+                Some(Err(e)) if transient(&e) => {
+                    self.consumer.context().count(ErrorCode::of_kafka(&e));
+                    tracing::debug!(error = %e, "Changelog read retried");
+                }
+                Some(Err(e)) => {
+                    self.consumer.context().count(ErrorCode::of_kafka(&e));
+                    return Err(anyhow!("reading changelog {:?} partition {}: {e}", self.topic, self.task.partition));
+                }
                 Some(Ok(m)) => {
                     let key = m.key().unwrap_or_default();
-                    let record = decode_record(key, m.payload(), engine.rules().window_width())
-                        .map_err(|e| anyhow!("changelog {:?} partition {} offset {}: {e}", self.topic, self.task.partition, m.offset()))?;
+                    let record = decode_record(key, m.payload(), engine.rules().window_width()).map_err(|e| {
+                        self.consumer.context().count(ErrorCode::CorruptRecord);
+                        anyhow!("changelog {:?} partition {} offset {}: {e}", self.topic, self.task.partition, m.offset())
+                    })?;
                     apply(engine, record);
                     self.records += 1;
+                    self.position = m.offset() + 1;
                     if self.records * 2 >= (self.end - self.low).max(1) as u64 {
                         faults.hit(Fault::MidRestore);
+                        if faults.hit_soft(Fault::SlowRestore) {
+                            self.paused_until = Some(Instant::now() + Duration::from_secs(3));
+                        }
                     }
                     if m.offset() + 1 >= self.end {
                         self.done = true;
@@ -134,9 +176,9 @@ impl Restore {
     ///
     /// # Errors
     /// As [`committed`] and [`Restore::begin`].
-    pub fn start<C: ConsumerContext>(consumer: &BaseConsumer<C>, cfg: &Config, topics: &[String], task: TaskId) -> anyhow::Result<Restore> {
+    pub fn start<C: ConsumerContext>(consumer: &BaseConsumer<C>, cfg: &Config, topics: &[String], task: TaskId, errors: &IntCounterVec) -> anyhow::Result<Restore> {
         let group = committed(consumer, topics, task.partition)?;
-        Restore::begin(cfg, task, group)
+        Restore::begin(cfg, task, group, Some(errors.clone()))
     }
 
     /// Why the restored state is older than the group's committed offsets

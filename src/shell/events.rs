@@ -7,6 +7,7 @@ use care_core::tally::Tally;
 use care_core::task::TaskId;
 use rdkafka::error::KafkaError;
 
+use crate::shell::error_code::ErrorCode;
 use crate::shell::metrics::Metrics;
 
 /// Task ids as `0_1 0_2`, for log fields.
@@ -61,11 +62,14 @@ pub struct TransactionAborted<'a> {
 impl TransactionAborted<'_> {
     pub fn emit(&self, m: &Metrics) {
         m.aborts.inc();
-        tracing::warn!(cause = %self.cause, records = self.records, "Transaction aborted; batch rolled back and re-read");
+        let code = ErrorCode::of(self.cause).as_str();
+        tracing::warn!(cause = %self.cause, code, records = self.records, "Transaction aborted; batch rolled back and re-read");
     }
 }
 
-/// A commit that failed where the loop could go on (on revoke).
+/// A commit that failed: closing a batch (`batch`: the transaction is
+/// aborted and the batch read again, or care stops), or on revoke
+/// (`revoke`: the next owner reads the batch again).
 pub struct CommitFailed<'a> {
     pub error: &'a anyhow::Error,
     pub during: &'static str,
@@ -73,8 +77,13 @@ pub struct CommitFailed<'a> {
 
 impl CommitFailed<'_> {
     pub fn emit(&self, m: &Metrics) {
-        m.commit_errors.with_label_values(&[self.during]).inc();
-        tracing::error!(error = %self.error, during = self.during, "Commit failed; the next owner re-reads the batch");
+        let code = ErrorCode::of(self.error).as_str();
+        m.commit_errors.with_label_values(&[self.during, code]).inc();
+        if self.during == "revoke" {
+            tracing::error!(error = %self.error, during = self.during, code, "Commit failed; the next owner re-reads the batch");
+        } else {
+            tracing::warn!(error = %self.error, during = self.during, code, "Commit failed");
+        }
     }
 }
 
@@ -85,8 +94,9 @@ pub struct ConsumerError<'a> {
 
 impl ConsumerError<'_> {
     pub fn emit(&self, m: &Metrics) {
-        m.consumer_errors.inc();
-        tracing::warn!(error = %self.error, "Consumer error");
+        let code = ErrorCode::of_kafka(self.error).as_str();
+        m.consumer_errors.with_label_values(&[code]).inc();
+        tracing::warn!(error = %self.error, code, "Consumer error");
     }
 }
 
@@ -101,11 +111,14 @@ impl RebalanceFailed<'_> {
     }
 }
 
-/// A task whose state came back from its changelog.
+/// A task whose state came back from its changelog: what it holds, and
+/// where its data stands (its input resumes from there).
 pub struct TaskRestored {
     pub task: TaskId,
     pub records: u64,
     pub customers: usize,
+    pub stream_time_ms: Option<i64>,
+    pub emit_from_ms: Option<i64>,
     pub elapsed: std::time::Duration,
 }
 
@@ -113,7 +126,39 @@ impl TaskRestored {
     pub fn emit(&self, m: &Metrics) {
         m.restore_records.inc_by(self.records);
         m.restore_seconds.observe(self.elapsed.as_secs_f64());
-        tracing::info!(task = %self.task, records = self.records, customers = self.customers, secs = self.elapsed.as_secs_f64(), "Task restored");
+        let time = |ms: Option<i64>| ms.map(care_core::render::rfc3339).unwrap_or_else(|| "none".into());
+        tracing::info!(
+            task = %self.task,
+            records = self.records,
+            customers = self.customers,
+            stream_time = %time(self.stream_time_ms),
+            emit_from = %time(self.emit_from_ms),
+            secs = self.elapsed.as_secs_f64(),
+            "Task restored; its input resumes"
+        );
+    }
+}
+
+/// A restore still under way after a second: the task's input waits for it.
+pub struct RestoreProgress {
+    pub task: TaskId,
+    pub records: u64,
+    /// Changelog offsets still to read (`care_restore_records_remaining`).
+    pub remaining: i64,
+    pub customers: usize,
+    pub elapsed: std::time::Duration,
+}
+
+impl RestoreProgress {
+    pub fn emit(&self) {
+        tracing::info!(
+            task = %self.task,
+            records = self.records,
+            remaining = self.remaining,
+            customers = self.customers,
+            secs = self.elapsed.as_secs(),
+            "Waiting for a restore: the task's input resumes once its state is back"
+        );
     }
 }
 
@@ -135,8 +180,9 @@ pub struct ConsumerReplaced<'a> {
 
 impl ConsumerReplaced<'_> {
     pub fn emit(&self, m: &Metrics) {
-        m.consumer_errors.inc();
-        tracing::warn!(code = ?self.code, reason = self.reason, "Consumer failed fatally; dropping its tasks and joining again");
+        let code = ErrorCode::of_rdkafka(self.code).as_str();
+        m.consumer_errors.with_label_values(&[code]).inc();
+        tracing::warn!(code, kafka_code = ?self.code, reason = self.reason, "Consumer failed fatally; dropping its tasks and joining again");
     }
 }
 
@@ -185,12 +231,16 @@ impl BackfillCaughtUp {
     }
 }
 
-/// What became of the data since the last summary, logged every minute
-/// while records flow and when care stops: the story of the data in the
-/// log, not only in `/metrics`.
+/// What became of one task's data since its last summary, logged every
+/// minute while records flow, when the task leaves this instance and when
+/// care stops: the story of the data in the log, not only in `/metrics`.
 pub struct DataSummary<'a> {
+    pub task: TaskId,
+    /// When it is logged: every minute, caught up after its restore, revoked, stopping.
+    pub why: &'static str,
     pub tally: &'a Tally,
     pub secs: u64,
+    pub stream_time_ms: Option<i64>,
 }
 
 impl DataSummary<'_> {
@@ -202,8 +252,12 @@ impl DataSummary<'_> {
         let skipped = nonzero(care_core::decode::SkipReason::ALL.iter().map(|r| (r.as_str(), sum(&|s| s.skipped[r.idx()]))).collect());
         let signals = nonzero(care_core::detect::registry::signal_types().iter().map(|x| (x.as_str(), t.emitted[x.idx()])).collect());
         let suppressed = nonzero(care_core::detect::registry::signal_types().iter().map(|x| (x.as_str(), t.suppressed[x.idx()])).collect());
+        let stream_time = self.stream_time_ms.map(care_core::render::rfc3339).unwrap_or_else(|| "none".into());
         tracing::info!(
+            task = %self.task,
+            why = self.why,
             secs = self.secs,
+            stream_time = %stream_time,
             consumed = sum(&|s| s.consumed),
             folded = sum(&|s| s.folded_total()),
             late = sum(&|s| s.late),
@@ -214,5 +268,78 @@ impl DataSummary<'_> {
             suppressed_by_emit_from = %suppressed,
             "Data summary"
         );
+    }
+}
+
+/// How often each dead-letter code is logged at most: every record is
+/// counted (`care_events_rejected_total`), a few are shown.
+const REJECTED_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A record sent to the DLQ, logged sparsely: the first of each code at
+/// once, then at most one every [`REJECTED_LOG_EVERY`] with how many went
+/// unlogged in between, so a flood of bad records cannot flood the log.
+pub struct RecordRejected<'a> {
+    pub code: care_core::decode::RejectCode,
+    pub source: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+    pub reason: &'a dyn std::fmt::Display,
+}
+
+/// Per code: when one was last logged, and how many since.
+#[derive(Debug, Default)]
+pub struct Sparse {
+    last: [Option<(std::time::Instant, u64)>; care_core::decode::RejectCode::ALL.len()],
+}
+
+impl Sparse {
+    /// Whether a record of `code` rejected at `now` is logged; if so, how
+    /// many of that code went unlogged since the last one that was.
+    pub fn admit(&mut self, code: care_core::decode::RejectCode, now: std::time::Instant) -> Option<u64> {
+        let slot = &mut self.last[code.idx()];
+        if let Some((at, unlogged)) = slot {
+            if now.saturating_duration_since(*at) < REJECTED_LOG_EVERY {
+                *unlogged += 1;
+                return None;
+            }
+        }
+        let unlogged = slot.map_or(0, |(_, n)| n);
+        *slot = Some((now, 0));
+        Some(unlogged)
+    }
+}
+
+impl RecordRejected<'_> {
+    pub fn emit(&self, sparse: &mut Sparse) {
+        let Some(unlogged) = sparse.admit(self.code, std::time::Instant::now()) else { return };
+        tracing::warn!(
+            code = self.code.as_str(),
+            source = self.source,
+            partition = self.partition,
+            offset = self.offset,
+            reason = %self.reason,
+            unlogged_since_last = unlogged,
+            "Record dead-lettered (one per code every 10 s is logged; all are counted)"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use care_core::decode::RejectCode;
+
+    use super::Sparse;
+
+    #[test]
+    fn dead_letters_are_logged_once_per_code_every_ten_seconds_with_the_count_between() {
+        let (mut s, t0) = (Sparse::default(), Instant::now());
+        assert_eq!(s.admit(RejectCode::InvalidJson, t0), Some(0), "the first of a code at once");
+        assert_eq!(s.admit(RejectCode::InvalidJson, t0 + Duration::from_secs(1)), None);
+        assert_eq!(s.admit(RejectCode::InvalidJson, t0 + Duration::from_secs(9)), None);
+        assert_eq!(s.admit(RejectCode::MissingField, t0 + Duration::from_secs(9)), Some(0), "codes are limited apart");
+        assert_eq!(s.admit(RejectCode::InvalidJson, t0 + Duration::from_secs(10)), Some(2), "then one, with the two not logged");
+        assert_eq!(s.admit(RejectCode::InvalidJson, t0 + Duration::from_secs(11)), None);
     }
 }

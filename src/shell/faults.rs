@@ -14,6 +14,9 @@
 //! - `hang_commit`: the batch's commit lands but the call never returns, so
 //!   its outcome is unknown; the process replaces its producer and restores
 //!   every task from the changelog.
+//! - `slow_restore`: a restore reads nothing for 3 s halfway through the
+//!   changelog (the loop goes on turning), so its progress can be watched
+//!   from outside (metrics, log).
 //!
 //! Dying is `std::process::abort`: no destructor, flush or commit runs, as
 //! with kill -9. Unset, every check is one branch on a `None`.
@@ -31,6 +34,7 @@ pub enum Fault {
     HangCommit,
     /// The processing loop stops turning (a stuck process, for `/livez`).
     Stall,
+    SlowRestore,
 }
 
 impl Fault {
@@ -43,6 +47,7 @@ impl Fault {
             "hang_offsets" => Some(Fault::HangOffsets),
             "hang_commit" => Some(Fault::HangCommit),
             "stall" => Some(Fault::Stall),
+            "slow_restore" => Some(Fault::SlowRestore),
             _ => None,
         }
     }
@@ -71,7 +76,7 @@ impl Faults {
                 Faults { armed: Some((f, n)), reached: AtomicU32::new(0) }
             }
             _ => {
-                tracing::error!(fault = %spec, "Unknown CARE_FAULT, ignored (after_produce, before_commit, mid_restore, abort_batch, hang_offsets, hang_commit, stall[:n])");
+                tracing::error!(fault = %spec, "Unknown CARE_FAULT, ignored (after_produce, before_commit, mid_restore, abort_batch, hang_offsets, hang_commit, stall, slow_restore[:n])");
                 Faults::default()
             }
         }

@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use care_core::task::Phase;
 
 use crate::shell::metrics::Metrics;
+use crate::shell::peers::{Holder, Peers};
 use crate::shell::worker::{Query, TaskStatus};
 
 /// How long a customer look-up waits for the worker.
@@ -38,6 +39,10 @@ pub struct AppState {
     /// The sources' partition count: a customer another instance holds is
     /// named by its partition.
     pub partitions: i32,
+    /// Which instance holds which partition, from their announcements.
+    pub peers: Peers,
+    /// This instance's id, left out of `peers` look-ups.
+    pub instance_id: String,
 }
 
 /// The router, separate from serving so tests can drive it.
@@ -116,16 +121,44 @@ async fn customer(State(s): State<AppState>, Path(id): Path<String>, headers: ax
     }
     let partition = care_core::partition::for_key(id.as_bytes(), s.partitions.max(1));
     let (reply, answer) = oneshot::channel();
+    let id_copy = id.clone();
     if s.queries.try_send(Query::Customer { id, reply }).is_err() {
         return (StatusCode::SERVICE_UNAVAILABLE, "busy: too many look-ups queued, retry\n").into_response();
     }
     match tokio::time::timeout(QUERY_TIMEOUT, answer).await {
         Ok(Ok(Some(card))) => Json(card).into_response(),
-        Ok(Ok(None)) => (
-            StatusCode::NOT_FOUND,
-            format!("no such customer on this instance: its state lives in task 0_{partition} (partition {partition}); ask the instance that holds that task (see /tasks)\n"),
-        )
-            .into_response(),
+        Ok(Ok(None)) => not_here(&s, &id_copy, partition),
         Ok(Err(_)) | Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "the worker did not answer in time, retry\n").into_response(),
     }
+}
+
+/// Why a customer is not here, and where to ask: this instance holds the
+/// customer's task (then care has never seen them, or the task is still
+/// restoring), or another one announced it, or nobody did (yet).
+fn not_here(s: &AppState, id: &str, partition: i32) -> Response {
+    let task = care_core::task::TaskId::source(partition);
+    let at = format!("task {task} (partition {partition})");
+    match s.status.tasks.get(&task).map(|p| *p.value()) {
+        Some(Phase::Active) => {
+            let why = format!("no such customer: {at} is held by this instance ({}), and it holds no state for them\n", s.instance_id);
+            return (StatusCode::NOT_FOUND, why).into_response();
+        }
+        Some(phase) => return (StatusCode::SERVICE_UNAVAILABLE, format!("{at} is {} on this instance: retry shortly\n", phase.as_str())).into_response(),
+        None => {}
+    }
+    let why = match s.peers.holder(partition, &s.instance_id, crate::shell::clock::wall_clock_ms()) {
+        Some(Holder { instance_id, http: Some(addr) }) => {
+            format!("no such customer on this instance: their state lives in {at}, held by instance {instance_id}: ask http://{addr}/customers/{}\n", encode(id))
+        }
+        Some(Holder { instance_id, http: None }) => format!("no such customer on this instance: their state lives in {at}, held by instance {instance_id} (which serves no HTTP)\n"),
+        None => format!("no such customer on this instance: their state lives in {at}; no instance announces it now (a rebalance, or a start under way): see /tasks of each instance\n"),
+    };
+    (StatusCode::NOT_FOUND, why).into_response()
+}
+
+/// A customer id as one URL path segment.
+fn encode(id: &str) -> String {
+    id.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
 }

@@ -197,6 +197,12 @@ impl TaskInput {
         lag
     }
 
+    /// Whether every partition has been read to its end (by a fresh lag
+    /// sample) and nothing fetched waits: the task is caught up.
+    pub fn caught_up(&self) -> bool {
+        self.parts.iter().all(|p| p.lag == Lag::CaughtUp && p.queue.is_empty())
+    }
+
     /// Forgets every buffered record and what was known of the lag: the
     /// input was (re)positioned and will be fetched again. Partitions the
     /// merge had paused count as resumed (a seek resumes them). `starts`

@@ -13,6 +13,8 @@ use care_core::event::Kind;
 use care_core::tally::Tally;
 use care_core::task::Phase;
 
+use crate::shell::error_code::ErrorCode;
+
 /// The registry and every metric care exports.
 pub struct Metrics {
     pub registry: Registry,
@@ -31,18 +33,27 @@ pub struct Metrics {
     pub enforced_processing: IntCounter,
     /// Records acknowledged by Kafka, by output topic role.
     pub produced: IntCounterVec,
-    /// Records Kafka failed to deliver after librdkafka's retries.
-    pub produce_errors: IntCounter,
+    /// Records Kafka failed to deliver after librdkafka's retries, by code.
+    pub produce_errors: IntCounterVec,
+    /// Errors the producer client reported (every broker down, a dropped
+    /// connection), by code: librdkafka retries them.
+    pub producer_errors: IntCounterVec,
     /// Output records sent but not yet acknowledged.
     pub inflight: IntGauge,
     /// Batches committed (a transaction, or an offset commit at least once).
     pub commits: IntCounter,
     /// Transactions aborted and rolled back.
     pub aborts: IntCounter,
-    /// Commits that failed, by when (`batch`, `revoke`).
+    /// Commits that failed, by when (`batch`, `revoke`) and code.
     pub commit_errors: IntCounterVec,
-    /// Errors the consumer reported while polling.
-    pub consumer_errors: IntCounter,
+    /// Errors the consumer reported, by code.
+    pub consumer_errors: IntCounterVec,
+    /// Errors reading a changelog back, by code.
+    pub restore_errors: IntCounterVec,
+    /// Changelog records a restoring task has still to read, per task.
+    pub restore_remaining: IntGaugeVec,
+    /// Customers a restoring task has read back so far, per task.
+    pub restore_customers: IntGaugeVec,
     pub producers_replaced: IntCounter,
     /// Input partitions currently assigned to this instance.
     pub partitions_assigned: IntGauge,
@@ -89,6 +100,23 @@ fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCoun
 
 fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
     register(r, IntGauge::new(name, help).expect("valid metric"))
+}
+
+/// A counter by error code (after `labels`' values, if any), shown at
+/// zero for each of `codes` from the start so an alert rule has a series.
+fn errors(r: &Registry, name: &str, help: &str, labels: &[(&str, &[&str])], codes: &[ErrorCode]) -> IntCounterVec {
+    let names: Vec<&str> = labels.iter().map(|(n, _)| *n).chain(["code"]).collect();
+    let c = counter_vec(r, name, help, &names);
+    let mut prefixes: Vec<Vec<&str>> = vec![Vec::new()];
+    for (_, values) in labels {
+        prefixes = prefixes.iter().flat_map(|p| values.iter().map(move |v| [p.as_slice(), &[*v]].concat())).collect();
+    }
+    for p in &prefixes {
+        for code in codes {
+            c.with_label_values(&[p.as_slice(), &[code.as_str()]].concat());
+        }
+    }
+    c
 }
 
 fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
@@ -151,17 +179,28 @@ impl Metrics {
                 "Records processed while another source partition of their task was empty (caught up, idle for max_task_idle_ms)",
             ),
             produced: counter_vec(&r, "care_records_produced_total", "Output records acknowledged by Kafka", &["topic"]),
-            produce_errors: counter(&r, "care_produce_errors_total", "Output records Kafka failed to deliver"),
+            produce_errors: errors(&r, "care_produce_errors_total", "Output and state records Kafka failed to deliver, by code", &[], &ErrorCode::KAFKA),
+            producer_errors: errors(&r, "care_producer_errors_total", "Errors the producer client reported (librdkafka retries them), by code", &[], &ErrorCode::KAFKA),
             inflight: gauge(&r, "care_inflight_records", "Output records awaiting acknowledgement"),
             commits: counter(&r, "care_offset_commits_total", "Batches committed: outputs, state and offsets"),
             aborts: counter(&r, "care_transactions_aborted_total", "Transactions aborted and rolled back"),
             commit_errors: {
-                let c = counter_vec(&r, "care_commit_errors_total", "Commits that failed", &["during"]);
-                // Shown at zero from the start, so an alert rule has a series.
-                c.with_label_values(&["revoke"]);
-                c
+                let codes = [&ErrorCode::KAFKA[..], &[ErrorCode::Delivery, ErrorCode::Stuck]].concat();
+                errors(&r, "care_commit_errors_total", "Batches that failed to commit, by when and code", &[("during", &["batch", "revoke"])], &codes)
             },
-            consumer_errors: counter(&r, "care_consumer_errors_total", "Errors reported by the consumer"),
+            consumer_errors: errors(&r, "care_consumer_errors_total", "Errors reported by the consumer, by code", &[], &ErrorCode::KAFKA),
+            restore_errors: {
+                let codes = [&ErrorCode::KAFKA[..], &[ErrorCode::CorruptRecord, ErrorCode::StaleRead]].concat();
+                errors(&r, "care_restore_errors_total", "Errors restoring a task from its changelog, by code", &[], &codes)
+            },
+            restore_remaining: register(
+                &r,
+                IntGaugeVec::new(Opts::new("care_restore_records_remaining", "Changelog records a restoring task has still to read"), &["task"]).expect("valid metric"),
+            ),
+            restore_customers: register(
+                &r,
+                IntGaugeVec::new(Opts::new("care_restore_customers", "Customers a restoring task has read back so far"), &["task"]).expect("valid metric"),
+            ),
             producers_replaced: counter(&r, "care_producers_replaced_total", "Producers replaced after a transactional call never returned"),
             partitions_assigned: gauge(&r, "care_partitions_assigned", "Input partitions assigned"),
             tasks: register(&r, IntGaugeVec::new(Opts::new("care_tasks", "Tasks of this instance by phase"), &["phase"]).expect("valid metric")),

@@ -74,6 +74,9 @@ pub struct Deliveries {
 
 impl ClientContext for Deliveries {
     fn error(&self, error: KafkaError, reason: &str) {
+        if let Some(m) = &self.metrics {
+            m.producer_errors.with_label_values(&[crate::shell::error_code::ErrorCode::of_kafka(&error).as_str()]).inc();
+        }
         match &self.health {
             Some(h) => h.client_error(&error, reason),
             None => tracing::error!(error = %error, reason, "Kafka producer error"),
@@ -95,7 +98,9 @@ impl ProducerContext for Deliveries {
         match result {
             Ok(_) => self.produced[role].inc(),
             Err((e, _)) => {
-                m.produce_errors.inc();
+                // Logged with the batch it fails (a rolled-back transaction,
+                // or care stopping), counted here by what it was.
+                m.produce_errors.with_label_values(&[crate::shell::error_code::ErrorCode::of_kafka(e).as_str()]).inc();
                 self.failed.fetch_add(1, Ordering::AcqRel);
                 let mut first = self.first_error.lock().unwrap_or_else(|p| p.into_inner());
                 first.get_or_insert_with(|| e.to_string());
@@ -303,7 +308,7 @@ impl Publisher {
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     record = back;
                     if waiting.is_none() {
-                        waiting = ctx.health.as_ref().map(|h| h.kafka_call());
+                        waiting = ctx.health.as_ref().map(|h| h.waiting("room in the producer's queue (too many records in flight)"));
                     }
                     std::thread::sleep(Duration::from_millis(5));
                 }

@@ -25,6 +25,7 @@ use care_core::config::{Config, Delivery};
 use care_core::engine::{Engine, Rules};
 use care_core::render::OutputRecord;
 use care_core::scorecard::Scorecard;
+use care_core::tally::Tally;
 use care_core::task::{Phase, TaskId};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::BorrowedMessage;
@@ -33,7 +34,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::shell::clock::wall_clock_ms;
 use crate::shell::consumer::ShellContext;
-use crate::shell::durability::{self, requires_abort, retry, Restore};
+use crate::shell::durability::{requires_abort, retry, Restore};
+use crate::shell::error_code::ErrorCode;
 use crate::shell::events;
 use crate::shell::faults::{Fault, Faults, InjectedAbort};
 use crate::shell::merge::{monotonic_us, TaskInput};
@@ -45,9 +47,10 @@ use crate::shell::source::Routing;
 mod intake;
 #[path = "worker_recovery.rs"]
 mod recovery;
-
-/// How often the data summary is logged while records flow.
-const SUMMARY_INTERVAL: Duration = Duration::from_secs(60);
+#[path = "worker_report.rs"]
+mod report;
+#[path = "worker_restore.rs"]
+mod restore;
 
 /// How long a flush may take before the batch is given up (and re-read).
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
@@ -59,13 +62,6 @@ pub enum Query {
     /// The scorecard of a customer, if one of this instance's tasks holds them.
     Customer { id: String, reply: oneshot::Sender<Option<Scorecard>> },
 }
-
-/// How long restores may read per turn of the poll loop.
-const RESTORE_SLICE: Duration = Duration::from_millis(100);
-
-/// Restores of one task that may find their state behind the group's
-/// committed offsets before the assignment is given up as broken.
-const MAX_RESTORES: u32 = 5;
 
 /// Aborts in a row (no commit between) after which the failure is taken to
 /// be permanent (e.g. no write access to an output topic) and care stops.
@@ -86,11 +82,19 @@ struct Slot {
     last_record: Instant,
     /// Fetched records waiting to be merged by event time.
     input: TaskInput,
+    /// What the task's committed batches did since its last data summary,
+    /// and since when.
+    summary: Tally,
+    summary_since: Instant,
+    /// Restored, and not yet caught up with its input: its summary is
+    /// logged when it is (the story of the backlog, not a minute later).
+    catching_up: bool,
 }
 
 impl Slot {
     fn new(engine: Engine, sources: usize, assigned: usize) -> Slot {
-        Slot { engine, phase: Phase::Restoring, restore: None, assigned, last_record: Instant::now(), input: TaskInput::new(sources, monotonic_us()) }
+        let summary = Tally::new(engine.rules().source_count());
+        Slot { engine, phase: Phase::Restoring, restore: None, assigned, last_record: Instant::now(), input: TaskInput::new(sources, monotonic_us()), summary, summary_since: Instant::now(), catching_up: false }
     }
 }
 
@@ -133,8 +137,7 @@ pub struct Worker {
     poisoned: bool,
     faults: Faults,
     last_commit: Instant,
-    /// What the committed batches did since the last data summary.
-    summary: care_core::tally::Tally,
+    /// When the data summaries were last logged.
     last_summary: Instant,
     /// A lag sample arrived since the last [`Worker::drain_all`].
     lag_observed: bool,
@@ -143,12 +146,13 @@ pub struct Worker {
     routing: Routing,
     /// Sources whose unknown event types were logged (once per source).
     unknown_logged: Vec<bool>,
+    /// Dead letters logged lately, by code (logged sparsely).
+    rejected_log: events::Sparse,
 }
 
 impl Worker {
     pub fn new(cfg: Arc<Config>, rules: Arc<Rules>, settings: Settings, publisher: Publisher, status: TaskStatus, metrics: Arc<Metrics>) -> Worker {
         let topics: Vec<String> = cfg.sources.iter().map(|s| s.topic.clone()).collect();
-        let rules_sources = rules.source_count();
         let sources = topics.iter().enumerate().map(|(i, t)| (t.clone(), i)).collect();
         Worker {
             cfg,
@@ -168,12 +172,12 @@ impl Worker {
             poisoned: false,
             faults: Faults::from_env(),
             last_commit: Instant::now(),
-            summary: care_core::tally::Tally::new(rules_sources),
             last_summary: Instant::now(),
             lag_observed: false,
             last_drain_all: Instant::now(),
             routing: Routing::default(),
             unknown_logged: Vec::new(),
+            rejected_log: events::Sparse::default(),
         }
     }
 
@@ -185,7 +189,7 @@ impl Worker {
     pub fn init(&mut self) -> anyhow::Result<()> {
         // Waits out a coordinator that is not up yet: not a stall.
         let status = Arc::clone(&self.status);
-        let _call = status.kafka_call();
+        let _wait = status.waiting("the transaction coordinator (initialising transactions)");
         if self.exactly_once() {
             let id = crate::shell::publish::transactional_id(&self.cfg);
             retry(|| self.publisher.init_transactions(Duration::from_secs(30)))
@@ -220,56 +224,6 @@ impl Worker {
         self.update_gauges();
     }
 
-    /// Reads restoring tasks' changelogs for one slice of time; activates
-    /// those that reached the end.
-    ///
-    /// # Errors
-    /// The changelog cannot be read or holds state this binary cannot read.
-    pub fn restore(&mut self, consumer: &BaseConsumer<ShellContext>) -> anyhow::Result<()> {
-        let until = Instant::now() + RESTORE_SLICE;
-        for (id, slot) in self.tasks.iter_mut().filter(|(_, s)| s.phase == Phase::Restoring) {
-            let restore = match &mut slot.restore {
-                Some(r) => r,
-                None => slot.restore.insert(Restore::start(consumer, &self.cfg, &self.topics, *id)?),
-            };
-            let left = until.saturating_duration_since(Instant::now());
-            if !restore.step(&mut slot.engine, left, &self.faults)? {
-                continue;
-            }
-            if let Some(why) = restore.behind(&slot.engine, &self.topics) {
-                // Read before the previous owner's last commit was readable.
-                let attempt = restore.attempt + 1;
-                if attempt > MAX_RESTORES {
-                    anyhow::bail!("task {id} restored {attempt} times and is still behind: {why}");
-                }
-                tracing::warn!(task = %id, attempt, reason = %why, "Restored state is behind the committed offsets; restoring again");
-                std::thread::sleep(Duration::from_millis(200));
-                slot.engine = Engine::new(self.rules.clone(), *id);
-                let mut again = Restore::start(consumer, &self.cfg, &self.topics, *id)?;
-                again.attempt = attempt;
-                slot.restore = Some(again);
-                continue;
-            }
-            let group = restore.group().to_vec();
-            if slot.engine.emit_from().is_none() {
-                slot.engine.set_emit_from(Some(self.settings.default_emit_from_ms));
-            }
-            durability::activate_input(consumer, &self.cfg, &self.topics, &mut slot.engine, &group)?;
-            slot.input.reset(monotonic_us(), slot.engine.offsets());
-            if self.cfg.kafka.delivery == Delivery::ExactlyOnce {
-                slot.engine.begin_batch();
-            }
-            slot.phase = Phase::Active;
-            slot.last_record = Instant::now();
-            self.status.tasks.insert(*id, Phase::Active);
-            if let Some(r) = slot.restore.take() {
-                events::TaskRestored { task: *id, records: r.records, customers: slot.engine.customer_count(), elapsed: r.started.elapsed() }.emit(&self.metrics);
-            }
-        }
-        self.update_gauges();
-        Ok(())
-    }
-
     /// Commits what was processed, then drops the tasks whose every source
     /// partition was revoked, so their next owner starts where this one stopped.
     pub fn revoke(&mut self, consumer: &BaseConsumer<ShellContext>, tpl: &TopicPartitionList) {
@@ -286,12 +240,16 @@ impl Worker {
             }
         }
         if let Err(e) = self.close_for_revoke(consumer) {
-            events::CommitFailed { error: &e, during: "revoke" }.emit(&self.metrics);
+            // Counted where it failed; the worker is poisoned and care stops.
+            tracing::error!(error = %e, code = ErrorCode::of(&e).as_str(), "Cannot hand the revoked tasks over cleanly; stopping so the next owner re-reads the batch");
         }
         for id in &gone {
-            self.tasks.remove(id);
+            if let Some(mut slot) = self.tasks.remove(id) {
+                Self::log_task_summary(*id, &mut slot, "revoked");
+            }
             self.status.tasks.remove(id);
         }
+        self.forget_tasks(&gone);
         events::TasksRevoked { tasks: &gone, partitions: tpl.count() }.emit(&self.metrics);
         self.update_gauges();
     }
@@ -303,13 +261,13 @@ impl Worker {
     fn close_for_revoke(&mut self, consumer: &BaseConsumer<ShellContext>) -> anyhow::Result<()> {
         let lost = consumer.assignment_lost();
         if !lost && !self.poisoned {
-            match self.commit(consumer) {
+            match self.commit_during(consumer, "revoke") {
                 Ok(()) => return Ok(()),
                 Err(e) if !self.exactly_once() => {
                     self.poisoned = true;
                     return Err(e);
                 }
-                Err(e) => events::CommitFailed { error: &e, during: "revoke" }.emit(&self.metrics),
+                Err(_) => {} // counted and logged; rolled back below
             }
         }
         if self.exactly_once() && (self.in_txn || self.uncommitted > 0) {
@@ -343,8 +301,12 @@ impl Worker {
         self.uncommitted = 0;
         self.out.clear();
         let gone: Vec<TaskId> = self.tasks.keys().copied().collect();
+        for (id, slot) in &mut self.tasks {
+            Self::log_task_summary(*id, slot, "consumer replaced");
+        }
         self.tasks.clear();
         self.status.tasks.clear();
+        self.forget_tasks(&gone);
         events::TasksRevoked { tasks: &gone, partitions: 0 }.emit(&self.metrics);
         self.metrics.partitions_assigned.set(0);
         self.update_gauges();
@@ -403,6 +365,11 @@ impl Worker {
     /// The batch could be neither committed nor aborted; a restart
     /// re-reads it.
     pub fn commit(&mut self, consumer: &BaseConsumer<ShellContext>) -> anyhow::Result<()> {
+        self.commit_during(consumer, "batch")
+    }
+
+    /// [`Worker::commit`], a failure counted as `during` (`batch`, `revoke`).
+    fn commit_during(&mut self, consumer: &BaseConsumer<ShellContext>, during: &'static str) -> anyhow::Result<()> {
         self.last_commit = Instant::now();
         if self.poisoned {
             anyhow::bail!("not committing: an earlier batch failed and was not rolled back");
@@ -417,13 +384,19 @@ impl Worker {
             Ok(true)
         });
         match closed {
-            Ok(false) => Ok(()),
-            Ok(true) => {
-                self.batch_committed();
+            Ok(false) => {
+                self.report_caught_up();
                 Ok(())
             }
-            Err(e) if self.exactly_once() && requires_abort(&e) => self.abort(consumer, &e),
-            Err(e) => Err(e),
+            Ok(true) => {
+                self.batch_committed();
+                self.report_caught_up();
+                Ok(())
+            }
+            Err(e) => {
+                events::CommitFailed { error: &e, during }.emit(&self.metrics);
+                if self.exactly_once() && requires_abort(&e) { self.abort(consumer, &e) } else { Err(e) }
+            }
         }
     }
 
@@ -456,6 +429,8 @@ impl Worker {
         if self.exactly_once() {
             if tpl.count() > 0 {
                 let group = Arc::new(consumer.group_metadata().context("no consumer group metadata")?);
+                let status = Arc::clone(&self.status);
+                let _wait = status.waiting("the consumed offsets to join the transaction");
                 let added = if self.faults.hit_soft(Fault::HangOffsets) {
                     self.publisher.hang(false)
                 } else {
@@ -470,6 +445,8 @@ impl Worker {
             if self.faults.hit_soft(Fault::AbortBatch) {
                 return Err(anyhow::Error::new(InjectedAbort));
             }
+            let status = Arc::clone(&self.status);
+            let _wait = status.waiting("the transaction to commit");
             let committed = if self.faults.hit_soft(Fault::HangCommit) {
                 self.publisher.hang(true)
             } else {
@@ -481,6 +458,7 @@ impl Worker {
             self.flush()?;
             self.faults.hit(Fault::BeforeCommit);
             if tpl.count() > 0 {
+                let _wait = self.status.waiting("the offset commit");
                 consumer.commit(&tpl, CommitMode::Sync).context("committing offsets")?;
             }
         }
@@ -490,6 +468,7 @@ impl Worker {
     /// Waits for every output in flight to be acknowledged.
     fn flush(&self) -> anyhow::Result<()> {
         let started = Instant::now();
+        let _wait = self.status.waiting("Kafka to acknowledge the batch's records");
         self.publisher.flush(FLUSH_TIMEOUT)?;
         self.metrics.flush_seconds.observe(started.elapsed().as_secs_f64());
         Ok(())
@@ -506,40 +485,6 @@ impl Worker {
             }
         }
         Ok(tpl)
-    }
-
-    /// Reports a committed batch and opens the next.
-    fn batch_committed(&mut self) {
-        let eos = self.exactly_once();
-        for (id, slot) in self.tasks.iter_mut().filter(|(_, s)| s.phase == Phase::Active) {
-            let tally = slot.engine.take_tally();
-            self.metrics.record(&tally);
-            self.summary.add(&tally);
-            events::UnknownKinds { tally: &tally, rules: &self.rules }.emit(&mut self.unknown_logged);
-            if let Some(suppressed) = tally.backfill_suppressed {
-                events::BackfillCaughtUp { task: *id, suppressed, emit_from_ms: slot.engine.emit_from() }.emit();
-            }
-            if eos {
-                slot.engine.begin_batch();
-            }
-        }
-        self.status.kafka_answered();
-        events::BatchCommitted { records: self.uncommitted }.emit(&self.metrics);
-        if self.last_summary.elapsed() >= SUMMARY_INTERVAL {
-            self.log_summary();
-        }
-        self.uncommitted = 0;
-        self.aborts_in_a_row = 0;
-        self.update_gauges();
-    }
-
-    /// Logs what the data did since the last summary, if anything.
-    pub fn log_summary(&mut self) {
-        if !self.summary.is_empty() {
-            events::DataSummary { tally: &self.summary, secs: self.last_summary.elapsed().as_secs() }.emit();
-            self.summary.clear();
-        }
-        self.last_summary = Instant::now();
     }
 
     /// Moves the stream time of tasks quiet for `idle_after` to the wall
@@ -570,25 +515,5 @@ impl Worker {
                 }
             }
         }
-    }
-
-    /// Recomputes the state-size gauge (walks every customer).
-    pub fn measure_state(&self) {
-        self.metrics.state_bytes.set(self.tasks.values().map(|s| s.engine.state_bytes()).sum::<usize>() as i64);
-    }
-
-    fn update_gauges(&self) {
-        self.metrics.customers.set(self.tasks.values().map(|s| s.engine.customer_count()).sum::<usize>() as i64);
-        let now_secs = wall_clock_ms() as f64 / 1000.0;
-        self.metrics.stream_time.reset();
-        self.metrics.stream_time_lag.reset();
-        for (id, slot) in self.tasks.iter().filter(|(_, s)| s.phase == Phase::Active) {
-            if let Some(st) = slot.engine.stream_time() {
-                let task = id.to_string();
-                self.metrics.stream_time.with_label_values(&[&task]).set(st as f64 / 1000.0);
-                self.metrics.stream_time_lag.with_label_values(&[&task]).set(now_secs - st as f64 / 1000.0);
-            }
-        }
-        self.metrics.set_tasks(|p| self.status.tasks.iter().filter(|e| *e.value() == p).count());
     }
 }

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use care_core::engine::{Input, Prepared};
+use care_core::engine::{Input, Outcome, Prepared};
 use care_core::task::{Phase, TaskId};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{BorrowedMessage, Message};
@@ -15,6 +15,7 @@ use super::Worker;
 use crate::shell::clock::wall_clock_ms;
 use crate::shell::consumer::ShellContext;
 use crate::shell::durability::requires_abort;
+use crate::shell::events;
 use crate::shell::merge::{monotonic_us, LagSample, Pending};
 use crate::shell::source;
 
@@ -71,6 +72,14 @@ impl Worker {
             let env = raw.map(|m| source::envelope(m, headers.as_ref())).unwrap_or_default();
             let outcome = slot.engine.apply(&input, env, &p.prepared, &mut self.out);
             self.metrics.processing_seconds.observe((p.decode_time + started.elapsed()).as_secs_f64());
+            if let Outcome::Rejected(code) = outcome {
+                let reason: &dyn std::fmt::Display = match &p.prepared {
+                    Prepared::Reject(e) => e,
+                    _ => &"not on the partition murmur2(customer_id) gives",
+                };
+                let source = &self.rules.mapping(next.source).name;
+                events::RecordRejected { code, source, partition: id.partition, offset: p.offset, reason }.emit(&mut self.rejected_log);
+            }
             self.routing.observe(&self.cfg, next.source, outcome)?;
             if next.enforced {
                 self.metrics.enforced_processing.inc();

@@ -25,7 +25,7 @@ impl Worker {
     pub(super) fn abort(&mut self, consumer: &BaseConsumer<ShellContext>, cause: &anyhow::Error) -> anyhow::Result<()> {
         // Aborting and replacing a producer wait on Kafka: not a stall.
         let status = std::sync::Arc::clone(&self.status);
-        let _call = status.kafka_call();
+        let _wait = status.waiting("the transaction to abort");
         // First the state, all of it, with no Kafka call that could fail
         // half-way; then the transaction; then the input positions.
         let records = std::mem::take(&mut self.uncommitted);
