@@ -49,8 +49,9 @@ pub struct Options {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Report {
     pub buyers: usize,
+    /// Alerts (`opened`), a buyer's later ones included.
     pub alerted: usize,
-    /// Alerted buyers who had dropped out by the alert.
+    /// Alerts about buyers who had dropped out by then.
     pub true_alerts: usize,
     pub precision: f64,
     /// Dropouts with at least `min_repeat_purchases` repeats, watched ≥ 90 days.
@@ -85,8 +86,8 @@ pub fn run(cfg: &Config, opts: &Options) -> Option<Report> {
     Some(score(&cfg, &buyers, &alerts, end_ms))
 }
 
-/// Each buyer's first purchase-churn alert, by index.
-fn stream(cfg: &Config, orders: &[(i64, usize, f64)], end_ms: i64) -> HashMap<usize, i64> {
+/// Each buyer's purchase-churn alerts, by index.
+fn stream(cfg: &Config, orders: &[(i64, usize, f64)], end_ms: i64) -> HashMap<usize, Vec<i64>> {
     let mut engine = Routed::new(Arc::new(Rules::new(cfg)), 4);
     let source = engine.rules().canonical_source();
     let (mut out, mut line, mut first) = (Vec::new(), String::new(), HashMap::new());
@@ -95,7 +96,7 @@ fn stream(cfg: &Config, orders: &[(i64, usize, f64)], end_ms: i64) -> HashMap<us
             if r.header("ce_type") == Some("io.care.purchase_churn_risk.v1") && r.status() == Some(care_core::detect::Status::Opened) {
                 let id = r.key.as_deref().and_then(|k| std::str::from_utf8(k).ok()).and_then(|k| k.strip_prefix("b-")?.parse().ok());
                 if let Some(i) = id {
-                    first.entry(i).or_insert(r.trigger_ms);
+                    first.entry(i).or_insert_with(Vec::new).push(r.trigger_ms);
                 }
             }
         }
@@ -117,23 +118,23 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
     (!v.is_empty()).then(|| v[v.len() / 2])
 }
 
-fn score(cfg: &Config, buyers: &[super::fit_population::Customer], alerts: &HashMap<usize, i64>, end_ms: i64) -> Report {
+fn score(cfg: &Config, buyers: &[super::fit_population::Customer], alerts: &HashMap<usize, Vec<i64>>, end_ms: i64) -> Report {
     let days = |ms: i64| ms as f64 / DAY_MS as f64;
     let end = days(end_ms);
     let min_repeat = cfg.detect.purchase_churn.min_repeat_purchases as usize;
     let after_days = f64::from(cfg.detect.dormancy.after_days);
-    let mut r = Report { buyers: buyers.len(), alerted: alerts.len(), ..Report::default() };
+    let mut r = Report { buyers: buyers.len(), alerted: alerts.values().map(Vec::len).sum(), ..Report::default() };
     let (mut within_30, mut within_60, mut ever, mut after, mut lead) = (0, 0, 0, Vec::new(), Vec::new());
     for (i, b) in buyers.iter().enumerate() {
         let born = end - b.t;
         let dropout = b.dropped.then(|| born + b.purchases.last().map_or(0.0, |p| p.0));
-        let alert = alerts.get(&i).map(|&ms| days(ms));
-        if let (Some(a), Some(d)) = (alert, dropout) {
-            r.true_alerts += usize::from(d <= a);
-        }
+        let times: Vec<f64> = alerts.get(&i).into_iter().flatten().map(|&ms| days(ms)).collect();
+        r.true_alerts += times.iter().filter(|a| dropout.is_some_and(|d| d <= **a)).count();
         let Some(d) = dropout.filter(|d| b.purchases.len() > min_repeat && *d + WATCH_DAYS <= end) else { continue };
         r.eligible_dropouts += 1;
-        if let Some(a) = alert.filter(|a| *a >= d) {
+        // Caught by the first alert after the dropout (an earlier one was
+        // about a pause the buyer came back from).
+        if let Some(a) = times.iter().copied().find(|a| *a >= d) {
             within_30 += usize::from(a - d <= 30.0);
             within_60 += usize::from(a - d <= 60.0);
             ever += 1;
