@@ -72,6 +72,19 @@ fn run_scenario() -> Vec<OutputRecord> {
     out.extend(purchase_churn_scenario());
     out.extend(dormant_with_value_scenario());
     out.extend(falling_csat_scenario());
+    out.extend(ticket_surge_scenario());
+    out
+}
+
+/// With ticket surges on: "t" clicks daily for 120 days and raises
+/// tickets on days 100, 102 and 104 (opened); the window empties (resolved).
+fn ticket_surge_scenario() -> Vec<OutputRecord> {
+    let mut lines: Vec<(i64, Value)> = (0..120).map(|d| (T0 + d * DAY, json!({"customer_id": "t", "kind": "click", "ts": T0 + d * DAY}))).collect();
+    lines.extend([100, 102, 104].map(|d| (T0 + d * DAY + 60, json!({"customer_id": "t", "kind": "ticket", "ts": T0 + d * DAY + 60}))));
+    lines.sort_by_key(|(t, _)| *t);
+    let lines: Vec<Value> = lines.into_iter().map(|(_, l)| l).collect();
+    let out: Vec<OutputRecord> = feed("[detect.ticket_surge]\nenabled = true\n", "t", &lines).into_iter().filter(|r| r.header("ce_type") == Some("io.care.ticket_surge.v1")).collect();
+    assert_eq!(out.len(), 2, "opened and resolved");
     out
 }
 
@@ -305,7 +318,7 @@ fn every_emitted_signal_validates_against_its_schema() {
 
     let types: BTreeSet<&str> = seen.keys().map(|(t, _)| t.as_str()).collect();
     assert_eq!(types, all_types().into_iter().collect(), "every output type must be exercised; saw {seen:?}");
-    for t in ["io.care.activity_decline.v1", "io.care.activity_decline.v2", "io.care.silence.v1", "io.care.csat_low.v1", "io.care.purchase_churn_risk.v1", "io.care.falling_csat.v1"] {
+    for t in ["io.care.activity_decline.v1", "io.care.activity_decline.v2", "io.care.silence.v1", "io.care.csat_low.v1", "io.care.purchase_churn_risk.v1", "io.care.falling_csat.v1", "io.care.ticket_surge.v1"] {
         for status in ["opened", "resolved"] {
             assert!(seen.contains_key(&(t.to_string(), status.to_string())), "no {t} `{status}` emitted; saw {seen:?}");
         }
@@ -423,6 +436,13 @@ fn validators_reject_broken_payloads() {
             }
             "io.care.falling_csat.v1" => {
                 for (f, v) in [("p_value", json!(1.5)), ("earlier_csat_pct", json!(101)), ("recent_answers", json!(1)), ("earlier_answers", json!(0)), ("significance", json!(0))] {
+                    let mut bad = good.clone();
+                    bad[f] = v;
+                    bad_cases.push((f, bad));
+                }
+            }
+            "io.care.ticket_surge.v1" => {
+                for (f, v) in [("p_value", json!(1.5)), ("tickets", json!(-1)), ("window_days", json!(0)), ("expected_tickets", json!(-0.1)), ("significance", json!(1))] {
                     let mut bad = good.clone();
                     bad[f] = v;
                     bad_cases.push((f, bad));

@@ -21,6 +21,7 @@ pub mod sequential;
 pub mod signal;
 pub mod silence;
 pub mod stats;
+pub mod ticket_surge;
 
 use std::fmt;
 
