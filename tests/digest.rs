@@ -22,7 +22,8 @@ use std::process::Command;
 /// the lines naming purchase_churn_risk the output hashes to the previous
 /// digest, 8_615_005_599_241_647_410. Again when the reactivation score
 /// gained P(alive) and predicted value: only the 286 dormant lines changed.
-const DEMO: (usize, u64) = (3421, 3_932_979_983_012_855_094);
+/// And when the scorecard gained its purchase-churn line (one line added).
+const DEMO: (usize, u64) = (3422, 16_521_298_152_823_247_779);
 const REPLAY_SEQUENTIAL: (usize, u64) = (1221, 1_094_414_225_453_739_663);
 const REPLAY_WINDOW: (usize, u64) = (1313, 11_589_735_280_546_292_755);
 

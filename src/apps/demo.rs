@@ -30,7 +30,7 @@ use rand::Rng;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use super::population::{Population, SimEvent, Variant, DAY_MS, START_MS};
+use super::population::{customer_index, Class, Population, SimEvent, Truth, Variant, DAY_MS, START_MS};
 use super::quality::{ClassScore, Scorer};
 
 /// Demo settings (the CLI flags).
@@ -57,9 +57,38 @@ pub struct Summary {
     /// The alerts against the population's ground truth.
     pub scorecard: Vec<ClassScore>,
     pub false_alerts_per_1000_steady_customer_months: f64,
+    /// Purchase-churn alerts against the personas (with a fit loaded).
+    pub purchase_churn: PurchaseChurnScore,
     pub elapsed_secs: f64,
     pub events_per_sec: f64,
     pub interrupted: bool,
+}
+
+/// Purchase-churn alerts scored against the personas: an alert is right
+/// when the customer had stopped buying by then, being silent (or away,
+/// returning) from their change day on; a declining customer still buys,
+/// fewer, and counts as not stopped.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PurchaseChurnScore {
+    pub alerts: u64,
+    pub on_stopped_customers: u64,
+}
+
+impl PurchaseChurnScore {
+    fn observe(&mut self, truth: &[Truth], r: &OutputRecord) {
+        if r.header("ce_type") != Some("io.care.purchase_churn_risk.v1") || r.status() != Some(care_core::detect::Status::Opened) {
+            return;
+        }
+        self.alerts += 1;
+        let Some(t) = r.key.as_deref().and_then(customer_index).and_then(|i| truth.get(i as usize)) else { return };
+        let day = ((r.trigger_ms - START_MS) / DAY_MS) as u32;
+        let stopped = match (t.class, t.change_day) {
+            (Class::Silent, Some(c)) => day >= c,
+            (Class::Returning { back }, Some(c)) => day >= c && day < back,
+            _ => false,
+        };
+        self.on_stopped_customers += u64::from(stopped);
+    }
 }
 
 /// Knuth's Poisson sampler: fine for the small means used here.
@@ -181,6 +210,7 @@ pub fn run(cfg: &Config, opts: &Options, shutdown: &CancellationToken, report: &
         engine.advance(now, &mut outputs);
         for r in outputs.drain(..) {
             scorer.observe(&r);
+            summary.purchase_churn.observe(&truth, &r);
             if examples.iter().filter(|e| e.header("ce_type") == r.header("ce_type")).count() < opts.examples {
                 examples.push(r);
             }
@@ -239,6 +269,10 @@ pub fn print_report(w: &mut dyn std::io::Write, s: &Summary, examples: &[OutputR
     }
     writeln!(w, "  steady customers: {:.2} false alerts (decline or silence) per 1,000 customer-months after a 35-day warm-up", s.false_alerts_per_1000_steady_customer_months)?;
     writeln!(w, "  (a customer is caught by any decline, silence or dormancy alert on or after the day their activity changed)")?;
+    let p = &s.purchase_churn;
+    if p.alerts > 0 {
+        writeln!(w, "  purchase-churn alerts: {}, of which {} ({:.0} %) on customers who had stopped buying (silent or away from their change day)", p.alerts, p.on_stopped_customers, p.on_stopped_customers as f64 / p.alerts as f64 * 100.0)?;
+    }
     writeln!(w, "\n== example outputs (topic, key, headers, value)")?;
     for r in examples {
         crate::apps::replay::write_record(cfg, r, w)?;
