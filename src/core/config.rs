@@ -464,11 +464,7 @@ impl Config {
     /// Unreadable file, TOML syntax, unknown keys (named with their line), or
     /// a failed cross-field rule (named by key).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.display().to_string(), error: source })?;
-        let mut config = Self::parse(&text, &path.display().to_string())?;
-        config.load_files(path)?;
-        Ok(config)
+        Self::load_with_env(path, std::iter::empty()).map(|(config, _)| config)
     }
 
     /// Reads the files the config names (the fit of `value.params`),
