@@ -73,6 +73,22 @@ fn run_scenario() -> Vec<OutputRecord> {
     out.extend(dormant_with_value_scenario());
     out.extend(falling_csat_scenario());
     out.extend(ticket_surge_scenario());
+    out.extend(tiers_scenario());
+    out
+}
+
+/// With tiers on: "l" orders weekly eight times (potential, loyal,
+/// champion), then lapses while "m" clicks daily (loyal, at risk, lost).
+fn tiers_scenario() -> Vec<OutputRecord> {
+    let mut lines: Vec<(i64, Value)> = (0..8).map(|k| (T0 + k * 7 * DAY, json!({"customer_id": "l", "kind": "order", "ts": T0 + k * 7 * DAY, "amount": 80.0}))).collect();
+    lines.extend((0..400).map(|d| (T0 + d * DAY + 1, json!({"customer_id": "m", "kind": "click", "ts": T0 + d * DAY + 1}))));
+    lines.sort_by_key(|(t, _)| *t);
+    let lines: Vec<Value> = lines.into_iter().map(|(_, l)| l).collect();
+    let out: Vec<OutputRecord> = feed_with(&Config::parse("[detect.tiers]\nenabled = true\n[detect.dormancy]\nenabled = false\n", "test").unwrap(), &lines)
+        .into_iter()
+        .filter(|r| r.header("ce_type") == Some("io.care.tier_changed.v1"))
+        .collect();
+    assert_eq!(out.len(), 6, "three rises, three falls");
     out
 }
 
@@ -443,6 +459,13 @@ fn validators_reject_broken_payloads() {
             }
             "io.care.ticket_surge.v1" => {
                 for (f, v) in [("p_value", json!(1.5)), ("tickets", json!(-1)), ("window_days", json!(0)), ("expected_tickets", json!(-0.1)), ("significance", json!(1))] {
+                    let mut bad = good.clone();
+                    bad[f] = v;
+                    bad_cases.push((f, bad));
+                }
+            }
+            "io.care.tier_changed.v1" => {
+                for (f, v) in [("to", json!("gold")), ("from", json!("bronze")), ("r", json!(0)), ("m", json!(6)), ("purchase_days", json!(0)), ("status", json!("resolved"))] {
                     let mut bad = good.clone();
                     bad[f] = v;
                     bad_cases.push((f, bad));

@@ -290,7 +290,7 @@ mod tests {
 
     #[test]
     fn a_small_population_yields_every_signal_type_deterministically() {
-        let mut cfg = Config::parse("[detect.first_order]\nenabled = true\n[detect.nps_detractor]\nenabled = true\n[detect.csat_low]\nenabled = true\n", "t").unwrap();
+        let mut cfg = Config::parse("[detect.first_order]\nenabled = true\n[detect.nps_detractor]\nenabled = true\n[detect.csat_low]\nenabled = true\n[detect.tiers]\nenabled = true\n", "t").unwrap();
         let mut said = Vec::new();
         with_own_fit(&mut cfg, &opts(600), &mut said).unwrap();
         assert!(String::from_utf8(said).unwrap().contains("fitted to the population's own orders"));

@@ -22,6 +22,7 @@ pub mod signal;
 pub mod silence;
 pub mod stats;
 pub mod ticket_surge;
+pub mod tiers;
 
 use std::fmt;
 

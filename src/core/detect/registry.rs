@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, ConfigError};
 use crate::state::codec::StateBlock;
-use crate::detect::{csat_low, decline, dormancy, falling_csat, first_order, nps_detractor, purchase_churn, purchases, silence, ticket_surge, Detector, DetectorId, SignalType};
+use crate::detect::{csat_low, decline, dormancy, falling_csat, first_order, nps_detractor, purchase_churn, purchases, silence, ticket_surge, tiers, Detector, DetectorId, SignalType};
 
 /// Makes [`DetectConfig`] and [`REGISTRY`] from one list of
 /// `name: ConfigType => ENTRY`: `name` is the detector's `[detect.<name>]`
@@ -53,6 +53,7 @@ detectors! {
     falling_csat: falling_csat::FallingCsatConfig => falling_csat::ENTRY,
     ticket_surge: ticket_surge::TicketSurgeConfig => ticket_surge::ENTRY,
     purchases: purchases::PurchasesConfig => purchases::ENTRY,
+    tiers: tiers::TiersConfig => tiers::ENTRY,
     purchase_churn: purchase_churn::PurchaseChurnConfig => purchase_churn::ENTRY,
 }
 
@@ -205,7 +206,7 @@ mod tests {
 
     #[test]
     fn every_detector_runs_after_those_that_supersede_it() {
-        let cfg = crate::test_support::with_fit("[detect.first_order]\nenabled = true\n[detect.nps_detractor]\nenabled = true\n[detect.csat_low]\nenabled = true\n[detect.falling_csat]\nenabled = true\n[detect.ticket_surge]\nenabled = true\n");
+        let cfg = crate::test_support::with_fit("[detect.first_order]\nenabled = true\n[detect.nps_detractor]\nenabled = true\n[detect.csat_low]\nenabled = true\n[detect.falling_csat]\nenabled = true\n[detect.ticket_surge]\nenabled = true\n[detect.tiers]\nenabled = true\n");
         let all: Vec<Box<dyn Detector>> = REGISTRY.iter().filter_map(|e| (e.build)(&cfg)).collect();
         assert_eq!(all.len(), REGISTRY.len(), "every detector enabled");
         for (i, d) in all.iter().enumerate() {
@@ -220,7 +221,7 @@ mod tests {
     #[test]
     fn signal_types_have_unique_names_and_ce_types() {
         let names: Vec<&str> = signal_types().iter().map(|t| t.as_str()).collect();
-        assert_eq!(names, ["dormant", "reactivated", "silence", "activity_decline", "first_order", "nps_detractor", "csat_low", "falling_csat", "ticket_surge", "purchase_churn_risk"]);
+        assert_eq!(names, ["dormant", "reactivated", "silence", "activity_decline", "first_order", "nps_detractor", "csat_low", "falling_csat", "ticket_surge", "tier_changed", "purchase_churn_risk"]);
         let ce: Vec<&str> = ce_types().map(|(_, _, name)| name).collect();
         let mut unique = ce.clone();
         unique.sort_unstable();
