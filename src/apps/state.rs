@@ -118,6 +118,21 @@ impl View {
                     m.insert("recent_purchase_days".into(), days.into());
                 }
             }
+            "retention" => {
+                let newest = m.remove("newest").and_then(|n| n.as_i64()).unwrap_or(0);
+                if let Some(Value::Array(secs)) = m.remove("latest_secs") {
+                    let months: Vec<Value> = secs
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(i, s)| {
+                            let at = s.as_i64().filter(|s| *s > 0)?;
+                            let month = newest - i as i64;
+                            Some(json!({"month": format!("{:04}-{:02}", 1970 + month.div_euclid(12), month.rem_euclid(12) + 1), "latest_activity": rfc3339(at * 1000)}))
+                        })
+                        .collect();
+                    m.insert("months".into(), months.into());
+                }
+            }
             "falling_csat" => {
                 let n = m.get("recent").and_then(Value::as_u64).unwrap_or(0);
                 if let Some(bits) = m.remove("recent_bits").and_then(|b| b.as_u64()) {

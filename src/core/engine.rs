@@ -428,6 +428,17 @@ impl Engine {
         Some(Scorecard::new(c, self.id.partition, self.state.stream_time_ms, r.buckets, r.activity, &r.card))
     }
 
+    /// This task's retention and repeat-purchase counts for the last
+    /// complete month before its stream time (zeros before any event);
+    /// `None` with the retention detector off. Walks every customer.
+    pub fn retention_figures(&self, cfg: &Config) -> Option<crate::detect::retention::Figures> {
+        if !cfg.detect.retention.enabled {
+            return None;
+        }
+        let Some(st) = self.state.stream_time_ms else { return Some(crate::detect::retention::Figures::default()) };
+        Some(crate::detect::retention::figures(cfg, self.state.customers(), st))
+    }
+
     /// Every customer's scorecard, sorted by customer id.
     pub fn scorecards(&self) -> Vec<Scorecard> {
         let r = &self.rules;

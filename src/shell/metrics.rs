@@ -55,6 +55,11 @@ pub struct Metrics {
     /// Customers a restoring task has read back so far, per task.
     pub restore_customers: IntGaugeVec,
     pub producers_replaced: IntCounter,
+    /// Per task, the last complete month's retention counts by `figure`.
+    pub retention: IntGaugeVec,
+    /// Per task, customers with one purchase day or more, and two or more.
+    pub buyers: IntGaugeVec,
+    pub repeat_buyers: IntGaugeVec,
     /// Input partitions currently assigned to this instance.
     pub partitions_assigned: IntGauge,
     /// Tasks of this instance by lifecycle phase.
@@ -202,6 +207,12 @@ impl Metrics {
                 IntGaugeVec::new(Opts::new("care_restore_customers", "Customers a restoring task has read back so far"), &["task"]).expect("valid metric"),
             ),
             producers_replaced: counter(&r, "care_producers_replaced_total", "Producers replaced after a transactional call never returned"),
+            retention: register(
+                &r,
+                IntGaugeVec::new(Opts::new("care_retention_customers", "Customers of a task counted for the last complete month's retention, by figure"), &["task", "figure"]).expect("valid metric"),
+            ),
+            buyers: register(&r, IntGaugeVec::new(Opts::new("care_buyers", "Customers of a task with at least one purchase day"), &["task"]).expect("valid metric")),
+            repeat_buyers: register(&r, IntGaugeVec::new(Opts::new("care_repeat_buyers", "Customers of a task with two purchase days or more"), &["task"]).expect("valid metric")),
             partitions_assigned: gauge(&r, "care_partitions_assigned", "Input partitions assigned"),
             tasks: register(&r, IntGaugeVec::new(Opts::new("care_tasks", "Tasks of this instance by phase"), &["phase"]).expect("valid metric")),
             state_bytes: gauge(&r, "care_state_bytes", "Approximate bytes of customer state"),

@@ -14,6 +14,9 @@ use crate::shell::events;
 /// How often the data summaries are logged while records flow.
 const SUMMARY_INTERVAL: Duration = Duration::from_secs(60);
 
+/// The `figure` label values of `care_retention_customers`.
+pub(crate) const RETENTION_FIGURES: [&str; 4] = ["active_at_start", "retained", "active_at_end", "new_in_month"];
+
 impl Worker {
     /// Reports a committed batch and opens the next.
     pub(super) fn batch_committed(&mut self) {
@@ -67,9 +70,20 @@ impl Worker {
         slot.summary_since = Instant::now();
     }
 
-    /// Recomputes the state-size gauge (walks every customer).
+    /// Recomputes the state-size gauge and each task's retention and
+    /// repeat-purchase counts (walks every customer).
     pub fn measure_state(&self) {
         self.metrics.state_bytes.set(self.tasks.values().map(|s| s.engine.state_bytes()).sum::<usize>() as i64);
+        for (id, slot) in self.tasks.iter().filter(|(_, s)| s.phase == Phase::Active) {
+            let Some(f) = slot.engine.retention_figures(&self.cfg) else { continue };
+            let task = id.to_string();
+            let counts = [f.active_at_start, f.retained, f.active_at_end, f.new_in_month];
+            for (figure, n) in RETENTION_FIGURES.iter().zip(counts) {
+                self.metrics.retention.with_label_values(&[task.as_str(), figure]).set(n as i64);
+            }
+            self.metrics.buyers.with_label_values(&[&task]).set(f.buyers as i64);
+            self.metrics.repeat_buyers.with_label_values(&[&task]).set(f.repeat_buyers as i64);
+        }
     }
 
     pub(super) fn update_gauges(&self) {

@@ -10,6 +10,7 @@ use care_core::engine::Engine;
 use care_core::task::{Phase, TaskId};
 use rdkafka::consumer::BaseConsumer;
 
+use super::report::RETENTION_FIGURES;
 use super::Worker;
 use crate::shell::consumer::ShellContext;
 use crate::shell::durability::{self, Restore};
@@ -123,6 +124,11 @@ impl Worker {
             let task = id.to_string();
             let _ = self.metrics.restore_remaining.remove_label_values(&[&task]);
             let _ = self.metrics.restore_customers.remove_label_values(&[&task]);
+            for figure in RETENTION_FIGURES {
+                let _ = self.metrics.retention.remove_label_values(&[task.as_str(), figure]);
+            }
+            let _ = self.metrics.buyers.remove_label_values(&[&task]);
+            let _ = self.metrics.repeat_buyers.remove_label_values(&[&task]);
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod first_order;
 pub mod nps_detractor;
 pub mod purchase_churn;
 pub mod purchases;
+pub mod retention;
 pub mod registry;
 pub mod sequential;
 pub mod signal;

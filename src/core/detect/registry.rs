@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, ConfigError};
 use crate::state::codec::StateBlock;
-use crate::detect::{csat_low, decline, dormancy, falling_csat, first_order, nps_detractor, purchase_churn, purchases, silence, ticket_surge, tiers, Detector, DetectorId, SignalType};
+use crate::detect::{csat_low, decline, dormancy, falling_csat, first_order, nps_detractor, purchase_churn, purchases, retention, silence, ticket_surge, tiers, Detector, DetectorId, SignalType};
 
 /// Makes [`DetectConfig`] and [`REGISTRY`] from one list of
 /// `name: ConfigType => ENTRY`: `name` is the detector's `[detect.<name>]`
@@ -54,6 +54,7 @@ detectors! {
     ticket_surge: ticket_surge::TicketSurgeConfig => ticket_surge::ENTRY,
     purchases: purchases::PurchasesConfig => purchases::ENTRY,
     tiers: tiers::TiersConfig => tiers::ENTRY,
+    retention: retention::RetentionConfig => retention::ENTRY,
     purchase_churn: purchase_churn::PurchaseChurnConfig => purchase_churn::ENTRY,
 }
 
@@ -242,7 +243,7 @@ mod tests {
     fn the_activity_chain_is_dormancy_over_silence_over_decline() {
         let e = enabled(&Config::parse("", "t").unwrap());
         let ids: Vec<&str> = e.iter().map(|d| d.id().0).collect();
-        assert_eq!(ids, ["dormancy", "silence", "decline", "nps_detractor", "purchases"]);
+        assert_eq!(ids, ["dormancy", "silence", "decline", "nps_detractor", "purchases", "retention"]);
         assert_eq!((e.weaker(0), e.weaker(1), e.weaker(2), e.weaker(3)), (0b110, 0b100, 0, 0));
         assert_eq!((e.stronger(0), e.stronger(1), e.stronger(2), e.stronger(3)), (0, 0b001, 0b011, 0), "the detractor alert stands beside the chain");
         let off = enabled(&Config::parse("[detect.silence]\nenabled = false\n", "t").unwrap());

@@ -1,0 +1,236 @@
+//! Retention: each customer's latest activity in each of the last six
+//! calendar months (configured timezone), so a task can say who was active
+//! at the start and at the end of the last complete month. Emits nothing;
+//! [`Figures`] are what the shell exports as per-task numerator and
+//! denominator gauges, summed across tasks in PromQL.
+//!
+//! A customer is active at instant B when they had any activity (an
+//! activity kind or an order, late ones included) in the `active_days`
+//! (90) before it. For the last complete month, from S to E:
+//! - retention = customers active at both S and E ÷ customers active at
+//!   S × 100, and churn = 100 − retention;
+//! - the textbook retention, (customers active at E − customers first seen
+//!   in the month) ÷ customers active at S × 100, beside it;
+//! - repeat-purchase rate = buyers with two or more purchase days ÷ buyers.
+//!
+//! Late activity folds too: it happened. 28 bytes a customer who acted.
+
+use chrono::{DateTime, Datelike, NaiveDate};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Config, ConfigError};
+use crate::detect::registry::Entry;
+use crate::detect::{invalid, yes, Detector, DetectorId, Moment, Signal};
+use crate::event::{Event, KindSet};
+use crate::state::codec::StateBlock;
+use crate::state::Customer;
+use crate::wire::{put_varint, CodecError, Reader};
+
+/// Months kept per customer: the current one and five before it (90
+/// days before the last complete month's start can reach the fifth, by a
+/// day, when February is among them).
+const MONTHS: usize = 6;
+
+/// The `[detect.retention]` table.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// On by default: the figures cost 28 bytes a customer.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// A customer is active when they acted in this many days before.
+    #[serde(default = "default_active_days")]
+    pub active_days: u32,
+}
+
+fn default_active_days() -> u32 {
+    90
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("defaults parse")
+    }
+}
+
+impl RetentionConfig {
+    /// Checks the `[detect.retention]` keys, naming the first bad one.
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        if !(1..=90).contains(&self.active_days) {
+            return Err(invalid("detect.retention.active_days", "must be from 1 to 90 (six months are kept)"));
+        }
+        Ok(())
+    }
+}
+
+pub const ID: DetectorId = DetectorId("retention");
+
+/// The registry's entry: on by default, emits nothing.
+pub const ENTRY: Entry = Entry {
+    id: ID,
+    build: |cfg: &Config| cfg.detect.retention.enabled.then(|| Box::new(Retention::new(cfg)) as Box<dyn Detector>),
+    window_width: |_| 0,
+    signals: &[],
+    blocks: &[&BLOCK],
+};
+
+/// Calendar months in a fixed UTC offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Months {
+    pub offset_ms: i64,
+}
+
+impl Months {
+    /// Months since January 1970 of the instant `ms`.
+    pub fn of(&self, ms: i64) -> i32 {
+        DateTime::from_timestamp_millis(ms + self.offset_ms).map_or(0, |t| (t.year() - 1970) * 12 + t.month0() as i32)
+    }
+
+    /// The instant month `m` starts.
+    pub fn start_ms(&self, m: i32) -> i64 {
+        let (y, m0) = (1970 + m.div_euclid(12), m.rem_euclid(12) as u32);
+        NaiveDate::from_ymd_opt(y, m0 + 1, 1).and_then(|d| d.and_hms_opt(0, 0, 0)).map_or(0, |t| t.and_utc().timestamp_millis()) - self.offset_ms
+    }
+}
+
+/// Latest activity per month, kept in `Customer::detectors` under [`ID`]:
+/// slot i holds month `newest − i`, as seconds since the epoch (0: none).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct ActiveMonths {
+    pub newest: i32,
+    pub latest_secs: [u32; MONTHS],
+}
+
+impl ActiveMonths {
+    fn add(&mut self, months: Months, ts_ms: i64) {
+        let (m, secs) = (months.of(ts_ms), u32::try_from(ts_ms.div_euclid(1000).max(1)).unwrap_or(u32::MAX));
+        if self.latest_secs == [0; MONTHS] {
+            self.newest = m;
+        }
+        if m > self.newest {
+            let shift = (m - self.newest) as usize;
+            self.latest_secs = std::array::from_fn(|i| if i >= shift { self.latest_secs[i - shift] } else { 0 });
+            self.newest = m;
+        }
+        if let Some(slot) = usize::try_from(self.newest - m).ok().and_then(|i| self.latest_secs.get_mut(i)) {
+            *slot = (*slot).max(secs);
+        }
+    }
+
+    /// Whether the customer acted in the `window_ms` up to `at_ms`.
+    pub fn active_at(&self, at_ms: i64, window_ms: i64) -> bool {
+        self.latest_secs.iter().any(|&s| s > 0 && {
+            let t = i64::from(s) * 1000;
+            t <= at_ms && t > at_ms - window_ms
+        })
+    }
+}
+
+/// The detector: folds every activity (late ones too) into the months.
+#[derive(Debug, Clone)]
+pub struct Retention {
+    months: Months,
+    activity: KindSet,
+}
+
+impl Retention {
+    pub fn new(cfg: &Config) -> Retention {
+        Retention { months: months(cfg), activity: cfg.engine.activity_set() }
+    }
+
+    fn fold(&self, c: &mut Customer, ev: &Event) {
+        if self.activity.contains(ev.kind) || ev.kind == crate::event::Kind::Order {
+            c.detectors.get_or_insert_with(ID.0, ActiveMonths::default).add(self.months, ev.ts_ms);
+        }
+    }
+}
+
+/// The config's calendar months.
+pub fn months(cfg: &Config) -> Months {
+    Months { offset_ms: i64::from(cfg.engine.utc_offset_secs().unwrap_or(0)) * 1000 }
+}
+
+impl Detector for Retention {
+    fn id(&self) -> DetectorId {
+        ID
+    }
+
+    fn wants_events(&self) -> bool {
+        true
+    }
+
+    fn on_event(&self, c: &mut Customer, _: Moment, ev: &Event, _: &mut Vec<Signal>) {
+        self.fold(c, ev);
+    }
+
+    fn on_late_event(&self, c: &mut Customer, ev: &Event) {
+        self.fold(c, ev);
+    }
+}
+
+/// One task's retention and repeat-purchase counts for the last complete
+/// month before stream time: numerators and denominators, summed over
+/// tasks by whoever reads them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Figures {
+    /// Customers active at the month's start.
+    pub active_at_start: u64,
+    /// Of those, active at its end too.
+    pub retained: u64,
+    /// Customers active at the month's end.
+    pub active_at_end: u64,
+    /// Customers first seen within the month.
+    pub new_in_month: u64,
+    /// Customers with at least one purchase day, and with two or more.
+    pub buyers: u64,
+    pub repeat_buyers: u64,
+}
+
+/// The figures of `customers` for the last complete month before
+/// `stream_ms`.
+pub fn figures<'a>(cfg: &Config, customers: impl Iterator<Item = &'a Customer>, stream_ms: i64) -> Figures {
+    let months = months(cfg);
+    let window_ms = i64::from(cfg.detect.retention.active_days) * 86_400_000;
+    let this = months.of(stream_ms);
+    let (start, end) = (months.start_ms(this - 1), months.start_ms(this));
+    // Active at an instant: activity in the window up to and including it.
+    let (at_start, at_end) = (start - 1, end - 1);
+    let days = crate::detect::purchases::day_buckets(cfg);
+    let mut f = Figures::default();
+    for c in customers {
+        if let Some(h) = crate::detect::purchases::history(c, days) {
+            f.buyers += 1;
+            f.repeat_buyers += u64::from(h.days.days >= 2);
+        }
+        let Some(a) = c.detectors.get::<ActiveMonths>(ID.0) else { continue };
+        let (s, e) = (a.active_at(at_start, window_ms), a.active_at(at_end, window_ms));
+        f.active_at_start += u64::from(s);
+        f.retained += u64::from(s && e);
+        f.active_at_end += u64::from(e);
+        f.new_in_month += u64::from((start..end).contains(&c.first_seen_ms) && e);
+    }
+    f
+}
+
+/// The changelog block of [`ActiveMonths`].
+pub const BLOCK: StateBlock = StateBlock { id: 13, version: 1, name: "retention", encode: encode_state, decode: decode_state };
+
+fn encode_state(c: &Customer, out: &mut Vec<u8>) {
+    let Some(a) = c.detectors.get::<ActiveMonths>(ID.0) else { return };
+    put_varint(out, u64::from(a.newest.max(0) as u32));
+    a.latest_secs.iter().for_each(|s| out.extend_from_slice(&s.to_le_bytes()));
+}
+
+fn decode_state(c: &mut Customer, _version: u8, p: &mut Reader<'_>) -> Result<(), CodecError> {
+    let newest = i32::try_from(p.u32("retention.newest")?).map_err(|_| CodecError::Corrupt("retention: month out of range".into()))?;
+    let mut latest_secs = [0u32; MONTHS];
+    for s in &mut latest_secs {
+        *s = p.u32_le("retention.latest_secs")?;
+    }
+    c.detectors.insert(ID.0, ActiveMonths { newest, latest_secs });
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "retention_tests.rs"]
+mod tests;
