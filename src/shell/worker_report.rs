@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+use care_core::detect::tiers::Tier;
 use care_core::task::{Phase, TaskId};
 
 use super::{Slot, Worker};
@@ -83,6 +84,9 @@ impl Worker {
             }
             self.metrics.buyers.with_label_values(&[&task]).set(f.buyers as i64);
             self.metrics.repeat_buyers.with_label_values(&[&task]).set(f.repeat_buyers as i64);
+            for (t, n) in Tier::ALL.iter().zip(f.tiers) {
+                self.metrics.tier_customers.with_label_values(&[task.as_str(), t.as_str()]).set(n as i64);
+            }
         }
     }
 

@@ -129,6 +129,9 @@ impl Worker {
             }
             let _ = self.metrics.buyers.remove_label_values(&[&task]);
             let _ = self.metrics.repeat_buyers.remove_label_values(&[&task]);
+            for t in care_core::detect::tiers::Tier::ALL {
+                let _ = self.metrics.tier_customers.remove_label_values(&[task.as_str(), t.as_str()]);
+            }
         }
     }
 }

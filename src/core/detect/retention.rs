@@ -184,6 +184,8 @@ pub struct Figures {
     /// Customers with at least one purchase day, and with two or more.
     pub buyers: u64,
     pub repeat_buyers: u64,
+    /// Customers in each loyalty tier, best first (zeros with tiers off).
+    pub tiers: [u64; 6],
 }
 
 /// The figures of `customers` for the last complete month before
@@ -201,6 +203,9 @@ pub fn figures<'a>(cfg: &Config, customers: impl Iterator<Item = &'a Customer>, 
         if let Some(h) = crate::detect::purchases::history(c, days) {
             f.buyers += 1;
             f.repeat_buyers += u64::from(h.days.days >= 2);
+        }
+        if let Some(t) = c.detectors.get::<crate::detect::tiers::Current>(crate::detect::tiers::ID.0) {
+            f.tiers[t.tier.index()] += 1;
         }
         let Some(a) = c.detectors.get::<ActiveMonths>(ID.0) else { continue };
         let (s, e) = (a.active_at(at_start, window_ms), a.active_at(at_end, window_ms));

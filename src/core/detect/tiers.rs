@@ -124,7 +124,24 @@ pub enum Tier {
 }
 
 impl Tier {
-    const ALL: [Tier; 6] = [Tier::Champion, Tier::Loyal, Tier::Potential, Tier::AtRisk, Tier::Hibernating, Tier::Lost];
+    pub const ALL: [Tier; 6] = [Tier::Champion, Tier::Loyal, Tier::Potential, Tier::AtRisk, Tier::Hibernating, Tier::Lost];
+
+    /// Its position in [`Tier::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The name in payloads and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Champion => "champion",
+            Tier::Loyal => "loyal",
+            Tier::Potential => "potential",
+            Tier::AtRisk => "at_risk",
+            Tier::Hibernating => "hibernating",
+            Tier::Lost => "lost",
+        }
+    }
 
     /// The tier of R and F scores.
     pub fn of(r: u8, f: u8) -> Tier {
@@ -289,7 +306,7 @@ pub const BLOCK: StateBlock = StateBlock { id: 12, version: 1, name: "tiers", en
 
 fn encode_state(c: &Customer, out: &mut Vec<u8>) {
     if let Some(t) = c.detectors.get::<Current>(ID.0) {
-        out.push(Tier::ALL.iter().position(|x| *x == t.tier).unwrap_or(0) as u8);
+        out.push(t.tier.index() as u8);
     }
 }
 

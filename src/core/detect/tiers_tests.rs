@@ -16,6 +16,14 @@ fn tiers_follow_the_documented_table() {
 }
 
 #[test]
+fn tier_names_and_indexes_agree_with_the_payload() {
+    for (i, t) in Tier::ALL.iter().enumerate() {
+        assert_eq!(t.index(), i);
+        assert_eq!(serde_json::to_value(t).unwrap(), t.as_str());
+    }
+}
+
+#[test]
 fn rfm_scores_known_answers() {
     let t = Tiers::new(&crate::config::Config::parse(ON, "t").unwrap());
     let mut h = PurchaseHistory::new(0, 60.0);
