@@ -24,7 +24,7 @@ const NOW_WALL_MS: i64 = i64::MAX / 4;
 /// Every output type: the renderer's table, so a new one cannot be left
 /// out of these checks.
 fn all_types() -> Vec<&'static str> {
-    care::render::ce_types().map(|(_, _, ce_type)| ce_type).collect()
+    care::render::all_ce_types().collect()
 }
 
 fn schema_path(ce_type: &str) -> PathBuf {
@@ -74,6 +74,26 @@ fn run_scenario() -> Vec<OutputRecord> {
     out.extend(falling_csat_scenario());
     out.extend(ticket_surge_scenario());
     out.extend(tiers_scenario());
+    out.extend(source_anomaly_scenario());
+    out
+}
+
+/// With the guard's floor at 1: four customers click daily until day 39
+/// and go silent together on day 46 (the second opening trips the guard);
+/// "u" clicks on, and a quiet day clears it.
+fn source_anomaly_scenario() -> Vec<OutputRecord> {
+    let mut lines: Vec<(i64, Value)> = Vec::new();
+    for d in 0..40 {
+        for c in 0..4 {
+            lines.push((T0 + d * DAY + c, json!({"customer_id": format!("q{c}"), "kind": "click", "ts": T0 + d * DAY + c})));
+        }
+    }
+    lines.extend((0..70).map(|d| (T0 + d * DAY + 9, json!({"customer_id": "u", "kind": "click", "ts": T0 + d * DAY + 9}))));
+    lines.sort_by_key(|(t, _)| *t);
+    let lines: Vec<Value> = lines.into_iter().map(|(_, l)| l).collect();
+    let cfg = Config::parse("[engine]\noutage_guard_min_openings = 1\n[detect.dormancy]\nenabled = false\n", "test").unwrap();
+    let out: Vec<OutputRecord> = feed_with(&cfg, &lines).into_iter().filter(|r| r.header("ce_type") == Some(care::render::SOURCE_ANOMALY_CE_TYPE)).collect();
+    assert_eq!(out.len(), 2, "tripped and cleared: {out:?}");
     out
 }
 
@@ -325,8 +345,10 @@ fn every_emitted_signal_validates_against_its_schema() {
         // The header facts the schema descriptions promise.
         assert_eq!(rec.header("ce_specversion"), Some("1.0"));
         assert_eq!(rec.header("content-type"), Some("application/json"));
-        assert_eq!(rec.header("ce_subject"), value["customer_id"].as_str(), "{ce_type}: ce_subject");
-        assert_eq!(rec.key.as_deref(), Some(value["customer_id"].as_str().unwrap().as_bytes()), "{ce_type}: key");
+        // A customer's signal is about the customer; a source anomaly about a task.
+        let subject = value.get("customer_id").or_else(|| value.get("task")).and_then(Value::as_str);
+        assert_eq!(rec.header("ce_subject"), subject, "{ce_type}: ce_subject");
+        assert_eq!(rec.key.as_deref(), subject.map(str::as_bytes), "{ce_type}: key");
         assert_eq!(rec.header("ce_time"), value["at"].as_str(), "{ce_type}: ce_time equals `at`");
 
         *seen.entry((ce_type, value["status"].as_str().unwrap_or_default().to_string())).or_default() += 1;
@@ -334,7 +356,7 @@ fn every_emitted_signal_validates_against_its_schema() {
 
     let types: BTreeSet<&str> = seen.keys().map(|(t, _)| t.as_str()).collect();
     assert_eq!(types, all_types().into_iter().collect(), "every output type must be exercised; saw {seen:?}");
-    for t in ["io.care.activity_decline.v1", "io.care.activity_decline.v2", "io.care.silence.v1", "io.care.csat_low.v1", "io.care.purchase_churn_risk.v1", "io.care.falling_csat.v1", "io.care.ticket_surge.v1"] {
+    for t in ["io.care.activity_decline.v1", "io.care.activity_decline.v2", "io.care.silence.v1", "io.care.csat_low.v1", "io.care.purchase_churn_risk.v1", "io.care.falling_csat.v1", "io.care.ticket_surge.v1", "io.care.source_anomaly.v1"] {
         for status in ["opened", "resolved"] {
             assert!(seen.contains_key(&(t.to_string(), status.to_string())), "no {t} `{status}` emitted; saw {seen:?}");
         }
@@ -363,10 +385,11 @@ fn validators_reject_broken_payloads() {
             assert!(!validator.is_valid(&bad), "{ce_type}: payload without `{field}` accepted");
         }
         // Wrong types and ranges, and non-RFC 3339 / non-UTC timestamps.
+        let subject = if good.get("task").is_some() { "/task" } else { "/customer_id" };
         for (pointer, v) in [
-            ("/customer_id", json!("")),
-            ("/customer_id", json!(42)),
-            ("/customer_id", json!("x".repeat(129))),
+            (subject, json!("")),
+            (subject, json!(42)),
+            (subject, json!("x".repeat(129))),
             ("/status", json!("closed")),
             ("/at", json!("yesterday")),
             ("/at", json!("2024-01-01T00:00:00+00:00")),
@@ -466,6 +489,13 @@ fn validators_reject_broken_payloads() {
             }
             "io.care.tier_changed.v1" => {
                 for (f, v) in [("to", json!("gold")), ("from", json!("bronze")), ("r", json!(0)), ("m", json!(6)), ("purchase_days", json!(0)), ("status", json!("resolved"))] {
+                    let mut bad = good.clone();
+                    bad[f] = v;
+                    bad_cases.push((f, bad));
+                }
+            }
+            "io.care.source_anomaly.v1" => {
+                for (f, v) in [("task", json!("alerts")), ("openings_withheld", json!(-1)), ("kinds_affected", json!(["clicks"])), ("openings_allowed_per_day", json!(-1))] {
                     let mut bad = good.clone();
                     bad[f] = v;
                     bad_cases.push((f, bad));

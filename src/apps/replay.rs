@@ -163,6 +163,7 @@ pub fn topic_name(cfg: &Config, role: TopicRole) -> &str {
         TopicRole::Alerts => &cfg.outputs.alerts,
         TopicRole::Reactivation => &cfg.outputs.reactivation,
         TopicRole::Dlq => &cfg.outputs.dlq,
+        TopicRole::Anomalies => &cfg.outputs.anomalies,
     }
 }
 

@@ -291,6 +291,21 @@ pub struct EngineConfig {
     /// suppressed while state still folds. Default: start time minus 24 h.
     #[serde(default)]
     pub emit_from: Option<String>,
+    /// The outage guard (see `engine::guard`): an activity opening that
+    /// takes its day past this many times the task's usual daily openings
+    /// withholds them until the sources are back. 0 turns it off.
+    #[serde(default = "default_outage_guard_factor")]
+    pub outage_guard_factor: f64,
+    /// ... and past this many openings in the day.
+    #[serde(default = "default_outage_guard_min_openings")]
+    pub outage_guard_min_openings: u32,
+}
+
+fn default_outage_guard_factor() -> f64 {
+    10.0
+}
+fn default_outage_guard_min_openings() -> u32 {
+    50
 }
 
 fn default_bucket_secs() -> u32 {
@@ -362,6 +377,9 @@ pub struct OutputsConfig {
     pub reactivation: String,
     #[serde(default = "default_dlq_topic")]
     pub dlq: String,
+    /// Source anomalies the outage guard reports, keyed by task id.
+    #[serde(default = "default_anomalies_topic")]
+    pub anomalies: String,
     /// Create missing output topics at start.
     #[serde(default = "yes")]
     pub create_topics: bool,
@@ -384,6 +402,9 @@ fn default_reactivation_topic() -> String {
 }
 fn default_dlq_topic() -> String {
     "care.dlq".into()
+}
+fn default_anomalies_topic() -> String {
+    "care.anomalies".into()
 }
 fn default_topic_partitions() -> i32 {
     3
@@ -521,6 +542,12 @@ impl Config {
             return Err(invalid("engine.bucket_secs", "must be at least 60"));
         }
         e.utc_offset_secs()?;
+        if !(e.outage_guard_factor >= 0.0 && e.outage_guard_factor <= 1e6) {
+            return Err(invalid("engine.outage_guard_factor", "must be from 0 (off) to 1e6"));
+        }
+        if e.outage_guard_min_openings == 0 {
+            return Err(invalid("engine.outage_guard_min_openings", "must be at least 1"));
+        }
         self.value.validate()?;
         if !(e.max_amount.is_finite() && e.max_amount > 0.0 && e.max_amount <= 1e15) {
             return Err(invalid("engine.max_amount", "must be a number above 0 and at most 1e15"));

@@ -20,13 +20,14 @@ use crate::detect::{ActivityEvent, Detector, Enabled, Moment, Signal};
 use crate::event::{Event, KindSet};
 use crate::render::{OutputRecord, Renderer};
 use crate::scorecard::{CardParams, Scorecard};
-use crate::state::codec::encode_customer;
+use crate::state::codec::{encode_customer, Withheld, WITHHELD_KEY};
 use crate::state::dump::CustomerDump;
 use crate::state::{Customer, IdCheck, TaskState};
 use crate::tally::Tally;
 use crate::task::TaskId;
 use crate::time::Buckets;
 
+pub mod guard;
 mod intake;
 mod routed;
 pub use intake::{Envelope, Input, Outcome, Prepared};
@@ -50,6 +51,7 @@ pub struct Rules {
     /// the partition murmur2(customer_id) gives (`run`); `None` in `replay`
     /// and `demo`, which route by it themselves.
     routed_by_customer: Option<i32>,
+    guard: guard::GuardParams,
 }
 
 impl Rules {
@@ -75,6 +77,7 @@ impl Rules {
             renderer: Renderer::new(cfg),
             emit_from_ms: e.emit_from.as_deref().and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok()).map(|t| t.timestamp_millis()),
             routed_by_customer: None,
+            guard: guard::GuardParams { factor: e.outage_guard_factor, min_openings: e.outage_guard_min_openings },
         }
     }
 
@@ -155,6 +158,9 @@ pub struct Engine {
     encoded: Vec<u8>,
     /// Scratch for what the detectors decide in one moment.
     signals: Vec<Signal>,
+    /// The outage guard, and what it reported not yet rendered.
+    guard: guard::Guard,
+    anomalies: Vec<guard::Anomaly>,
     /// Offsets, meta flag and `caught_up` at the start of an undoable batch.
     batch_start: Option<(Vec<Option<i64>>, bool, bool)>,
     /// Whether stream time has reached `emit_from` (the backfill is over).
@@ -177,6 +183,8 @@ impl Engine {
             due: Vec::new(),
             encoded: Vec::new(),
             signals: Vec::new(),
+            guard: guard::Guard::new(rules.guard),
+            anomalies: Vec::new(),
             batch_start: None,
             caught_up: false,
             suppressed_taken: 0,
@@ -284,6 +292,7 @@ impl Engine {
             return Outcome::Late;
         }
         counts.folded[ev.kind.idx()] += 1;
+        self.guard.event(ev.kind, ev.ts_ms, &mut self.anomalies);
         let now_ms = self.state.stream_time_ms.unwrap_or(ev.ts_ms);
         // Buckets sealed by the stream time are decided before this event
         // moves the window on.
@@ -308,7 +317,20 @@ impl Engine {
             self.detect(slot, at, out, |d, c, at, s| d.on_event(c, at, ev, s));
         }
         self.reschedule(slot, now_ms);
+        self.render_anomalies(out);
         Outcome::Folded
+    }
+
+    /// Renders what the outage guard reported.
+    fn render_anomalies(&mut self, out: &mut Vec<OutputRecord>) {
+        if self.anomalies.is_empty() {
+            return;
+        }
+        let task = self.id.to_string();
+        for a in self.anomalies.drain(..) {
+            self.tally.anomalies += 1;
+            out.push(self.rules.renderer.anomaly(&task, &a));
+        }
     }
 
     /// Advances stream time without an event (idle advance,
@@ -319,6 +341,7 @@ impl Engine {
             self.meta_dirty = true;
             self.fire_timers(to_ms, out);
             self.check_caught_up();
+            self.render_anomalies(out);
         }
     }
 
@@ -480,6 +503,7 @@ impl Engine {
         self.detect(slot, m, out, |d, c, at, s| d.advance(c, at, s));
         self.detect(slot, m, out, |d, c, at, s| d.on_timer(c, at, s));
         self.reschedule(slot, at);
+        self.render_anomalies(out);
     }
 
     /// Runs `decide` for every detector in registry order, applying the
@@ -505,7 +529,8 @@ impl Engine {
                     was_open = true;
                     indexes(ds.weaker(i)).for_each(|j| ds.get(j).supersede(c));
                 }
-                emit(r, &mut self.tally, self.emit_from_ms, &c.id, &s, out);
+                let guard = Guarded { guard: &mut self.guard, anomalies: &mut self.anomalies };
+                emit(r, &mut self.tally, guard, self.emit_from_ms, c, &s, out);
             }
             if was_open || d.is_open(c) {
                 open |= 1 << i;
@@ -538,18 +563,39 @@ impl Engine {
     }
 }
 
-/// Renders a signal unless `emit_from` suppresses it, counting either way.
-/// An episode opened before `emit_from` is suppressed whole: its opening
-/// was (its trigger is the episode id), so is its closing, or marketing
-/// would hear "resolved" of an episode it never saw open.
-fn emit(r: &Rules, tally: &mut Tally, emit_from_ms: Option<i64>, customer: &str, s: &Signal, out: &mut Vec<OutputRecord>) {
-    let t = s.signal_type().idx();
+/// The outage guard and where it reports, lent to [`emit`].
+struct Guarded<'a> {
+    guard: &'a mut guard::Guard,
+    anomalies: &'a mut Vec<guard::Anomaly>,
+}
+
+/// Renders a signal unless the outage guard withholds it or `emit_from`
+/// suppresses it, counting each. A withheld episode stays silent to its
+/// end: its `resolved` is withheld too. An episode opened before
+/// `emit_from` is suppressed whole: its opening was (its trigger is the
+/// episode id), so is its closing, or marketing would hear "resolved" of
+/// an episode it never saw open.
+fn emit(r: &Rules, tally: &mut Tally, g: Guarded<'_>, emit_from_ms: Option<i64>, c: &mut Customer, s: &Signal, out: &mut Vec<OutputRecord>) {
+    let (t, bit) = (s.signal_type().idx(), 1u32 << s.signal_type().idx());
+    if s.signal_type().0.outage_guarded {
+        let withheld = if s.opens() {
+            g.guard.opening(s.trigger_ms(), g.anomalies) == guard::Decision::Withhold
+        } else {
+            c.detectors.get::<Withheld>(WITHHELD_KEY).is_some_and(|w| w.types & bit != 0)
+        };
+        if withheld {
+            let w = c.detectors.get_or_insert_with(WITHHELD_KEY, Withheld::default);
+            w.types = if s.opens() { w.types | bit } else { w.types & !bit };
+            tally.withheld[t] += 1;
+            return;
+        }
+    }
     if emit_from_ms.is_some_and(|from| s.episode_ms() < from) {
         tally.suppressed[t] += 1;
         return;
     }
     tally.emitted[t] += 1;
-    out.push(r.renderer.signal(customer, s));
+    out.push(r.renderer.signal(&c.id, s));
 }
 
 #[cfg(test)]

@@ -20,6 +20,8 @@ pub enum TopicRole {
     Alerts,
     Reactivation,
     Dlq,
+    /// Source anomalies from the outage guard, keyed by task id.
+    Anomalies,
 }
 
 impl TopicRole {
@@ -31,7 +33,7 @@ impl TopicRole {
         }
     }
 
-    pub const ALL: [TopicRole; 3] = [TopicRole::Alerts, TopicRole::Reactivation, TopicRole::Dlq];
+    pub const ALL: [TopicRole; 4] = [TopicRole::Alerts, TopicRole::Reactivation, TopicRole::Dlq, TopicRole::Anomalies];
 
     /// Label value for metrics.
     pub fn as_str(self) -> &'static str {
@@ -39,6 +41,7 @@ impl TopicRole {
             TopicRole::Alerts => "alerts",
             TopicRole::Reactivation => "reactivation",
             TopicRole::Dlq => "dlq",
+            TopicRole::Anomalies => "anomalies",
         }
     }
 }
@@ -141,6 +144,14 @@ pub fn ce_types() -> impl Iterator<Item = (SignalType, u8, &'static str)> {
     registry::ce_types()
 }
 
+/// The `ce_type` of the outage guard's records: not a customer's signal.
+pub const SOURCE_ANOMALY_CE_TYPE: &str = "io.care.source_anomaly.v1";
+
+/// Every `ce_type` care emits: the signals' and the source anomaly's.
+pub fn all_ce_types() -> impl Iterator<Item = &'static str> {
+    ce_types().map(|(_, _, name)| name).chain([SOURCE_ANOMALY_CE_TYPE])
+}
+
 /// `ce_type` of one signal.
 ///
 /// # Panics
@@ -192,6 +203,34 @@ impl Renderer {
             ("content-type", b"application/json".to_vec()),
         ];
         OutputRecord { role: TopicRole::of(t), key: Some(customer.as_bytes().to_vec()), headers, value, trigger_ms, original: None }
+    }
+
+    /// Renders a change of task `task`'s outage guard.
+    pub fn anomaly(&self, task: &str, a: &crate::engine::guard::Anomaly) -> OutputRecord {
+        let status = if a.tripped { Status::Opened } else { Status::Resolved };
+        let id = uuid::Uuid::new_v5(&CE_ID_NAMESPACE, format!("{task}\nsource_anomaly\n{}\n{}", a.since_ms, status.as_str()).as_bytes());
+        let payload = serde_json::json!({
+            "task": task,
+            "status": status,
+            "at": rfc3339(a.at_ms),
+            "episode_started_at": rfc3339(a.since_ms),
+            "openings_withheld": a.withheld,
+            "openings_allowed_per_day": round(a.threshold, 3),
+            "openings_expected_per_day": round(a.expected_per_day, 3),
+            "kinds_affected": a.kinds_affected,
+        });
+        let headers = vec![
+            ("ce_specversion", b"1.0".to_vec()),
+            ("ce_id", id.to_string().into_bytes()),
+            ("ce_source", self.ce_source.clone()),
+            ("ce_type", SOURCE_ANOMALY_CE_TYPE.as_bytes().to_vec()),
+            ("ce_time", rfc3339(a.at_ms).into_bytes()),
+            ("ce_subject", task.as_bytes().to_vec()),
+            ("ce_dataschema", format!("urn:care:schema:{SOURCE_ANOMALY_CE_TYPE}").into_bytes()),
+            ("content-type", b"application/json".to_vec()),
+        ];
+        let value = serde_json::to_vec(&payload).expect("JSON values serialise");
+        OutputRecord { role: TopicRole::Anomalies, key: Some(task.as_bytes().to_vec()), headers, value, trigger_ms: a.at_ms, original: None }
     }
 
     /// Renders a rejected record the way Kafka Connect's DLQ does, so

@@ -69,6 +69,10 @@ pub struct Tally {
     pub emitted: [u64; MAX_SIGNAL_TYPES],
     /// Signals older than `emit_from`: decided, folded, not emitted.
     pub suppressed: [u64; MAX_SIGNAL_TYPES],
+    /// Signals the outage guard withheld, by type.
+    pub withheld: [u64; MAX_SIGNAL_TYPES],
+    /// Source anomaly records (the guard tripping or clearing).
+    pub anomalies: u64,
     /// Per-customer timers fired.
     pub timers_fired: u64,
     /// Customers seen for the first time.
@@ -98,6 +102,8 @@ impl Tally {
         self.sources.iter_mut().zip(&o.sources).for_each(|(a, b)| a.add(b));
         self.emitted.iter_mut().zip(o.emitted).for_each(|(a, b)| *a += b);
         self.suppressed.iter_mut().zip(o.suppressed).for_each(|(a, b)| *a += b);
+        self.withheld.iter_mut().zip(o.withheld).for_each(|(a, b)| *a += b);
+        self.anomalies += o.anomalies;
         self.timers_fired += o.timers_fired;
         self.customers_created += o.customers_created;
         self.dedup_evictions += o.dedup_evictions;
@@ -132,6 +138,8 @@ impl Tally {
         self.sources.fill(SourceTally::default());
         self.emitted = [0; MAX_SIGNAL_TYPES];
         self.suppressed = [0; MAX_SIGNAL_TYPES];
+        self.withheld = [0; MAX_SIGNAL_TYPES];
+        self.anomalies = 0;
         self.timers_fired = 0;
         self.customers_created = 0;
         self.dedup_evictions = 0;
@@ -142,7 +150,8 @@ impl Tally {
     /// Whether nothing was counted.
     pub fn is_empty(&self) -> bool {
         self.sources.iter().all(|s| *s == SourceTally::default())
-            && self.emitted.iter().chain(&self.suppressed).all(|n| *n == 0)
+            && self.emitted.iter().chain(&self.suppressed).chain(&self.withheld).all(|n| *n == 0)
+            && self.anomalies == 0
             && self.timers_fired == 0
             && self.customers_created == 0
             && self.dedup_evictions == 0

@@ -70,7 +70,7 @@ pub async fn preflight(cfg: &Config) -> anyhow::Result<i32> {
     let changelog = cfg.kafka.changelog();
     let missing_changelog = partitions(&changelog).is_none();
     let missing_instances = partitions(&instances).is_none();
-    let missing_outputs: Vec<&String> = [&o.alerts, &o.reactivation, &o.dlq].into_iter().filter(|t| partitions(t).is_none()).collect();
+    let missing_outputs: Vec<&String> = [&o.alerts, &o.reactivation, &o.dlq, &o.anomalies].into_iter().filter(|t| partitions(t).is_none()).collect();
     if !o.create_topics {
         let mut needed = Vec::new();
         if missing_changelog {

@@ -252,7 +252,11 @@ impl DataSummary<'_> {
         let skipped = nonzero(care_core::decode::SkipReason::ALL.iter().map(|r| (r.as_str(), sum(&|s| s.skipped[r.idx()]))).collect());
         let signals = nonzero(care_core::detect::registry::signal_types().iter().map(|x| (x.as_str(), t.emitted[x.idx()])).collect());
         let suppressed = nonzero(care_core::detect::registry::signal_types().iter().map(|x| (x.as_str(), t.suppressed[x.idx()])).collect());
+        let withheld = nonzero(care_core::detect::registry::signal_types().iter().map(|x| (x.as_str(), t.withheld[x.idx()])).collect());
         let stream_time = self.stream_time_ms.map(care_core::render::rfc3339).unwrap_or_else(|| "none".into());
+        if t.anomalies > 0 {
+            tracing::warn!(task = %self.task, records = t.anomalies, withheld = %withheld, "The outage guard tripped or cleared: see the anomalies topic");
+        }
         tracing::info!(
             task = %self.task,
             why = self.why,
@@ -266,6 +270,7 @@ impl DataSummary<'_> {
             rejected = %rejected,
             signals = %signals,
             suppressed_by_emit_from = %suppressed,
+            withheld_by_outage_guard = %withheld,
             "Data summary"
         );
     }

@@ -23,6 +23,11 @@ pub struct Metrics {
     /// Indexed like `registry::signal_types`.
     emitted: Vec<IntCounter>,
     suppressed: Vec<IntCounter>,
+    /// Per guarded signal type (index into `registry::signal_types`), the
+    /// openings and closings the outage guard withheld.
+    withheld: Vec<(usize, IntCounter)>,
+    /// Source anomaly records: the guard tripping or clearing.
+    source_anomalies: IntCounter,
     /// Customers held in state, all tasks of this instance.
     pub customers: IntGauge,
     /// Timers fired (decline crossings, silence and dormancy deadlines).
@@ -172,6 +177,11 @@ impl Metrics {
             sources,
             emitted: signal_types().iter().map(|t| outputs.with_label_values(&[t.as_str()])).collect(),
             suppressed: signal_types().iter().map(|t| suppressed.with_label_values(&[t.as_str()])).collect(),
+            withheld: {
+                let withheld = counter_vec(&r, "care_signals_withheld_total", "Openings and closings the outage guard withheld", &["type"]);
+                signal_types().iter().filter(|t| t.0.outage_guarded).map(|t| (t.idx(), withheld.with_label_values(&[t.as_str()]))).collect()
+            },
+            source_anomalies: counter(&r, "care_source_anomalies_total", "Outage guard trips and clears (source anomaly records)"),
             customers: gauge(&r, "care_customers", "Customers held in state"),
             timers_fired: counter(&r, "care_timers_fired_total", "Per-customer timers fired"),
             dedup_evictions: counter(
@@ -253,6 +263,8 @@ impl Metrics {
         }
         self.emitted.iter().zip(t.emitted).for_each(|(c, n)| c.inc_by(n));
         self.suppressed.iter().zip(t.suppressed).for_each(|(c, n)| c.inc_by(n));
+        self.withheld.iter().for_each(|(i, c)| c.inc_by(t.withheld[*i]));
+        self.source_anomalies.inc_by(t.anomalies);
         self.timers_fired.inc_by(t.timers_fired);
         self.dedup_evictions.inc_by(t.dedup_evictions);
     }

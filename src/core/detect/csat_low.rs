@@ -110,7 +110,7 @@ pub const ENTRY: Entry = Entry {
 };
 
 /// `csat_low`, on the alerts topic.
-pub const CSAT_LOW: SignalType = SignalType(&SignalDef { name: "csat_low", destination: Destination::Alerts, versions: &[(1, "io.care.csat_low.v1")] });
+pub const CSAT_LOW: SignalType = SignalType(&SignalDef { name: "csat_low", destination: Destination::Alerts, outage_guarded: false, versions: &[(1, "io.care.csat_low.v1")] });
 
 /// A customer's answers over the window, and the open episode.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]

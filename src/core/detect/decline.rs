@@ -220,6 +220,7 @@ pub const ENTRY: Entry = Entry { id: ID, build, window_width, signals: &[ACTIVIT
 pub const ACTIVITY_DECLINE: SignalType = SignalType(&SignalDef {
     name: "activity_decline",
     destination: Destination::Alerts,
+    outage_guarded: true,
     versions: &[(1, "io.care.activity_decline.v1"), (2, "io.care.activity_decline.v2")],
 });
 

@@ -89,12 +89,12 @@ pub const ENTRY: Entry = Entry {
 };
 
 /// `dormant`: the reactivation trigger, on the reactivation topic.
-pub const DORMANT: SignalType = SignalType(&SignalDef { name: "dormant", destination: Destination::Reactivation, versions: &[(1, "io.care.dormant.v1")] });
+pub const DORMANT: SignalType = SignalType(&SignalDef { name: "dormant", destination: Destination::Reactivation, outage_guarded: false, versions: &[(1, "io.care.dormant.v1")] });
 
 /// `reactivated`: a dormant customer acted again; closes the dormancy
 /// episode, on the reactivation topic.
 pub const REACTIVATED: SignalType =
-    SignalType(&SignalDef { name: "reactivated", destination: Destination::Reactivation, versions: &[(1, "io.care.reactivated.v1")] });
+    SignalType(&SignalDef { name: "reactivated", destination: Destination::Reactivation, outage_guarded: false, versions: &[(1, "io.care.reactivated.v1")] });
 
 /// Thresholds, copied from config once.
 #[derive(Debug, Clone)]

@@ -108,7 +108,7 @@ pub const ENTRY: Entry = Entry {
 
 /// `falling_csat`, on the alerts topic.
 pub const FALLING_CSAT: SignalType =
-    SignalType(&SignalDef { name: "falling_csat", destination: Destination::Alerts, versions: &[(1, "io.care.falling_csat.v1")] });
+    SignalType(&SignalDef { name: "falling_csat", destination: Destination::Alerts, outage_guarded: false, versions: &[(1, "io.care.falling_csat.v1")] });
 
 /// A customer's answers as the test reads them: the earlier ones tallied,
 /// the recent ones one bit each (bit 0 the newest, set = satisfied).

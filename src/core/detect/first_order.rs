@@ -56,7 +56,7 @@ pub const ENTRY: Entry = Entry {
 
 /// `first_order`, on the alerts topic.
 pub const FIRST_ORDER: SignalType =
-    SignalType(&SignalDef { name: "first_order", destination: Destination::Alerts, versions: &[(1, "io.care.first_order.v1")] });
+    SignalType(&SignalDef { name: "first_order", destination: Destination::Alerts, outage_guarded: false, versions: &[(1, "io.care.first_order.v1")] });
 
 /// The first-order detector: no parameters.
 #[derive(Debug, Clone)]

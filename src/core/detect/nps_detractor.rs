@@ -82,7 +82,7 @@ pub const ENTRY: Entry = Entry {
 
 /// `nps_detractor`, on the alerts topic.
 pub const NPS_DETRACTOR: SignalType =
-    SignalType(&SignalDef { name: "nps_detractor", destination: Destination::Alerts, versions: &[(1, "io.care.nps_detractor.v1")] });
+    SignalType(&SignalDef { name: "nps_detractor", destination: Destination::Alerts, outage_guarded: false, versions: &[(1, "io.care.nps_detractor.v1")] });
 
 /// What the detector remembers of a customer once it alerted: the answer
 /// the last alert was about. Kept in `Customer::detectors` under [`ID`].

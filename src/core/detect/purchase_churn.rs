@@ -101,6 +101,7 @@ pub const ENTRY: Entry = Entry {
 pub const PURCHASE_CHURN_RISK: SignalType = SignalType(&SignalDef {
     name: "purchase_churn_risk",
     destination: Destination::Alerts,
+    outage_guarded: false,
     versions: &[(1, "io.care.purchase_churn_risk.v1")],
 });
 

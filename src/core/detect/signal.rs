@@ -33,6 +33,9 @@ pub struct SignalDef {
     /// The name in `ce_type` (`io.care.<name>.vN`), `ce_id` and metric labels.
     pub name: &'static str,
     pub destination: Destination,
+    /// An upstream outage looks like this signal (customers going quiet):
+    /// the outage guard watches its openings (`engine::guard`).
+    pub outage_guarded: bool,
     /// Every payload version and its `ce_type`, each with its schema in
     /// `src/core/schemas/<ce_type>.json`. A payload only ever gains fields
     /// within a version.

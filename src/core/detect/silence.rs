@@ -121,7 +121,8 @@ pub const ENTRY: Entry = Entry {
 };
 
 /// `silence`, on the alerts topic.
-pub const SILENCE: SignalType = SignalType(&SignalDef { name: "silence", destination: Destination::Alerts, versions: &[(1, "io.care.silence.v1")] });
+pub const SILENCE: SignalType =
+    SignalType(&SignalDef { name: "silence", destination: Destination::Alerts, outage_guarded: true, versions: &[(1, "io.care.silence.v1")] });
 
 /// Thresholds, copied from config once.
 #[derive(Debug, Clone)]

@@ -105,7 +105,7 @@ pub const ENTRY: Entry = Entry {
 
 /// `ticket_surge`, on the alerts topic.
 pub const TICKET_SURGE: SignalType =
-    SignalType(&SignalDef { name: "ticket_surge", destination: Destination::Alerts, versions: &[(1, "io.care.ticket_surge.v1")] });
+    SignalType(&SignalDef { name: "ticket_surge", destination: Destination::Alerts, outage_guarded: false, versions: &[(1, "io.care.ticket_surge.v1")] });
 
 /// A customer's tickets: per day over the window (slot = day mod 28), the
 /// earlier ones tallied. Kept in `Customer::detectors` under [`ID`] from

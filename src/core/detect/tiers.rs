@@ -109,7 +109,7 @@ pub const ENTRY: Entry = Entry {
 
 /// `tier_changed`, on the alerts topic.
 pub const TIER_CHANGED: SignalType =
-    SignalType(&SignalDef { name: "tier_changed", destination: Destination::Alerts, versions: &[(1, "io.care.tier_changed.v1")] });
+    SignalType(&SignalDef { name: "tier_changed", destination: Destination::Alerts, outage_guarded: false, versions: &[(1, "io.care.tier_changed.v1")] });
 
 /// The tiers, best first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]

@@ -21,6 +21,8 @@
 use crate::event::Kind;
 use std::sync::LazyLock;
 
+use serde::Serialize;
+
 use crate::detect::registry::REGISTRY;
 use crate::state::{Activity, Customer, RECENT_IDS};
 use crate::wire::{put_varint, put_zigzag, CodecError, Reader};
@@ -32,6 +34,31 @@ pub const CUSTOMER_FORMAT: u8 = 1;
 /// own, not a detector's.
 const ID_TIMES: StateBlock = StateBlock { id: 5, version: 1, name: "event id times", encode: encode_id_times, decode: decode_id_times };
 
+/// Block of the episodes the outage guard withheld: the customer's own,
+/// so their `resolved` stays silent across a restart.
+const WITHHELD: StateBlock = StateBlock { id: 14, version: 1, name: "withheld episodes", encode: encode_withheld, decode: decode_withheld };
+
+/// The signal types (by index) whose open episode's `opened` the outage
+/// guard withheld, kept in `Customer::detectors` under this name.
+pub const WITHHELD_KEY: &str = "outage_guard";
+
+/// The withheld episodes' signal types, a bit each (`SignalType::idx`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Withheld {
+    pub types: u32,
+}
+
+fn encode_withheld(c: &Customer, out: &mut Vec<u8>) {
+    if let Some(w) = c.detectors.get::<Withheld>(WITHHELD_KEY).filter(|w| w.types != 0) {
+        put_varint(out, u64::from(w.types));
+    }
+}
+
+fn decode_withheld(c: &mut Customer, _version: u8, p: &mut Reader<'_>) -> Result<(), CodecError> {
+    c.detectors.insert(WITHHELD_KEY, Withheld { types: p.u32("withheld types")? });
+    Ok(())
+}
+
 /// Every state block this binary reads and writes, in id order (the order
 /// they are written in): the customer's own and every registered
 /// detector's, each defined in the detector's file next to the state it
@@ -39,7 +66,7 @@ const ID_TIMES: StateBlock = StateBlock { id: 5, version: 1, name: "event id tim
 /// block's id stays taken.
 fn blocks() -> &'static [&'static StateBlock] {
     static BLOCKS: LazyLock<Vec<&'static StateBlock>> = LazyLock::new(|| {
-        let mut all: Vec<&'static StateBlock> = std::iter::once(&ID_TIMES).chain(REGISTRY.iter().flat_map(|e| e.blocks.iter().copied())).collect();
+        let mut all: Vec<&'static StateBlock> = [&ID_TIMES, &WITHHELD].into_iter().chain(REGISTRY.iter().flat_map(|e| e.blocks.iter().copied())).collect();
         all.sort_by_key(|b| b.id);
         assert!(all.windows(2).all(|w| w[0].id < w[1].id), "state block ids are unique");
         assert!(all.len() <= 64, "at most 64 state blocks");

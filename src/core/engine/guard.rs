@@ -1,0 +1,224 @@
+//! The outage guard: an upstream outage is not every customer going quiet.
+//!
+//! When a source (or some kinds within one) stops while others flow,
+//! stream time moves on without those events and every regular customer
+//! soon looks declining or silent. Per task, the guard counts the openings
+//! of activity signals (those whose type says an outage looks like them:
+//! decline, silence) per day of event time, and the events of each kind.
+//! An opening that takes its day past `engine.outage_guard_factor` (10) ×
+//! the task's mean daily openings over the 28 days before the last week,
+//! and past `engine.outage_guard_min_openings` (50), trips it: from then on
+//! such openings are withheld, their episodes held open silently and closed
+//! silently (no `opened`, no `resolved`), and one `io.care.source_anomaly.v1`
+//! says so on the anomalies topic. It clears at the end of the first day
+//! whose openings are back under that line and whose every kind carries at
+//! least half its volume before the trip (so a week-long outage is not
+//! cleared by everyone already being open), with a second anomaly record.
+//!
+//! Its history lives with the task in memory: a restored task starts with
+//! none, and uses the floor of `outage_guard_min_openings` until it has
+//! some. A genuine mass event (the business's own site down for a week)
+//! looks the same and is withheld the same way: the anomaly records say
+//! what was withheld; set `outage_guard_factor = 0` to turn the guard off.
+
+use serde::Serialize;
+
+use crate::event::Kind;
+
+/// Days of history kept: the 28-day baseline and the week before today.
+const DAYS: usize = 36;
+/// Days before today left out of the baseline (a slow-building surge must
+/// not raise its own yardstick).
+const RECENT: i64 = 7;
+const DAY_MS: i64 = 86_400_000;
+/// A kind carrying this much of its pre-trip volume is back.
+const BACK_SHARE: f64 = 0.5;
+/// Kinds below this many events a day before the trip are not waited for.
+const MIN_KIND_VOLUME: f64 = 10.0;
+
+/// The guard's settings (`[engine]`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GuardParams {
+    /// 0 turns the guard off.
+    pub factor: f64,
+    pub min_openings: u32,
+}
+
+/// What the guard decided about an opening.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Emit,
+    Withhold,
+}
+
+/// A change of the guard's state, for the anomalies topic.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Anomaly {
+    /// Tripped (`opened`) or cleared (`resolved`).
+    pub tripped: bool,
+    /// The day that tripped it, as the start of the day (ms); the episode id.
+    pub since_ms: i64,
+    /// When this happened (event time, ms).
+    pub at_ms: i64,
+    /// Openings withheld so far in this episode.
+    pub withheld: u64,
+    /// The openings a day the guard's line allows.
+    pub threshold: f64,
+    /// The task's mean daily openings before.
+    pub expected_per_day: f64,
+    /// Kinds carrying less than half their volume before the trip.
+    pub kinds_affected: Vec<&'static str>,
+}
+
+/// One task's guard.
+#[derive(Debug, Clone)]
+pub struct Guard {
+    params: GuardParams,
+    /// Day number of slot 0's newest day.
+    day: i64,
+    openings: [u32; DAYS],
+    events: [[u32; Kind::COUNT]; DAYS],
+    tripped: Option<Trip>,
+}
+
+#[derive(Debug, Clone)]
+struct Trip {
+    since_day: i64,
+    withheld: u64,
+    threshold: f64,
+    expected: f64,
+    /// Mean events a day per kind over the baseline days.
+    volume_before: [f64; Kind::COUNT],
+}
+
+impl Guard {
+    pub fn new(params: GuardParams) -> Guard {
+        Guard { params, day: i64::MIN, openings: [0; DAYS], events: [[0; Kind::COUNT]; DAYS], tripped: None }
+    }
+
+    fn slot(day: i64) -> usize {
+        day.rem_euclid(DAYS as i64) as usize
+    }
+
+    /// Moves to `day`, clearing the days that fell out; a tripped guard
+    /// looks at each day that ended on the way.
+    fn roll(&mut self, day: i64, out: &mut Vec<Anomaly>) {
+        if self.day == i64::MIN {
+            self.day = day;
+            return;
+        }
+        while self.day < day {
+            let ended = self.day;
+            self.day += 1;
+            let s = Self::slot(self.day);
+            (self.openings[s], self.events[s]) = (0, [0; Kind::COUNT]);
+            if let Some(a) = self.clear_after(ended) {
+                out.push(a);
+            }
+            if day - self.day > DAYS as i64 {
+                // A long gap: nothing in between to look at.
+                self.day = day - DAYS as i64;
+            }
+        }
+    }
+
+    /// An on-time event of `kind` at `ts_ms`.
+    pub fn event(&mut self, kind: Kind, ts_ms: i64, out: &mut Vec<Anomaly>) {
+        let day = ts_ms.div_euclid(DAY_MS);
+        self.roll(day, out);
+        if day > self.day - DAYS as i64 {
+            let e = &mut self.events[Self::slot(day)][kind.idx()];
+            *e = e.saturating_add(1);
+        }
+    }
+
+    /// An opening of a guarded signal triggered at `ts_ms`: emit it, or
+    /// withhold it (and maybe trip).
+    pub fn opening(&mut self, ts_ms: i64, out: &mut Vec<Anomaly>) -> Decision {
+        if self.params.factor <= 0.0 {
+            return Decision::Emit;
+        }
+        let day = ts_ms.div_euclid(DAY_MS);
+        self.roll(day, out);
+        if day > self.day - DAYS as i64 {
+            let o = &mut self.openings[Self::slot(day)];
+            *o = o.saturating_add(1);
+        }
+        let (expected, threshold) = self.line(day);
+        if let Some(t) = &mut self.tripped {
+            t.withheld += 1;
+            return Decision::Withhold;
+        }
+        if f64::from(self.openings[Self::slot(day)]) <= threshold {
+            return Decision::Emit;
+        }
+        let volume_before = self.volume_before(day);
+        let trip = Trip { since_day: day, withheld: 1, threshold, expected, volume_before };
+        // Early in a day (openings decided at its start) the day before
+        // says more about the kinds than the first hours.
+        let share = (ts_ms - day * DAY_MS) as f64 / DAY_MS as f64;
+        let (look, share) = if share < 0.25 { (day - 1, 1.0) } else { (day, share) };
+        out.push(self.anomaly(&trip, true, ts_ms, look, share));
+        self.tripped = Some(trip);
+        Decision::Withhold
+    }
+
+    /// The mean daily openings over the baseline days before `day`, and
+    /// the line an opening day must pass.
+    fn line(&self, day: i64) -> (f64, f64) {
+        let days = (day - DAYS as i64 + 1)..(day - RECENT);
+        let n = days.clone().count().max(1) as f64;
+        let mean = days.filter(|d| *d > self.day - DAYS as i64).map(|d| f64::from(self.openings[Self::slot(d)])).sum::<f64>() / n;
+        (mean, (self.params.factor * mean).max(f64::from(self.params.min_openings)))
+    }
+
+    fn volume_before(&self, day: i64) -> [f64; Kind::COUNT] {
+        let days: Vec<i64> = ((day - DAYS as i64 + 1)..(day - RECENT)).filter(|d| *d > self.day - DAYS as i64).collect();
+        let n = days.len().max(1) as f64;
+        std::array::from_fn(|k| days.iter().map(|d| f64::from(self.events[Self::slot(*d)][k])).sum::<f64>() / n)
+    }
+
+    /// Kinds whose volume on `day`, of which `share` has passed, is under
+    /// half their volume before.
+    fn affected(&self, before: &[f64; Kind::COUNT], day: i64, share: f64) -> Vec<&'static str> {
+        let now = &self.events[Self::slot(day)];
+        let low = |k: &Kind| before[k.idx()] >= MIN_KIND_VOLUME && f64::from(now[k.idx()]) < BACK_SHARE * before[k.idx()] * share;
+        Kind::ALL.iter().filter(|k| low(k)).map(|k| k.as_str()).collect()
+    }
+
+    /// Clears the guard if `day`, just ended, was back to normal.
+    fn clear_after(&mut self, day: i64) -> Option<Anomaly> {
+        let t = self.tripped.as_ref()?;
+        if day <= t.since_day {
+            return None;
+        }
+        let quiet = f64::from(self.openings[Self::slot(day)]) <= t.threshold;
+        if !quiet || !self.affected(&t.volume_before, day, 1.0).is_empty() {
+            return None;
+        }
+        let t = self.tripped.take()?;
+        Some(self.anomaly(&t, false, (day + 1) * DAY_MS, day, 1.0))
+    }
+
+    /// What the guard says at `at_ms`, `share` of `day` having passed.
+    fn anomaly(&self, t: &Trip, tripped: bool, at_ms: i64, day: i64, share: f64) -> Anomaly {
+        Anomaly {
+            tripped,
+            since_ms: t.since_day * DAY_MS,
+            at_ms,
+            withheld: t.withheld,
+            threshold: t.threshold,
+            expected_per_day: t.expected,
+            kinds_affected: self.affected(&t.volume_before, day, share),
+        }
+    }
+
+    /// Whether openings are being withheld.
+    pub fn is_tripped(&self) -> bool {
+        self.tripped.is_some()
+    }
+}
+
+#[cfg(test)]
+#[path = "guard_tests.rs"]
+mod tests;
