@@ -23,9 +23,13 @@ use std::process::Command;
 /// digest, 8_615_005_599_241_647_410. Again when the reactivation score
 /// gained P(alive) and predicted value: only the 286 dormant lines changed.
 /// And when the scorecard gained its purchase-churn line (one line added).
-const DEMO: (usize, u64) = (3422, 16_521_298_152_823_247_779);
-const REPLAY_SEQUENTIAL: (usize, u64) = (1221, 1_094_414_225_453_739_663);
-const REPLAY_WINDOW: (usize, u64) = (1313, 11_589_735_280_546_292_755);
+/// All three again when NPS detractor alerts gained `p_alive` and
+/// `predicted_clv` (null without a fit): only those lines changed, and with
+/// the two null fields taken out the replays hash to 1_094_414_225_453_739_663
+/// and 11_589_735_280_546_292_755.
+const DEMO: (usize, u64) = (3422, 17_786_157_826_127_337_134);
+const REPLAY_SEQUENTIAL: (usize, u64) = (1221, 13_942_084_180_608_889_627);
+const REPLAY_WINDOW: (usize, u64) = (1313, 17_882_614_670_210_195_667);
 
 /// 2025-01-01T00:00:00Z: the replay input lies in the past of any wall
 /// clock, so the future-skew check never rejects a line.

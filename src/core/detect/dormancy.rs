@@ -4,18 +4,15 @@
 //! loaded (`[value] params`) the score also weighs the customer's P(alive)
 //! and predicted CLV.
 
-use std::sync::Arc;
-
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, ConfigError};
 use crate::detect::registry::Entry;
 use crate::detect::signal::{round, to_value, Body, Head, PayloadContext};
 use crate::detect::{decline, invalid, purchase_churn, purchases, silence, yes, ActivityEvent, Destination, Detector, DetectorId, Moment, Signal, SignalDef, SignalType};
-use crate::model::value::{figures, Fitted, Horizon};
 use crate::state::codec::StateBlock;
 use crate::state::Customer;
-use crate::time::{rfc3339, Buckets};
+use crate::time::rfc3339;
 use crate::wire::{put_zigzag, CodecError, Reader};
 
 const DAY_MS: f64 = 86_400_000.0;
@@ -103,15 +100,7 @@ pub struct Params {
     pub after_days: f64,
     pub monetary_scale: f64,
     /// The fit the score's value components come from, when one is loaded.
-    pub value: Option<ValueParams>,
-}
-
-/// What the score's P(alive) and predicted-value components read.
-#[derive(Debug, Clone)]
-pub struct ValueParams {
-    pub fit: Arc<Fitted>,
-    pub horizon: Horizon,
-    pub days: Buckets,
+    pub value: Option<purchases::ValueContext>,
 }
 
 impl Params {
@@ -127,8 +116,7 @@ impl Params {
     /// With the score's value components, when `cfg` loads a fit and keeps
     /// purchase days.
     pub fn from_config(cfg: &Config) -> Params {
-        let value = cfg.value.fitted.clone().filter(|_| cfg.detect.purchases.enabled).map(|fit| ValueParams { fit, horizon: cfg.value.horizon(), days: purchases::day_buckets(cfg) });
-        Params { value, ..Params::new(&cfg.detect.dormancy) }
+        Params { value: purchases::ValueContext::from_config(cfg), ..Params::new(&cfg.detect.dormancy) }
     }
 }
 
@@ -273,7 +261,7 @@ pub fn score(p: &Params, c: &Customer, at_ms: i64) -> Score {
         s.score = (recency + frequency + monetary + satisfaction) / 4.0;
         return s;
     };
-    let figures = purchases::history(c, v.days).map(|h| (h.days.days, figures(&v.fit, &v.horizon, &h.days, v.days.of(at_ms).max(h.days.last_day))));
+    let figures = v.figures(c, at_ms).map(|(h, f)| (h.days.days, f));
     let repeat_p_alive = figures.and_then(|(days, f)| f.p_alive.filter(|_| days > 1));
     s.predicted_clv = figures.and_then(|(_, f)| f.predicted_clv);
     let (alive, value) = (repeat_p_alive.unwrap_or(recency), 1.0 - (-s.predicted_clv.unwrap_or(0.0) / p.monetary_scale).exp());
@@ -379,7 +367,7 @@ mod tests {
         c.orders.total_amount = 150.0;
         let at = 160 * 86_400_000;
         let s = score(&p, &c, at);
-        let f = figures(&v.fit, &v.horizon, &h.days, 160);
+        let f = crate::model::value::figures(&v.fit, &v.horizon, &h.days, 160);
         assert_eq!((s.p_alive, s.predicted_clv), (f.p_alive, f.predicted_clv));
         assert!((s.predicted_value.unwrap() - (1.0 - (-f.predicted_clv.unwrap() / 100.0).exp())).abs() < 1e-12);
         let mean = (s.recency + s.frequency + s.monetary + s.satisfaction + s.p_alive.unwrap() + s.predicted_value.unwrap()) / 6.0;

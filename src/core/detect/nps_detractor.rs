@@ -73,7 +73,8 @@ pub const ENTRY: Entry = Entry {
     id: ID,
     build: |cfg: &Config| {
         let c = &cfg.detect.nps_detractor;
-        c.enabled.then(|| Box::new(NpsDetractor { min_gap_ms: i64::from(c.min_days_between) * DAY_MS }) as Box<dyn Detector>)
+        let value = crate::detect::purchases::ValueContext::from_config(cfg);
+        c.enabled.then(|| Box::new(NpsDetractor { min_gap_ms: i64::from(c.min_days_between) * DAY_MS, value }) as Box<dyn Detector>)
     },
     window_width: |_| 0,
     signals: &[NPS_DETRACTOR],
@@ -114,6 +115,8 @@ fn decode_state(c: &mut Customer, _version: u8, p: &mut Reader<'_>) -> Result<()
 #[derive(Debug, Clone)]
 pub struct NpsDetractor {
     min_gap_ms: i64,
+    /// With a fit loaded: the customer's value figures go in the alert.
+    value: Option<crate::detect::purchases::ValueContext>,
 }
 
 /// What an alert carries besides the answer: the customer's figures after
@@ -128,6 +131,11 @@ pub struct Evidence {
     pub total_spent: f64,
     /// The answer the previous alert was about, if any.
     pub previous_alert_ms: Option<i64>,
+    /// With a fit loaded and for a customer who ordered: P(alive) and
+    /// predicted CLV at the answer's day, so a team calls its most
+    /// valuable detractors first.
+    pub p_alive: Option<f64>,
+    pub predicted_clv: Option<f64>,
 }
 
 impl Detector for NpsDetractor {
@@ -149,7 +157,16 @@ impl Detector for NpsDetractor {
             return;
         }
         c.detectors.insert(ID.0, Alerted { last_alert_ms: previous.map_or(ev.ts_ms, |p| p.max(ev.ts_ms)) });
-        let evidence = Evidence { score, nps: c.nps.clone(), orders: c.orders.count, total_spent: c.orders.total_amount, previous_alert_ms: previous };
+        let value = self.value.as_ref().and_then(|v| v.figures(c, ev.ts_ms)).map(|(_, f)| f);
+        let evidence = Evidence {
+            score,
+            nps: c.nps.clone(),
+            orders: c.orders.count,
+            total_spent: c.orders.total_amount,
+            previous_alert_ms: previous,
+            p_alive: value.and_then(|f| f.p_alive),
+            predicted_clv: value.and_then(|f| f.predicted_clv),
+        };
         out.push(Signal::single(NPS_DETRACTOR, ev.ts_ms, evidence));
     }
 }
@@ -186,6 +203,8 @@ pub struct Payload<'a> {
     orders: u32,
     total_spent: f64,
     previous_alert_at: Option<String>,
+    p_alive: Option<f64>,
+    predicted_clv: Option<f64>,
 }
 
 impl<'a> Payload<'a> {
@@ -200,6 +219,8 @@ impl<'a> Payload<'a> {
             orders: e.orders,
             total_spent: round(e.total_spent, 2),
             previous_alert_at: e.previous_alert_ms.map(crate::time::rfc3339),
+            p_alive: e.p_alive.map(|p| round(p, 4)),
+            predicted_clv: e.predicted_clv.map(|v| round(v, 2)),
         }
     }
 }

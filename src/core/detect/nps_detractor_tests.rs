@@ -89,3 +89,21 @@ fn min_days_between_is_bounded() {
     let err = Config::parse("[detect.nps_detractor]\nmin_days_between = 99999\n", "t").unwrap_err().to_string();
     assert!(err.contains("detect.nps_detractor.min_days_between"), "{err}");
 }
+
+#[test]
+fn with_a_fit_the_alert_carries_the_customers_value_figures() {
+    use crate::test_support::{engine_with, with_fit};
+    let lines = [
+        line("v", "order", 0, r#","amount":100"#),
+        line("v", "order", 20 * DAY, r#","amount":100"#),
+        line("v", "survey", 30 * DAY, r#","nps":3"#),
+        line("w", "survey", 30 * DAY + 1, r#","nps":3"#),
+    ];
+    let out = feed(&mut engine_with(&with_fit("")), &lines);
+    let p = payloads(&out, "io.care.nps_detractor.v1");
+    assert_eq!(p.len(), 2);
+    assert!(p[0]["p_alive"].as_f64().is_some_and(|a| a > 0.0 && a <= 1.0) && p[0]["predicted_clv"].as_f64().is_some_and(|v| v > 0.0), "{}", p[0]);
+    assert!(p[1]["p_alive"].is_null() && p[1]["predicted_clv"].is_null(), "never ordered: {}", p[1]);
+    let plain = payloads(&feed(&mut engine(""), &lines), "io.care.nps_detractor.v1");
+    assert!(plain[0]["p_alive"].is_null(), "no fit: {}", plain[0]);
+}

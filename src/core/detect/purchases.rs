@@ -95,6 +95,31 @@ impl Purchases {
     }
 }
 
+/// What a customer's value figures need: the fit, its horizon and the
+/// calendar days; shared by the signals that carry value figures.
+#[derive(Debug, Clone)]
+pub struct ValueContext {
+    pub fit: std::sync::Arc<crate::model::value::Fitted>,
+    pub horizon: crate::model::value::Horizon,
+    pub days: Buckets,
+}
+
+impl ValueContext {
+    /// `None` without a fit loaded or with purchase days off.
+    pub fn from_config(cfg: &Config) -> Option<ValueContext> {
+        let fit = cfg.value.fitted.clone().filter(|_| cfg.detect.purchases.enabled)?;
+        Some(ValueContext { fit, horizon: cfg.value.horizon(), days: day_buckets(cfg) })
+    }
+
+    /// The customer's purchase days and figures at `at_ms`'s day, if they
+    /// ordered.
+    pub fn figures(&self, c: &Customer, at_ms: i64) -> Option<(PurchaseHistory, crate::model::value::Figures)> {
+        let h = history(c, self.days)?;
+        let day = self.days.of(at_ms).max(h.days.last_day);
+        Some((h, crate::model::value::figures(&self.fit, &self.horizon, &h.days, day)))
+    }
+}
+
 /// One-day buckets in the configured timezone: the days `care fit` counts.
 pub fn day_buckets(cfg: &Config) -> Buckets {
     Buckets { bucket_ms: DAY_MS, offset_ms: i64::from(cfg.engine.utc_offset_secs().unwrap_or(0)) * 1000 }
