@@ -1,18 +1,24 @@
-//! Detection quality against ground truth (BENCHMARKS.md, QUALITY): the
-//! reference population on two seeds and the harsh variant, each scored
-//! with the default config. Prints markdown.
+//! Detection quality against ground truth (BENCHMARKS.md, QUALITY): issue
+//! 18's grid of populations (rate shape × weekly profile × bursts × seed),
+//! each scored with the default config. Prints markdown: one row per cell,
+//! then the worst cell of each bar.
 //!
-//! `cargo bench --bench quality`; `CARE_QUALITY_CUSTOMERS` (default 100000)
-//! and `CARE_QUALITY_DAYS` (default 180) size it, `CARE_QUALITY_CONFIG`
-//! names a config file to score instead of the defaults, `CARE_QUALITY_RUNS`
-//! limits how many of the three populations run, `CARE_QUALITY_SEED` (default
-//! 1) picks seeds: reference `s` and `s + 1`, harsh `s`.
+//! `cargo bench --bench quality`. `CARE_QUALITY_CUSTOMERS` (default 20000)
+//! and `CARE_QUALITY_DAYS` (default 180) size each cell,
+//! `CARE_QUALITY_SEEDS` (default `1,2,3`) picks the seeds,
+//! `CARE_QUALITY_ONLY` keeps the cells whose name contains it (tuning),
+//! `CARE_QUALITY_CONFIG` names a config file to score instead of the
+//! defaults, `CARE_QUALITY_THREADS` (default 2) runs cells side by side,
+//! `CARE_QUALITY_DETAIL=1` prints each cell's full report (the recall curve)
+//! too, and `CARE_QUALITY_REFERENCE=1` scores the reference and harsh
+//! populations of the first seed instead of the grid.
 
-use std::io::Write as _;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use care::apps::population::Variant;
-use care::apps::quality::simulate;
+use care::apps::quality::{simulate, Report};
 use care::config::Config;
 
 fn env_u32(name: &str, default: u32) -> u32 {
@@ -21,26 +27,64 @@ fn env_u32(name: &str, default: u32) -> u32 {
 
 fn main() {
     // `cargo bench` passes `--bench`; this binary takes no other arguments.
-    let customers = env_u32("CARE_QUALITY_CUSTOMERS", 100_000);
+    let customers = env_u32("CARE_QUALITY_CUSTOMERS", 20_000);
     let days = env_u32("CARE_QUALITY_DAYS", 180);
     let text = match std::env::var("CARE_QUALITY_CONFIG") {
         Ok(path) => std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}")),
         Err(_) => String::new(),
     };
     let cfg = Config::parse(&text, "quality config").unwrap_or_else(|e| panic!("{e}"));
-    let seed = u64::from(env_u32("CARE_QUALITY_SEED", 1));
-    let variants = [Variant::reference(seed, customers, days), Variant::reference(seed + 1, customers, days), Variant::harsh(seed, customers, days)];
-    // `CARE_QUALITY_RUNS=1` runs the first population only (tuning).
-    let runs = env_u32("CARE_QUALITY_RUNS", variants.len() as u32) as usize;
-    for v in variants.iter().take(runs) {
-        let started = Instant::now();
-        let report = simulate(&cfg, v, 4, |day, events| {
-            if day % 30 == 0 {
-                eprint!("\r{} seed {}: day {day}/{days}, {events} events", v.name, v.seed);
-                let _ = std::io::stderr().flush();
-            }
-        });
-        eprintln!("\r{} seed {}: {} events in {:.1} s", v.name, v.seed, report.events, started.elapsed().as_secs_f64());
-        println!("{report}");
+    let seeds: Vec<u64> = std::env::var("CARE_QUALITY_SEEDS").unwrap_or_else(|_| "1,2,3".into()).split(',').filter_map(|s| s.trim().parse().ok()).collect();
+    let only = std::env::var("CARE_QUALITY_ONLY").unwrap_or_default();
+    let cells: Vec<Variant> = if env_u32("CARE_QUALITY_REFERENCE", 0) == 1 {
+        let s = seeds.first().copied().unwrap_or(1);
+        vec![Variant::reference(s, customers, days), Variant::harsh(s, customers, days)]
+    } else {
+        seeds.iter().flat_map(|&s| Variant::grid(s, customers, days)).filter(|v| v.name.contains(&only)).collect()
+    };
+    let threads = env_u32("CARE_QUALITY_THREADS", 2).max(1) as usize;
+    let started = Instant::now();
+    let next = AtomicUsize::new(0);
+    let reports: Mutex<Vec<Option<Report>>> = Mutex::new(vec![None; cells.len()]);
+    std::thread::scope(|scope| {
+        for _ in 0..threads.min(cells.len()) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(v) = cells.get(i) else { return };
+                let t = Instant::now();
+                let r = simulate(&cfg, v, 4, |_, _| {});
+                eprintln!("[{}/{}] {} (seed {}): {} events in {:.1} s", i + 1, cells.len(), v.name, v.seed, r.events, t.elapsed().as_secs_f64());
+                reports.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(r);
+            });
+        }
+    });
+    let reports: Vec<Report> = reports.into_inner().unwrap_or_else(|e| e.into_inner()).into_iter().flatten().collect();
+    eprintln!("{} cells in {:.0} s on {threads} threads", reports.len(), started.elapsed().as_secs_f64());
+    println!("{} customers x {days} days per cell\n\n{}", customers, Report::GRID_HEADER);
+    for r in &reports {
+        println!("{}", r.grid_row());
     }
+    summary(&reports);
+    if env_u32("CARE_QUALITY_DETAIL", 0) == 1 {
+        reports.iter().for_each(|r| println!("\n{r}"));
+    }
+}
+
+/// The worst cell of each bar, and how many cells meet them all.
+fn summary(reports: &[Report]) {
+    let worst = |key: &dyn Fn(&Report) -> f64, lowest: bool| {
+        let pick = reports.iter().min_by(|a, b| if lowest { key(a).total_cmp(&key(b)) } else { key(b).total_cmp(&key(a)) });
+        pick.map_or("–".into(), |r| format!("{:.2} ({}, seed {})", key(r), r.variant, r.seed))
+    };
+    let meets = reports.iter().filter(|r| r.decline.rate() >= 0.9 && r.false_alerts_per_1000_months() <= 1.0).count();
+    println!("\ncells meeting both bars (decline ≥ 90 %, false alerts ≤ 1): {meets} of {}", reports.len());
+    println!("lowest decline recall ≤ 14 d: {}", worst(&|r| 100.0 * r.decline.rate(), true));
+    println!("highest false alerts, total: {}", worst(&|r| r.false_alerts_per_1000_months(), false));
+    println!("highest decline false alerts: {}", worst(&|r| r.false_alerts_of("activity_decline"), false));
+    println!("highest silence false alerts: {}", worst(&|r| r.false_alerts_of("silence"), false));
+    println!("lowest silence recall ≤ 14 d, ≥ 1/day: {}", worst(&|r| 100.0 * r.silence_1.rate(), true));
+    println!("lowest silence recall ≤ 21 d, ≥ 0.5/day: {}", worst(&|r| 100.0 * r.silence_05.rate(), true));
+    let months: f64 = reports.iter().map(|r| r.steady_customer_months).sum();
+    let false_alerts: u64 = reports.iter().map(|r| r.false_alerts).sum();
+    println!("all cells together: {:.2} false alerts per 1,000 steady customer-months ({false_alerts} in {months:.0})", 1000.0 * false_alerts as f64 / months.max(1e-9));
 }

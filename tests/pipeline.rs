@@ -138,8 +138,8 @@ async fn events_from_two_topics_become_exact_alerts_triggers_and_dead_letters() 
     let (alerts, triggers, dlq) = (of(&outs[0]), of(&outs[1]), of(&outs[2]));
 
     // One decline for `a`: about 4 activity events a day, then none; 0.7 ×
-    // 3.97 ≈ 2.78 of evidence a day crosses ln(ARL) = 11.53 on the fifth
-    // empty day, so it opens as bucket 44 seals. Then silence, a week after
+    // 3.97 ≈ 2.78 of evidence a day crosses ln(ARL) = 10.32 on the fourth
+    // empty day, so it opens as bucket 43 seals. Then silence, a week after
     // the last activity, supersedes the decline.
     assert_eq!(alerts.len(), 4, "{alerts:?}");
     // The chat on day 3 carried an NPS answer of 3: a detractor alert, beside
@@ -157,9 +157,9 @@ async fn events_from_two_topics_become_exact_alerts_triggers_and_dead_letters() 
     assert_eq!(decline.header("content-type"), Some("application/json"));
     let v = decline.json();
     let (rate, stat, h) = (v["baseline_rate"].as_f64().unwrap(), v["statistic"].as_f64().unwrap(), v["threshold"].as_f64().unwrap());
-    assert_eq!(decline.header("ce_time"), Some("2025-02-15T00:00:00.000Z"), "{v}");
-    assert_eq!((v["status"].as_str(), v["recent_events"].as_u64()), (Some("opened"), Some(8)), "{v}");
-    assert!((3.9..4.0).contains(&rate) && (h - 101_458.3f64.ln()).abs() < 1e-3 && stat >= h && stat < h + 2.8, "{v}");
+    assert_eq!(decline.header("ce_time"), Some("2025-02-14T00:00:00.000Z"), "{v}");
+    assert_eq!((v["status"].as_str(), v["recent_events"].as_u64()), (Some("opened"), Some(12)), "{v}");
+    assert!((3.9..4.0).contains(&rate) && (h - 30_437.5f64.ln()).abs() < 1e-3 && stat >= h && stat < h + 2.8, "{v}");
     let survey_only = &alerts[3];
     assert_eq!((survey_only.key.as_str(), survey_only.header("ce_type")), ("s", Some("io.care.nps_detractor.v1")));
     assert_eq!((survey_only.json()["score"].as_u64(), survey_only.json()["promoters"].as_u64()), (Some(2), Some(1)));

@@ -78,13 +78,14 @@ fn run_scenario() -> Vec<OutputRecord> {
     out
 }
 
-/// With the guard's floor at 1: four customers click daily until day 39
-/// and go silent together on day 46 (the second opening trips the guard);
-/// "u" clicks on, and a quiet day clears it.
+/// With the guard's floor at 1: twelve customers click daily until day 39
+/// (a source stopping: clicks fall to "u"'s one a day) and go silent
+/// together on day 46 (the second opening trips the guard); they click
+/// again from day 60, and a quiet day clears it.
 fn source_anomaly_scenario() -> Vec<OutputRecord> {
     let mut lines: Vec<(i64, Value)> = Vec::new();
-    for d in 0..40 {
-        for c in 0..4 {
+    for d in (0..40).chain(60..70) {
+        for c in 0..12 {
             lines.push((T0 + d * DAY + c, json!({"customer_id": format!("q{c}"), "kind": "click", "ts": T0 + d * DAY + c})));
         }
     }

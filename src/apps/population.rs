@@ -2,12 +2,13 @@
 //! quality against (`care demo`'s scorecard, `cargo bench --bench quality`).
 //!
 //! Built to be hard the way real data is, not to flatter a detector:
-//! - rates are Gamma(1.2, 1.25) events/day (mean 1.5, 1st–99th percentile
-//!   0.03–6.3: two orders of magnitude);
-//! - a weekly profile: weekend days `weekend_drop` below weekdays (0.4:
+//! - rates are Gamma events/day with mean 1.5 (the reference's shape 1.2
+//!   spans 0.03–6.3 from the 1st to the 99th percentile: two orders of
+//!   magnitude; the grid's shapes 0.5–2 span more and less);
+//! - a weekly profile (the reference: weekend days 40 % below weekdays,
 //!   about 32 % below the week's mean), the week's mean unchanged;
-//! - bursts: `burst_share` of customer-days run at 3–6× (a campaign, a
-//!   busy week), which makes daily counts overdispersed;
+//! - bursts: a share of customer-days at 3–6× (a campaign, a busy week), or
+//!   one day a month at 5× (a payday), which make daily counts overdispersed;
 //! - classes: steady, declining (the rate drops by 50–95 %), going silent,
 //!   silent then returning (after 30–90 days), unhappy (steady activity,
 //!   tickets with low CSAT and NPS). The change day is uniform in
@@ -28,31 +29,101 @@ pub const START_MS: i64 = 1_767_225_600_000;
 const FIRST_WEEKDAY: u32 = 3;
 /// The earliest change day.
 pub const FIRST_CHANGE_DAY: u32 = 70;
+/// Every variant's mean rate, events per day.
+pub const MEAN_RATE: f64 = 1.5;
 
 /// The knobs of one population.
 #[derive(Debug, Clone)]
 pub struct Variant {
-    pub name: &'static str,
+    pub name: String,
     pub seed: u64,
     pub customers: u32,
     pub days: u32,
-    /// Weekend days run this share below weekdays.
-    pub weekend_drop: f64,
-    /// Share of customer-days that burst.
-    pub burst_share: f64,
-    /// A burst multiplies the day's rate by a factor uniform in this range.
-    pub burst_factor: (f64, f64),
+    /// Shape of the Gamma distribution of rates (mean [`MEAN_RATE`]): the
+    /// smaller, the more customers far from the mean.
+    pub rate_shape: f64,
+    /// Rate factor per weekday, Monday first, mean 1.
+    pub weekly: [f64; 7],
+    pub bursts: Bursts,
 }
 
+/// Days that run above a customer's rate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Bursts {
+    None,
+    /// Each customer-day bursts with probability `share`, multiplying its
+    /// rate by a factor uniform in `factor`.
+    Random { share: f64, factor: (f64, f64) },
+    /// One day a month per customer (a day of the month drawn per customer,
+    /// 1–28: a payday) at `factor` times the rate.
+    Monthly { factor: f64 },
+}
+
+/// Weekend days `drop` below weekdays, the week's mean 1.
+pub fn weekends_down(drop: f64) -> [f64; 7] {
+    let weekday = 7.0 / (5.0 + 2.0 * (1.0 - drop));
+    let weekend = weekday * (1.0 - drop);
+    [weekday, weekday, weekday, weekday, weekday, weekend, weekend]
+}
+
+/// `profile`, Monday first, scaled to a mean of 1.
+pub fn weekly_profile(profile: [f64; 7]) -> [f64; 7] {
+    let mean = profile.iter().sum::<f64>() / 7.0;
+    profile.map(|f| f / mean)
+}
+
+/// The grid's weekly profiles.
+pub const WEEKLY: [(&str, fn() -> [f64; 7]); 3] = [
+    ("flat", || [1.0; 7]),
+    ("weekends -40 %", || weekends_down(0.4)),
+    ("Mon-Sun 1.05 .. 0.55", || weekly_profile([1.05, 1.1, 1.1, 1.05, 1.0, 0.6, 0.55])),
+];
+/// The grid's rate shapes.
+pub const RATE_SHAPES: [f64; 3] = [0.5, 1.0, 2.0];
+/// The grid's bursts.
+pub const BURSTS: [(&str, Bursts); 3] = [
+    ("no bursts", Bursts::None),
+    ("2 % of days 3-6x", Bursts::Random { share: 0.02, factor: (3.0, 6.0) }),
+    ("monthly 5x", Bursts::Monthly { factor: 5.0 }),
+];
+
 impl Variant {
-    /// The reference population of the quality bars.
+    /// The reference population of the quality bars and the demo.
     pub fn reference(seed: u64, customers: u32, days: u32) -> Variant {
-        Variant { name: "reference", seed, customers, days, weekend_drop: 0.4, burst_share: 0.02, burst_factor: (3.0, 6.0) }
+        Variant {
+            name: "reference".into(),
+            seed,
+            customers,
+            days,
+            rate_shape: 1.2,
+            weekly: weekends_down(0.4),
+            bursts: Bursts::Random { share: 0.02, factor: (3.0, 6.0) },
+        }
     }
 
-    /// Harsher: bursts at 6×, weekends 50 % lower.
+    /// Harsher: bursts at 6×, weekend days 50 % below weekdays.
     pub fn harsh(seed: u64, customers: u32, days: u32) -> Variant {
-        Variant { name: "harsh", weekend_drop: 0.5, burst_factor: (6.0, 6.0), ..Variant::reference(seed, customers, days) }
+        Variant {
+            name: "harsh".into(),
+            weekly: weekends_down(0.5),
+            bursts: Bursts::Random { share: 0.02, factor: (6.0, 6.0) },
+            ..Variant::reference(seed, customers, days)
+        }
+    }
+
+    /// Every combination of rate shape, weekly profile and bursts (issue
+    /// 18's grid), on `seed`.
+    pub fn grid(seed: u64, customers: u32, days: u32) -> Vec<Variant> {
+        let mut cells = Vec::new();
+        for shape in RATE_SHAPES {
+            for (week, weekly) in WEEKLY {
+                for (bursts_name, bursts) in BURSTS {
+                    let name = format!("shape {shape}, {week}, {bursts_name}");
+                    cells.push(Variant { name, seed, customers, days, rate_shape: shape, weekly: weekly(), bursts });
+                }
+            }
+        }
+        cells
     }
 }
 
@@ -109,13 +180,16 @@ pub struct SimEvent {
 pub struct Population {
     pub variant: Variant,
     pub truth: Vec<Truth>,
+    /// Per customer, the day of the month of a monthly burst (1–28; empty
+    /// without monthly bursts).
+    burst_day: Vec<u8>,
     rng: StdRng,
 }
 
 impl Population {
     pub fn new(variant: Variant) -> Population {
         let mut rng = StdRng::seed_from_u64(variant.seed);
-        let gamma = Gamma::<f64>::new(1.2, 1.25).expect("valid gamma");
+        let gamma = Gamma::<f64>::new(variant.rate_shape, MEAN_RATE / variant.rate_shape).expect("valid gamma");
         let last_change = variant.days.saturating_sub(30).max(FIRST_CHANGE_DAY);
         let truth = (0..variant.customers)
             .map(|_| {
@@ -133,19 +207,18 @@ impl Population {
                 Truth { class, rate, change_day: changes.then_some(change_day) }
             })
             .collect();
-        Population { variant, truth, rng }
+        // A stream of its own, so the other variants draw what they drew before.
+        let mut days_rng = StdRng::seed_from_u64(variant.seed ^ 0x6d6f_6e74_686c_7921);
+        let burst_day = match variant.bursts {
+            Bursts::Monthly { .. } => (0..variant.customers).map(|_| days_rng.random_range(1..=28)).collect(),
+            _ => Vec::new(),
+        };
+        Population { variant, truth, burst_day, rng }
     }
 
-    /// The weekly profile's factor on `day`: weekends `weekend_drop` below
-    /// weekdays' level, scaled so the week's mean is 1.
+    /// The weekly profile's factor on `day`.
     pub fn weekly_factor(&self, day: u32) -> f64 {
-        let d = self.variant.weekend_drop;
-        let weekday = 7.0 / (5.0 + 2.0 * (1.0 - d));
-        if (day + FIRST_WEEKDAY) % 7 >= 5 {
-            weekday * (1.0 - d)
-        } else {
-            weekday
-        }
+        self.variant.weekly[((day + FIRST_WEEKDAY) % 7) as usize]
     }
 
     /// Replaces `out` with every event of `day`, in time order.
@@ -153,11 +226,21 @@ impl Population {
         out.clear();
         let week = self.weekly_factor(day);
         let start = START_MS + i64::from(day) * DAY_MS;
-        let (lo, hi) = self.variant.burst_factor;
+        let month_day = day_of_month(day);
         for (i, t) in self.truth.iter().enumerate() {
             let mut mean = t.rate_on(day) * week;
-            if self.rng.random::<f64>() < self.variant.burst_share {
-                mean *= if hi > lo { self.rng.random_range(lo..hi) } else { lo };
+            match self.variant.bursts {
+                Bursts::None => {}
+                Bursts::Random { share, factor: (lo, hi) } => {
+                    if self.rng.random::<f64>() < share {
+                        mean *= if hi > lo { self.rng.random_range(lo..hi) } else { lo };
+                    }
+                }
+                Bursts::Monthly { factor } => {
+                    if self.burst_day[i] == month_day {
+                        mean *= factor;
+                    }
+                }
             }
             if mean <= 0.0 {
                 continue;
@@ -169,6 +252,21 @@ impl Population {
             }
         }
         out.sort_unstable_by_key(|e| (e.ts_ms, e.customer));
+    }
+}
+
+/// The day of the month (1–31) of simulated `day`, day 0 being 2026-01-01.
+fn day_of_month(day: u32) -> u8 {
+    let (mut year, mut left) = (2026u32, day);
+    loop {
+        let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+        for len in [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31] {
+            if left < len {
+                return (left + 1) as u8;
+            }
+            left -= len;
+        }
+        year += 1;
     }
 }
 
@@ -266,6 +364,54 @@ mod tests {
         let silent: Vec<u32> = (0..p.truth.len() as u32).filter(|&i| p.truth[i as usize].class == Class::Silent).collect();
         p.day_events(135, &mut events);
         assert!(events.iter().all(|e| silent.binary_search(&e.customer).is_err()), "silent customers are silent after the change");
+    }
+
+    #[test]
+    fn day_of_month_known_answers() {
+        // Day 0 is 2026-01-01; 2026 is not a leap year, 2028 is.
+        let cases = [(0, 1), (30, 31), (31, 1), (58, 28), (59, 1), (364, 31), (365, 1), (365 + 365 + 31 + 28, 29)];
+        for (day, dom) in cases {
+            assert_eq!(day_of_month(day), dom, "day {day}");
+        }
+    }
+
+    #[test]
+    fn the_grid_covers_every_combination_with_the_same_mean_rate() {
+        let grid = Variant::grid(5, 3_000, 100);
+        assert_eq!(grid.len(), 27);
+        let names: std::collections::BTreeSet<&str> = grid.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(names.len(), 27, "distinct names");
+        let spread = |shape: f64| {
+            let p = Population::new(Variant { rate_shape: shape, ..grid[0].clone() });
+            let mut r: Vec<f64> = p.truth.iter().map(|t| t.rate).collect();
+            let mean = r.iter().sum::<f64>() / r.len() as f64;
+            assert!((mean / MEAN_RATE - 1.0).abs() < 0.07, "shape {shape}: mean {mean}");
+            r.sort_by(f64::total_cmp);
+            r[r.len() * 9 / 10] / r[r.len() / 2]
+        };
+        assert!(spread(0.5) > spread(1.0) && spread(1.0) > spread(2.0), "smaller shapes spread more");
+        for v in &grid {
+            assert!((v.weekly.iter().sum::<f64>() / 7.0 - 1.0).abs() < 1e-12, "{}: the week's mean is 1", v.name);
+        }
+        let profile = WEEKLY[2].1();
+        assert!((profile[6] / profile[1] - 0.5).abs() < 1e-12, "Sunday is half a Tuesday");
+    }
+
+    #[test]
+    fn monthly_bursts_multiply_each_customers_own_day() {
+        let v = Variant { bursts: Bursts::Monthly { factor: 5.0 }, weekly: [1.0; 7], ..Variant::grid(9, 4_000, 60)[0].clone() };
+        let mut p = Population::new(v);
+        let (mut on, mut off, mut events) = (0usize, 0usize, Vec::new());
+        // Days 0-59 before any change: January has one burst day per customer, so has February.
+        for day in 0..59 {
+            p.day_events(day, &mut events);
+            let dom = day_of_month(day);
+            let bursting = events.iter().filter(|e| p.burst_day[e.customer as usize] == dom).count();
+            (on, off) = (on + bursting, off + events.len() - bursting);
+        }
+        // Two burst days per customer against 57 plain days.
+        let ratio = (on as f64 / 2.0) / (off as f64 / 57.0);
+        assert!((ratio - 5.0).abs() < 0.3, "burst day ÷ plain day {ratio}");
     }
 
     #[test]

@@ -96,16 +96,57 @@ pub struct Report {
     pub false_by_type: Vec<(&'static str, u64)>,
     /// Declining by ≥ 70 % from ≥ 2 events/day, within 14 days.
     pub decline: Recall,
+    /// Every declining customer, any rate and drop, within 14 days.
+    pub all_declines: Recall,
     /// Silent (for good or for a while) from ≥ 1 event/day, within 14 days.
     pub silence_1: Recall,
     /// Silent from ≥ 0.5 events/day, within 21 days.
     pub silence_05: Recall,
     pub curve: Vec<CurveRow>,
+    /// The configured false alerts per 1,000 customer-months, by signal type
+    /// as in `false_by_type` (set by [`simulate`], empty otherwise): the
+    /// calibration is the setting against the measured figure.
+    pub settings: Vec<(&'static str, f64)>,
 }
 
 impl Report {
     pub fn false_alerts_per_1000_months(&self) -> f64 {
         1000.0 * self.false_alerts as f64 / self.steady_customer_months.max(1e-9)
+    }
+
+    /// False alerts of one signal type (`activity_decline`, `silence`) per
+    /// 1,000 steady customer-months.
+    pub fn false_alerts_of(&self, signal_type: &str) -> f64 {
+        let n = self.false_by_type.iter().find(|(t, _)| *t == signal_type).map_or(0, |(_, n)| *n);
+        1000.0 * n as f64 / self.steady_customer_months.max(1e-9)
+    }
+
+    /// The header of [`Report::grid_row`]'s table.
+    pub const GRID_HEADER: &'static str = "| population (seed) | decline ≤ 14 d, ≥ 2/day, ≥ 70 % (bar ≥ 90 %) | median | all declines ≤ 14 d | silence ≤ 14 d, ≥ 1/day | silence ≤ 21 d, ≥ 0.5/day | false alerts: decline (setting) | silence (setting) | total (bar ≤ 1) | steady customer-months |\n|---|---|---|---|---|---|---|---|---|---|";
+
+    /// One markdown row of the grid: the bars, and each false-alert figure
+    /// beside its setting.
+    pub fn grid_row(&self) -> String {
+        let share = |r: &Recall| format!("{:.1} %", 100.0 * r.rate());
+        let setting = |t: &str| self.settings.iter().find(|(s, _)| *s == t).map_or("–".into(), |(_, v)| format!("{v}"));
+        let median = self.decline.median_delay_days.map_or("–".into(), |m| format!("{m:.1} d"));
+        format!(
+            "| {} ({}) | {} ({}/{}) | {median} | {} | {} | {} | {:.2} ({}) | {:.2} ({}) | {:.2} | {:.0} |",
+            self.variant,
+            self.seed,
+            share(&self.decline),
+            self.decline.caught,
+            self.decline.customers,
+            share(&self.all_declines),
+            share(&self.silence_1),
+            share(&self.silence_05),
+            self.false_alerts_of("activity_decline"),
+            setting("activity_decline"),
+            self.false_alerts_of("silence"),
+            setting("silence"),
+            self.false_alerts_per_1000_months(),
+            self.steady_customer_months,
+        )
     }
 }
 
@@ -182,9 +223,11 @@ impl<'a> Scorer<'a> {
             false_alerts: self.false_alerts.iter().sum(),
             false_by_type: care_core::detect::registry::signal_types().iter().copied().filter(|t| scoring(*t).1).map(|t| (t.as_str(), self.false_alerts[t.idx()])).collect(),
             decline: Recall::of(&decline, 14.0),
+            all_declines: Recall::of(&self.cohort(|t| matches!(t.class, Class::Declining { .. })), 14.0),
             silence_1: Recall::of(&self.cohort(|t| t.rate >= 1.0 && silent(t)), 14.0),
             silence_05: Recall::of(&self.cohort(|t| t.rate >= 0.5 && silent(t)), 21.0),
             curve: self.curve(),
+            settings: Vec::new(),
         }
     }
 
@@ -261,7 +304,13 @@ pub fn simulate(cfg: &Config, variant: &Variant, partitions: i32, mut progress: 
         progress(day + 1, events);
     }
     let bytes: usize = engine.tasks().iter().map(|t| t.state_bytes()).sum();
-    scorer.report(variant, events, bytes as f64 / engine.customer_count().max(1) as f64)
+    let mut report = scorer.report(variant, events, bytes as f64 / engine.customer_count().max(1) as f64);
+    let d = &cfg.detect;
+    report.settings = vec![
+        (ACTIVITY_DECLINE.as_str(), d.decline.false_alerts_per_1000_customer_months),
+        (SILENCE.as_str(), d.silence.false_alerts_per_1000_customer_months),
+    ];
+    report
 }
 
 fn fill(ev: &mut Event, e: &SimEvent, id: &str) {
@@ -293,6 +342,7 @@ impl fmt::Display for Report {
             by_type.join(", ")
         )?;
         writeln!(f, "| decline recall ≤ 14 d (rate ≥ 2/day, drop ≥ 70 %) | {} |", pct(&self.decline))?;
+        writeln!(f, "| all declines recall ≤ 14 d | {} |", pct(&self.all_declines))?;
         writeln!(f, "| silence recall ≤ 14 d (rate ≥ 1/day) | {} |", pct(&self.silence_1))?;
         writeln!(f, "| silence recall ≤ 21 d (rate ≥ 0.5/day) | {} |", pct(&self.silence_05))?;
         writeln!(f, "\nRecall by base rate and drop, within 7 / 14 / 21 / 28 days:\n")?;
@@ -344,6 +394,9 @@ mod tests {
         assert_eq!(r.false_alerts, 2);
         assert!((r.steady_customer_months - 2.0 * 145.0 / MONTH_DAYS).abs() < 1e-9);
         assert_eq!(r.decline, Recall { customers: 2, caught: 1, median_delay_days: Some(6.0) });
+        assert_eq!(r.all_declines, Recall { customers: 3, caught: 1, median_delay_days: Some(6.0) });
+        let per_type = 1000.0 / r.steady_customer_months;
+        assert!((r.false_alerts_of("activity_decline") - 2.0 * per_type).abs() < 1e-9 && r.false_alerts_of("silence") == 0.0);
         assert_eq!(r.silence_1, Recall { customers: 1, caught: 1, median_delay_days: Some(10.5) });
         let row = r.curve.iter().find(|c| c.rates == (2.0, 4.0) && c.drops.0 == 0.9).unwrap();
         assert_eq!((row.recall[1].caught, row.recall[3].caught, row.recall[3].customers), (0, 1, 1));

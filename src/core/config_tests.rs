@@ -30,6 +30,7 @@ fn detector_settings_out_of_range_fail_naming_the_key() {
         ("[detect.decline]\ndesign_drop = 1.5\n", "detect.decline.design_drop"),
         ("[detect.decline]\nfalse_alerts_per_1000_customer_months = 0\n", "detect.decline.false_alerts_per_1000_customer_months"),
         ("[detect.decline]\nmin_baseline_rate = -1\n", "detect.decline.min_baseline_rate"),
+        ("[detect.decline]\nbaseline_memory_buckets = 0\n", "detect.decline.baseline_memory_buckets"),
         ("[detect.silence]\nfalse_alerts_per_1000_customer_months = -0.1\n", "detect.silence.false_alerts_per_1000_customer_months"),
         ("[detect.silence]\nmin_events = 1\n", "detect.silence.min_events"),
     ] {
@@ -39,7 +40,8 @@ fn detector_settings_out_of_range_fail_naming_the_key() {
     let err = Config::parse("[detect.decline]\nmethod = \"magic\"\n", "t").unwrap_err().to_string();
     assert!(err.contains("sequential") && err.contains("window"), "names the choices: {err}");
     let d = Config::parse("", "t").unwrap().detect;
-    assert_eq!((d.decline.method, d.decline.false_alerts_per_1000_customer_months, d.silence.false_alerts_per_1000_customer_months), (DeclineMethod::Sequential, 0.3, 0.05));
+    assert_eq!((d.decline.method, d.decline.false_alerts_per_1000_customer_months, d.silence.false_alerts_per_1000_customer_months), (DeclineMethod::Sequential, 1.0, 0.05));
+    assert_eq!((d.decline.baseline_buckets, d.decline.baseline_memory_buckets), (21, 56));
 }
 
 #[test]

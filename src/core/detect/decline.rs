@@ -114,8 +114,13 @@ pub struct DeclineConfig {
     #[serde(default = "default_recent_buckets")]
     pub recent_buckets: u16,
     /// Complete buckets in the baseline, just before the recent window.
+    /// Sequential: buckets after first seen before a customer is judged.
     #[serde(default = "default_baseline_buckets")]
     pub baseline_buckets: u16,
+    /// Sequential: the baseline's memory, in buckets (a running mean up to
+    /// this many, then an exponential mean with this time constant).
+    #[serde(default = "default_baseline_memory_buckets")]
+    pub baseline_memory_buckets: u16,
     /// Fewer baseline events than this: never a decline (too little data).
     #[serde(default = "default_min_baseline_events")]
     pub min_baseline_events: u32,
@@ -138,7 +143,7 @@ fn default_decline_method() -> DeclineMethod {
     DeclineMethod::Sequential
 }
 fn default_false_alerts() -> f64 {
-    0.3
+    1.0
 }
 fn default_design_drop() -> f64 {
     0.7
@@ -151,6 +156,9 @@ fn default_recent_buckets() -> u16 {
 }
 fn default_baseline_buckets() -> u16 {
     21
+}
+fn default_baseline_memory_buckets() -> u16 {
+    56
 }
 fn default_min_baseline_events() -> u32 {
     20
@@ -182,6 +190,9 @@ impl DeclineConfig {
         let key = |k: &str| format!("detect.decline.{k}");
         if d.recent_buckets == 0 || d.baseline_buckets == 0 {
             return Err(invalid(key("recent_buckets"), "and baseline_buckets must be at least 1"));
+        }
+        if d.baseline_memory_buckets == 0 {
+            return Err(invalid(key("baseline_memory_buckets"), "must be at least 1"));
         }
         if u32::from(d.recent_buckets) + u32::from(d.baseline_buckets) > 1_000 {
             return Err(invalid(key("baseline_buckets"), "plus recent_buckets must be at most 1000"));

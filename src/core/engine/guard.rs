@@ -7,7 +7,10 @@
 //! decline, silence) per day of event time, and the events of each kind.
 //! An opening that takes its day past `engine.outage_guard_factor` (10) ×
 //! the task's mean daily openings over the 28 days before the last week,
-//! and past `engine.outage_guard_min_openings` (50), trips it: from then on
+//! and past `engine.outage_guard_min_openings` (50), while some kind of
+//! event carries less than half its volume before, trips it (a wave of
+//! openings while every kind flows is customers changing, and is sent):
+//! from then on
 //! such openings are withheld, their episodes held open silently and closed
 //! silently (no `opened`, no `resolved`), and one `io.care.source_anomaly.v1`
 //! says so on the anomalies topic. It clears at the end of the first day
@@ -15,9 +18,11 @@
 //! least half its volume before the trip (so a week-long outage is not
 //! cleared by everyone already being open), with a second anomaly record.
 //!
-//! Its history lives with the task in memory: a restored task starts with
-//! none, and uses the floor of `outage_guard_min_openings` until it has
-//! some. A genuine mass event (the business's own site down for a week)
+//! It judges only once it has seen 35 days of the task's event time (a
+//! full baseline): at a fresh start or a backfill every customer is judged
+//! for the first time within days of each other, which is no outage. Its
+//! history lives with the task in memory, so a restored task waits those
+//! 35 days of event time again. A genuine mass event (the business's own site down for a week)
 //! looks the same and is withheld the same way: the anomaly records say
 //! what was withheld; set `outage_guard_factor = 0` to turn the guard off.
 
@@ -76,6 +81,8 @@ pub struct Guard {
     params: GuardParams,
     /// Day number of slot 0's newest day.
     day: i64,
+    /// The first day the guard saw: it judges only with a full baseline.
+    first_day: i64,
     openings: [u32; DAYS],
     events: [[u32; Kind::COUNT]; DAYS],
     tripped: Option<Trip>,
@@ -93,7 +100,7 @@ struct Trip {
 
 impl Guard {
     pub fn new(params: GuardParams) -> Guard {
-        Guard { params, day: i64::MIN, openings: [0; DAYS], events: [[0; Kind::COUNT]; DAYS], tripped: None }
+        Guard { params, day: i64::MIN, first_day: i64::MIN, openings: [0; DAYS], events: [[0; Kind::COUNT]; DAYS], tripped: None }
     }
 
     fn slot(day: i64) -> usize {
@@ -104,7 +111,7 @@ impl Guard {
     /// looks at each day that ended on the way.
     fn roll(&mut self, day: i64, out: &mut Vec<Anomaly>) {
         if self.day == i64::MIN {
-            self.day = day;
+            (self.day, self.first_day) = (day, day);
             return;
         }
         while self.day < day {
@@ -149,15 +156,23 @@ impl Guard {
             t.withheld += 1;
             return Decision::Withhold;
         }
-        if f64::from(self.openings[Self::slot(day)]) <= threshold {
+        // Without a full baseline there is no history to judge against: a
+        // fresh start (or a backfill) sees every customer judged for the
+        // first time within days of each other.
+        if f64::from(self.openings[Self::slot(day)]) <= threshold || day - self.first_day < DAYS as i64 - 1 {
             return Decision::Emit;
         }
         let volume_before = self.volume_before(day);
-        let trip = Trip { since_day: day, withheld: 1, threshold, expected, volume_before };
         // Early in a day (openings decided at its start) the day before
         // says more about the kinds than the first hours.
         let share = (ts_ms - day * DAY_MS) as f64 / DAY_MS as f64;
         let (look, share) = if share < 0.25 { (day - 1, 1.0) } else { (day, share) };
+        // A wave of openings while every kind flows as before is customers
+        // changing, not a source stopping: it is sent.
+        if self.affected(&volume_before, look, share).is_empty() {
+            return Decision::Emit;
+        }
+        let trip = Trip { since_day: day, withheld: 1, threshold, expected, volume_before };
         out.push(self.anomaly(&trip, true, ts_ms, look, share));
         self.tripped = Some(trip);
         Decision::Withhold

@@ -48,10 +48,20 @@ fn a_surge_far_past_the_tasks_own_history_trips_and_the_source_coming_back_clear
 }
 
 #[test]
-fn a_new_task_uses_the_floor_and_factor_zero_turns_it_off() {
+fn a_task_without_35_days_of_history_never_trips_then_the_floor_holds_and_factor_zero_turns_it_off() {
     let mut g = Guard::new(PARAMS);
     let mut out = Vec::new();
-    assert_eq!(day(&mut g, 0, 10, 60, &mut out), (50, 10), "no history: the floor of 50");
+    assert_eq!(day(&mut g, 0, 10, 600, &mut out), (600, 0), "a fresh start: everyone judged at once is no outage");
+    for d in 1..70 {
+        day(&mut g, d, 10, 0, &mut out);
+    }
+    assert_eq!(day(&mut g, 70, 0, 60, &mut out), (60, 0), "clicks flow (10 a day is too few to be waited for): no outage");
+    let mut busy = Guard::new(PARAMS);
+    for d in 0..69 {
+        day(&mut busy, d, 100, 0, &mut out);
+    }
+    day(&mut busy, 69, 0, 0, &mut out);
+    assert_eq!(day(&mut busy, 70, 0, 60, &mut out), (50, 10), "clicks stopped, no openings in its history: the floor of 50");
     let mut off = Guard::new(GuardParams { factor: 0.0, min_openings: 50 });
     assert_eq!(day(&mut off, 0, 10, 600, &mut out), (600, 0));
 }
@@ -115,4 +125,15 @@ fn a_clickstream_outage_while_orders_flow_sends_no_alert_storm() {
     assert_eq!(anomalies[0]["kinds_affected"], serde_json::json!(["click"]));
     assert!(anomalies[1]["openings_withheld"].as_u64().unwrap() > 400, "{}", anomalies[1]);
     assert_eq!(anomalies[0]["task"], "0_0");
+}
+
+#[test]
+fn a_wave_of_openings_while_every_kind_flows_is_sent() {
+    let mut g = Guard::new(PARAMS);
+    let mut out = Vec::new();
+    for d in 0..40 {
+        day(&mut g, d, 1000, 30, &mut out);
+    }
+    assert_eq!(day(&mut g, 40, 900, 2000, &mut out), (2000, 0), "customers changing, not a source stopping");
+    assert!(out.is_empty());
 }
