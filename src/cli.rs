@@ -284,7 +284,7 @@ fn fit(args: FitArgs) -> anyhow::Result<()> {
         lifespan: args.retention_rate.map_or(Lifespan::Years(args.lifespan_years), Lifespan::Retention),
         source: args.source,
     };
-    let mut input = open_maybe_gzip(&args.input)?;
+    let mut input = FitFile { path: args.input.clone(), opened: false };
     let mut customers = match &args.customers {
         Some(p) => Some(std::io::BufWriter::new(std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?)),
         None => None,
@@ -296,6 +296,27 @@ fn fit(args: FitArgs) -> anyhow::Result<()> {
     }
     println!("{json}");
     Ok(())
+}
+
+/// `care fit`'s input file, which it may read twice; standard input (`-`)
+/// only once.
+struct FitFile {
+    path: PathBuf,
+    opened: bool,
+}
+
+impl crate::apps::fit::FitInput for FitFile {
+    fn open(&mut self) -> std::io::Result<Box<dyn std::io::BufRead + '_>> {
+        if self.opened && !self.reopens() {
+            return Err(std::io::Error::other("standard input cannot be read twice"));
+        }
+        self.opened = true;
+        open_maybe_gzip(&self.path).map_err(|e| std::io::Error::other(format!("{e:#}")))
+    }
+
+    fn reopens(&self) -> bool {
+        self.path.as_os_str() != "-"
+    }
 }
 
 /// Opens a file (or standard input for `-`), decompressing it when it

@@ -33,7 +33,10 @@ use std::process::Command;
 /// sequential replay without the detractors' null value fields hashes to
 /// that branch's 2_783_599_191_467_389_096; the demo has its 3,212 lines
 /// plus the 347 this branch added).
-const DEMO: (usize, u64) = (3559, 7_428_963_894_168_719_249);
+/// The demo once more when care fit moved to L-BFGS (issue 13): its own
+/// fit differs in the sixth digit, so some detractor and purchase-churn
+/// figures move by a cent or a ten-thousandth; same lines, same alerts.
+const DEMO: (usize, u64) = (3559, 5_504_391_302_292_537_378);
 const REPLAY_SEQUENTIAL: (usize, u64) = (1261, 12_738_130_815_089_309_916);
 const REPLAY_WINDOW: (usize, u64) = (1313, 17_882_614_670_210_195_667);
 

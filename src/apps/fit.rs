@@ -15,24 +15,26 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::time::Instant;
 
 use care_core::config::Config;
-use care_core::decode::Decoded;
-use care_core::engine::{Input, Rules};
-use care_core::event::Kind;
+use care_core::decode::Limits;
+use care_core::engine::Rules;
 use care_core::model::bgnbd::BgNbd;
 use care_core::model::clv::{historic_clv, historic_terms, predicted_clv, Lifespan};
 use care_core::model::fit::{fit_bgnbd, fit_gamma_gamma, BgNbdData, FitError, Fitted, GammaGammaData};
 use care_core::model::gamma_gamma::GammaGamma;
 use care_core::model::holdout::{Holdout, Validation};
-use care_core::model::summary::{purchase_days, PurchaseDays, Summary};
+use care_core::model::summary::{PurchaseDays, Summary};
 use care_core::model::TimeUnit;
 use care_core::time::Buckets;
 use chrono::NaiveDate;
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 
+use read::{Customers, LineDecoder, Pass};
+
+#[path = "fit_read.rs"]
+mod read;
+
 const DAY_MS: i64 = 86_400_000;
-/// Input lines between progress updates on a terminal.
-const PROGRESS_LINES: u64 = 1 << 20;
 
 /// What to fit and what to predict.
 #[derive(Debug, Clone)]
@@ -162,43 +164,35 @@ struct CustomerLine<'a> {
     historic_clv: Option<f64>,
 }
 
-/// Each customer's orders up to the last day used, `(day, amount)`, kept
-/// in the order customers first appear (the order of `--customers`: no
-/// sort of a million ids).
-#[derive(Debug, Default)]
-struct Orders {
-    index: FxHashMap<String, u32>,
-    orders: Vec<Vec<(i64, f64)>>,
-}
-
-impl Orders {
-    fn push(&mut self, id: String, day: i64, amount: f64) {
-        let next = self.orders.len() as u32;
-        let i = *self.index.entry(id).or_insert(next);
-        if i == next {
-            self.orders.push(Vec::new());
-        }
-        self.orders[i as usize].push((day, amount));
-    }
-
-    fn len(&self) -> usize {
-        self.orders.len()
-    }
-
-    /// (id, orders) in first-appearance order.
-    fn into_customers(self) -> impl Iterator<Item = (String, Vec<(i64, f64)>)> {
-        let mut ids = vec![String::new(); self.orders.len()];
-        for (id, i) in self.index {
-            ids[i as usize] = id;
-        }
-        ids.into_iter().zip(self.orders)
-    }
-}
-
 /// Day number of a calendar date (days since 1970-01-01): the index
 /// [`Buckets`] of one day in the configured timezone gives its instants.
 pub fn day_number(d: NaiveDate) -> i64 {
     (d - NaiveDate::default()).num_days()
+}
+
+/// The events `care fit` reads: opened once, and a second time when some
+/// customer's orders come out of day order (see the read module); input
+/// that cannot be opened again (standard input) is read once keeping
+/// every order.
+pub trait FitInput {
+    /// Opens the events from their start.
+    ///
+    /// # Errors
+    /// The input cannot be opened.
+    fn open(&mut self) -> std::io::Result<Box<dyn BufRead + '_>>;
+    /// Whether [`FitInput::open`] works more than once.
+    fn reopens(&self) -> bool;
+}
+
+/// Events in memory (tests), read as often as asked.
+impl FitInput for &[u8] {
+    fn open(&mut self) -> std::io::Result<Box<dyn BufRead + '_>> {
+        Ok(Box::new(*self))
+    }
+
+    fn reopens(&self) -> bool {
+        true
+    }
 }
 
 /// Runs `care fit` over `input`; writes `--customers` lines to `customers`
@@ -207,18 +201,23 @@ pub fn day_number(d: NaiveDate) -> i64 {
 ///
 /// # Errors
 /// Bad options or source, I/O, or a fit that fails or does not converge.
-pub fn run(cfg: &Config, opts: &Options, input: &mut dyn BufRead, customers: Option<&mut dyn Write>, now_wall_ms: i64) -> Result<Report, FitAppError> {
+pub fn run(cfg: &Config, opts: &Options, input: &mut dyn FitInput, customers: Option<&mut dyn Write>, now_wall_ms: i64) -> Result<Report, FitAppError> {
     let started = Instant::now();
     check(opts)?;
     let cal_end = day_number(opts.calibration_end);
     let last_day = opts.holdout_end.map_or(cal_end, day_number);
     let progress = std::io::stderr().is_terminal();
-    let (orders, counts) = read(cfg, opts, input, last_day, now_wall_ms, progress)?;
-    let customers_at_end = summarise(orders, cal_end, opts.unit);
+    let (folded, counts) = read(cfg, opts, input, last_day, now_wall_ms, progress)?;
+    let customers_at_end = summarise(folded, cal_end, opts.unit);
     let summaries: Vec<Summary> = customers_at_end.iter().map(|c| c.summary).collect();
     let read_done = Instant::now();
-    let bg = converged("BG/NBD", fit_bgnbd(&BgNbdData::new(&summaries))?, |m: &BgNbd| format!("r {} alpha {} a {} b {}", m.r, m.alpha, m.a, m.b))?;
-    let gg = converged("Gamma-Gamma", fit_gamma_gamma(&GammaGammaData::new(&summaries))?, |m: &GammaGamma| format!("p {} q {} v {}", m.p, m.q, m.v))?;
+    // The two models are independent: Gamma-Gamma is fitted beside BG/NBD.
+    let (bg, gg) = std::thread::scope(|s| {
+        let gg = s.spawn(|| fit_gamma_gamma(&GammaGammaData::new(&summaries)));
+        (fit_bgnbd(&BgNbdData::new(&summaries)), gg.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+    });
+    let bg = converged("BG/NBD", bg?, |m: &BgNbd| format!("r {} alpha {} a {} b {}", m.r, m.alpha, m.a, m.b))?;
+    let gg = converged("Gamma-Gamma", gg?, |m: &GammaGamma| format!("p {} q {} v {}", m.p, m.q, m.v))?;
     let fit_done = Instant::now();
     let holdout_days = last_day - cal_end;
     let mut holdout = Holdout::default();
@@ -295,8 +294,8 @@ fn converged<M: Copy>(model: &'static str, f: Fitted<M>, show: impl Fn(&M) -> St
     }
 }
 
-/// Reads the orders up to `last_day`, per customer.
-fn read(cfg: &Config, opts: &Options, input: &mut dyn BufRead, last_day: i64, now_wall_ms: i64, progress: bool) -> Result<(Orders, InputCounts), FitAppError> {
+/// Reads every customer's purchase days up to `last_day`.
+fn read(cfg: &Config, opts: &Options, input: &mut dyn FitInput, last_day: i64, now_wall_ms: i64, progress: bool) -> Result<(Customers, InputCounts), FitAppError> {
     let rules = Rules::new(cfg);
     let source = match (&opts.source, cfg.sources.len()) {
         (Some(name), _) => rules.source_index(name).filter(|&i| i != rules.canonical_source()).ok_or_else(|| FitAppError::UnknownSource(name.clone()))?,
@@ -305,45 +304,14 @@ fn read(cfg: &Config, opts: &Options, input: &mut dyn BufRead, last_day: i64, no
         (None, n) => return Err(FitAppError::AmbiguousSource(n)),
     };
     let days = Buckets { bucket_ms: DAY_MS, offset_ms: i64::from(cfg.engine.utc_offset_secs().unwrap_or(0)) * 1000 };
-    let mut orders = Orders::default();
-    let mut counts = InputCounts::default();
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        if input.read_until(b'\n', &mut line).map_err(FitAppError::Read)? == 0 {
-            break;
-        }
-        let payload = line.trim_ascii();
-        if payload.is_empty() {
-            continue;
-        }
-        counts.lines += 1;
-        if progress && counts.lines % PROGRESS_LINES == 0 {
-            eprint!("\rcare fit: {} lines, {} customers", counts.lines, orders.len());
-        }
-        let rec = Input { source, partition: 0, offset: counts.lines as i64 - 1, key: None, payload };
-        match rules.decode(&rec, now_wall_ms) {
-            Err(e) => {
-                if counts.rejected == 0 {
-                    eprintln!("care fit: line {} rejected ({e}); counting the rest", counts.lines);
-                }
-                counts.rejected += 1;
-            }
-            // Skipped types (unknown, ignored) are not orders.
-            Ok(Decoded::Ignored | Decoded::Unknown(_)) => counts.ignored += 1,
-            Ok(Decoded::Event(ev)) if ev.kind != Kind::Order || days.of(ev.ts_ms) > last_day => counts.ignored += 1,
-            Ok(Decoded::Event(ev)) => {
-                counts.orders += 1;
-                let day = days.of(ev.ts_ms);
-                // An order without an amount still counts as a purchase.
-                orders.push(ev.customer_id, day, ev.amount.unwrap_or(0.0));
-            }
-        }
+    let canonical = source == rules.canonical_source();
+    let dec = LineDecoder::new(rules.mapping(source).clone(), canonical, Limits::new(&cfg.engine), days, now_wall_ms);
+    let mut customers = Customers::new(day_number(opts.calibration_end), last_day, !input.reopens());
+    let counts = read::read(&dec, &mut *input.open().map_err(FitAppError::Read)?, &mut customers, Pass::First, progress)?;
+    if input.reopens() && customers.unordered() > 0 {
+        read::read(&dec, &mut *input.open().map_err(FitAppError::Read)?, &mut customers, Pass::Second, false)?;
     }
-    if progress && counts.lines >= PROGRESS_LINES {
-        eprintln!("\rcare fit: {} lines, {} customers", counts.lines, orders.len());
-    }
-    Ok((orders, counts))
+    Ok((customers, counts))
 }
 
 /// A customer at the calibration end.
@@ -355,45 +323,86 @@ struct AtEnd {
     holdout_days: u32,
 }
 
-/// Each customer's purchase days at the calibration end.
-fn summarise(orders: Orders, cal_end: i64, unit: TimeUnit) -> Vec<AtEnd> {
-    orders
-        .into_customers()
-        .filter_map(|(id, mut o)| {
-            o.sort_unstable_by_key(|x| x.0);
-            let split = o.partition_point(|x| x.0 <= cal_end);
-            let (cal, hold) = o.split_at_mut(split);
-            let days = purchase_days(cal)?;
-            let mut holdout_days = 0;
-            let mut prev = None;
-            for &(d, _) in hold.iter() {
-                if prev != Some(d) {
-                    holdout_days += 1;
-                    prev = Some(d);
-                }
-            }
-            Some(AtEnd { summary: days.summary(cal_end, unit), id, days, holdout_days })
-        })
-        .collect()
+/// Each customer with an order up to the calibration end, in the order
+/// customers first appear.
+fn summarise(customers: Customers, cal_end: i64, unit: TimeUnit) -> Vec<AtEnd> {
+    customers.finish(|id, days, holdout_days| AtEnd { summary: days.summary(cal_end, unit), id, days, holdout_days })
 }
 
 fn finite(v: f64) -> Option<f64> {
     v.is_finite().then_some(v)
 }
 
+/// Customers formatted per chunk: two threads format a pair of chunks
+/// while this one writes the pair before, in order.
+const WRITE_CHUNK: usize = 1 << 15;
+
+/// Expected purchases of a customer alive, by (x, T as bits): one ₂F₁ per
+/// pair instead of one per customer (a million customers share about ten
+/// thousand pairs in whole days).
+type IfAlive = FxHashMap<(u32, u64), f64>;
+
 fn write_customers(out: &mut dyn Write, cs: &[AtEnd], bg: &BgNbd, gg: &GammaGamma, opts: &Options, progress: bool) -> Result<(), FitAppError> {
+    let horizon = opts.unit.of_days(opts.horizon_days);
+    let mut if_alive = IfAlive::default();
+    for c in cs {
+        let s = &c.summary;
+        if_alive.entry((s.frequency, s.t.to_bits())).or_insert_with(|| bg.expected_purchases_if_alive(horizon, s.frequency, s.t));
+    }
+    let if_alive = &if_alive;
+    let mut pending: Vec<Vec<u8>> = Vec::new();
+    // Written buffers are reused (fresh ones cost a page fault per 4 KiB).
+    let mut spare: Vec<Vec<u8>> = Vec::new();
+    let mut chunks = cs.chunks(WRITE_CHUNK);
+    let mut done = 0;
+    loop {
+        let pair: Vec<&[AtEnd]> = chunks.by_ref().take(2).collect();
+        let formatted = std::thread::scope(|s| {
+            let handles: Vec<_> = pair
+                .iter()
+                .map(|c| {
+                    let buf = spare.pop().unwrap_or_default();
+                    s.spawn(move || format_customers(c, bg, gg, opts, if_alive, buf))
+                })
+                .collect();
+            for mut buf in pending.drain(..) {
+                out.write_all(&buf).map_err(FitAppError::Write)?;
+                buf.clear();
+                spare.push(buf);
+            }
+            handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect::<Result<Vec<_>, _>>()
+        })?;
+        if formatted.is_empty() {
+            break;
+        }
+        done += pair.iter().map(|c| c.len()).sum::<usize>();
+        if progress && cs.len() >= 1 << 18 {
+            eprint!("\rcare fit: predictions for {done} of {} customers", cs.len());
+        }
+        pending = formatted;
+    }
+    if progress && cs.len() >= 1 << 18 {
+        eprintln!();
+    }
+    out.flush().map_err(FitAppError::Write)
+}
+
+/// One `--customers` line per customer of `cs`, into `buf` (empty).
+fn format_customers(cs: &[AtEnd], bg: &BgNbd, gg: &GammaGamma, opts: &Options, if_alive: &IfAlive, mut buf: Vec<u8>) -> Result<Vec<u8>, FitAppError> {
     let cal_end = day_number(opts.calibration_end);
     let horizon = opts.unit.of_days(opts.horizon_days);
-    let mut buf = Vec::with_capacity(256);
-    for (i, c) in cs.iter().enumerate() {
-        if progress && i > 0 && i % (1 << 18) == 0 {
-            eprint!("\rcare fit: predictions for {i} of {} customers", cs.len());
-        }
+    buf.reserve(cs.len() * 256);
+    for c in cs {
         let s = &c.summary;
         let p_alive = bg.p_alive(s.frequency, s.recency, s.t);
         let value = gg.expected_avg_value(s.frequency, s.monetary_value).and_then(finite);
         let next = bg.next_purchase_in(s.frequency, s.t, p_alive).and_then(|t| next_date(opts.calibration_end, t * opts.unit.days()));
         let (aov, per_year) = historic_terms(&c.days, cal_end);
+        let alive = if_alive.get(&(s.frequency, s.t.to_bits())).copied().unwrap_or_else(|| bg.expected_purchases_if_alive(horizon, s.frequency, s.t));
+        let expected = bg.expected_purchases_from(alive, horizon, s.frequency, s.recency, s.t);
+        // Undiscounted, predicted CLV is value × the same expectation
+        // (predicted_clv's own shortcut): ₂F₁ once per customer, not twice.
+        let clv = |m: f64| if opts.discount_rate_yearly == 0.0 && opts.horizon_days > 0.0 { m * expected } else { predicted_clv(bg, s, opts.unit, m, opts.horizon_days, opts.discount_rate_yearly) };
         let line = CustomerLine {
             customer_id: &c.id,
             frequency: s.frequency,
@@ -401,21 +410,16 @@ fn write_customers(out: &mut dyn Write, cs: &[AtEnd], bg: &BgNbd, gg: &GammaGamm
             t: s.t,
             monetary_value: s.monetary_value,
             p_alive: finite(p_alive),
-            expected_purchases: finite(bg.expected_purchases(horizon, s.frequency, s.recency, s.t)),
+            expected_purchases: finite(expected),
             expected_avg_value: value,
-            predicted_clv: value.and_then(|m| finite(predicted_clv(bg, s, opts.unit, m, opts.horizon_days, opts.discount_rate_yearly))),
+            predicted_clv: value.and_then(|m| finite(clv(m))),
             expected_next_purchase: next,
             historic_clv: finite(historic_clv(aov, per_year, opts.lifespan)),
         };
-        buf.clear();
         serde_json::to_writer(&mut buf, &line).map_err(|e| FitAppError::Write(e.into()))?;
         buf.push(b'\n');
-        out.write_all(&buf).map_err(FitAppError::Write)?;
     }
-    if progress && cs.len() >= 1 << 18 {
-        eprintln!("\rcare fit: predictions for {} customers      ", cs.len());
-    }
-    out.flush().map_err(FitAppError::Write)
+    Ok(buf)
 }
 
 /// The calibration end plus `days`, rounded up to the first whole day by

@@ -93,3 +93,84 @@ fn next_purchase_dates_round_up() {
     assert_eq!(next_date(date("1997-09-30"), 2.0).as_deref(), Some("1997-10-02"));
     assert_eq!(next_date(date("1997-09-30"), 1e9), None);
 }
+
+/// Events that can be read once only, like standard input.
+struct Once<'a>(&'a [u8], bool);
+
+impl FitInput for Once<'_> {
+    fn open(&mut self) -> std::io::Result<Box<dyn BufRead + '_>> {
+        assert!(!self.1, "opened twice");
+        self.1 = true;
+        Ok(Box::new(self.0))
+    }
+
+    fn reopens(&self) -> bool {
+        false
+    }
+}
+
+/// Each customer's (id, days, first day, last day, values, holdout days).
+fn figures(input: &mut dyn FitInput, o: &Options) -> Vec<(String, u32, i64, i64, f64, f64, u32)> {
+    let cfg = Config::parse("", "t").unwrap();
+    let last = o.holdout_end.map_or(day_number(o.calibration_end), day_number);
+    let (c, _) = read(&cfg, o, input, last, NOW, false).unwrap();
+    let mut out: Vec<_> = summarise(c, day_number(o.calibration_end), TimeUnit::Days)
+        .into_iter()
+        .map(|c| (c.id, c.days.days, c.days.first_day, c.days.last_day, c.days.first_value, c.days.repeat_value, c.holdout_days))
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+proptest::proptest! {
+    /// Orders in any order give the figures of the same orders sorted by
+    /// time, whether the input is read twice or once keeping every order.
+    /// Amounts are whole so sums do not depend on their order.
+    #[test]
+    fn order_of_the_input_does_not_change_the_figures(
+        orders in proptest::collection::vec((0u8..4, 1u32..60, 0u32..24, 1u8..50), 1..40),
+        shuffle in proptest::collection::vec(proptest::prelude::any::<u32>(), 40),
+    ) {
+        let line = |&(c, day, hour, amount): &(u8, u32, u32, u8)| {
+            let ts = 1_704_067_200_000i64 + i64::from(day) * 86_400_000 + i64::from(hour) * 3_600_000;
+            format!("{{\"customer_id\":\"c{c}\",\"kind\":\"order\",\"ts\":{ts},\"amount\":{amount}}}\n")
+        };
+        let mut sorted = orders.clone();
+        sorted.sort_by_key(|o| (o.1, o.2));
+        let mut shuffled = orders.clone();
+        for (i, k) in shuffle.iter().enumerate().take(shuffled.len()) {
+            let j = *k as usize % shuffled.len();
+            shuffled.swap(i, j);
+        }
+        let sorted: String = sorted.iter().map(line).collect();
+        let shuffled: String = shuffled.iter().map(line).collect();
+        let o = opts("2024-02-01", Some("2024-02-20"));
+        let want = figures(&mut sorted.as_bytes(), &o);
+        proptest::prop_assert_eq!(&figures(&mut shuffled.as_bytes(), &o), &want);
+        proptest::prop_assert_eq!(&figures(&mut Once(shuffled.as_bytes(), false), &o), &want);
+    }
+}
+
+#[test]
+fn chunks_end_at_line_ends_and_lose_nothing() {
+    let text: String = (0..200).map(|i| format!("{}\n", "x".repeat(i % 37))).collect::<String>() + "last line without a newline";
+    let mut input = text.as_bytes();
+    let mut joined = Vec::new();
+    let mut chunk = Vec::new();
+    loop {
+        read::next_chunk(&mut input, 64, &mut chunk).unwrap();
+        if chunk.is_empty() {
+            break;
+        }
+        assert!(chunk.ends_with(b"\n") || chunk.ends_with(b"newline"), "{:?}", String::from_utf8_lossy(&chunk));
+        joined.extend_from_slice(&chunk);
+    }
+    assert_eq!(joined, text.as_bytes());
+}
+
+#[test]
+fn halves_split_at_a_line_end() {
+    assert_eq!(read::halve(b"ab\ncd\nef\n"), [&b"ab\ncd\n"[..], &b"ef\n"[..]]);
+    assert_eq!(read::halve(b"one long line"), [&b"one long line"[..], &b""[..]]);
+    assert_eq!(read::halve(b""), [&b""[..], &b""[..]]);
+}

@@ -508,6 +508,10 @@ fn truncate(s: &str, max: usize) -> String {
     s[..end].to_string()
 }
 
+#[path = "decode_canonical.rs"]
+mod canonical;
+pub use canonical::decode_canonical;
+
 #[cfg(test)]
 #[path = "decode_tests.rs"]
 mod tests;

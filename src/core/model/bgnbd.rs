@@ -82,6 +82,14 @@ impl BgNbd {
     /// a removable singularity the formula does not handle (nor does
     /// lifetimes').
     pub fn expected_purchases(&self, horizon: f64, x: u32, recency: f64, t: f64) -> f64 {
+        self.expected_purchases_from(self.expected_purchases_if_alive(horizon, x, t), horizon, x, recency, t)
+    }
+
+    /// The expected purchases of a customer known to be alive (the
+    /// expectation is this times P(alive)): it depends on x and T alone and
+    /// holds the costly ₂F₁, so a caller predicting for many customers
+    /// computes it once per (x, T) pair.
+    pub fn expected_purchases_if_alive(&self, horizon: f64, x: u32, t: f64) -> f64 {
         if horizon <= 0.0 {
             return 0.0;
         }
@@ -96,8 +104,18 @@ impl BgNbd {
         }
         let first = (a + b + xf - 1.0) / (a - 1.0);
         let second = 1.0 - (ln_hyp + (r + xf) * ((alpha + t) / (alpha + t + horizon)).ln()).exp();
-        let denominator = if x > 0 { 1.0 + (a / (b + xf - 1.0)) * ((alpha + t) / (alpha + recency)).powf(r + xf) } else { 1.0 };
-        first * second / denominator
+        first * second
+    }
+
+    /// [`BgNbd::expected_purchases`] from
+    /// [`BgNbd::expected_purchases_if_alive`], bit for bit.
+    pub fn expected_purchases_from(&self, if_alive: f64, horizon: f64, x: u32, recency: f64, t: f64) -> f64 {
+        if horizon <= 0.0 {
+            return 0.0;
+        }
+        let xf = f64::from(x);
+        let denominator = if x > 0 { 1.0 + (self.a / (self.b + xf - 1.0)) * ((self.alpha + t) / (self.alpha + recency)).powf(self.r + xf) } else { 1.0 };
+        if_alive / denominator
     }
 
     /// Time units from T until the probability of at least one more

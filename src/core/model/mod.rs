@@ -14,6 +14,7 @@
 //! - [`bgnbd`] — BG/NBD likelihood, P(alive), conditional expected purchases.
 //! - [`gamma_gamma`] — Gamma-Gamma likelihood and expected average value.
 //! - [`fit`] — maximum likelihood with standard errors from the Hessian.
+//! - [`gradient`] — the likelihoods' analytic gradients for the fit.
 //! - [`clv`] — predicted and historic CLV, the expected next purchase.
 //! - [`holdout`] — predicted against actual purchases after the calibration.
 //! - [`value`] — a fit read back, and one customer's figures at a day.
@@ -22,6 +23,7 @@ pub mod bgnbd;
 pub mod clv;
 pub mod fit;
 pub mod gamma_gamma;
+pub mod gradient;
 pub mod holdout;
 pub mod special;
 pub mod summary;

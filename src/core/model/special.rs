@@ -1,5 +1,5 @@
 //! Special functions the models need: ln Γ from libm (the C library's
-//! lgamma, ported), and the Gauss hypergeometric function ₂F₁, which no
+//! lgamma, ported), its derivative ψ for the fit's gradients, and the Gauss hypergeometric function ₂F₁, which no
 //! maintained Rust crate we could use offers for real arguments (statrs
 //! has none), written here and checked against scipy's `hyp2f1` (what
 //! lifetimes calls).
@@ -12,6 +12,22 @@ pub fn ln_gamma(x: f64) -> f64 {
 /// ln B(a, b) = ln Γ(a) + ln Γ(b) − ln Γ(a + b).
 pub fn ln_beta(a: f64, b: f64) -> f64 {
     ln_gamma(a) + ln_gamma(b) - ln_gamma(a + b)
+}
+
+/// The digamma function ψ(x) = d ln Γ(x) / dx for x > 0, which the
+/// likelihoods' gradients need (libm has none; statrs would be a large
+/// dependency for one function): the recurrence ψ(x) = ψ(x + 1) − 1/x
+/// up to x ≥ 10, then the asymptotic series to the x⁻¹⁰ term, whose
+/// remainder there is below 10⁻¹⁴.
+pub fn digamma(mut x: f64) -> f64 {
+    let mut acc = 0.0;
+    while x < 10.0 {
+        acc -= 1.0 / x;
+        x += 1.0;
+    }
+    let f = 1.0 / (x * x);
+    let series = f * (1.0 / 12.0 - f * (1.0 / 120.0 - f * (1.0 / 252.0 - f * (1.0 / 240.0 - f * (1.0 / 132.0)))));
+    acc + x.ln() - 0.5 / x - series
 }
 
 /// Most terms summed before ₂F₁ gives up. The models call it with
@@ -117,6 +133,27 @@ mod tests {
         assert!(hyp2f1(1.0, 1.0, 2.0, 1.0).is_nan());
         assert!(hyp2f1(1.0, 1.0, -2.0, 0.5).is_nan());
         assert!(hyp2f1(1.0, 1.0, 2.0, -0.1).is_nan());
+    }
+
+    /// Reference values from scipy.special.digamma (scipy 1.12).
+    #[test]
+    fn digamma_matches_scipy() {
+        let cases = [
+            (0.243, -4.351093864423211),
+            (0.5, -1.9635100260214235),
+            (1.0, -0.5772156649015329),
+            (2.426, 0.6662079149687962),
+            (3.219, 1.005775131956445),
+            (6.25, 1.750453526883736),
+            (10.0, 2.251752589066721),
+            (37.5, 3.6109483445963386),
+            (0.001, -1000.5755719318103),
+            (250.3, 5.520661265424219),
+        ];
+        for (x, want) in cases {
+            let got = digamma(x);
+            assert!((got - want).abs() <= 1e-13 * want.abs().max(1.0), "ψ({x}) = {got}, scipy {want}");
+        }
     }
 
     #[test]
