@@ -17,6 +17,8 @@
 //! - `pipeline/hot_path_no_purchase_days`: the same with `[detect.purchases]`
 //!   off, as near as a config gets to the hot path before customer value
 //!   was kept in the stream (issue 15): the baseline of its cost.
+//! - `pipeline/hot_path_no_purchases_no_retention`: also without the
+//!   retention months (issue 17), on by default too.
 //! - `pipeline/hot_path_with_fit`: the same with a fit loaded (`[value]`),
 //!   so purchase-churn timers run and dormancy scores read the models.
 //! - `detect_decline_evaluate/*`: one `decline::evaluate` call on a customer
@@ -179,7 +181,13 @@ fn pipeline(c: &mut Criterion) {
         unit: TimeUnit::Days,
         calibration_end: "2025-12-31".into(),
     }));
-    for (name, cfg) in [("hot_path", &cfg), ("hot_path_no_purchase_days", &no_purchase_days), ("hot_path_with_fit", &with_fit)] {
+    let session_start = Config::parse("[detect.purchases]\nenabled = false\n[detect.retention]\nenabled = false\n", "bench").expect("config");
+    for (name, cfg) in [
+        ("hot_path", &cfg),
+        ("hot_path_no_purchase_days", &no_purchase_days),
+        ("hot_path_no_purchases_no_retention", &session_start),
+        ("hot_path_with_fit", &with_fit),
+    ] {
         let mut engine = fresh_engine(cfg);
         let (_, _, outputs) = run_all(&mut engine, &lines);
         eprintln!("{name}: {outputs} output records, state ≈ {:.0} bytes/customer", state_bytes(&engine) as f64 / engine.customer_count().max(1) as f64);

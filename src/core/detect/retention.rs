@@ -102,8 +102,9 @@ pub struct ActiveMonths {
 }
 
 impl ActiveMonths {
-    fn add(&mut self, months: Months, ts_ms: i64) {
-        let (m, secs) = (months.of(ts_ms), u32::try_from(ts_ms.div_euclid(1000).max(1)).unwrap_or(u32::MAX));
+    /// Folds an activity at `ts_ms`, in month `m`.
+    fn add(&mut self, m: i32, ts_ms: i64) {
+        let secs = u32::try_from(ts_ms.div_euclid(1000).max(1)).unwrap_or(u32::MAX);
         if self.latest_secs == [0; MONTHS] {
             self.newest = m;
         }
@@ -131,16 +132,33 @@ impl ActiveMonths {
 pub struct Retention {
     months: Months,
     activity: KindSet,
+    /// Month starts from 2000 to 2100, so the month of an event is a
+    /// binary search on the per-event path instead of a calendar
+    /// computation; outside them the calendar is asked.
+    starts: Vec<i64>,
 }
+
+/// The month index of January 2000, the first in the table.
+const TABLE_FROM: i32 = 30 * 12;
 
 impl Retention {
     pub fn new(cfg: &Config) -> Retention {
-        Retention { months: months(cfg), activity: cfg.engine.activity_set() }
+        let months = months(cfg);
+        Retention { months, activity: cfg.engine.activity_set(), starts: (TABLE_FROM..TABLE_FROM + 101 * 12).map(|m| months.start_ms(m)).collect() }
+    }
+
+    fn month_of(&self, ts_ms: i64) -> i32 {
+        match self.starts.partition_point(|s| *s <= ts_ms) {
+            0 => self.months.of(ts_ms),
+            i if i == self.starts.len() => self.months.of(ts_ms),
+            i => TABLE_FROM + i as i32 - 1,
+        }
     }
 
     fn fold(&self, c: &mut Customer, ev: &Event) {
         if self.activity.contains(ev.kind) || ev.kind == crate::event::Kind::Order {
-            c.detectors.get_or_insert_with(ID.0, ActiveMonths::default).add(self.months, ev.ts_ms);
+            let month = self.month_of(ev.ts_ms);
+            c.detectors.get_or_insert_with(ID.0, ActiveMonths::default).add(month, ev.ts_ms);
         }
     }
 }

@@ -15,10 +15,19 @@ fn months_follow_the_calendar_in_the_configured_offset() {
 }
 
 #[test]
+fn the_month_table_agrees_with_the_calendar() {
+    let r = Retention::new(&crate::config::Config::parse("[engine]\ntimezone = \"-05:00\"\n", "t").unwrap());
+    let m = r.months;
+    for ts in [T0, T0 - 1, T0 + 59 * DAY + 5 * 3_600_000 - 1, T0 + 59 * DAY + 5 * 3_600_000, 0, -DAY, 4_200_000_000_000, 946_684_800_000] {
+        assert_eq!(r.month_of(ts), m.of(ts), "{ts}");
+    }
+}
+
+#[test]
 fn activity_is_kept_per_month_and_read_at_an_instant() {
     let mut a = ActiveMonths::default();
     for day in [0, 20, 40, 100, 250] {
-        a.add(UTC, T0 + day * DAY);
+        a.add(UTC.of(T0 + day * DAY), T0 + day * DAY);
     }
     let window = 90 * DAY;
     assert!(a.active_at(T0 + 100 * DAY, window));
