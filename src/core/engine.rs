@@ -589,6 +589,11 @@ fn emit(r: &Rules, tally: &mut Tally, g: Guarded<'_>, emit_from_ms: Option<i64>,
             tally.withheld[t] += 1;
             return;
         }
+        // A withheld episode closed without a message (superseded) leaves
+        // its bit: a new, sent one of the type must not inherit it.
+        if let Some(w) = c.detectors.get_mut::<Withheld>(WITHHELD_KEY).filter(|_| s.opens()) {
+            w.types &= !bit;
+        }
     }
     if emit_from_ms.is_some_and(|from| s.episode_ms() < from) {
         tally.suppressed[t] += 1;
