@@ -1,7 +1,7 @@
 use proptest::prelude::*;
 
 use super::*;
-use crate::detect::dormancy;
+use crate::detect::{dormancy, Status};
 use crate::event::Kind;
 use crate::render::TopicRole;
 
@@ -382,4 +382,51 @@ fn survey_answers_update_satisfaction_but_are_not_visits() {
     assert_eq!(types(&back), [("io.care.reactivated.v1".to_string(), "resolved".to_string())], "a chat with an answer is a visit");
     let a = e.dump().into_iter().find(|c| &*c.id == "a").unwrap();
     assert_eq!((a.csat.responses, a.csat.satisfied, a.activity_events), (4, 2, 121));
+}
+
+/// A payload-less body, for driving `emit` directly.
+#[derive(Debug)]
+struct Bare;
+
+impl crate::detect::Body for Bare {
+    fn payload(&self, cx: crate::detect::signal::PayloadContext<'_>) -> serde_json::Value {
+        crate::detect::signal::to_value(cx.head)
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+#[test]
+fn the_outage_guard_withholds_an_episode_whole_and_only_that_episode() {
+    use crate::detect::decline::ACTIVITY_DECLINE;
+    let rules = Rules::new(&Config::parse("", "t").unwrap());
+    let (mut g, mut anomalies, mut tally, mut out) = (guard::Guard::new(rules.guard), Vec::new(), Tally::new(1), Vec::new());
+    let day = 86_400_000;
+    // 40 days of clicks and a few openings, then the clicks stop and a
+    // wave of openings trips the guard.
+    for d in 0..41 {
+        (0..if d < 40 { 200 } else { 0 }).for_each(|i| g.event(Kind::Click, d * day + i, &mut anomalies));
+        (0..2).for_each(|i| _ = g.opening(d * day + 10 + i, &mut anomalies));
+    }
+    (0..60).for_each(|i| _ = g.opening(41 * day + i, &mut anomalies));
+    assert!(g.is_tripped());
+    let mut c = Customer::new("c".into(), 0, 3);
+    let mut send = |g: &mut guard::Guard, c: &mut Customer, s: Signal, out: &mut Vec<OutputRecord>| {
+        emit(&rules, &mut tally, Guarded { guard: g, anomalies: &mut anomalies }, None, c, &s, out);
+    };
+    send(&mut g, &mut c, Signal::opened(ACTIVITY_DECLINE, 41 * day + 100, Bare), &mut out);
+    assert!(out.is_empty(), "withheld while tripped");
+    // Superseded: closed without a message, so its bit stays. The clicks
+    // come back and the guard clears.
+    for d in 42..44 {
+        (0..200).for_each(|i| g.event(Kind::Click, d * day + i, &mut Vec::new()));
+    }
+    assert!(!g.is_tripped());
+    send(&mut g, &mut c, Signal::opened(ACTIVITY_DECLINE, 44 * day, Bare), &mut out);
+    send(&mut g, &mut c, Signal::resolved(ACTIVITY_DECLINE, 44 * day, 50 * day, Bare), &mut out);
+    let statuses: Vec<Option<Status>> = out.iter().map(OutputRecord::status).collect();
+    assert_eq!(statuses, [Some(Status::Opened), Some(Status::Resolved)], "a new, sent episode is sent whole");
+    assert_eq!(tally.withheld[ACTIVITY_DECLINE.idx()], 1);
 }
