@@ -24,7 +24,6 @@ use care_core::model::gamma_gamma::GammaGamma;
 use care_core::model::holdout::{Holdout, Validation};
 use care_core::model::summary::{PurchaseDays, Summary};
 use care_core::model::TimeUnit;
-use care_core::time::Buckets;
 use chrono::NaiveDate;
 use rustc_hash::FxHashMap;
 use serde::Serialize;
@@ -33,8 +32,6 @@ use read::{Customers, LineDecoder, Pass};
 
 #[path = "fit_read.rs"]
 mod read;
-
-const DAY_MS: i64 = 86_400_000;
 
 /// What to fit and what to predict.
 #[derive(Debug, Clone)]
@@ -165,7 +162,7 @@ struct CustomerLine<'a> {
 }
 
 /// Day number of a calendar date (days since 1970-01-01): the index
-/// [`Buckets`] of one day in the configured timezone gives its instants.
+/// `care_core::time::Buckets` of one day in the configured timezone gives its instants.
 pub fn day_number(d: NaiveDate) -> i64 {
     (d - NaiveDate::default()).num_days()
 }
@@ -303,7 +300,7 @@ fn read(cfg: &Config, opts: &Options, input: &mut dyn FitInput, last_day: i64, n
         (None, 1) => 0,
         (None, n) => return Err(FitAppError::AmbiguousSource(n)),
     };
-    let days = Buckets { bucket_ms: DAY_MS, offset_ms: i64::from(cfg.engine.utc_offset_secs().unwrap_or(0)) * 1000 };
+    let days = care_core::detect::purchases::day_buckets(cfg);
     let canonical = source == rules.canonical_source();
     let dec = LineDecoder::new(rules.mapping(source).clone(), canonical, Limits::new(&cfg.engine), days, now_wall_ms);
     let mut customers = Customers::new(day_number(opts.calibration_end), last_day, !input.reopens());

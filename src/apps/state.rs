@@ -44,7 +44,7 @@ pub struct View {
 impl View {
     pub fn new(cfg: &Config) -> View {
         let e = &cfg.engine;
-        let buckets = Buckets { bucket_ms: i64::from(e.bucket_secs) * 1000, offset_ms: i64::from(e.utc_offset_secs().unwrap_or(0)) * 1000 };
+        let buckets = Buckets { bucket_ms: i64::from(e.bucket_secs) * 1000, offset_ms: e.utc_offset_ms() };
         let days = cfg.detect.csat_low.window_days.div_ceil(care_core::detect::csat_low::BUCKETS as u32).max(1);
         View { buckets, csat_bucket_ms: i64::from(days) * DAY_MS }
     }

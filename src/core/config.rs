@@ -343,6 +343,12 @@ impl EngineConfig {
             .ok_or_else(|| invalid("engine.timezone", format!("must be `UTC` or `+HH:MM`/`-HH:MM`, got {:?}", self.timezone)))
     }
 
+    /// The timezone's offset east of UTC in milliseconds, for a validated
+    /// config (0 for a timezone validation would refuse).
+    pub fn utc_offset_ms(&self) -> i64 {
+        i64::from(self.utc_offset_secs().unwrap_or(0)) * 1000
+    }
+
     /// The activity kinds as a set.
     pub fn activity_set(&self) -> KindSet {
         KindSet::of(&self.activity_kinds)

@@ -67,7 +67,7 @@ impl Rules {
             limits: Limits::new(e),
             buckets: Buckets {
                 bucket_ms: i64::from(e.bucket_secs) * 1000,
-                offset_ms: i64::from(e.utc_offset_secs().unwrap_or(0)) * 1000,
+                offset_ms: e.utc_offset_ms(),
             },
             lateness_ms: i64::from(e.allowed_lateness_secs) * 1000,
             activity,

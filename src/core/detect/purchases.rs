@@ -122,7 +122,7 @@ impl ValueContext {
 
 /// One-day buckets in the configured timezone: the days `care fit` counts.
 pub fn day_buckets(cfg: &Config) -> Buckets {
-    Buckets { bucket_ms: DAY_MS, offset_ms: i64::from(cfg.engine.utc_offset_secs().unwrap_or(0)) * 1000 }
+    Buckets { bucket_ms: DAY_MS, offset_ms: cfg.engine.utc_offset_ms() }
 }
 
 impl Detector for Purchases {

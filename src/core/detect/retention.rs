@@ -165,7 +165,7 @@ impl Retention {
 
 /// The config's calendar months.
 pub fn months(cfg: &Config) -> Months {
-    Months { offset_ms: i64::from(cfg.engine.utc_offset_secs().unwrap_or(0)) * 1000 }
+    Months { offset_ms: cfg.engine.utc_offset_ms() }
 }
 
 impl Detector for Retention {
