@@ -392,10 +392,6 @@ impl crate::detect::Body for Bare {
     fn payload(&self, cx: crate::detect::signal::PayloadContext<'_>) -> serde_json::Value {
         crate::detect::signal::to_value(cx.head)
     }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
 }
 
 #[test]

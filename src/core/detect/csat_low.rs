@@ -291,10 +291,6 @@ impl Body for Figures {
     fn payload(&self, cx: PayloadContext<'_>) -> serde_json::Value {
         to_value(Payload::new(cx.head, cx.episode_ms, self))
     }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
 }
 
 /// The `io.care.csat_low.v1` payload.

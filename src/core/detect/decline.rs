@@ -441,10 +441,6 @@ impl Body for Report {
     fn payload(&self, cx: PayloadContext<'_>) -> serde_json::Value {
         to_value(Payload::new(cx.head, cx.started, cx.window, self))
     }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
 }
 
 impl<'a> Payload<'a> {

@@ -208,19 +208,11 @@ impl Body for Dormant {
     fn payload(&self, cx: PayloadContext<'_>) -> serde_json::Value {
         to_value(DormantPayload::new(cx.head, cx.episode_ms, self.last_activity_ms, &self.score))
     }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
 }
 
 impl Body for Reactivated {
     fn payload(&self, cx: PayloadContext<'_>) -> serde_json::Value {
         to_value(ReactivatedPayload::new(cx.head, cx.started, self.days_away))
-    }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
     }
 }
 

@@ -259,10 +259,6 @@ impl Body for Evidence {
             significance: self.significance,
         })
     }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
 }
 
 /// The changelog block of [`Answers`].

@@ -90,10 +90,6 @@ impl Body for Order {
     fn payload(&self, cx: PayloadContext<'_>) -> serde_json::Value {
         to_value(Payload::new(cx.head, cx.trigger_ms, self.first_seen_ms, self.amount))
     }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
 }
 
 /// The `io.care.first_order.v1` payload.

@@ -181,10 +181,6 @@ impl Body for Evidence {
     fn payload(&self, cx: PayloadContext<'_>) -> serde_json::Value {
         to_value(Payload::new(cx.head, self))
     }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
 }
 
 /// The `io.care.nps_detractor.v1` payload.

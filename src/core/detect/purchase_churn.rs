@@ -267,10 +267,6 @@ impl Body for Risk {
             fit_calibration_end: self.fit_calibration_end.clone(),
         })
     }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
 }
 
 /// The changelog block of [`Open`], while an episode is open.

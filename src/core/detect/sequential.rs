@@ -414,10 +414,6 @@ impl Body for Evidence {
     fn payload(&self, cx: PayloadContext<'_>) -> serde_json::Value {
         to_value(Payload::new(cx.head, cx.started, cx.window, self))
     }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
 }
 
 impl<'a> Payload<'a> {

@@ -136,13 +136,23 @@ pub struct PayloadContext<'a> {
 
 /// A detector's own figures in a signal; renders the signal's payload.
 ///
-/// `Any` lets a detector's tests take their figures back out
-/// ([`Signal::body`]).
-pub trait Body: fmt::Debug + Send + Sync + Any {
+/// [`AsAny`] (every type has it) lets a detector's tests take their
+/// figures back out ([`Signal::body`]).
+pub trait Body: fmt::Debug + Send + Sync + Any + AsAny {
     /// The JSON payload, its fields the schema's: the head's first.
     fn payload(&self, cx: PayloadContext<'_>) -> Value;
+}
 
+/// A value as `dyn Any`, for any sized `'static` type: a body need not
+/// write it.
+pub trait AsAny {
     fn as_any(&self) -> &dyn Any;
+}
+
+impl<T: Any> AsAny for T {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
 }
 
 /// Serialises a payload struct. A payload goes through a
@@ -225,7 +235,8 @@ impl Signal {
 
     /// The detector's figures, if they are a `T`.
     pub fn body<T: Body>(&self) -> Option<&T> {
-        self.body.as_any().downcast_ref()
+        // Through `dyn Body`'s vtable: the box itself is `AsAny` too.
+        self.body.as_ref().as_any().downcast_ref()
     }
 
     /// The JSON payload about `customer`.

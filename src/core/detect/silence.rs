@@ -281,10 +281,6 @@ impl Body for Overdue {
     fn payload(&self, cx: PayloadContext<'_>) -> serde_json::Value {
         to_value(Payload::new(cx.head, cx.started, self))
     }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
 }
 
 impl<'a> Payload<'a> {

@@ -286,10 +286,6 @@ impl Body for Surge {
             significance: self.significance,
         })
     }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
 }
 
 /// The changelog block of [`Tickets`].

@@ -295,10 +295,6 @@ impl Body for Change {
             total_spent: round(self.total_spent, 2),
         })
     }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
 }
 
 /// The changelog block of [`Current`]: the tier's index, best first.
