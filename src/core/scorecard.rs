@@ -1,13 +1,12 @@
 //! The CARE scorecard of one customer: what `/customers/{id}` returns.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use serde::Serialize;
 
 use crate::config::Config;
 use crate::detect::{dormancy, purchases};
-use crate::model::value::{figures, Figures, Fitted, Horizon};
+use crate::model::value::Figures;
 use crate::model::TimeUnit;
 use crate::event::{Kind, KindSet};
 use crate::render::rfc3339;
@@ -93,7 +92,7 @@ pub struct Nps {
 #[derive(Debug, Clone)]
 pub struct CardParams {
     dormancy: Option<dormancy::Params>,
-    fit: Option<(Arc<Fitted>, Horizon)>,
+    value: Option<purchases::ValueContext>,
     days: Buckets,
 }
 
@@ -101,7 +100,9 @@ impl CardParams {
     pub fn new(cfg: &Config) -> CardParams {
         CardParams {
             dormancy: cfg.detect.dormancy.enabled.then(|| dormancy::Params::from_config(cfg)),
-            fit: cfg.value.fitted.clone().map(|f| (f, cfg.value.horizon())),
+            // With purchase days off the scorecard still shows figures, from
+            // a summary seeded from the lifetime order figures.
+            value: cfg.value.fitted.clone().map(|fit| purchases::ValueContext { fit, horizon: cfg.value.horizon(), days: purchases::day_buckets(cfg) }),
             days: purchases::day_buckets(cfg),
         }
     }
@@ -113,9 +114,12 @@ pub fn date(day: i64) -> Option<String> {
 }
 
 fn value(c: &Customer, stream_ms: Option<i64>, p: &CardParams) -> Option<Value> {
-    let h = purchases::history(c, p.days)?;
-    let day = p.days.of(stream_ms.unwrap_or(c.first_seen_ms)).max(h.days.last_day);
-    let figures = p.fit.as_ref().map(|(f, horizon)| figures(f, horizon, &h.days, day));
+    let at = stream_ms.unwrap_or(c.first_seen_ms);
+    let (h, figures) = match &p.value {
+        Some(v) => v.figures(c, at).map(|(h, f)| (h, Some(f)))?,
+        None => (purchases::history(c, p.days)?, None),
+    };
+    let day = p.days.of(at).max(h.days.last_day);
     Some(Value {
         purchase_days: h.days.days,
         first_purchase_day: date(h.days.first_day),
@@ -123,8 +127,8 @@ fn value(c: &Customer, stream_ms: Option<i64>, p: &CardParams) -> Option<Value> 
         approximate: h.approximate,
         expected_next_purchase: figures.and_then(|f| f.expected_next_purchase_in_days).and_then(|d| date(day.saturating_add(d.ceil() as i64))),
         figures,
-        fit_calibration_end: p.fit.as_ref().map(|(f, _)| f.calibration_end.clone()),
-        time_unit: p.fit.as_ref().map(|(f, _)| f.unit),
+        fit_calibration_end: p.value.as_ref().map(|v| v.fit.calibration_end.clone()),
+        time_unit: p.value.as_ref().map(|v| v.fit.unit),
     })
 }
 

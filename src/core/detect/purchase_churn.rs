@@ -21,7 +21,6 @@
 //! their next order re-arms it.
 
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
 
 use crate::config::{Config, ConfigError};
 use crate::detect::purchases::{self, PurchaseHistory};
@@ -29,10 +28,9 @@ use crate::detect::registry::Entry;
 use crate::detect::signal::{round, to_value, Body, Head, PayloadContext};
 use crate::detect::{invalid, yes, Destination, Detector, DetectorId, Moment, Signal, SignalDef, SignalType};
 use crate::event::{Event, Kind};
-use crate::model::value::{figures, Figures, Fitted, Horizon};
+use crate::model::value::{figures, Figures};
 use crate::state::codec::StateBlock;
 use crate::state::Customer;
-use crate::time::Buckets;
 use crate::wire::{put_zigzag, CodecError, Reader};
 
 /// The `[detect.purchase_churn]` table.
@@ -89,8 +87,8 @@ pub const ID: DetectorId = DetectorId("purchase_churn");
 pub const ENTRY: Entry = Entry {
     id: ID,
     build: |cfg: &Config| {
-        let fit = cfg.value.fitted.clone().filter(|_| cfg.detect.purchase_churn.enabled && cfg.detect.purchases.enabled)?;
-        Some(Box::new(PurchaseChurn::new(cfg, fit)) as Box<dyn Detector>)
+        let value = purchases::ValueContext::from_config(cfg).filter(|_| cfg.detect.purchase_churn.enabled)?;
+        Some(Box::new(PurchaseChurn::new(cfg, value)) as Box<dyn Detector>)
     },
     window_width: |_| 0,
     signals: &[PURCHASE_CHURN_RISK],
@@ -114,21 +112,17 @@ pub struct Open {
 /// The detector, with the fit and thresholds.
 #[derive(Debug, Clone)]
 pub struct PurchaseChurn {
-    fit: Arc<Fitted>,
-    horizon: Horizon,
-    days: Buckets,
+    value: purchases::ValueContext,
     min_repeat: u32,
     min_clv: f64,
     theta: f64,
 }
 
 impl PurchaseChurn {
-    pub fn new(cfg: &Config, fit: Arc<Fitted>) -> PurchaseChurn {
+    pub fn new(cfg: &Config, value: purchases::ValueContext) -> PurchaseChurn {
         let c = &cfg.detect.purchase_churn;
         PurchaseChurn {
-            fit,
-            horizon: cfg.value.horizon(),
-            days: purchases::day_buckets(cfg),
+            value,
             min_repeat: c.min_repeat_purchases,
             min_clv: c.min_predicted_clv,
             theta: c.p_alive_threshold,
@@ -140,8 +134,8 @@ impl PurchaseChurn {
     pub fn due_day(&self, h: &PurchaseHistory) -> Option<i64> {
         let d = &h.days;
         let x = d.days.checked_sub(1).filter(|x| *x >= self.min_repeat.max(1))?;
-        let bg = &self.fit.bgnbd;
-        let unit_days = self.fit.unit.days();
+        let bg = &self.value.fit.bgnbd;
+        let unit_days = self.value.fit.unit.days();
         let tx = (d.last_day - d.first_day) as f64 / unit_days;
         let ratio = (1.0 - self.theta) / self.theta * (bg.b + f64::from(x) - 1.0) / bg.a;
         let t_star = (bg.alpha + tx) * ratio.powf(1.0 / (bg.r + f64::from(x))) - bg.alpha;
@@ -154,7 +148,7 @@ impl PurchaseChurn {
     }
 
     fn figures(&self, h: &PurchaseHistory, day: i64) -> Figures {
-        figures(&self.fit, &self.horizon, &h.days, day)
+        figures(&self.value.fit, &self.value.horizon, &h.days, day)
     }
 
     fn risk(&self, h: &PurchaseHistory, day: i64) -> Risk {
@@ -165,7 +159,7 @@ impl PurchaseChurn {
             days_since_last_order: (day - h.days.last_day).max(0),
             usual_gap_days: (h.days.last_day - h.days.first_day) as f64 / f64::from(x),
             threshold: self.theta,
-            fit_calibration_end: self.fit.calibration_end.clone(),
+            fit_calibration_end: self.value.fit.calibration_end.clone(),
         }
     }
 }
@@ -179,8 +173,8 @@ impl Detector for PurchaseChurn {
         if at.superseded || self.is_open(c) {
             return;
         }
-        let Some(h) = purchases::history(c, self.days) else { return };
-        let day = self.days.of(at.now_ms);
+        let Some(h) = purchases::history(c, self.value.days) else { return };
+        let day = self.value.days.of(at.now_ms);
         if self.due_day(&h).is_none_or(|due| day < due) {
             return;
         }
@@ -196,8 +190,8 @@ impl Detector for PurchaseChurn {
         if at.superseded || self.is_open(c) {
             return None;
         }
-        let due = self.due_day(&purchases::history(c, self.days)?)?;
-        Some(self.days.start_ms(due)).filter(|t| *t > at.now_ms)
+        let due = self.due_day(&purchases::history(c, self.value.days)?)?;
+        Some(self.value.days.start_ms(due)).filter(|t| *t > at.now_ms)
     }
 
     fn is_open(&self, c: &Customer) -> bool {
@@ -220,8 +214,8 @@ impl Detector for PurchaseChurn {
             return;
         }
         c.detectors.remove(ID.0);
-        let Some(h) = purchases::history(c, self.days) else { return };
-        out.push(Signal::resolved(PURCHASE_CHURN_RISK, open.since_ms, ev.ts_ms, self.risk(&h, self.days.of(ev.ts_ms))));
+        let Some(h) = purchases::history(c, self.value.days) else { return };
+        out.push(Signal::resolved(PURCHASE_CHURN_RISK, open.since_ms, ev.ts_ms, self.risk(&h, self.value.days.of(ev.ts_ms))));
     }
 }
 

@@ -4,12 +4,13 @@ use super::*;
 use crate::detect::Status;
 use crate::render::OutputRecord;
 use crate::state::codec::{decode_customer, encode_customer};
-use crate::test_support::{engine_with, feed, fit_in_days, line, payloads, with_fit, DAY, T0};
+use crate::test_support::{engine_with, feed, line, payloads, with_fit, DAY, T0};
 
 const CE: &str = "io.care.purchase_churn_risk.v1";
 
 fn detector() -> PurchaseChurn {
-    PurchaseChurn::new(&with_fit(""), Arc::new(fit_in_days()))
+    let cfg = with_fit("");
+    PurchaseChurn::new(&cfg, purchases::ValueContext::from_config(&cfg).expect("a fit"))
 }
 
 fn history(days: &[(i64, f64)]) -> PurchaseHistory {
