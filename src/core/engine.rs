@@ -446,9 +446,12 @@ impl Engine {
 
     /// The current CARE scorecard of a customer, if this task holds them.
     pub fn scorecard(&self, id: &str) -> Option<Scorecard> {
+        self.state.get(id).map(|c| self.card_of(c))
+    }
+
+    fn card_of(&self, c: &Customer) -> Scorecard {
         let r = &self.rules;
-        let c = self.state.get(id)?;
-        Some(Scorecard::new(c, self.id.partition, self.state.stream_time_ms, r.buckets, r.activity, &r.card))
+        Scorecard::new(c, self.id.partition, self.state.stream_time_ms, r.buckets, r.activity, &r.card)
     }
 
     /// This task's retention and repeat-purchase counts for the last
@@ -464,8 +467,7 @@ impl Engine {
 
     /// Every customer's scorecard, sorted by customer id.
     pub fn scorecards(&self) -> Vec<Scorecard> {
-        let r = &self.rules;
-        let mut all: Vec<Scorecard> = self.state.customers().map(|c| Scorecard::new(c, self.id.partition, self.state.stream_time_ms, r.buckets, r.activity, &r.card)).collect();
+        let mut all: Vec<Scorecard> = self.state.customers().map(|c| self.card_of(c)).collect();
         all.sort_unstable_by(|a, b| a.customer_id.cmp(&b.customer_id));
         all
     }
