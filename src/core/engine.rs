@@ -578,7 +578,8 @@ struct Guarded<'a> {
 /// episode id), so is its closing, or marketing would hear "resolved" of
 /// an episode it never saw open.
 fn emit(r: &Rules, tally: &mut Tally, g: Guarded<'_>, emit_from_ms: Option<i64>, c: &mut Customer, s: &Signal, out: &mut Vec<OutputRecord>) {
-    let (t, bit) = (s.signal_type().idx(), 1u32 << s.signal_type().idx());
+    let t = s.signal_type().idx();
+    let bit = 1u32 << t;
     if s.signal_type().0.outage_guarded {
         let withheld = if s.opens() {
             g.guard.opening(s.trigger_ms(), g.anomalies) == guard::Decision::Withhold

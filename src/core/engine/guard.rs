@@ -133,7 +133,7 @@ impl Guard {
     pub fn event(&mut self, kind: Kind, ts_ms: i64, out: &mut Vec<Anomaly>) {
         let day = ts_ms.div_euclid(DAY_MS);
         self.roll(day, out);
-        if day > self.day - DAYS as i64 {
+        if self.holds(day) {
             let e = &mut self.events[Self::slot(day)][kind.idx()];
             *e = e.saturating_add(1);
         }
@@ -147,7 +147,7 @@ impl Guard {
         }
         let day = ts_ms.div_euclid(DAY_MS);
         self.roll(day, out);
-        if day > self.day - DAYS as i64 {
+        if self.holds(day) {
             let o = &mut self.openings[Self::slot(day)];
             *o = o.saturating_add(1);
         }
@@ -181,14 +181,18 @@ impl Guard {
     /// The mean daily openings over the baseline days before `day`, and
     /// the line an opening day must pass.
     fn line(&self, day: i64) -> (f64, f64) {
-        let days = (day - DAYS as i64 + 1)..(day - RECENT);
-        let n = days.clone().count().max(1) as f64;
-        let mean = days.filter(|d| *d > self.day - DAYS as i64).map(|d| f64::from(self.openings[Self::slot(d)])).sum::<f64>() / n;
+        let n = baseline_days(day).count().max(1) as f64;
+        let mean = baseline_days(day).filter(|d| self.holds(*d)).map(|d| f64::from(self.openings[Self::slot(d)])).sum::<f64>() / n;
         (mean, (self.params.factor * mean).max(f64::from(self.params.min_openings)))
     }
 
+    /// Whether day `d` is still in the ring.
+    fn holds(&self, d: i64) -> bool {
+        d > self.day - DAYS as i64
+    }
+
     fn volume_before(&self, day: i64) -> [f64; Kind::COUNT] {
-        let days: Vec<i64> = ((day - DAYS as i64 + 1)..(day - RECENT)).filter(|d| *d > self.day - DAYS as i64).collect();
+        let days: Vec<i64> = baseline_days(day).filter(|d| self.holds(*d)).collect();
         let n = days.len().max(1) as f64;
         std::array::from_fn(|k| days.iter().map(|d| f64::from(self.events[Self::slot(*d)][k])).sum::<f64>() / n)
     }
@@ -232,6 +236,11 @@ impl Guard {
     pub fn is_tripped(&self) -> bool {
         self.tripped.is_some()
     }
+}
+
+/// The days the baseline before `day` averages: the 28 before the last week.
+fn baseline_days(day: i64) -> std::ops::Range<i64> {
+    (day - DAYS as i64 + 1)..(day - RECENT)
 }
 
 #[cfg(test)]
