@@ -18,7 +18,11 @@
 //!   off, as near as a config gets to the hot path before customer value
 //!   was kept in the stream (issue 15): the baseline of its cost.
 //! - `pipeline/hot_path_no_purchases_no_retention`: also without the
-//!   retention months (issue 17), on by default too.
+//!   retention months (issue 17), on by default too, and without profiles.
+//! - `pipeline/hot_path_no_profiles`: the defaults without customer
+//!   profiles (issue 17), and `hot_path_before_loyalty` also without the
+//!   retention months: the hot path before issue 17, the baseline of its
+//!   cost.
 //! - `pipeline/hot_path_with_fit`: the same with a fit loaded (`[value]`),
 //!   so purchase-churn timers run and dormancy scores read the models.
 //! - `detect_decline_evaluate/*`: one `decline::evaluate` call on a customer
@@ -181,9 +185,13 @@ fn pipeline(c: &mut Criterion) {
         unit: TimeUnit::Days,
         calibration_end: "2025-12-31".into(),
     }));
-    let session_start = Config::parse("[detect.purchases]\nenabled = false\n[detect.retention]\nenabled = false\n", "bench").expect("config");
+    let session_start = Config::parse("[detect.purchases]\nenabled = false\n[detect.retention]\nenabled = false\n[profiles]\nenabled = false\n", "bench").expect("config");
+    let no_profiles = Config::parse("[profiles]\nenabled = false\n", "bench").expect("config");
+    let before_loyalty = Config::parse("[detect.retention]\nenabled = false\n[profiles]\nenabled = false\n", "bench").expect("config");
     for (name, cfg) in [
         ("hot_path", &cfg),
+        ("hot_path_no_profiles", &no_profiles),
+        ("hot_path_before_loyalty", &before_loyalty),
         ("hot_path_no_purchase_days", &no_purchase_days),
         ("hot_path_no_purchases_no_retention", &session_start),
         ("hot_path_with_fit", &with_fit),

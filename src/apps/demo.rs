@@ -10,7 +10,7 @@
 //! with how many were caught, how soon, and how many false alerts steady
 //! customers got. The seed fixes the population and so every alert.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -54,6 +54,8 @@ pub struct Summary {
     pub rejected: u64,
     pub customers_tracked: usize,
     pub signals: BTreeMap<&'static str, u64>,
+    /// Customer profiles sent (`care.customer-profiles`).
+    pub profiles: u64,
     /// The alerts against the population's ground truth.
     pub scorecard: Vec<ClassScore>,
     pub false_alerts_per_1000_steady_customer_months: f64,
@@ -193,6 +195,9 @@ pub fn run(cfg: &Config, opts: &Options, shutdown: &CancellationToken, report: &
     let mut last_report = Instant::now();
     let mut summary = Summary::default();
     let mut examples: Vec<OutputRecord> = Vec::new();
+    // Examples kept per ce_type: a count, not a scan of those kept, since
+    // `--examples` may keep every record.
+    let mut kept: HashMap<String, usize> = HashMap::new();
     let (mut outputs, mut today, mut line) = (Vec::new(), Vec::new(), String::with_capacity(128));
     for day in 0..opts.days {
         if shutdown.is_cancelled() {
@@ -211,12 +216,19 @@ pub fn run(cfg: &Config, opts: &Options, shutdown: &CancellationToken, report: &
         for r in outputs.drain(..) {
             scorer.observe(&r);
             summary.purchase_churn.observe(&truth, &r);
-            if examples.iter().filter(|e| e.header("ce_type") == r.header("ce_type")).count() < opts.examples {
+            let ce_type = r.header("ce_type").unwrap_or_default();
+            let n = match kept.get_mut(ce_type) {
+                Some(n) => n,
+                None => kept.entry(ce_type.to_owned()).or_default(),
+            };
+            if *n < opts.examples {
+                *n += 1;
                 examples.push(r);
             }
         }
         let tally = engine.tally();
         summary.signals = signal_types().iter().map(|t| (t.as_str(), tally.emitted[t.idx()])).filter(|(_, n)| *n > 0).collect();
+        summary.profiles = tally.profiles;
         summary.events += today.len() as u64;
         summary.days_simulated = day + 1;
         if opts.progress_secs > 0.0 && last_report.elapsed() >= Duration::from_secs_f64(opts.progress_secs) {
@@ -260,6 +272,9 @@ pub fn print_report(w: &mut dyn std::io::Write, s: &Summary, examples: &[OutputR
     writeln!(w, "customers tracked: {}   records rejected: {}", s.customers_tracked, s.rejected)?;
     for t in enabled_types(cfg) {
         writeln!(w, "  {:<18} {}", t.as_str(), s.signals.get(t.as_str()).copied().unwrap_or(0))?;
+    }
+    if cfg.profiles.enabled {
+        writeln!(w, "customer profiles sent: {} (at most one per customer per {} s of event time)", s.profiles, cfg.profiles.min_interval_secs)?;
     }
     writeln!(w, "\n== scorecard: the alerts against the population's ground truth")?;
     writeln!(w, "  {:<10} {:>9} {:>8} {:>14} {:>22}", "persona", "customers", "caught", "within 14 d", "median days to alert")?;

@@ -36,7 +36,7 @@ use care_core::detect::dormancy::DORMANT;
 use care_core::detect::silence::SILENCE;
 use care_core::detect::Status;
 use care_core::engine::{Engine, Input, Outcome, Prepared, Routed, Rules};
-use care_core::render::{signal_type_of, OutputRecord, TopicRole};
+use care_core::render::{signal_type_of, OutputRecord};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use tokio_util::sync::CancellationToken;
@@ -157,16 +157,6 @@ struct Line<'a> {
     value_b64: Option<String>,
 }
 
-/// The configured topic name of a role.
-pub fn topic_name(cfg: &Config, role: TopicRole) -> &str {
-    match role {
-        TopicRole::Alerts => &cfg.outputs.alerts,
-        TopicRole::Reactivation => &cfg.outputs.reactivation,
-        TopicRole::Dlq => &cfg.outputs.dlq,
-        TopicRole::Anomalies => &cfg.outputs.anomalies,
-    }
-}
-
 /// The value as one JSON value on one line, byte for byte, if it is one.
 fn verbatim_json(bytes: &[u8]) -> Option<&RawValue> {
     if bytes.contains(&b'\n') || bytes.contains(&b'\r') {
@@ -182,7 +172,7 @@ pub fn write_record(cfg: &Config, r: &OutputRecord, w: &mut dyn Write) -> std::i
     let key_text = r.key.as_deref().map(std::str::from_utf8);
     let value = verbatim_json(&r.value);
     let line = Line {
-        topic: topic_name(cfg, r.role),
+        topic: r.role.topic(&cfg.outputs),
         key: key_text.and_then(Result::ok),
         key_b64: matches!(key_text, Some(Err(_))).then(|| b64(r.key.as_deref().unwrap_or_default())),
         headers: r.headers.iter().map(|(k, v)| (*k, String::from_utf8_lossy(v))).collect(),

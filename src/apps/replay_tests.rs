@@ -45,12 +45,13 @@ fn writes_dead_letters_as_lines_and_counts_everything() {
     let input = "{\"customer_id\":\"a\",\"kind\":\"click\",\"ts\":1767225600}\n\nnot json\n[1, 2]\n";
     let (out, s) = replay(input, 4);
     let lines: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(lines.len(), 2);
-    assert_eq!(lines[0]["topic"], "care.dlq");
-    assert_eq!(lines[0]["key"], Value::Null, "a null key stays null");
-    assert_eq!(lines[0]["value_b64"], "bm90IGpzb24=", "not JSON: base64");
-    assert_eq!(lines[0]["headers"][2], serde_json::json!(["care_source_offset", "2"]), "headers in order");
-    assert!(out.lines().nth(1).unwrap().contains(r#""value":[1, 2]"#), "JSON verbatim, spacing kept: {out}");
+    assert_eq!(lines.len(), 3, "the customer's profile and two dead letters: {out}");
+    assert_eq!((lines[0]["topic"].as_str(), lines[0]["key"].as_str()), (Some("care.customer-profiles"), Some("a")), "{out}");
+    assert_eq!(lines[1]["topic"], "care.dlq");
+    assert_eq!(lines[1]["key"], Value::Null, "a null key stays null");
+    assert_eq!(lines[1]["value_b64"], "bm90IGpzb24=", "not JSON: base64");
+    assert_eq!(lines[1]["headers"][2], serde_json::json!(["care_source_offset", "2"]), "headers in order");
+    assert!(out.lines().nth(2).unwrap().contains(r#""value":[1, 2]"#), "JSON verbatim, spacing kept: {out}");
     assert_eq!((s.records, s.folded, s.rejected, s.customers), (3, 1, 2, 1));
 }
 
@@ -59,7 +60,7 @@ fn values_are_written_verbatim_never_reparsed() {
     let cfg = Config::parse("", "t").unwrap();
     // A float whose shortest form a lossy parser would not give back.
     let value = br#"{"p_value":0.00012345678901234567,"n":1e400}"#.to_vec();
-    let r = OutputRecord { role: TopicRole::Alerts, key: Some(b"c".to_vec()), headers: vec![("ce_id", b"x".to_vec())], value: value.clone(), trigger_ms: 0, original: None };
+    let r = OutputRecord { role: care_core::render::TopicRole::Alerts, key: Some(b"c".to_vec()), headers: vec![("ce_id", b"x".to_vec())], value: value.clone(), trigger_ms: 0, original: None };
     let mut out = Vec::new();
     write_record(&cfg, &r, &mut out).unwrap();
     let text = String::from_utf8(out).unwrap();

@@ -80,6 +80,9 @@ pub struct Config {
     pub http: HttpConfig,
     #[serde(default)]
     pub value: ValueConfig,
+    /// The profiles topic: when a customer's profile is sent.
+    #[serde(default)]
+    pub profiles: crate::profile::ProfilesConfig,
     /// Input topics and how their JSON maps to the canonical event.
     #[serde(default)]
     pub sources: Vec<SourceConfig>,
@@ -386,6 +389,9 @@ pub struct OutputsConfig {
     /// Source anomalies the outage guard reports, keyed by task id.
     #[serde(default = "default_anomalies_topic")]
     pub anomalies: String,
+    /// Customer profiles (compacted), keyed by customer id.
+    #[serde(default = "default_profiles_topic")]
+    pub profiles: String,
     /// Create missing output topics at start.
     #[serde(default = "yes")]
     pub create_topics: bool,
@@ -411,6 +417,9 @@ fn default_dlq_topic() -> String {
 }
 fn default_anomalies_topic() -> String {
     "care.anomalies".into()
+}
+fn default_profiles_topic() -> String {
+    "care.customer-profiles".into()
 }
 fn default_topic_partitions() -> i32 {
     3
@@ -555,6 +564,7 @@ impl Config {
             return Err(invalid("engine.outage_guard_min_openings", "must be at least 1"));
         }
         self.value.validate()?;
+        self.profiles.validate()?;
         if !(e.max_amount.is_finite() && e.max_amount > 0.0 && e.max_amount <= 1e15) {
             return Err(invalid("engine.max_amount", "must be a number above 0 and at most 1e15"));
         }

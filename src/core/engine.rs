@@ -17,18 +17,20 @@ use crate::config::Config;
 use crate::decode::{self, DecodeError, Decoded, Limits, SourceMapping};
 use crate::detect::registry::{self, indexes};
 use crate::detect::{ActivityEvent, Detector, Enabled, Moment, Signal};
-use crate::event::{Event, KindSet};
+use crate::event::{Event, Kind, KindSet};
 use crate::render::{OutputRecord, Renderer};
 use crate::scorecard::{CardParams, Scorecard};
-use crate::state::codec::{encode_customer, Withheld, WITHHELD_KEY};
+use crate::state::codec::encode_customer;
 use crate::state::dump::CustomerDump;
 use crate::state::{Customer, IdCheck, TaskState};
 use crate::tally::Tally;
 use crate::task::TaskId;
 use crate::time::Buckets;
 
+mod emit;
 pub mod guard;
 mod intake;
+mod profiles;
 mod routed;
 pub use intake::{Envelope, Input, Outcome, Prepared};
 pub use routed::Routed;
@@ -52,6 +54,8 @@ pub struct Rules {
     /// and `demo`, which route by it themselves.
     routed_by_customer: Option<i32>,
     guard: guard::GuardParams,
+    /// When profiles are sent; `None` with them off.
+    profiles: Option<crate::profile::Params>,
 }
 
 impl Rules {
@@ -78,6 +82,7 @@ impl Rules {
             emit_from_ms: e.emit_from.as_deref().and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok()).map(|t| t.timestamp_millis()),
             routed_by_customer: None,
             guard: guard::GuardParams { factor: e.outage_guard_factor, min_openings: e.outage_guard_min_openings },
+            profiles: crate::profile::Params::new(cfg),
         }
     }
 
@@ -214,11 +219,12 @@ impl Engine {
 
     /// The first time stream time reaches `emit_from`, puts in the tally
     /// how many messages were suppressed before it, for the shell to say
-    /// once that the backfill is over.
-    fn check_caught_up(&mut self) {
+    /// once that the backfill is over, and sends every profile.
+    fn check_caught_up(&mut self, out: &mut Vec<OutputRecord>) {
         if !self.caught_up && self.past_emit_from() {
             self.caught_up = true;
             self.tally.backfill_suppressed = Some(self.suppressed_taken + self.tally.suppressed.iter().sum::<u64>());
+            self.send_every_profile(out);
         }
     }
 
@@ -268,7 +274,7 @@ impl Engine {
         if !late && st.is_none_or(|st| ev.ts_ms > st) {
             self.state.stream_time_ms = Some(ev.ts_ms);
             self.fire_timers(ev.ts_ms, out);
-            self.check_caught_up();
+            self.check_caught_up(out);
         }
         let (slot, created) = self.state.slot_or_insert(&ev.customer_id, ev.ts_ms, width);
         self.tally.customers_created += u64::from(created);
@@ -284,6 +290,9 @@ impl Engine {
             Some(IdCheck::New) | None => {}
         }
         c.fold_lifetime(ev.kind, ev.ts_ms, ev.amount, ev.csat, ev.nps);
+        if ev.csat.is_some() || ev.nps.is_some() {
+            crate::profile::note_answers(c, ev.csat, ev.nps, ev.ts_ms);
+        }
         if late {
             counts.late += 1;
             if self.rules.detectors.want_events() {
@@ -297,7 +306,10 @@ impl Engine {
         // Buckets sealed by the stream time are decided before this event
         // moves the window on.
         let at = self.moment(now_ms, ev.ts_ms, now_ms - lateness_ms);
-        self.detect(slot, at, out, |d, c, at, s| d.advance(c, at, s));
+        // Whether a profile may have changed: what the event carried, or a
+        // signal decided.
+        let mut touched = created || ev.kind == Kind::Order || ev.csat.is_some() || ev.nps.is_some();
+        touched |= self.detect(slot, at, out, |d, c, at, s| d.advance(c, at, s));
         let c = self.state.customer_mut(slot);
         c.seen_at(ev.ts_ms);
         // A survey answer keeps no last time or bucket count (Kind::TRACKED).
@@ -311,12 +323,13 @@ impl Engine {
             c.last_activity_ms = Some(previous_ms.map_or(ev.ts_ms, |t| t.max(ev.ts_ms)));
             c.activity_events = c.activity_events.saturating_add(1);
             let act = ActivityEvent { ts_ms: ev.ts_ms, previous_ms };
-            self.detect(slot, at, out, |d, c, at, s| d.on_activity(c, at, act, s));
+            touched |= self.detect(slot, at, out, |d, c, at, s| d.on_activity(c, at, act, s));
         }
         if self.rules.detectors.want_events() {
-            self.detect(slot, at, out, |d, c, at, s| d.on_event(c, at, ev, s));
+            touched |= self.detect(slot, at, out, |d, c, at, s| d.on_event(c, at, ev, s));
         }
-        self.reschedule(slot, now_ms);
+        self.profile(slot, now_ms, touched, out);
+        self.reschedule(slot, now_ms, now_ms - lateness_ms);
         self.render_anomalies(out);
         Outcome::Folded
     }
@@ -340,7 +353,7 @@ impl Engine {
             self.state.stream_time_ms = Some(to_ms);
             self.meta_dirty = true;
             self.fire_timers(to_ms, out);
-            self.check_caught_up();
+            self.check_caught_up(out);
             self.render_anomalies(out);
         }
     }
@@ -451,7 +464,7 @@ impl Engine {
 
     fn card_of(&self, c: &Customer) -> Scorecard {
         let r = &self.rules;
-        Scorecard::new(c, self.id.partition, self.state.stream_time_ms, r.buckets, r.activity, &r.card)
+        Scorecard::new(c, self.id.partition, self.state.stream_time_ms, &r.card, &r.detectors)
     }
 
     /// This task's retention and repeat-purchase counts for the last
@@ -504,15 +517,17 @@ impl Engine {
         // weaker one's decisions about the time before it.
         self.detect(slot, m, out, |d, c, at, s| d.advance(c, at, s));
         self.detect(slot, m, out, |d, c, at, s| d.on_timer(c, at, s));
-        self.reschedule(slot, at);
+        self.profile(slot, at, true, out);
+        self.reschedule(slot, at, at);
         self.render_anomalies(out);
     }
 
     /// Runs `decide` for every detector in registry order, applying the
     /// supersession they declare to each signal in turn, and emits them. A
     /// detector's episode open before this moment, or opened in it,
-    /// supersedes those it names for the whole moment.
-    fn detect<F>(&mut self, slot: u32, mut at: Moment, out: &mut Vec<OutputRecord>, decide: F)
+    /// supersedes those it names for the whole moment. Returns whether any
+    /// signal was decided (emitted, suppressed or withheld).
+    fn detect<F>(&mut self, slot: u32, mut at: Moment, out: &mut Vec<OutputRecord>, decide: F) -> bool
     where
         F: Fn(&dyn Detector, &mut Customer, Moment, &mut Vec<Signal>),
     {
@@ -522,23 +537,26 @@ impl Engine {
         let c = self.state.customer_mut(slot);
         // Detectors open at any point of this moment (even if closed again by it).
         let mut open = 0u64;
+        let mut decided = false;
         for (i, d) in ds.iter().enumerate() {
             at.superseded = open & ds.stronger(i) != 0;
             let mut was_open = d.is_open(c);
             decide(d, c, at, &mut signals);
+            decided |= !signals.is_empty();
             for s in signals.drain(..) {
                 if s.opens() {
                     was_open = true;
                     indexes(ds.weaker(i)).for_each(|j| ds.get(j).supersede(c));
                 }
-                let guard = Guarded { guard: &mut self.guard, anomalies: &mut self.anomalies };
-                emit(r, &mut self.tally, guard, self.emit_from_ms, c, &s, out);
+                let guard = emit::Guarded { guard: &mut self.guard, anomalies: &mut self.anomalies };
+                emit::emit(r, &mut self.tally, guard, self.emit_from_ms, c, &s, out);
             }
             if was_open || d.is_open(c) {
                 open |= 1 << i;
             }
         }
         self.signals = signals;
+        decided
     }
 
     fn moment(&self, now_ms: i64, trigger_ms: i64, sealed_ms: i64) -> Moment {
@@ -546,10 +564,16 @@ impl Engine {
     }
 
     /// The customer's next timer: the earliest deadline any detector names.
-    fn reschedule(&mut self, slot: u32, now_ms: i64) {
+    /// Timers up to `fired_ms` have fired (stream time minus the lateness
+    /// on an event, the logical time on a timer): a deadline after it is
+    /// still to come, even one before `now_ms`. Filtering at `now_ms`
+    /// instead lost a deadline that an event within the lateness after it
+    /// rescheduled, for good where no event moves it on (a purchase-churn
+    /// crossing day under daily clicks).
+    fn reschedule(&mut self, slot: u32, now_ms: i64, fired_ms: i64) {
         let r = &self.rules;
         let c = self.state.customer(slot);
-        let mut at = Moment { now_ms, sealed_ms: now_ms, trigger_ms: now_ms, buckets: r.buckets, superseded: false };
+        let mut at = Moment { now_ms, sealed_ms: fired_ms, trigger_ms: now_ms, buckets: r.buckets, superseded: false };
         let (mut next, mut open): (Option<i64>, u64) = (None, 0);
         for (i, d) in r.detectors.iter().enumerate() {
             at.superseded = open & r.detectors.stronger(i) != 0;
@@ -560,50 +584,12 @@ impl Engine {
                 open |= 1 << i;
             }
         }
+        if let Some(due) = self.profile_due(c).filter(|t| *t > fired_ms) {
+            next = Some(next.map_or(due, |n| n.min(due)));
+        }
         let lateness = r.lateness_ms;
         self.state.schedule(slot, next.map(|t| t + lateness));
     }
-}
-
-/// The outage guard and where it reports, lent to [`emit`].
-struct Guarded<'a> {
-    guard: &'a mut guard::Guard,
-    anomalies: &'a mut Vec<guard::Anomaly>,
-}
-
-/// Renders a signal unless the outage guard withholds it or `emit_from`
-/// suppresses it, counting each. A withheld episode stays silent to its
-/// end: its `resolved` is withheld too. An episode opened before
-/// `emit_from` is suppressed whole: its opening was (its trigger is the
-/// episode id), so is its closing, or marketing would hear "resolved" of
-/// an episode it never saw open.
-fn emit(r: &Rules, tally: &mut Tally, g: Guarded<'_>, emit_from_ms: Option<i64>, c: &mut Customer, s: &Signal, out: &mut Vec<OutputRecord>) {
-    let t = s.signal_type().idx();
-    let bit = 1u32 << t;
-    if s.signal_type().0.outage_guarded {
-        let withheld = if s.opens() {
-            g.guard.opening(s.trigger_ms(), g.anomalies) == guard::Decision::Withhold
-        } else {
-            c.detectors.get::<Withheld>(WITHHELD_KEY).is_some_and(|w| w.types & bit != 0)
-        };
-        if withheld {
-            let w = c.detectors.get_or_insert_with(WITHHELD_KEY, Withheld::default);
-            w.types = if s.opens() { w.types | bit } else { w.types & !bit };
-            tally.withheld[t] += 1;
-            return;
-        }
-        // A withheld episode closed without a message (superseded) leaves
-        // its bit: a new, sent one of the type must not inherit it.
-        if let Some(w) = c.detectors.get_mut::<Withheld>(WITHHELD_KEY).filter(|_| s.opens()) {
-            w.types &= !bit;
-        }
-    }
-    if emit_from_ms.is_some_and(|from| s.episode_ms() < from) {
-        tally.suppressed[t] += 1;
-        return;
-    }
-    tally.emitted[t] += 1;
-    out.push(r.renderer.signal(&c.id, s));
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ fn web_engine(rules: Rules, partition: i32) -> Engine {
 }
 
 fn rules(extra: &str) -> Rules {
-    Rules::new(&Config::parse(&format!("{WEB}{extra}"), "test").unwrap())
+    Rules::new(&crate::test_support::config(&format!("{WEB}{extra}")))
 }
 
 fn input(offset: i64, partition: i32, payload: &[u8]) -> Input<'_> {
@@ -59,7 +59,7 @@ fn unknown_and_ignored_types_and_tombstones_are_skipped_counted_and_balance() {
 
 #[test]
 fn a_source_may_dead_letter_unknown_types_instead() {
-    let mut e = web_engine(Rules::new(&Config::parse(&WEB.replace("[[sources]]", "[[sources]]\nunknown_kinds = \"dlq\""), "t").unwrap()), 0);
+    let mut e = web_engine(Rules::new(&crate::test_support::config(&WEB.replace("[[sources]]", "[[sources]]\nunknown_kinds = \"dlq\""))), 0);
     let mut out = Vec::new();
     let o = e.process(&input(0, 0, br#"{"c":"a","type":"scroll","t":1767225601}"#), NOW, &mut out);
     assert_eq!(o, Outcome::Rejected(RejectCode::UnknownKind));
@@ -138,7 +138,7 @@ proptest::proptest! {
     /// once: consumed = folded + late + duplicate + skipped + rejected.
     #[test]
     fn every_record_is_accounted_for_once(records in proptest::collection::vec((0u8..7, 0i64..200, 0u8..4), 1..200)) {
-        let mut e = web_engine(Rules::new(&Config::parse(&WEB.replace("ts = \"/t\"", "ts = \"/t\", event_id = \"/id\""), "t").unwrap()), 0);
+        let mut e = web_engine(Rules::new(&crate::test_support::config(&WEB.replace("ts = \"/t\"", "ts = \"/t\", event_id = \"/id\""))), 0);
         let mut out = Vec::new();
         for (i, (shape, hours, id)) in records.iter().enumerate() {
             let t = 1_767_225_600 + hours * 3_600;

@@ -410,7 +410,7 @@ fn the_outage_guard_withholds_an_episode_whole_and_only_that_episode() {
     assert!(g.is_tripped());
     let mut c = Customer::new("c".into(), 0, 3);
     let mut send = |g: &mut guard::Guard, c: &mut Customer, s: Signal, out: &mut Vec<OutputRecord>| {
-        emit(&rules, &mut tally, Guarded { guard: g, anomalies: &mut anomalies }, None, c, &s, out);
+        emit::emit(&rules, &mut tally, emit::Guarded { guard: g, anomalies: &mut anomalies }, None, c, &s, out);
     };
     send(&mut g, &mut c, Signal::opened(ACTIVITY_DECLINE, 41 * day + 100, Bare), &mut out);
     assert!(out.is_empty(), "withheld while tripped");

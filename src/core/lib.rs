@@ -22,6 +22,7 @@
 //!   registry enables.
 //! - [`render`] — output records: CloudEvents headers, JSON payloads, DLQ.
 //! - [`scorecard`] — a customer's CARE figures, for `/customers/{id}`.
+//! - [`profile`] — when a customer's scorecard goes to the profiles topic.
 //! - [`task`] — task ids and the task lifecycle.
 //! - [`tally`] — what happened, counted, for the shell to report.
 //! - [`model`] — the purchase-day summary, BG/NBD and Gamma-Gamma, their
@@ -81,6 +82,7 @@ pub mod event;
 pub mod json;
 pub mod model;
 pub mod partition;
+pub mod profile;
 pub mod render;
 pub mod scorecard;
 pub mod state;

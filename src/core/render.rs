@@ -22,6 +22,8 @@ pub enum TopicRole {
     Dlq,
     /// Source anomalies from the outage guard, keyed by task id.
     Anomalies,
+    /// Customer profiles, compacted, keyed by customer id.
+    Profiles,
 }
 
 impl TopicRole {
@@ -33,7 +35,23 @@ impl TopicRole {
         }
     }
 
-    pub const ALL: [TopicRole; 4] = [TopicRole::Alerts, TopicRole::Reactivation, TopicRole::Dlq, TopicRole::Anomalies];
+    pub const ALL: [TopicRole; 5] = [TopicRole::Alerts, TopicRole::Reactivation, TopicRole::Dlq, TopicRole::Anomalies, TopicRole::Profiles];
+
+    /// The configured topic of this role.
+    pub fn topic(self, o: &crate::config::OutputsConfig) -> &str {
+        match self {
+            TopicRole::Alerts => &o.alerts,
+            TopicRole::Reactivation => &o.reactivation,
+            TopicRole::Dlq => &o.dlq,
+            TopicRole::Anomalies => &o.anomalies,
+            TopicRole::Profiles => &o.profiles,
+        }
+    }
+
+    /// Whether care creates it compacted: it holds the latest value per key.
+    pub fn compacted(self) -> bool {
+        self == TopicRole::Profiles
+    }
 
     /// Label value for metrics.
     pub fn as_str(self) -> &'static str {
@@ -42,6 +60,7 @@ impl TopicRole {
             TopicRole::Reactivation => "reactivation",
             TopicRole::Dlq => "dlq",
             TopicRole::Anomalies => "anomalies",
+            TopicRole::Profiles => "profiles",
         }
     }
 }
@@ -147,9 +166,13 @@ pub fn ce_types() -> impl Iterator<Item = (SignalType, u8, &'static str)> {
 /// The `ce_type` of the outage guard's records: not a customer's signal.
 pub const SOURCE_ANOMALY_CE_TYPE: &str = "io.care.source_anomaly.v1";
 
-/// Every `ce_type` care emits: the signals' and the source anomaly's.
+/// The `ce_type` of a customer profile.
+pub const PROFILE_CE_TYPE: &str = "io.care.customer_profile.v1";
+
+/// Every `ce_type` care emits: the signals', the source anomaly's and the
+/// profile's.
 pub fn all_ce_types() -> impl Iterator<Item = &'static str> {
-    ce_types().map(|(_, _, name)| name).chain([SOURCE_ANOMALY_CE_TYPE])
+    ce_types().map(|(_, _, name)| name).chain([SOURCE_ANOMALY_CE_TYPE, PROFILE_CE_TYPE])
 }
 
 /// `ce_type` of one signal.
@@ -192,17 +215,32 @@ impl Renderer {
         let trigger_ms = s.trigger_ms();
         let id = ce_id(customer, t, s.episode_ms(), s.status());
         let value = serde_json::to_vec(&s.payload(customer, self.window)).expect("JSON values serialise");
-        let headers = vec![
+        let headers = self.ce_headers(id, ce_type, trigger_ms, customer);
+        OutputRecord { role: TopicRole::of(t), key: Some(customer.as_bytes().to_vec()), headers, value, trigger_ms, original: None }
+    }
+
+    /// Renders a customer's profile: their scorecard as of `at_ms`.
+    pub fn profile(&self, card: &crate::scorecard::Scorecard, at_ms: i64) -> OutputRecord {
+        let customer = card.customer_id.as_str();
+        let id = uuid::Uuid::new_v5(&CE_ID_NAMESPACE, format!("{customer}\nprofile\n{at_ms}").as_bytes());
+        let headers = self.ce_headers(id, PROFILE_CE_TYPE, at_ms, customer);
+        // Through a `Value`: sorted keys, like every other output.
+        let value = serde_json::to_vec(&serde_json::to_value(card).expect("JSON values serialise")).expect("JSON values serialise");
+        OutputRecord { role: TopicRole::Profiles, key: Some(customer.as_bytes().to_vec()), headers, value, trigger_ms: at_ms, original: None }
+    }
+
+    /// CloudEvents binary-mode headers of a record.
+    fn ce_headers(&self, id: uuid::Uuid, ce_type: &str, at_ms: i64, subject: &str) -> Vec<(&'static str, Vec<u8>)> {
+        vec![
             ("ce_specversion", b"1.0".to_vec()),
             ("ce_id", id.to_string().into_bytes()),
             ("ce_source", self.ce_source.clone()),
             ("ce_type", ce_type.as_bytes().to_vec()),
-            ("ce_time", rfc3339(trigger_ms).into_bytes()),
-            ("ce_subject", customer.as_bytes().to_vec()),
+            ("ce_time", rfc3339(at_ms).into_bytes()),
+            ("ce_subject", subject.as_bytes().to_vec()),
             ("ce_dataschema", format!("urn:care:schema:{ce_type}").into_bytes()),
             ("content-type", b"application/json".to_vec()),
-        ];
-        OutputRecord { role: TopicRole::of(t), key: Some(customer.as_bytes().to_vec()), headers, value, trigger_ms, original: None }
+        ]
     }
 
     /// Renders a change of task `task`'s outage guard.
@@ -219,16 +257,7 @@ impl Renderer {
             "openings_expected_per_day": round(a.expected_per_day, 3),
             "kinds_affected": a.kinds_affected,
         });
-        let headers = vec![
-            ("ce_specversion", b"1.0".to_vec()),
-            ("ce_id", id.to_string().into_bytes()),
-            ("ce_source", self.ce_source.clone()),
-            ("ce_type", SOURCE_ANOMALY_CE_TYPE.as_bytes().to_vec()),
-            ("ce_time", rfc3339(a.at_ms).into_bytes()),
-            ("ce_subject", task.as_bytes().to_vec()),
-            ("ce_dataschema", format!("urn:care:schema:{SOURCE_ANOMALY_CE_TYPE}").into_bytes()),
-            ("content-type", b"application/json".to_vec()),
-        ];
+        let headers = self.ce_headers(id, SOURCE_ANOMALY_CE_TYPE, a.at_ms, task);
         let value = serde_json::to_vec(&payload).expect("JSON values serialise");
         OutputRecord { role: TopicRole::Anomalies, key: Some(task.as_bytes().to_vec()), headers, value, trigger_ms: a.at_ms, original: None }
     }

@@ -1,10 +1,13 @@
-//! The CARE scorecard of one customer: what `/customers/{id}` returns.
+//! The CARE scorecard of one customer: what `/customers/{id}` returns and
+//! what the profiles topic carries (`crate::profile`).
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
 use crate::config::Config;
+use crate::detect::registry::Enabled;
+use crate::detect::tiers::{self, Rfm, Tier, Tiers};
 use crate::detect::{dormancy, purchases};
 use crate::model::value::Figures;
 use crate::model::TimeUnit;
@@ -38,6 +41,16 @@ pub struct Scorecard {
     /// Purchase days and, with a fit loaded (`[value] params`), the value
     /// figures at the stream time; `None` before the first order.
     pub value: Option<Value>,
+    /// The loyalty tier, with `detect.tiers` on; `None` before the first
+    /// order.
+    pub tier: Option<Tier>,
+    /// RFM scores (1 to 5) on the day of `as_of`, by the thresholds of
+    /// `[detect.tiers]` (on or off), without hysteresis; `None` before the
+    /// first order.
+    pub rfm: Option<Rfm>,
+    /// The customer's open episodes, by detector: when each began (its
+    /// episode id, the `ce_time` of its `opened`).
+    pub open_episodes: BTreeMap<&'static str, Option<String>>,
 }
 
 /// A buyer's purchase-day summary and value figures.
@@ -84,6 +97,9 @@ pub struct Nps {
     pub detractors: u32,
     /// % promoters − % detractors.
     pub nps: Option<f64>,
+    /// The latest answer by event time (0 to 10), and when it was given.
+    pub last: Option<u8>,
+    pub last_at: Option<String>,
 }
 
 /// What a scorecard reads from the config: dormancy's parameters for the
@@ -94,11 +110,17 @@ pub struct CardParams {
     dormancy: Option<dormancy::Params>,
     value: Option<purchases::ValueContext>,
     days: Buckets,
+    tiers: Tiers,
+    buckets: Buckets,
+    activity: KindSet,
 }
 
 impl CardParams {
     pub fn new(cfg: &Config) -> CardParams {
         CardParams {
+            tiers: Tiers::new(cfg),
+            buckets: Buckets { bucket_ms: i64::from(cfg.engine.bucket_secs) * 1000, offset_ms: cfg.engine.utc_offset_ms() },
+            activity: cfg.engine.activity_set(),
             dormancy: cfg.detect.dormancy.enabled.then(|| dormancy::Params::from_config(cfg)),
             // With purchase days off the scorecard still shows figures, from
             // a summary seeded from the lifetime order figures.
@@ -137,9 +159,14 @@ fn pct(part: u32, whole: u32) -> Option<f64> {
 }
 
 impl Scorecard {
-    pub fn new(c: &Customer, partition: i32, stream_ms: Option<i64>, b: Buckets, activity: KindSet, d: &CardParams) -> Scorecard {
+    /// The scorecard as of `stream_ms` (the task's stream time, or the
+    /// moment a profile is sent), with the open episodes of `detectors`.
+    pub fn new(c: &Customer, partition: i32, stream_ms: Option<i64>, d: &CardParams, detectors: &Enabled) -> Scorecard {
+        let (b, activity) = (d.buckets, d.activity);
         let now_bucket = b.of(stream_ms.unwrap_or(c.first_seen_ms));
         let o = &c.orders;
+        let last_nps = crate::profile::last_nps(c);
+        let history = purchases::history(c, d.days);
         Scorecard {
             customer_id: c.id.to_string(),
             partition,
@@ -162,6 +189,8 @@ impl Scorecard {
                 promoters: c.nps.promoters,
                 detractors: c.nps.detractors,
                 nps: pct(c.nps.promoters, c.nps.responses).zip(pct(c.nps.detractors, c.nps.responses)).map(|(p, d)| p - d),
+                last: last_nps.map(|(score, _)| score),
+                last_at: last_nps.map(|(_, at)| rfc3339(at)),
             },
             activity_decline: match c.decline {
                 Episode::Normal => "normal",
@@ -172,6 +201,9 @@ impl Scorecard {
             dormant_since: c.dormant_since.map(rfc3339),
             reactivation_score: d.dormancy.as_ref().map(|p| dormancy::score(p, c, stream_ms.unwrap_or(c.first_seen_ms)).score),
             value: value(c, stream_ms, d),
+            tier: c.detectors.get::<tiers::Current>(tiers::ID.0).map(|t| t.tier),
+            rfm: history.map(|h| d.tiers.scores(&h, d.days.of(stream_ms.unwrap_or(c.first_seen_ms)))),
+            open_episodes: detectors.iter().filter(|x| x.is_open(c)).map(|x| (x.id().0, x.open_since(c).map(rfc3339))).collect(),
         }
     }
 }

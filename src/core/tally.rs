@@ -73,6 +73,8 @@ pub struct Tally {
     pub withheld: [u64; MAX_SIGNAL_TYPES],
     /// Source anomaly records (the guard tripping or clearing).
     pub anomalies: u64,
+    /// Customer profiles sent.
+    pub profiles: u64,
     /// Per-customer timers fired.
     pub timers_fired: u64,
     /// Customers seen for the first time.
@@ -104,6 +106,7 @@ impl Tally {
         self.suppressed.iter_mut().zip(o.suppressed).for_each(|(a, b)| *a += b);
         self.withheld.iter_mut().zip(o.withheld).for_each(|(a, b)| *a += b);
         self.anomalies += o.anomalies;
+        self.profiles += o.profiles;
         self.timers_fired += o.timers_fired;
         self.customers_created += o.customers_created;
         self.dedup_evictions += o.dedup_evictions;
@@ -140,6 +143,7 @@ impl Tally {
         self.suppressed = [0; MAX_SIGNAL_TYPES];
         self.withheld = [0; MAX_SIGNAL_TYPES];
         self.anomalies = 0;
+        self.profiles = 0;
         self.timers_fired = 0;
         self.customers_created = 0;
         self.dedup_evictions = 0;
@@ -152,6 +156,7 @@ impl Tally {
         self.sources.iter().all(|s| *s == SourceTally::default())
             && self.emitted.iter().chain(&self.suppressed).chain(&self.withheld).all(|n| *n == 0)
             && self.anomalies == 0
+            && self.profiles == 0
             && self.timers_fired == 0
             && self.customers_created == 0
             && self.dedup_evictions == 0

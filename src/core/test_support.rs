@@ -20,7 +20,14 @@ pub const FAR_FUTURE: i64 = i64::MAX / 4;
 
 /// Task 0 with the config `cfg` (TOML; "" for the defaults).
 pub fn engine(cfg: &str) -> Engine {
-    engine_with(&Config::parse(cfg, "test").unwrap())
+    engine_with(&config(cfg))
+}
+
+/// The config `cfg`, with profiles off unless it has a `[profiles]`
+/// table: most tests look at signals, and profiles have tests of their own.
+pub fn config(cfg: &str) -> Config {
+    let off = if cfg.contains("[profiles]") { "" } else { "[profiles]\nenabled = false\n" };
+    Config::parse(&format!("{off}{cfg}"), "test").unwrap()
 }
 
 /// Task 0 with a config already made.
@@ -41,7 +48,7 @@ pub fn fit_in_days() -> Fitted {
 
 /// The config `cfg` with [`fit_in_days`] loaded, as `[value] params` would.
 pub fn with_fit(cfg: &str) -> Config {
-    let mut c = Config::parse(cfg, "test").unwrap();
+    let mut c = config(cfg);
     c.value.fitted = Some(Arc::new(fit_in_days()));
     c
 }

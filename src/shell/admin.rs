@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _};
 use care_core::config::Config;
+use care_core::render::TopicRole;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::producer::{BaseProducer, Producer};
@@ -70,7 +71,7 @@ pub async fn preflight(cfg: &Config) -> anyhow::Result<i32> {
     let changelog = cfg.kafka.changelog();
     let missing_changelog = partitions(&changelog).is_none();
     let missing_instances = partitions(&instances).is_none();
-    let missing_outputs: Vec<&String> = [&o.alerts, &o.reactivation, &o.dlq, &o.anomalies].into_iter().filter(|t| partitions(t).is_none()).collect();
+    let missing_outputs: Vec<TopicRole> = TopicRole::ALL.into_iter().filter(|r| partitions(r.topic(o)).is_none()).collect();
     if !o.create_topics {
         let mut needed = Vec::new();
         if missing_changelog {
@@ -79,9 +80,10 @@ pub async fn preflight(cfg: &Config) -> anyhow::Result<i32> {
         if missing_instances {
             needed.push(format!("{instances:?} (1 partition, retention.ms=3600000)"));
         }
-        for t in &missing_outputs {
-            let dlq = if **t == o.dlq { format!(", max.message.bytes >= {}", max_output_bytes(cfg)) } else { String::new() };
-            needed.push(format!("{t:?} (any partition count{dlq})"));
+        for r in &missing_outputs {
+            let dlq = if *r == TopicRole::Dlq { format!(", max.message.bytes >= {}", max_output_bytes(cfg)) } else { String::new() };
+            let compact = if r.compacted() { ", cleanup.policy=compact" } else { "" };
+            needed.push(format!("{:?} (any partition count{dlq}{compact})", r.topic(o)));
         }
         if !needed.is_empty() {
             bail!("outputs.create_topics is false and these topics do not exist on {}: {}", cfg.kafka.brokers, needed.join(", "));
@@ -98,7 +100,7 @@ pub async fn preflight(cfg: &Config) -> anyhow::Result<i32> {
     }
     if !missing_outputs.is_empty() {
         create_outputs(cfg, &admin, &missing_outputs).await?;
-        created.extend(missing_outputs.iter().map(|t| t.as_str()));
+        created.extend(missing_outputs.iter().map(|r| r.topic(o)));
     }
     tokio::task::block_in_place(|| await_metadata(&admin, &created))?;
     Ok(n)
@@ -261,17 +263,18 @@ async fn create_instances_topic(cfg: &Config, admin: &AdminClient<DefaultClientC
 
 /// Creates output topics; the DLQ with a `max.message.bytes` that takes a
 /// dead letter of `max_record_bytes` plus its headers.
-async fn create_outputs(cfg: &Config, admin: &AdminClient<DefaultClientContext>, missing: &[&String]) -> anyhow::Result<()> {
+async fn create_outputs(cfg: &Config, admin: &AdminClient<DefaultClientContext>, missing: &[TopicRole]) -> anyhow::Result<()> {
     let o = &cfg.outputs;
     let dlq_bytes = max_output_bytes(cfg).max(TOPIC_DEFAULT_MAX_BYTES).to_string();
     let new: Vec<NewTopic> = missing
         .iter()
-        .map(|t| {
-            let topic = NewTopic::new(t, o.partitions, TopicReplication::Fixed(o.replication_factor));
-            if **t == o.dlq {
-                topic.set("max.message.bytes", &dlq_bytes)
-            } else {
-                topic
+        .map(|r| {
+            let topic = NewTopic::new(r.topic(o), o.partitions, TopicReplication::Fixed(o.replication_factor));
+            match r {
+                TopicRole::Dlq => topic.set("max.message.bytes", &dlq_bytes),
+                // The latest profile per customer is what a reader wants.
+                TopicRole::Profiles => topic.set("cleanup.policy", "compact"),
+                _ => topic,
             }
         })
         .collect();

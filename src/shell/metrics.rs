@@ -67,6 +67,9 @@ pub struct Metrics {
     pub repeat_buyers: IntGaugeVec,
     /// Per task, customers in each loyalty tier.
     pub tier_customers: IntGaugeVec,
+    /// Per task, customers' latest CSAT and NPS answers in the trailing
+    /// window, by `figure`.
+    pub satisfaction: IntGaugeVec,
     /// Input partitions currently assigned to this instance.
     pub partitions_assigned: IntGauge,
     /// Tasks of this instance by lifecycle phase.
@@ -226,6 +229,10 @@ impl Metrics {
             buyers: register(&r, IntGaugeVec::new(Opts::new("care_buyers", "Customers of a task with at least one purchase day"), &["task"]).expect("valid metric")),
             repeat_buyers: register(&r, IntGaugeVec::new(Opts::new("care_repeat_buyers", "Customers of a task with two purchase days or more"), &["task"]).expect("valid metric")),
             tier_customers: register(&r, IntGaugeVec::new(Opts::new("care_tier_customers", "Customers of a task in each loyalty tier"), &["task", "tier"]).expect("valid metric")),
+            satisfaction: register(
+                &r,
+                IntGaugeVec::new(Opts::new("care_satisfaction_customers", "Customers of a task whose latest CSAT or NPS answer is in the trailing window, by figure"), &["task", "figure"]).expect("valid metric"),
+            ),
             partitions_assigned: gauge(&r, "care_partitions_assigned", "Input partitions assigned"),
             tasks: register(&r, IntGaugeVec::new(Opts::new("care_tasks", "Tasks of this instance by phase"), &["phase"]).expect("valid metric")),
             state_bytes: gauge(&r, "care_state_bytes", "Approximate bytes of customer state"),

@@ -159,7 +159,7 @@ impl Publisher {
         let grace = (txn_timeout / 6).max(Duration::from_secs(5));
         let txn = TxnCaller::start(Arc::clone(&producer), grace).map_err(PublishError::Thread)?;
         let o = &cfg.outputs;
-        Ok(Publisher { producer, txn, topics: [o.alerts.clone(), o.reactivation.clone(), o.dlq.clone(), o.anomalies.clone()], changelog: cfg.kafka.changelog(), txn_timeout })
+        Ok(Publisher { producer, txn, topics: TopicRole::ALL.map(|r| r.topic(o).to_string()), changelog: cfg.kafka.changelog(), txn_timeout })
     }
 
     /// Registers the transactional id with its coordinator, aborting what a

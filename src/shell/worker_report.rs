@@ -18,6 +18,9 @@ const SUMMARY_INTERVAL: Duration = Duration::from_secs(60);
 /// The `figure` label values of `care_retention_customers`.
 pub(crate) const RETENTION_FIGURES: [&str; 4] = ["active_at_start", "retained", "active_at_end", "new_in_month"];
 
+/// The `figure` label values of `care_satisfaction_customers`.
+pub(crate) const SATISFACTION_FIGURES: [&str; 5] = ["csat_answered", "csat_satisfied", "nps_answered", "nps_promoters", "nps_detractors"];
+
 impl Worker {
     /// Reports a committed batch and opens the next.
     pub(super) fn batch_committed(&mut self) {
@@ -86,6 +89,11 @@ impl Worker {
             self.metrics.repeat_buyers.with_label_values(&[&task]).set(f.repeat_buyers as i64);
             for (t, n) in Tier::ALL.iter().zip(f.tiers) {
                 self.metrics.tier_customers.with_label_values(&[task.as_str(), t.as_str()]).set(n as i64);
+            }
+            let s = f.satisfaction;
+            let counts = [s.csat_answered, s.csat_satisfied, s.nps_answered, s.nps_promoters, s.nps_detractors];
+            for (figure, n) in SATISFACTION_FIGURES.iter().zip(counts) {
+                self.metrics.satisfaction.with_label_values(&[task.as_str(), figure]).set(n as i64);
             }
         }
     }

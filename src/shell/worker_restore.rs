@@ -10,7 +10,7 @@ use care_core::engine::Engine;
 use care_core::task::{Phase, TaskId};
 use rdkafka::consumer::BaseConsumer;
 
-use super::report::RETENTION_FIGURES;
+use super::report::{RETENTION_FIGURES, SATISFACTION_FIGURES};
 use super::Worker;
 use crate::shell::consumer::ShellContext;
 use crate::shell::durability::{self, Restore};
@@ -131,6 +131,9 @@ impl Worker {
             let _ = self.metrics.repeat_buyers.remove_label_values(&[&task]);
             for t in care_core::detect::tiers::Tier::ALL {
                 let _ = self.metrics.tier_customers.remove_label_values(&[task.as_str(), t.as_str()]);
+            }
+            for figure in SATISFACTION_FIGURES {
+                let _ = self.metrics.satisfaction.remove_label_values(&[task.as_str(), figure]);
             }
         }
     }

@@ -403,6 +403,7 @@ idle_advance_secs = 0
 alerts = "{a}"
 reactivation = "{r}"
 dlq = "{d}"
+profiles = "{a}-profiles"
 partitions = 2
 
 [http]
@@ -420,6 +421,11 @@ kind = {{ field = "/type" }}
         r = out[1],
         d = out[2],
     )
+}
+
+/// The profiles topic of a [`config`] with outputs `out`.
+pub fn profiles_topic(out: &[String; 3]) -> String {
+    format!("{}-profiles", out[0])
 }
 
 pub fn outputs() -> [String; 3] {

@@ -270,6 +270,10 @@ impl Detector for CsatLow {
         window(c).is_some_and(|w| w.open_since_ms.is_some())
     }
 
+    fn open_since(&self, c: &Customer) -> Option<i64> {
+        window(c).and_then(|w| w.open_since_ms)
+    }
+
     fn supersede(&self, c: &mut Customer) {
         if let Some(w) = c.detectors.get_mut::<CsatWindow>(ID.0) {
             w.open_since_ms = None;

@@ -51,6 +51,14 @@ pub enum Episode {
 /// methods share it.
 pub const EPISODE_BLOCK: StateBlock = StateBlock { id: 1, version: 1, name: "decline episode", encode: encode_episode, decode: decode_episode };
 
+/// When the customer's open decline episode began, of either method.
+pub(crate) fn episode_since(c: &Customer) -> Option<i64> {
+    match c.decline {
+        Episode::Open { episode_ms, .. } => Some(episode_ms),
+        _ => None,
+    }
+}
+
 fn encode_episode(c: &Customer, out: &mut Vec<u8>) {
     match c.decline {
         Episode::Normal => {}
@@ -325,6 +333,10 @@ impl Detector for Decline {
 
     fn is_open(&self, c: &Customer) -> bool {
         matches!(c.decline, Episode::Open { .. })
+    }
+
+    fn open_since(&self, c: &Customer) -> Option<i64> {
+        super::decline::episode_since(c)
     }
 
     fn supersede(&self, c: &mut Customer) {

@@ -162,6 +162,10 @@ impl Detector for Dormancy {
         c.dormant_since.is_some()
     }
 
+    fn open_since(&self, c: &Customer) -> Option<i64> {
+        c.dormant_since
+    }
+
     fn supersede(&self, c: &mut Customer) {
         c.dormant_since = None;
     }

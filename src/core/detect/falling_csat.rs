@@ -204,6 +204,10 @@ impl Detector for FallingCsat {
         c.detectors.get::<Answers>(ID.0).is_some_and(|a| a.open_since_ms.is_some())
     }
 
+    fn open_since(&self, c: &Customer) -> Option<i64> {
+        c.detectors.get::<Answers>(ID.0).and_then(|a| a.open_since_ms)
+    }
+
     fn supersede(&self, c: &mut Customer) {
         if let Some(a) = c.detectors.get_mut::<Answers>(ID.0) {
             a.open_since_ms = None;

@@ -99,7 +99,9 @@ pub trait Detector: fmt::Debug + Send + Sync {
     fn on_timer(&self, _c: &mut Customer, _at: Moment, _out: &mut Vec<Signal>) {}
 
     /// When this detector next needs to look at the customer if nothing
-    /// happens (logical time; the engine adds the allowed lateness).
+    /// happens (logical time; the engine adds the allowed lateness). A
+    /// deadline up to `at.sealed_ms` has had its timer; one after it has
+    /// not, even when it is before `at.now_ms`.
     fn next_deadline(&self, _c: &Customer, _at: Moment) -> Option<i64> {
         None
     }
@@ -107,6 +109,12 @@ pub trait Detector: fmt::Debug + Send + Sync {
     /// Whether the customer has an open episode of this detector.
     fn is_open(&self, _c: &Customer) -> bool {
         false
+    }
+
+    /// When the customer's open episode began (its episode id, the
+    /// trigger time of its `opened`), if one is open: for profiles.
+    fn open_since(&self, _c: &Customer) -> Option<i64> {
+        None
     }
 
     /// Closes an open episode without a message: a stronger one opened.

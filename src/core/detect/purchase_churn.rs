@@ -134,13 +134,7 @@ impl PurchaseChurn {
     pub fn due_day(&self, h: &PurchaseHistory) -> Option<i64> {
         let d = &h.days;
         let x = d.days.checked_sub(1).filter(|x| *x >= self.min_repeat.max(1))?;
-        let bg = &self.value.fit.bgnbd;
-        let unit_days = self.value.fit.unit.days();
-        let tx = (d.last_day - d.first_day) as f64 / unit_days;
-        let ratio = (1.0 - self.theta) / self.theta * (bg.b + f64::from(x) - 1.0) / bg.a;
-        let t_star = (bg.alpha + tx) * ratio.powf(1.0 / (bg.r + f64::from(x))) - bg.alpha;
-        // The first whole day whose T exceeds T*.
-        let crossing = d.first_day as f64 + (t_star * unit_days).floor() + 1.0;
+        let crossing = self.value.p_alive_below_day(h, self.theta)?;
         let gap_days = (d.last_day - d.first_day) as f64 / f64::from(x);
         let late_by_rhythm = d.last_day as f64 + gap_days.ceil();
         let day = crossing.max(late_by_rhythm).max(d.last_day as f64 + 1.0);
@@ -191,11 +185,15 @@ impl Detector for PurchaseChurn {
             return None;
         }
         let due = self.due_day(&purchases::history(c, self.value.days)?)?;
-        Some(self.value.days.start_ms(due)).filter(|t| *t > at.now_ms)
+        Some(self.value.days.start_ms(due)).filter(|t| *t > at.sealed_ms)
     }
 
     fn is_open(&self, c: &Customer) -> bool {
         c.detectors.get::<Open>(ID.0).is_some()
+    }
+
+    fn open_since(&self, c: &Customer) -> Option<i64> {
+        c.detectors.get::<Open>(ID.0).map(|o| o.since_ms)
     }
 
     fn supersede(&self, c: &mut Customer) {

@@ -84,6 +84,21 @@ fn a_buyer_who_stops_is_alerted_on_the_predicted_day_and_resolved_by_the_next_or
     assert!(all[1]["p_alive"].as_f64().unwrap() > 0.3, "the order brought P(alive) back up");
 }
 
+/// The buyer's own clicks, a minute past each midnight, come within the
+/// allowed lateness of the due day's timer: rescheduling on them once
+/// dropped the deadline (it was before stream time), and the alert never
+/// came.
+#[test]
+fn a_buyer_still_clicking_just_after_midnight_is_alerted_on_the_due_day() {
+    let cfg = with_fit("[detect.dormancy]\nenabled = false\n[detect.silence]\nenabled = false\n[detect.decline]\nenabled = false\n[engine]\nallowed_lateness_secs = 600\n");
+    let mut e = engine_with(&cfg);
+    let mut out = feed(&mut e, &stopping_buyer());
+    let h = history(&(0..5).map(|k| (T0 / DAY + k * 20, 40.0)).collect::<Vec<_>>());
+    let due = detector().due_day(&h).unwrap() - T0 / DAY;
+    out.extend(feed(&mut e, &(81..=due + 2).map(|d| line("b", "click", d * DAY + 60_000, "")).collect::<Vec<_>>()));
+    assert_eq!(opened_day(&out), [due], "opened once, on the due day");
+}
+
 #[test]
 fn without_a_fit_or_below_the_value_floor_nothing_is_raised() {
     let lines: Vec<String> = stopping_buyer().into_iter().chain((81..400).map(|d| line("other", "click", d * DAY, ""))).collect();

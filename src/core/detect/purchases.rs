@@ -118,6 +118,21 @@ impl ValueContext {
         let day = self.days.of(at_ms).max(h.days.last_day);
         Some((h, crate::model::value::figures(&self.fit, &self.horizon, &h.days, day)))
     }
+
+    /// The first whole day on which BG/NBD's P(alive) is below `theta` if
+    /// nothing happens (its formula solved for T), as a day number; `None`
+    /// for a buyer without a repeat purchase, alive by the model's
+    /// construction. Not finite when the fit makes it so.
+    pub fn p_alive_below_day(&self, h: &PurchaseHistory, theta: f64) -> Option<f64> {
+        let d = &h.days;
+        let x = f64::from(d.days.checked_sub(1).filter(|x| *x >= 1)?);
+        let bg = &self.fit.bgnbd;
+        let unit_days = self.fit.unit.days();
+        let tx = (d.last_day - d.first_day) as f64 / unit_days;
+        let ratio = (1.0 - theta) / theta * (bg.b + x - 1.0) / bg.a;
+        let t_star = (bg.alpha + tx) * ratio.powf(1.0 / (bg.r + x)) - bg.alpha;
+        Some(d.first_day as f64 + (t_star * unit_days).floor() + 1.0)
+    }
 }
 
 /// One-day buckets in the configured timezone: the days `care fit` counts.

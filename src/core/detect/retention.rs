@@ -204,6 +204,9 @@ pub struct Figures {
     pub repeat_buyers: u64,
     /// Customers in each loyalty tier, best first (zeros with tiers off).
     pub tiers: [u64; 6],
+    /// Customers' latest CSAT and NPS answers within `active_days` before
+    /// the stream time.
+    pub satisfaction: crate::profile::Satisfaction,
 }
 
 /// The figures of `customers` for the last complete month before
@@ -218,6 +221,7 @@ pub fn figures<'a>(cfg: &Config, customers: impl Iterator<Item = &'a Customer>, 
     let days = crate::detect::purchases::day_buckets(cfg);
     let mut f = Figures::default();
     for c in customers {
+        f.satisfaction.add(c, stream_ms - window_ms, stream_ms);
         if let Some(h) = crate::detect::purchases::history(c, days) {
             f.buyers += 1;
             f.repeat_buyers += u64::from(h.days.days >= 2);

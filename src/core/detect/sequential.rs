@@ -259,6 +259,10 @@ impl Detector for Sequential {
         matches!(c.decline, Episode::Open { .. })
     }
 
+    fn open_since(&self, c: &Customer) -> Option<i64> {
+        super::decline::episode_since(c)
+    }
+
     fn supersede(&self, c: &mut Customer) {
         if self.is_open(c) {
             c.decline = Episode::Normal;

@@ -6,7 +6,6 @@ use super::*;
 use crate::detect::Status;
 use crate::time::Buckets;
 use crate::changelog::Meta;
-use crate::config::Config;
 use crate::engine::{Engine, Input, Rules};
 use crate::render::OutputRecord;
 use crate::state::codec::decode_customer;
@@ -232,7 +231,7 @@ const LATENESS_MS: i64 = 2 * 3_600_000;
 
 fn rules() -> Arc<Rules> {
     let cfg = "[engine]\nallowed_lateness_secs = 7200\n[detect.decline]\nmethod = \"sequential\"\n[detect.dormancy]\nenabled = false\n";
-    Arc::new(Rules::new(&Config::parse(cfg, "t").unwrap()))
+    Arc::new(Rules::new(&crate::test_support::config(cfg)))
 }
 
 fn feed(e: &mut Engine, events: &[(u8, i64)], out: &mut Vec<OutputRecord>) {

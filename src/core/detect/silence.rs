@@ -231,6 +231,10 @@ impl Detector for Silence {
         c.silent_since.is_some()
     }
 
+    fn open_since(&self, c: &Customer) -> Option<i64> {
+        c.silent_since
+    }
+
     fn supersede(&self, c: &mut Customer) {
         c.silent_since = None;
     }

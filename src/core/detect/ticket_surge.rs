@@ -212,6 +212,10 @@ impl Detector for TicketSurge {
         c.detectors.get::<Tickets>(ID.0).is_some_and(|t| t.open_since_ms.is_some())
     }
 
+    fn open_since(&self, c: &Customer) -> Option<i64> {
+        c.detectors.get::<Tickets>(ID.0).and_then(|t| t.open_since_ms)
+    }
+
     fn supersede(&self, c: &mut Customer) {
         if let Some(t) = c.detectors.get_mut::<Tickets>(ID.0) {
             t.open_since_ms = None;

@@ -163,7 +163,7 @@ pub struct Current {
 }
 
 /// RFM scores, each 1 to 5.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Rfm {
     pub r: u8,
     pub f: u8,
@@ -195,6 +195,11 @@ impl Tiers {
         Rfm { r, f, m }
     }
 
+    /// The scores on `day`, without hysteresis: what a profile shows.
+    pub fn scores(&self, h: &PurchaseHistory, day: i64) -> Rfm {
+        self.rfm(h, (day - h.days.last_day).max(0), 1.0)
+    }
+
     /// The tier on `day`: a better one at once, a worse one only if it
     /// holds with the recency thresholds stretched.
     fn decide(&self, h: &PurchaseHistory, day: i64, current: Option<Tier>) -> (Tier, Rfm) {
@@ -213,8 +218,14 @@ impl Tiers {
     /// The first day R falls below its value on `day` with the stretched
     /// thresholds: when the tier may next drop.
     fn next_drop_day(&self, h: &PurchaseHistory, day: i64) -> Option<i64> {
+        self.next_r_drop(h, day, self.stretch)
+    }
+
+    /// The first day R falls below its value on `day`, with the recency
+    /// thresholds stretched by `stretch` (1: as scored).
+    pub fn next_r_drop(&self, h: &PurchaseHistory, day: i64, stretch: f64) -> Option<i64> {
         let since = (day - h.days.last_day).max(0) as f64;
-        let next = self.recency.iter().map(|t| t * self.stretch).find(|t| since <= *t)?;
+        let next = self.recency.iter().map(|t| t * stretch).find(|t| since <= *t)?;
         Some(h.days.last_day + next.floor() as i64 + 1)
     }
 
@@ -242,7 +253,7 @@ impl Detector for Tiers {
     fn next_deadline(&self, c: &Customer, at: Moment) -> Option<i64> {
         let h = purchases::history(c, self.days)?;
         let day = self.next_drop_day(&h, self.days.of(at.now_ms))?;
-        Some(self.days.start_ms(day)).filter(|t| *t > at.now_ms)
+        Some(self.days.start_ms(day)).filter(|t| *t > at.sealed_ms)
     }
 
     fn wants_events(&self) -> bool {

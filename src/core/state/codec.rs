@@ -66,7 +66,7 @@ fn decode_withheld(c: &mut Customer, _version: u8, p: &mut Reader<'_>) -> Result
 /// block's id stays taken.
 fn blocks() -> &'static [&'static StateBlock] {
     static BLOCKS: LazyLock<Vec<&'static StateBlock>> = LazyLock::new(|| {
-        let mut all: Vec<&'static StateBlock> = [&ID_TIMES, &WITHHELD].into_iter().chain(REGISTRY.iter().flat_map(|e| e.blocks.iter().copied())).collect();
+        let mut all: Vec<&'static StateBlock> = [&ID_TIMES, &WITHHELD, &crate::profile::BLOCK].into_iter().chain(REGISTRY.iter().flat_map(|e| e.blocks.iter().copied())).collect();
         all.sort_by_key(|b| b.id);
         assert!(all.windows(2).all(|w| w[0].id < w[1].id), "state block ids are unique");
         assert!(all.len() <= 64, "at most 64 state blocks");
