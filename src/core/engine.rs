@@ -542,14 +542,14 @@ impl Engine {
     }
 
     fn moment(&self, now_ms: i64, trigger_ms: i64, sealed_ms: i64) -> Moment {
-        Moment { now_ms, trigger_ms, sealed_ms, buckets: self.rules.buckets, superseded: false }
+        Moment { now_ms, trigger_ms, sealed_ms, buckets: self.rules.buckets, superseded: false, outage: self.guard.outage() }
     }
 
     /// The customer's next timer: the earliest deadline any detector names.
     fn reschedule(&mut self, slot: u32, now_ms: i64) {
         let r = &self.rules;
         let c = self.state.customer(slot);
-        let mut at = Moment { now_ms, sealed_ms: now_ms, trigger_ms: now_ms, buckets: r.buckets, superseded: false };
+        let mut at = Moment { now_ms, sealed_ms: now_ms, trigger_ms: now_ms, buckets: r.buckets, superseded: false, outage: self.guard.outage() };
         let (mut next, mut open): (Option<i64>, u64) = (None, 0);
         for (i, d) in r.detectors.iter().enumerate() {
             at.superseded = open & r.detectors.stronger(i) != 0;

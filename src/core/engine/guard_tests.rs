@@ -66,11 +66,14 @@ fn a_task_without_35_days_of_history_never_trips_then_the_floor_holds_and_factor
     assert_eq!(day(&mut off, 0, 10, 600, &mut out), (600, 0));
 }
 
-/// 600 customers at 1-4 clicks a day and an order a week, for 160 days;
-/// with `outage`, clicks stop on days 100-129 while orders flow. Returns
-/// the decline and silence `opened` records triggered on days 100-159,
-/// and the source anomaly records.
-fn run(cfg: &str, outage: bool) -> (usize, Vec<serde_json::Value>) {
+/// A day of event time of the simulated task.
+const SIM_DAY: i64 = DAY_MS;
+
+/// 600 customers at 1-4 clicks a day and an order a week, for `days` days:
+/// clicks stop on the days of `outage` while orders flow, and from day
+/// `decline_from` the customers [`decliner`] says stop clicking (their
+/// orders go on). Returns every output record.
+fn simulate(cfg: &str, outage: std::ops::Range<i64>, decline_from: i64, days: i64) -> Vec<crate::render::OutputRecord> {
     use crate::test_support::{engine, FAR_FUTURE, T0};
     let mut e = engine(cfg);
     let source = e.rules().canonical_source();
@@ -82,18 +85,18 @@ fn run(cfg: &str, outage: bool) -> (usize, Vec<serde_json::Value>) {
         (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb) >> 11
     };
     let mut offset = 0;
-    for d in 0..160i64 {
+    for d in 0..days {
         let mut lines: Vec<(i64, String)> = Vec::new();
         for c in 0..600u64 {
-            let clicks = 1 + c % 4;
-            if !(outage && (100..130).contains(&d)) {
+            let clicks = if d >= decline_from && decliner(c) { 0 } else { 1 + c % 4 };
+            if !outage.contains(&d) {
                 for _ in 0..clicks {
-                    let ts = T0 + d * DAY_MS + (next() % DAY_MS as u64) as i64;
+                    let ts = T0 + d * SIM_DAY + (next() % SIM_DAY as u64) as i64;
                     lines.push((ts, format!(r#"{{"customer_id":"c{c}","kind":"click","ts":{ts}}}"#)));
                 }
             }
             if (d + c as i64) % 7 == 0 {
-                let ts = T0 + d * DAY_MS + (next() % DAY_MS as u64) as i64;
+                let ts = T0 + d * SIM_DAY + (next() % SIM_DAY as u64) as i64;
                 lines.push((ts, format!(r#"{{"customer_id":"c{c}","kind":"order","ts":{ts},"amount":20}}"#)));
             }
         }
@@ -104,11 +107,33 @@ fn run(cfg: &str, outage: bool) -> (usize, Vec<serde_json::Value>) {
             e.process(&input, FAR_FUTURE, &mut out);
         }
     }
-    let in_window = |r: &&crate::render::OutputRecord| (T0 + 100 * DAY_MS..T0 + 160 * DAY_MS).contains(&r.trigger_ms);
+    out
+}
+
+/// The customers who really decline in [`simulate`]: 80 of the 600, 20 at
+/// each click rate (too few for the guard: clicks stay above half).
+fn decliner(c: u64) -> bool {
+    c % 30 < 4
+}
+
+/// The `opened` records of decline and silence triggered on days `days`.
+fn openings<'a>(out: &'a [crate::render::OutputRecord], days: std::ops::Range<i64>) -> impl Iterator<Item = &'a crate::render::OutputRecord> {
+    use crate::test_support::T0;
     let activity = ["io.care.activity_decline.v2", "io.care.silence.v1"];
-    let opened = out.iter().filter(in_window).filter(|r| r.status() == Some(crate::detect::Status::Opened) && activity.contains(&r.header("ce_type").unwrap_or(""))).count();
-    let anomalies = out.iter().filter(|r| r.header("ce_type") == Some(crate::render::SOURCE_ANOMALY_CE_TYPE)).map(|r| serde_json::from_slice(&r.value).unwrap()).collect();
-    (opened, anomalies)
+    let window = T0 + days.start * SIM_DAY..T0 + days.end * SIM_DAY;
+    out.iter().filter(move |r| window.contains(&r.trigger_ms) && r.status() == Some(crate::detect::Status::Opened) && activity.contains(&r.header("ce_type").unwrap_or("")))
+}
+
+fn anomalies(out: &[crate::render::OutputRecord]) -> Vec<serde_json::Value> {
+    out.iter().filter(|r| r.header("ce_type") == Some(crate::render::SOURCE_ANOMALY_CE_TYPE)).map(|r| serde_json::from_slice(&r.value).unwrap()).collect()
+}
+
+/// With `outage`, clicks stop on days 100-129. Returns the decline and
+/// silence `opened` records triggered on days 100-159, and the source
+/// anomaly records.
+fn run(cfg: &str, outage: bool) -> (usize, Vec<serde_json::Value>) {
+    let out = simulate(cfg, if outage { 100..130 } else { 0..0 }, i64::MAX, 160);
+    (openings(&out, 100..160).count(), anomalies(&out))
 }
 
 #[test]
@@ -136,4 +161,37 @@ fn a_wave_of_openings_while_every_kind_flows_is_sent() {
     }
     assert_eq!(day(&mut g, 40, 900, 2000, &mut out), (2000, 0), "customers changing, not a source stopping");
     assert!(out.is_empty());
+}
+
+/// Days from `from` to each decliner's first decline or silence opening
+/// after it (`None` if never within the run).
+fn caught_after(out: &[crate::render::OutputRecord], from: i64, days: i64) -> Vec<Option<f64>> {
+    use crate::test_support::T0;
+    (0..600u64)
+        .filter(|c| decliner(*c))
+        .map(|c| {
+            let id = format!("c{c}");
+            let first = openings(out, from..days).filter(|r| r.key.as_deref() == Some(id.as_bytes())).map(|r| r.trigger_ms).min();
+            first.map(|t| (t - T0 - from * SIM_DAY) as f64 / SIM_DAY as f64)
+        })
+        .collect()
+}
+
+#[test]
+fn after_a_30_day_outage_a_real_decline_is_caught_as_quickly_and_no_wave_follows_the_return() {
+    // Clicks stop on days 100-129; 80 customers stop clicking on day 145.
+    let (days, decline) = (185, 145);
+    let normal = simulate("", 0..0, decline, days);
+    let outage = simulate("", 100..130, decline, days);
+    assert_eq!(anomalies(&outage).len(), 2, "tripped and cleared: {:?}", anomalies(&outage));
+    // The return: a day back, the guard clears; the outage's episodes end
+    // without a message and nobody's baseline learned the empty days.
+    let (after_normal, after_outage) = (openings(&normal, 130..decline).count(), openings(&outage, 130..decline).count());
+    assert!(after_outage <= after_normal + 5, "{after_outage} openings in the 15 days after the return, {after_normal} without an outage");
+    let (quick, late) = (caught_after(&normal, decline, days), caught_after(&outage, decline, days));
+    assert!(quick.iter().all(Option::is_some) && late.iter().all(Option::is_some), "every decliner caught: {quick:?} {late:?}");
+    let mean = |v: &[Option<f64>]| v.iter().flatten().sum::<f64>() / v.len() as f64;
+    assert!(mean(&late) <= mean(&quick) + 0.5, "caught {:.2} days after the decline with the outage before, {:.2} without", mean(&late), mean(&quick));
+    let slowest = |v: &[Option<f64>]| v.iter().flatten().fold(0.0f64, |a, b| a.max(*b));
+    assert!(slowest(&late) <= slowest(&quick) + 1.0, "slowest {} against {}", slowest(&late), slowest(&quick));
 }
