@@ -161,8 +161,10 @@ pub struct Engine {
     /// The outage guard, and what it reported not yet rendered.
     guard: guard::Guard,
     anomalies: Vec<guard::Anomaly>,
-    /// Offsets, meta flag and `caught_up` at the start of an undoable batch.
-    batch_start: Option<(Vec<Option<i64>>, bool, bool)>,
+    /// Offsets, meta flag, `caught_up` and the guard's history at the
+    /// start of an undoable batch (the meta record carries the history: a
+    /// batch replayed after an abort must not count its events twice).
+    batch_start: Option<(Vec<Option<i64>>, bool, bool, Option<guard::History>)>,
     /// Whether stream time has reached `emit_from` (the backfill is over).
     caught_up: bool,
     /// Signals suppressed in tallies already taken.
@@ -376,14 +378,14 @@ impl Engine {
     /// The task's meta record as of now.
     pub fn meta(&self) -> Meta {
         let offsets = self.offsets.iter().enumerate().filter_map(|(i, o)| Some((self.rules.mappings[i].topic.clone(), (*o)?))).collect();
-        Meta { stream_time_ms: self.state.stream_time_ms, emit_from_ms: self.emit_from_ms, offsets }
+        Meta { stream_time_ms: self.state.stream_time_ms, emit_from_ms: self.emit_from_ms, offsets, guard: self.guard.history() }
     }
 
     /// Opens a batch that [`Engine::rollback`] can undo (exactly-once: a
     /// transaction that may abort).
     pub fn begin_batch(&mut self) {
         self.state.begin_undo();
-        self.batch_start = Some((self.offsets.clone(), self.meta_dirty, self.caught_up));
+        self.batch_start = Some((self.offsets.clone(), self.meta_dirty, self.caught_up, self.guard.history()));
     }
 
     /// Undoes everything since [`Engine::begin_batch`]: state, stream time,
@@ -394,10 +396,15 @@ impl Engine {
     /// A saved customer does not decode (a bug).
     pub fn rollback(&mut self) -> Result<(), crate::changelog::CodecError> {
         self.state.rollback()?;
-        if let Some((offsets, meta_dirty, caught_up)) = &self.batch_start {
+        if let Some((offsets, meta_dirty, caught_up, history)) = &self.batch_start {
             self.offsets.clone_from(offsets);
             self.meta_dirty = *meta_dirty;
             self.caught_up = *caught_up;
+            self.guard = guard::Guard::new(self.rules.guard);
+            if let Some(h) = history {
+                self.guard.restore(h.clone());
+            }
+            self.anomalies.clear();
         }
         self.tally.clear();
         self.begin_batch();
@@ -405,9 +412,13 @@ impl Engine {
     }
 
     /// Takes back a meta record read from the changelog. An `emit_from` set
-    /// in the config wins over the remembered one.
+    /// in the config wins over the remembered one. A meta without the
+    /// guard's history (format 1) leaves the guard to learn the task again.
     pub fn restore_meta(&mut self, meta: &Meta) {
         self.state.stream_time_ms = meta.stream_time_ms;
+        if let Some(h) = &meta.guard {
+            self.guard.restore(h.clone());
+        }
         self.emit_from_ms = self.rules.emit_from_ms.or(meta.emit_from_ms);
         self.caught_up = self.past_emit_from();
         for (topic, next) in &meta.offsets {

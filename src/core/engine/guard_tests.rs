@@ -74,6 +74,12 @@ const SIM_DAY: i64 = DAY_MS;
 /// `decline_from` the customers [`decliner`] says stop clicking (their
 /// orders go on). Returns every output record.
 fn simulate(cfg: &str, outage: std::ops::Range<i64>, decline_from: i64, days: i64) -> Vec<crate::render::OutputRecord> {
+    simulate_restarting(cfg, outage, decline_from, days, None)
+}
+
+/// [`simulate`], the task killed at the start of day `restart` and a new
+/// one restored from its changelog records.
+fn simulate_restarting(cfg: &str, outage: std::ops::Range<i64>, decline_from: i64, days: i64, restart: Option<i64>) -> Vec<crate::render::OutputRecord> {
     use crate::test_support::{engine, FAR_FUTURE, T0};
     let mut e = engine(cfg);
     let source = e.rules().canonical_source();
@@ -86,6 +92,9 @@ fn simulate(cfg: &str, outage: std::ops::Range<i64>, decline_from: i64, days: i6
     };
     let mut offset = 0;
     for d in 0..days {
+        if restart == Some(d) {
+            e = restored(&mut e, engine(cfg));
+        }
         let mut lines: Vec<(i64, String)> = Vec::new();
         for c in 0..600u64 {
             let clicks = if d >= decline_from && decliner(c) { 0 } else { 1 + c % 4 };
@@ -108,6 +117,21 @@ fn simulate(cfg: &str, outage: std::ops::Range<i64>, decline_from: i64, days: i6
         }
     }
     out
+}
+
+/// `fresh` with what `e` wrote to its changelog, as a restore reads it back.
+fn restored(e: &mut crate::engine::Engine, mut fresh: crate::engine::Engine) -> crate::engine::Engine {
+    use crate::changelog::{decode_record, Record};
+    let mut records = Vec::new();
+    e.write_changes(|k, v| Ok::<(), ()>(records.push((k.to_vec(), v.map(<[u8]>::to_vec))))).unwrap();
+    for (k, v) in &records {
+        match decode_record(k, v.as_deref(), fresh.rules().window_width()).unwrap() {
+            Record::Meta(m) => fresh.restore_meta(&m),
+            Record::Customer(c) => fresh.restore_customer(c),
+            Record::Tombstone(id) => fresh.forget(&id),
+        }
+    }
+    fresh
 }
 
 /// The customers who really decline in [`simulate`]: 80 of the 600, 20 at
@@ -194,4 +218,65 @@ fn after_a_30_day_outage_a_real_decline_is_caught_as_quickly_and_no_wave_follows
     assert!(mean(&late) <= mean(&quick) + 0.5, "caught {:.2} days after the decline with the outage before, {:.2} without", mean(&late), mean(&quick));
     let slowest = |v: &[Option<f64>]| v.iter().flatten().fold(0.0f64, |a, b| a.max(*b));
     assert!(slowest(&late) <= slowest(&quick) + 1.0, "slowest {} against {}", slowest(&late), slowest(&quick));
+}
+
+#[test]
+fn a_task_restored_mid_outage_keeps_withholding_and_clears_once() {
+    let (normal, _) = run("", false);
+    // Tripped on day 104; killed on day 110, twenty days before the clicks
+    // come back. Restored without its history, the guard would wait 35 days
+    // of event time and the openings of days 110-129 would all be sent.
+    let out = simulate_restarting("", 100..130, i64::MAX, 160, Some(110));
+    let sent = openings(&out, 100..160).count();
+    assert!(sent <= normal + 50, "{sent} openings sent across the restart, {normal} without an outage");
+    let a = anomalies(&out);
+    assert_eq!(a.len(), 2, "the trip before the kill, the clear after it: {a:?}");
+    assert_eq!((a[0]["status"].as_str(), a[1]["status"].as_str()), (Some("opened"), Some("resolved")));
+    assert_eq!(a[0]["episode_started_at"], a[1]["episode_started_at"], "one episode across the restart");
+    assert!(a[1]["openings_withheld"].as_u64().unwrap() > 400, "the withheld count survives: {}", a[1]);
+}
+
+#[test]
+fn a_guard_restored_from_its_history_decides_as_the_one_that_wrote_it() {
+    let mut g = Guard::new(PARAMS);
+    let mut out = Vec::new();
+    for d in 0..40 {
+        day(&mut g, d, 1000, 30, &mut out);
+    }
+    day(&mut g, 40, 0, 30, &mut out);
+    assert_eq!(day(&mut g, 41, 0, 2000, &mut out), (300, 1700));
+    let mut bytes = Vec::new();
+    g.history().unwrap().encode(&mut bytes);
+    let h = History::decode(&mut Reader::new(&bytes)).unwrap();
+    assert_eq!(Some(&h), g.history().as_ref());
+    let mut back = Guard::new(PARAMS);
+    back.restore(h);
+    assert_eq!(back.outage(), g.outage());
+    assert!(back.outage().from_ms == 39 * DAY_MS && back.outage().until_ms == i64::MAX, "{:?}", back.outage());
+    // Both withhold while clicks are away and clear alike once they are back.
+    let (mut a, mut b) = (out.clone(), out.clone());
+    for (d, clicks) in [(42, 0), (43, 950), (44, 1000)] {
+        assert_eq!(day(&mut g, d, clicks, 30, &mut a), day(&mut back, d, clicks, 30, &mut b), "day {d}");
+    }
+    assert_eq!(a, b);
+    assert!(!a.last().unwrap().tripped && a.last().unwrap().withheld == 1700 + 30 + 30);
+    assert!(Guard::new(PARAMS).history().is_none(), "nothing to keep before the first day");
+    for len in 0..bytes.len() {
+        assert!(History::decode(&mut Reader::new(&bytes[..len])).is_err(), "{len}");
+    }
+}
+
+#[test]
+fn a_rolled_back_batch_leaves_the_guards_history_as_it_was() {
+    use crate::test_support::{engine, feed, line};
+    let mut e = engine("");
+    let lines: Vec<String> = (0..40).map(|d| line("c1", "click", d * DAY_MS, "")).collect();
+    feed(&mut e, &lines);
+    let before = e.meta().guard;
+    assert!(before.is_some());
+    e.begin_batch();
+    feed(&mut e, &[line("c1", "click", 40 * DAY_MS, ""), line("c2", "order", 41 * DAY_MS, r#","amount":5"#)]);
+    assert_ne!(e.meta().guard, before);
+    e.rollback().unwrap();
+    assert_eq!(e.meta().guard, before, "an aborted batch replayed must not count its events twice");
 }
