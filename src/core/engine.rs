@@ -400,10 +400,7 @@ impl Engine {
             self.offsets.clone_from(offsets);
             self.meta_dirty = *meta_dirty;
             self.caught_up = *caught_up;
-            self.guard = guard::Guard::new(self.rules.guard);
-            if let Some(h) = history {
-                self.guard.restore(h.clone());
-            }
+            self.guard.restore(history.clone());
             self.anomalies.clear();
         }
         self.tally.clear();
@@ -416,9 +413,7 @@ impl Engine {
     /// guard's history (format 1) leaves the guard to learn the task again.
     pub fn restore_meta(&mut self, meta: &Meta) {
         self.state.stream_time_ms = meta.stream_time_ms;
-        if let Some(h) = &meta.guard {
-            self.guard.restore(h.clone());
-        }
+        self.guard.restore(meta.guard.clone());
         self.emit_from_ms = self.rules.emit_from_ms.or(meta.emit_from_ms);
         self.caught_up = self.past_emit_from();
         for (topic, next) in &meta.offsets {

@@ -297,9 +297,10 @@ impl Guard {
         (self.h.day != i64::MIN).then(|| self.h.clone())
     }
 
-    /// Takes back a history read from the changelog.
-    pub fn restore(&mut self, h: History) {
-        self.h = h;
+    /// Takes back a history read from the changelog (`None`: the guard
+    /// starts over, as before its first day).
+    pub fn restore(&mut self, h: Option<History>) {
+        self.h = h.unwrap_or_else(|| Guard::new(self.params).h);
     }
 }
 

@@ -250,7 +250,7 @@ fn a_guard_restored_from_its_history_decides_as_the_one_that_wrote_it() {
     let h = History::decode(&mut Reader::new(&bytes)).unwrap();
     assert_eq!(Some(&h), g.history().as_ref());
     let mut back = Guard::new(PARAMS);
-    back.restore(h);
+    back.restore(Some(h));
     assert_eq!(back.outage(), g.outage());
     assert!(back.outage().from_ms == 39 * DAY_MS && back.outage().until_ms == i64::MAX, "{:?}", back.outage());
     // Both withhold while clicks are away and clear alike once they are back.
