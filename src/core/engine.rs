@@ -138,6 +138,9 @@ impl Rules {
     }
 }
 
+/// Offsets, meta flag, `caught_up` and guard history a batch starts from.
+type BatchStart = (Vec<Option<i64>>, bool, bool, Option<guard::History>);
+
 /// One task's engine: its state, input offsets, `emit_from` and tally.
 #[derive(Debug)]
 pub struct Engine {
@@ -164,7 +167,7 @@ pub struct Engine {
     /// Offsets, meta flag, `caught_up` and the guard's history at the
     /// start of an undoable batch (the meta record carries the history: a
     /// batch replayed after an abort must not count its events twice).
-    batch_start: Option<(Vec<Option<i64>>, bool, bool, Option<guard::History>)>,
+    batch_start: Option<BatchStart>,
     /// Whether stream time has reached `emit_from` (the backfill is over).
     caught_up: bool,
     /// Signals suppressed in tallies already taken.

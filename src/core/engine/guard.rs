@@ -247,7 +247,7 @@ impl Guard {
     /// buckets are the outage's too.
     fn short_since(&self, before: &[f64; Kind::COUNT], day: i64) -> i64 {
         let mut first = day;
-        while first - 1 >= self.h.first_day && self.holds(first - 1) && !self.affected(before, first - 1, 1.0).is_empty() {
+        while first > self.h.first_day && self.holds(first - 1) && !self.affected(before, first - 1, 1.0).is_empty() {
             first -= 1;
         }
         first

@@ -123,7 +123,11 @@ fn simulate_restarting(cfg: &str, outage: std::ops::Range<i64>, decline_from: i6
 fn restored(e: &mut crate::engine::Engine, mut fresh: crate::engine::Engine) -> crate::engine::Engine {
     use crate::changelog::{decode_record, Record};
     let mut records = Vec::new();
-    e.write_changes(|k, v| Ok::<(), ()>(records.push((k.to_vec(), v.map(<[u8]>::to_vec))))).unwrap();
+    e.write_changes(|k, v| {
+        records.push((k.to_vec(), v.map(<[u8]>::to_vec)));
+        Ok::<(), ()>(())
+    })
+    .unwrap();
     for (k, v) in &records {
         match decode_record(k, v.as_deref(), fresh.rules().window_width()).unwrap() {
             Record::Meta(m) => fresh.restore_meta(&m),
@@ -141,7 +145,7 @@ fn decliner(c: u64) -> bool {
 }
 
 /// The `opened` records of decline and silence triggered on days `days`.
-fn openings<'a>(out: &'a [crate::render::OutputRecord], days: std::ops::Range<i64>) -> impl Iterator<Item = &'a crate::render::OutputRecord> {
+fn openings(out: &[crate::render::OutputRecord], days: std::ops::Range<i64>) -> impl Iterator<Item = &crate::render::OutputRecord> {
     use crate::test_support::T0;
     let activity = ["io.care.activity_decline.v2", "io.care.silence.v1"];
     let window = T0 + days.start * SIM_DAY..T0 + days.end * SIM_DAY;
