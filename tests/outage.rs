@@ -61,7 +61,8 @@ fn population(t0: i64, days: std::ops::Range<i64>, quiet: impl Fn(i64) -> bool, 
         for c in 0..CUSTOMERS {
             let id = format!("c{c:03}");
             let at = |minute: usize| t0 + d * DAY + (minute as i64 * 60_000);
-            if !quiet(d) && !(c == 0 && d >= decline_from) {
+            let declined = c == 0 && d >= decline_from;
+            if !(quiet(d) || declined) {
                 recs.extend((0..3).map(|h| (at(c + h * 400), clicks.to_string(), record(&id, "click", at(c + h * 400)))));
             }
             if (d + c as i64) % 7 == 0 {
