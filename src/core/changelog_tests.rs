@@ -258,6 +258,27 @@ fn meta_with_guard() -> Meta {
 }
 
 #[test]
+#[ignore = "writes the fixture: run once per new meta format, then check the file in"]
+fn write_meta_v2_fixture() {
+    std::fs::write(fixture_path("changelog-meta-v2.bin"), frame(&[(META_KEY.to_vec(), Some(meta_with_guard().encode()))])).unwrap();
+}
+
+/// `changelog-meta-v2.bin`: a meta record of format 2, with the history of
+/// a guard tripped on its day 40. Later binaries must read it as written.
+#[test]
+fn the_meta_v2_fixture_restores_a_tripped_guard() {
+    let bytes = std::fs::read(fixture_path("changelog-meta-v2.bin")).expect("fixtures/changelog-meta-v2.bin is checked in");
+    let records = unframe(&bytes);
+    let (key, value) = &records[0];
+    let Ok(Record::Meta(m)) = decode_record(key, value.as_deref(), WIDTH) else { panic!("a meta record") };
+    assert_eq!(Meta { guard: None, ..m.clone() }, meta());
+    assert_eq!(m.encode(), *value.as_ref().unwrap(), "read as written");
+    let mut g = crate::engine::guard::Guard::new(crate::engine::guard::GuardParams { factor: 10.0, min_openings: 50 });
+    g.restore(m.guard);
+    assert!(g.is_tripped());
+}
+
+#[test]
 fn meta_round_trips_and_refuses_newer_formats() {
     for m in [meta(), Meta::default(), meta_with_guard()] {
         assert_eq!(Meta::decode(&m.encode()), Ok(m));
