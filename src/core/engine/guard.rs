@@ -24,9 +24,11 @@
 //! [`Moment::outage`](crate::detect::Moment): the sequential decline
 //! neither learns their empty buckets into a baseline nor counts them as
 //! evidence, and ends an episode the outage opened at the first bucket
-//! after it (silently if withheld), so a real decline after the return is
-//! judged against the customer's own rate as if the outage had not been
-//! (tested: decliners 15 days after a 30-day outage are caught on average
+//! after it (silently if withheld). That holds for every customer of the
+//! task, those whose kinds kept flowing too: a decline of theirs is judged
+//! from the outage's end. A real decline after the return is judged
+//! against the customer's own rate as if the outage had not been (tested:
+//! decliners 15 days after a 30-day outage are caught on average
 //! in 8.9 days against 8.9 without it; learning the empty days, 22 of 80
 //! took 30 days or more). The guard trips days into an outage, once
 //! openings pile up: buckets a customer learned before that stay learned
@@ -40,7 +42,8 @@
 //! history (the ring, the trip, the last outage) is kept in the task's
 //! changelog meta record, so a restored task judges at once, mid-outage
 //! too; one restored from a meta written before it was kept (format 1)
-//! waits those 35 days of event time again. A genuine mass event (the business's own site down for a week)
+//! waits those 35 days of event time again. A genuine mass event (the
+//! business's own site down for a week)
 //! looks the same and is withheld the same way: the anomaly records say
 //! what was withheld; set `outage_guard_factor = 0` to turn the guard off.
 
