@@ -5,9 +5,11 @@
 //! the anomalies topic (keyed by task id), nothing follows the return, and
 //! a customer who really declines after it gets their alert. (b) Every
 //! source stops and idle advance carries stream time to the wall clock:
-//! the same floor, one anomaly record. The quiet is event time, never a
-//! sleep: the records are produced at once and the merge by event time (or
-//! idle advance) walks through the gap.
+//! the same floor, one anomaly record. (c) As (a), care SIGKILLed after the
+//! trip and restored from its changelog: it goes on withholding and clears
+//! once (restored without the guard's history, it never cleared). The
+//! quiet is event time, never a sleep: the records are produced at once and
+//! the merge by event time (or idle advance) walks through the gap.
 
 mod common;
 
@@ -56,6 +58,11 @@ fn config(clicks: &str, orders: &str, out: &[String; 3], anomalies: &str, group:
 /// unless `quiet` says the day's clickstream is out, orders (to `orders`)
 /// a week apart; `decliner` stops clicking from day `decline_from`.
 fn population(t0: i64, days: std::ops::Range<i64>, quiet: impl Fn(i64) -> bool, decline_from: i64, clicks: &str, orders: &str) -> Vec<(String, Option<String>, Vec<u8>)> {
+    timed_population(t0, days, quiet, decline_from, clicks, orders).into_iter().map(|(_, r)| r).collect()
+}
+
+/// [`population`]'s records with their event times.
+fn timed_population(t0: i64, days: std::ops::Range<i64>, quiet: impl Fn(i64) -> bool, decline_from: i64, clicks: &str, orders: &str) -> Vec<(i64, (String, Option<String>, Vec<u8>))> {
     let mut recs: Vec<(i64, String, Vec<u8>)> = Vec::new();
     for d in days {
         for c in 0..CUSTOMERS {
@@ -71,7 +78,7 @@ fn population(t0: i64, days: std::ops::Range<i64>, quiet: impl Fn(i64) -> bool, 
         }
     }
     recs.sort_by_key(|r| r.0);
-    recs.into_iter().map(|(_, topic, v)| (topic, None, v)).collect()
+    recs.into_iter().map(|(ts, topic, v)| (ts, (topic, None, v))).collect()
 }
 
 /// The decline and silence `opened` alerts, as (customer, type, trigger day).
@@ -97,25 +104,50 @@ struct Run {
     anomalies: Vec<Got>,
 }
 
+/// A care run's topics and config.
+struct Setup {
+    outs: [String; 3],
+    anomalies: String,
+    cfg: std::path::PathBuf,
+}
+
+impl Setup {
+    async fn new(topics: [&str; 2], idle_advance_secs: u64) -> Setup {
+        let (outs, anomalies) = (outputs(), unique("anomalies"));
+        create_topics(&topics, 1).await;
+        let cfg = write_config(&config(topics[0], topics[1], &outs, &anomalies, &unique("care"), free_port(), idle_advance_secs));
+        Setup { outs, anomalies, cfg }
+    }
+
+    fn start(&self) -> CareProcess {
+        CareProcess::start(&["run", "--config", self.cfg.to_str().unwrap()])
+    }
+
+    /// What care published (read_committed), once `done` holds of it or
+    /// 60 s passed, with the time of one more read for whatever else it
+    /// would publish.
+    fn wait(&self, done: impl Fn(&Run) -> bool) -> Run {
+        let read = || Run { alerts: consume(&[&self.outs[0]], usize::MAX, Duration::from_secs(3)), anomalies: consume(&[&self.anomalies], usize::MAX, Duration::from_secs(2)) };
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while !done(&read()) && std::time::Instant::now() < deadline {}
+        read()
+    }
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.cfg);
+    }
+}
+
 /// Starts care over the records, waits until `done` holds of what it
 /// published (or 60 s), stops it.
 async fn run(records: Vec<(String, Option<String>, Vec<u8>)>, idle_advance_secs: u64, topics: [&str; 2], done: impl Fn(&Run) -> bool) -> Run {
-    let (outs, anomalies) = (outputs(), unique("anomalies"));
-    create_topics(&topics, 1).await;
+    let setup = Setup::new(topics, idle_advance_secs).await;
     produce(&records);
-    let (group, port) = (unique("care"), free_port());
-    let cfg = write_config(&config(topics[0], topics[1], &outs, &anomalies, &group, port, idle_advance_secs));
-    let care = CareProcess::start(&["run", "--config", cfg.to_str().unwrap()]);
-    let read = || Run { alerts: consume(&[&outs[0]], usize::MAX, Duration::from_secs(3)), anomalies: consume(&[&anomalies], usize::MAX, Duration::from_secs(2)) };
-    let mut got = read();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !done(&got) && std::time::Instant::now() < deadline {
-        got = read();
-    }
-    // Whatever else it would publish has had the time of one more read.
-    got = read();
+    let care = setup.start();
+    let got = setup.wait(done);
     assert!(care.terminate(Duration::from_secs(30)).success());
-    let _ = std::fs::remove_file(cfg);
     got
 }
 
@@ -167,4 +199,35 @@ async fn every_source_stopping_with_idle_advance_on_trips_the_guard_once() {
     let tripped_on = day_of(&got.anomalies[0], t0);
     let opened = openings(&got.alerts, t0);
     assert!(opened.len() <= FLOOR && opened.iter().all(|(_, _, d)| *d == tripped_on), "at most the floor, on the day it tripped: {opened:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_care_killed_mid_outage_restores_the_guard_and_goes_on_withholding() {
+    use common::T0;
+    let (clicks, orders) = (unique("clicks"), unique("orders"));
+    let records = timed_population(T0, 0..75, |d| (40..50).contains(&d), 58, &clicks, &orders);
+    // Up to day 46: the guard trips on day 45; SIGKILL once that is
+    // committed, then the rest, to a care restored from its changelog.
+    let (first, rest): (Vec<_>, Vec<_>) = records.into_iter().partition(|(ts, _)| *ts < T0 + 47 * DAY);
+    let setup = Setup::new([&clicks, &orders], 0).await;
+    produce(&first.into_iter().map(|(_, r)| r).collect::<Vec<_>>());
+    let care = setup.start();
+    let before = setup.wait(|r| !r.anomalies.is_empty());
+    assert_eq!(before.anomalies.len(), 1, "tripped before the kill");
+    care.kill9();
+    produce(&rest.into_iter().map(|(_, r)| r).collect::<Vec<_>>());
+    let care = setup.start();
+    let decliner_alerted = |r: &Run| openings(&r.alerts, T0).iter().any(|(c, t, d)| c == "c000" && t.contains("activity_decline") && *d >= 58);
+    let got = setup.wait(|r| r.anomalies.len() >= 2 && decliner_alerted(r));
+    assert!(care.terminate(Duration::from_secs(30)).success());
+
+    let a: Vec<serde_json::Value> = got.anomalies.iter().map(Got::json).collect();
+    assert_eq!(a.len(), 2, "the trip before the kill, the clear after it, nothing twice: {a:?}");
+    assert_eq!((a[0]["status"].as_str(), a[1]["status"].as_str()), (Some("opened"), Some("resolved")));
+    assert_eq!(a[0]["episode_started_at"], a[1]["episode_started_at"], "one episode across the restart");
+    let opened = openings(&got.alerts, T0);
+    let steady: Vec<_> = opened.iter().filter(|(c, _, _)| c != "c000").collect();
+    let tripped_on = day_of(&got.anomalies[0], T0);
+    assert!(steady.len() <= FLOOR && steady.iter().all(|(_, _, d)| *d == tripped_on), "steady customers' openings: {steady:?}");
+    assert!(decliner_alerted(&got), "{opened:?}");
 }
