@@ -28,6 +28,9 @@ const CUSTOMERS: usize = 400;
 /// The guard's floor of openings a day (`engine.outage_guard_min_openings`).
 const FLOOR: usize = 50;
 
+/// A record to produce: (topic, key, value).
+type Record = (String, Option<String>, Vec<u8>);
+
 fn record(customer: &str, kind: &str, ts: i64) -> Vec<u8> {
     let extra = if kind == "order" { r#","total":20"# } else { "" };
     format!(r#"{{"user":{{"id":"{customer}"}},"type":"{kind}","sent_at":{ts}{extra}}}"#).into_bytes()
@@ -57,12 +60,12 @@ fn config(clicks: &str, orders: &str, out: &[String; 3], anomalies: &str, group:
 /// Days `days` of the steady customers from `t0`: clicks (to `clicks`)
 /// unless `quiet` says the day's clickstream is out, orders (to `orders`)
 /// a week apart; `decliner` stops clicking from day `decline_from`.
-fn population(t0: i64, days: std::ops::Range<i64>, quiet: impl Fn(i64) -> bool, decline_from: i64, clicks: &str, orders: &str) -> Vec<(String, Option<String>, Vec<u8>)> {
+fn population(t0: i64, days: std::ops::Range<i64>, quiet: impl Fn(i64) -> bool, decline_from: i64, clicks: &str, orders: &str) -> Vec<Record> {
     timed_population(t0, days, quiet, decline_from, clicks, orders).into_iter().map(|(_, r)| r).collect()
 }
 
 /// [`population`]'s records with their event times.
-fn timed_population(t0: i64, days: std::ops::Range<i64>, quiet: impl Fn(i64) -> bool, decline_from: i64, clicks: &str, orders: &str) -> Vec<(i64, (String, Option<String>, Vec<u8>))> {
+fn timed_population(t0: i64, days: std::ops::Range<i64>, quiet: impl Fn(i64) -> bool, decline_from: i64, clicks: &str, orders: &str) -> Vec<(i64, Record)> {
     let mut recs: Vec<(i64, String, Vec<u8>)> = Vec::new();
     for d in days {
         for c in 0..CUSTOMERS {
@@ -142,7 +145,7 @@ impl Drop for Setup {
 
 /// Starts care over the records, waits until `done` holds of what it
 /// published (or 60 s), stops it.
-async fn run(records: Vec<(String, Option<String>, Vec<u8>)>, idle_advance_secs: u64, topics: [&str; 2], done: impl Fn(&Run) -> bool) -> Run {
+async fn run(records: Vec<Record>, idle_advance_secs: u64, topics: [&str; 2], done: impl Fn(&Run) -> bool) -> Run {
     let setup = Setup::new(topics, idle_advance_secs).await;
     produce(&records);
     let care = setup.start();
