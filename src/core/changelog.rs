@@ -1,11 +1,13 @@
 //! Records of a task's changelog: a compacted topic holding, per customer
 //! changed since the last commit, its state keyed by customer id, and one
-//! meta record per task with its stream time, `emit_from` and input offsets.
+//! meta record per task with its stream time, `emit_from`, input offsets
+//! and the outage guard's history.
 //!
 //! Restoring reads them back with [`decode_record`]; the value layouts are
 //! versioned so a newer binary reads older changelogs and an older binary
 //! refuses newer ones with an error saying so, rather than guessing.
 
+use crate::engine::guard::History;
 use crate::event::MAX_CUSTOMER_ID_BYTES;
 use crate::state::codec::decode_customer;
 use crate::state::Customer;
@@ -16,11 +18,15 @@ pub use crate::wire::CodecError;
 /// occurs in UTF-8, so no customer id can collide with it.
 pub const META_KEY: &[u8] = b"\xffcare.meta";
 
-/// Version of the meta value layout this binary writes and reads.
-pub const META_FORMAT: u8 = 1;
+/// Version of the meta value layout this binary writes and reads: 2 adds
+/// the outage guard's history. A meta without one is written as format 1,
+/// which an older binary still reads.
+pub const META_FORMAT: u8 = 2;
 
 const META_STREAM_TIME: u8 = 1;
 const META_EMIT_FROM: u8 = 1 << 1;
+/// Format 2: the guard's history follows the offsets.
+const META_GUARD: u8 = 1 << 2;
 
 /// A task's progress, written with every commit of its changelog.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -30,14 +36,17 @@ pub struct Meta {
     /// (source topic, next offset to read) for the task's partition. Topic
     /// names, not source indexes: the order of sources in config can change.
     pub offsets: Vec<(String, i64)>,
+    /// The outage guard's per-day history, so a restored task judges at
+    /// once; `None` before the task's first event and in format 1.
+    pub guard: Option<History>,
 }
 
 impl Meta {
     /// The meta record's value.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = vec![META_FORMAT];
-        let bit = |t: Option<i64>, bit: u8| if t.is_some() { bit } else { 0 };
-        let flags = bit(self.stream_time_ms, META_STREAM_TIME) | bit(self.emit_from_ms, META_EMIT_FROM);
+        let mut out = vec![if self.guard.is_some() { META_FORMAT } else { 1 }];
+        let bit = |t: bool, bit: u8| if t { bit } else { 0 };
+        let flags = bit(self.stream_time_ms.is_some(), META_STREAM_TIME) | bit(self.emit_from_ms.is_some(), META_EMIT_FROM) | bit(self.guard.is_some(), META_GUARD);
         out.push(flags);
         for t in [self.stream_time_ms, self.emit_from_ms].into_iter().flatten() {
             put_zigzag(&mut out, t);
@@ -48,6 +57,9 @@ impl Meta {
             out.extend_from_slice(topic.as_bytes());
             put_zigzag(&mut out, *offset);
         }
+        if let Some(g) = &self.guard {
+            g.encode(&mut out);
+        }
         out
     }
 
@@ -57,13 +69,14 @@ impl Meta {
     /// The value is truncated or corrupt, or written by a newer binary.
     pub fn decode(value: &[u8]) -> Result<Meta, CodecError> {
         let mut r = Reader::new(value);
-        match r.u8("meta format")? {
+        let known = match r.u8("meta format")? {
             0 => return Err(CodecError::Corrupt("meta format 0 was never written".into())),
-            META_FORMAT => {}
+            1 => META_STREAM_TIME | META_EMIT_FROM,
+            META_FORMAT => META_STREAM_TIME | META_EMIT_FROM | META_GUARD,
             found => return Err(CodecError::NewerFormat { what: "changelog meta", found, supported: META_FORMAT }),
-        }
+        };
         let flags = r.u8("meta flags")?;
-        if flags & !(META_STREAM_TIME | META_EMIT_FROM) != 0 {
+        if flags & !known != 0 {
             return Err(CodecError::Corrupt(format!("unknown meta flags {flags:#04x}")));
         }
         let mut time = |bit: u8, what| (flags & bit != 0).then(|| r.zigzag(what)).transpose();
@@ -77,8 +90,9 @@ impl Meta {
             let name = std::str::from_utf8(r.take(len, "topic name")?).map_err(|_| CodecError::Corrupt("topic name is not UTF-8".into()))?;
             offsets.push((name.to_owned(), r.zigzag("offset")?));
         }
+        let guard = (flags & META_GUARD != 0).then(|| History::decode(&mut r)).transpose()?;
         r.finish("meta")?;
-        Ok(Meta { stream_time_ms, emit_from_ms, offsets })
+        Ok(Meta { stream_time_ms, emit_from_ms, offsets, guard })
     }
 }
 

@@ -22,7 +22,7 @@ fn fixture_path(name: &str) -> PathBuf {
 
 fn meta() -> Meta {
     let offsets = vec![("web-events".into(), 1_234), ("orders".into(), 0)];
-    Meta { stream_time_ms: Some(T0 + 40 * DAY), emit_from_ms: Some(T0 + 39 * DAY), offsets }
+    Meta { stream_time_ms: Some(T0 + 40 * DAY), emit_from_ms: Some(T0 + 39 * DAY), offsets, guard: None }
 }
 
 /// Folds `per_day` events of `kind` a day over `days`, each with an event id.
@@ -243,18 +243,59 @@ fn assert_fixture_restores(name: &str, want: &TaskState, ids: &[&str]) {
     assert!(restored.take_dirty().is_empty(), "restoring writes nothing back");
 }
 
+/// [`meta`] with the history of a guard tripped by a clickstream stopping
+/// on day 40.
+fn meta_with_guard() -> Meta {
+    use crate::engine::guard::{Guard, GuardParams};
+    let mut g = Guard::new(GuardParams { factor: 10.0, min_openings: 50 });
+    let mut out = Vec::new();
+    for d in 0..40 {
+        (0..100).for_each(|i| g.event(Kind::Click, T0 + d * DAY + i, &mut out));
+    }
+    (0..60).for_each(|i| _ = g.opening(T0 + 40 * DAY + DAY / 2 + i, &mut out));
+    assert!(g.is_tripped() && out.len() == 1, "{out:?}");
+    Meta { guard: g.history(), ..meta() }
+}
+
+#[test]
+#[ignore = "writes the fixture: run once per new meta format, then check the file in"]
+fn write_meta_v2_fixture() {
+    std::fs::write(fixture_path("changelog-meta-v2.bin"), frame(&[(META_KEY.to_vec(), Some(meta_with_guard().encode()))])).unwrap();
+}
+
+/// `changelog-meta-v2.bin`: a meta record of format 2, with the history of
+/// a guard tripped on its day 40. Later binaries must read it as written.
+#[test]
+fn the_meta_v2_fixture_restores_a_tripped_guard() {
+    let bytes = std::fs::read(fixture_path("changelog-meta-v2.bin")).expect("fixtures/changelog-meta-v2.bin is checked in");
+    let records = unframe(&bytes);
+    let (key, value) = &records[0];
+    let Ok(Record::Meta(m)) = decode_record(key, value.as_deref(), WIDTH) else { panic!("a meta record") };
+    assert_eq!(Meta { guard: None, ..m.clone() }, meta());
+    assert_eq!(m.encode(), *value.as_ref().unwrap(), "read as written");
+    let mut g = crate::engine::guard::Guard::new(crate::engine::guard::GuardParams { factor: 10.0, min_openings: 50 });
+    g.restore(m.guard);
+    assert!(g.is_tripped());
+}
+
 #[test]
 fn meta_round_trips_and_refuses_newer_formats() {
-    for m in [meta(), Meta::default()] {
+    for m in [meta(), Meta::default(), meta_with_guard()] {
         assert_eq!(Meta::decode(&m.encode()), Ok(m));
     }
-    let mut newer = meta().encode();
-    newer[0] = 2;
+    assert_eq!(meta().encode()[0], 1, "without a guard history, the format an older binary reads");
+    let mut newer = meta_with_guard().encode();
+    assert_eq!(newer[0], META_FORMAT);
+    newer[0] = 3;
     let err = Meta::decode(&newer).unwrap_err();
-    assert_eq!(err.to_string(), "changelog meta format 2 is newer than this binary supports (1): upgrade care");
-    let full = meta().encode();
-    for len in 0..full.len() {
-        assert!(Meta::decode(&full[..len]).is_err(), "{len}");
+    assert_eq!(err.to_string(), "changelog meta format 3 is newer than this binary supports (2): upgrade care");
+    let mut history_in_v1 = meta_with_guard().encode();
+    history_in_v1[0] = 1;
+    assert_eq!(Meta::decode(&history_in_v1).map_err(|e| e.code()), Err("corrupt"), "format 1 never held a history");
+    for full in [meta().encode(), meta_with_guard().encode()] {
+        for len in 0..full.len() {
+            assert!(Meta::decode(&full[..len]).is_err(), "{len}");
+        }
     }
     let mut huge_count = vec![META_FORMAT, 0];
     put_varint(&mut huge_count, u64::MAX >> 1);

@@ -143,6 +143,9 @@ impl Rules {
     }
 }
 
+/// Offsets, meta flag, `caught_up` and guard history a batch starts from.
+type BatchStart = (Vec<Option<i64>>, bool, bool, Option<guard::History>);
+
 /// One task's engine: its state, input offsets, `emit_from` and tally.
 #[derive(Debug)]
 pub struct Engine {
@@ -166,8 +169,10 @@ pub struct Engine {
     /// The outage guard, and what it reported not yet rendered.
     guard: guard::Guard,
     anomalies: Vec<guard::Anomaly>,
-    /// Offsets, meta flag and `caught_up` at the start of an undoable batch.
-    batch_start: Option<(Vec<Option<i64>>, bool, bool)>,
+    /// Offsets, meta flag, `caught_up` and the guard's history at the
+    /// start of an undoable batch (the meta record carries the history: a
+    /// batch replayed after an abort must not count its events twice).
+    batch_start: Option<BatchStart>,
     /// Whether stream time has reached `emit_from` (the backfill is over).
     caught_up: bool,
     /// Signals suppressed in tallies already taken.
@@ -389,14 +394,14 @@ impl Engine {
     /// The task's meta record as of now.
     pub fn meta(&self) -> Meta {
         let offsets = self.offsets.iter().enumerate().filter_map(|(i, o)| Some((self.rules.mappings[i].topic.clone(), (*o)?))).collect();
-        Meta { stream_time_ms: self.state.stream_time_ms, emit_from_ms: self.emit_from_ms, offsets }
+        Meta { stream_time_ms: self.state.stream_time_ms, emit_from_ms: self.emit_from_ms, offsets, guard: self.guard.history() }
     }
 
     /// Opens a batch that [`Engine::rollback`] can undo (exactly-once: a
     /// transaction that may abort).
     pub fn begin_batch(&mut self) {
         self.state.begin_undo();
-        self.batch_start = Some((self.offsets.clone(), self.meta_dirty, self.caught_up));
+        self.batch_start = Some((self.offsets.clone(), self.meta_dirty, self.caught_up, self.guard.history()));
     }
 
     /// Undoes everything since [`Engine::begin_batch`]: state, stream time,
@@ -407,10 +412,12 @@ impl Engine {
     /// A saved customer does not decode (a bug).
     pub fn rollback(&mut self) -> Result<(), crate::changelog::CodecError> {
         self.state.rollback()?;
-        if let Some((offsets, meta_dirty, caught_up)) = &self.batch_start {
+        if let Some((offsets, meta_dirty, caught_up, history)) = &self.batch_start {
             self.offsets.clone_from(offsets);
             self.meta_dirty = *meta_dirty;
             self.caught_up = *caught_up;
+            self.guard.restore(history.clone());
+            self.anomalies.clear();
         }
         self.tally.clear();
         self.begin_batch();
@@ -418,9 +425,11 @@ impl Engine {
     }
 
     /// Takes back a meta record read from the changelog. An `emit_from` set
-    /// in the config wins over the remembered one.
+    /// in the config wins over the remembered one. A meta without the
+    /// guard's history (format 1) leaves the guard to learn the task again.
     pub fn restore_meta(&mut self, meta: &Meta) {
         self.state.stream_time_ms = meta.stream_time_ms;
+        self.guard.restore(meta.guard.clone());
         self.emit_from_ms = self.rules.emit_from_ms.or(meta.emit_from_ms);
         self.caught_up = self.past_emit_from();
         for (topic, next) in &meta.offsets {
@@ -560,7 +569,7 @@ impl Engine {
     }
 
     fn moment(&self, now_ms: i64, trigger_ms: i64, sealed_ms: i64) -> Moment {
-        Moment { now_ms, trigger_ms, sealed_ms, buckets: self.rules.buckets, superseded: false }
+        Moment { now_ms, trigger_ms, sealed_ms, buckets: self.rules.buckets, superseded: false, outage: self.guard.outage() }
     }
 
     /// The customer's next timer: the earliest deadline any detector names.
@@ -573,7 +582,7 @@ impl Engine {
     fn reschedule(&mut self, slot: u32, now_ms: i64, fired_ms: i64) {
         let r = &self.rules;
         let c = self.state.customer(slot);
-        let mut at = Moment { now_ms, sealed_ms: fired_ms, trigger_ms: now_ms, buckets: r.buckets, superseded: false };
+        let mut at = Moment { now_ms, sealed_ms: fired_ms, trigger_ms: now_ms, buckets: r.buckets, superseded: false, outage: self.guard.outage() };
         let (mut next, mut open): (Option<i64>, u64) = (None, 0);
         for (i, d) in r.detectors.iter().enumerate() {
             at.superseded = open & r.detectors.stronger(i) != 0;

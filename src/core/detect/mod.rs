@@ -66,6 +66,28 @@ pub struct Moment {
     /// An episode of a detector that supersedes this one is open, or was
     /// open at some point of this moment: this one must not open.
     pub superseded: bool,
+    /// The task's last upstream outage: its empty buckets say nothing of
+    /// any customer, so baselines do not learn them.
+    pub outage: Outage,
+}
+
+/// The days of event time of a task's last upstream outage, as the outage
+/// guard found them (`engine::guard`): from a day before the first short
+/// day to the end of the day that cleared it (`i64::MAX` while tripped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outage {
+    pub from_ms: i64,
+    pub until_ms: i64,
+}
+
+impl Outage {
+    /// No outage seen.
+    pub const NONE: Outage = Outage { from_ms: i64::MAX, until_ms: i64::MAX };
+
+    /// Whether any instant of `[start_ms, end_ms)` falls in the outage.
+    pub fn overlaps(&self, start_ms: i64, end_ms: i64) -> bool {
+        start_ms < self.until_ms && self.from_ms < end_ms
+    }
 }
 
 /// An on-time activity event, after it was folded into the customer.

@@ -308,20 +308,32 @@ fn fold_bucket(p: &Params, c: &mut Customer, b: i64, x: u32, first: i64, at: Mom
     let d = c.decline_stat;
     let rate = f64::from(d.rate);
     let xc = p.capped(x, rate, d.buckets);
+    let outage = at.outage;
+    let in_outage = outage.overlaps(at.buckets.start_ms(b), end_ms);
     if let Episode::Open { episode_ms, .. } = c.decline {
+        if in_outage {
+            return None;
+        }
         // The baseline is frozen; the statistic gathers evidence of recovery.
         let recovery = (f64::from(d.stat) - p.increment(xc, rate)).max(0.0);
         c.decline_stat.stat = recovery as f32;
-        if recovery < p.threshold {
+        // An episode the outage opened ends with it: its evidence was the
+        // source's silence, and a real decline is judged afresh.
+        let outages = outage.overlaps(episode_ms - 1, episode_ms);
+        if recovery < p.threshold && !outages {
             return None;
         }
         let evidence = evidence(p, c, b, recovery);
-        c.decline = Episode::Cooldown { until: b + 1 + p.cooldown_buckets };
+        c.decline = if outages { Episode::Normal } else { Episode::Cooldown { until: b + 1 + p.cooldown_buckets } };
         c.decline_stat.stat = 0.0;
         return Some(Signal::resolved(ACTIVITY_DECLINE, episode_ms, end_ms, evidence).with_version(2));
     }
-    learn(p, c, b, first);
+    learn(p, c, b, first, at);
     let cooling = matches!(c.decline, Episode::Cooldown { until } if b + 1 < until);
+    if in_outage {
+        // No evidence either way: the bucket is empty because the source is.
+        return None;
+    }
     if cooling || at.superseded || !judged(p, &d) {
         // Superseded: a stronger episode (dormancy) is open; pause.
         c.decline_stat.stat = 0.0;
@@ -348,8 +360,10 @@ fn fold_bucket(p: &Params, c: &mut Customer, b: i64, x: u32, first: i64, at: Mom
 /// buckets at the switch so no bucket is learned twice. `buckets` counts
 /// the buckets passed (learned, paused or skipped as bursts): a changelog
 /// written before the switch restores with its lagged count, which at worst
-/// skips a week of learning once.
-fn learn(p: &Params, c: &mut Customer, b: i64, first: i64) {
+/// skips a week of learning once. A bucket of the task's last upstream
+/// outage is passed, not learned: its emptiness is the source's, and
+/// learned it would lower the customer's yardstick for months.
+fn learn(p: &Params, c: &mut Customer, b: i64, first: i64, at: Moment) {
     let d = c.decline_stat;
     let warming = d.buckets < p.min_history;
     let lagged = if warming { b } else { b - p.recent_buckets };
@@ -358,7 +372,8 @@ fn learn(p: &Params, c: &mut Customer, b: i64, first: i64) {
     }
     c.decline_stat.buckets = d.buckets.saturating_add(1);
     let x = c.activity.sum(lagged, lagged + 1, p.kinds);
-    if !warming && d.buckets < p.learn_again || is_burst(x, &d) {
+    let outage = at.outage.overlaps(at.buckets.start_ms(lagged), at.buckets.start_ms(lagged + 1));
+    if !warming && d.buckets < p.learn_again || is_burst(x, &d) || outage {
         return;
     }
     let n = f64::from(d.buckets) + 1.0;

@@ -23,7 +23,7 @@ fn params() -> Params {
 
 fn at(sealed_bucket: i64) -> Moment {
     let ms = GRID.start_ms(sealed_bucket);
-    Moment { now_ms: ms, trigger_ms: ms, sealed_ms: ms, buckets: GRID, superseded: false }
+    Moment { now_ms: ms, trigger_ms: ms, sealed_ms: ms, buckets: GRID, superseded: false, outage: crate::detect::Outage::NONE }
 }
 
 /// Runs days `from..to` for `c`: each day folds what the day before sealed,

@@ -314,7 +314,7 @@ mod tests {
     }
 
     fn at(ms: i64) -> Moment {
-        Moment { now_ms: ms, trigger_ms: ms, sealed_ms: ms, buckets: Buckets { bucket_ms: DAY, offset_ms: 0 }, superseded: false }
+        Moment { now_ms: ms, trigger_ms: ms, sealed_ms: ms, buckets: Buckets { bucket_ms: DAY, offset_ms: 0 }, superseded: false, outage: crate::detect::Outage::NONE }
     }
 
     /// A customer with `n` activity events spread evenly over `days` days.

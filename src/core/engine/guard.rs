@@ -18,17 +18,40 @@
 //! least half its volume before the trip (so a week-long outage is not
 //! cleared by everyone already being open), with a second anomaly record.
 //!
+//! The outage's days (from the day before the first on which an affected
+//! kind fell short, found in the guard's 36-day ring when it trips, to the
+//! end of the day that cleared it) reach the detectors as
+//! [`Moment::outage`](crate::detect::Moment): the sequential decline
+//! neither learns their empty buckets into a baseline nor counts them as
+//! evidence, and ends an episode the outage opened at the first bucket
+//! after it (silently if withheld). That holds for every customer of the
+//! task, those whose kinds kept flowing too: a decline of theirs is judged
+//! from the outage's end. A real decline after the return is judged
+//! against the customer's own rate as if the outage had not been (tested:
+//! decliners 15 days after a 30-day outage are caught on average
+//! in 8.9 days against 8.9 without it; learning the empty days, 22 of 80
+//! took 30 days or more). The guard trips days into an outage, once
+//! openings pile up: buckets a customer learned before that stay learned
+//! (learning runs a week late, so that is at most the days the trip took
+//! past a week). Silence reads the customer's lifetime gap rate, which an
+//! outage lowers: after the return it waits longer, never sooner.
+//!
 //! It judges only once it has seen 35 days of the task's event time (a
 //! full baseline): at a fresh start or a backfill every customer is judged
 //! for the first time within days of each other, which is no outage. Its
-//! history lives with the task in memory, so a restored task waits those
-//! 35 days of event time again. A genuine mass event (the business's own site down for a week)
+//! history (the ring, the trip, the last outage) is kept in the task's
+//! changelog meta record, so a restored task judges at once, mid-outage
+//! too; one restored from a meta written before it was kept (format 1)
+//! waits those 35 days of event time again. A genuine mass event (the
+//! business's own site down for a week)
 //! looks the same and is withheld the same way: the anomaly records say
 //! what was withheld; set `outage_guard_factor = 0` to turn the guard off.
 
 use serde::Serialize;
 
+use crate::detect::Outage;
 use crate::event::Kind;
+use crate::wire::{put_varint, put_zigzag, CodecError, Reader};
 
 /// Days of history kept: the 28-day baseline and the week before today.
 const DAYS: usize = 36;
@@ -40,6 +63,11 @@ const DAY_MS: i64 = 86_400_000;
 const BACK_SHARE: f64 = 0.5;
 /// Kinds below this many events a day before the trip are not waited for.
 const MIN_KIND_VOLUME: f64 = 10.0;
+/// Version of [`History`]'s layout in the meta record.
+const HISTORY_FORMAT: u8 = 1;
+/// Days from the epoch a history may name (about ±27,000 years): bounds a
+/// corrupt value's arithmetic.
+const MAX_DAY: i64 = 10_000_000;
 
 /// The guard's settings (`[engine]`).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -79,16 +107,25 @@ pub struct Anomaly {
 #[derive(Debug, Clone)]
 pub struct Guard {
     params: GuardParams,
-    /// Day number of slot 0's newest day.
+    h: History,
+}
+
+/// What the guard has seen: the task's meta record keeps it, so a restored
+/// task judges at once instead of after 35 days of event time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct History {
+    /// The newest day seen; [`i64::MIN`] before the first.
     day: i64,
     /// The first day the guard saw: it judges only with a full baseline.
     first_day: i64,
     openings: [u32; DAYS],
     events: [[u32; Kind::COUNT]; DAYS],
     tripped: Option<Trip>,
+    /// The last outage's days, which baselines must not learn.
+    outage: Outage,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 struct Trip {
     since_day: i64,
     withheld: u64,
@@ -100,7 +137,8 @@ struct Trip {
 
 impl Guard {
     pub fn new(params: GuardParams) -> Guard {
-        Guard { params, day: i64::MIN, first_day: i64::MIN, openings: [0; DAYS], events: [[0; Kind::COUNT]; DAYS], tripped: None }
+        let h = History { day: i64::MIN, first_day: i64::MIN, openings: [0; DAYS], events: [[0; Kind::COUNT]; DAYS], tripped: None, outage: Outage::NONE };
+        Guard { params, h }
     }
 
     fn slot(day: i64) -> usize {
@@ -110,21 +148,21 @@ impl Guard {
     /// Moves to `day`, clearing the days that fell out; a tripped guard
     /// looks at each day that ended on the way.
     fn roll(&mut self, day: i64, out: &mut Vec<Anomaly>) {
-        if self.day == i64::MIN {
-            (self.day, self.first_day) = (day, day);
+        if self.h.day == i64::MIN {
+            (self.h.day, self.h.first_day) = (day, day);
             return;
         }
-        while self.day < day {
-            let ended = self.day;
-            self.day += 1;
-            let s = Self::slot(self.day);
-            (self.openings[s], self.events[s]) = (0, [0; Kind::COUNT]);
+        while self.h.day < day {
+            let ended = self.h.day;
+            self.h.day += 1;
+            let s = Self::slot(self.h.day);
+            (self.h.openings[s], self.h.events[s]) = (0, [0; Kind::COUNT]);
             if let Some(a) = self.clear_after(ended) {
                 out.push(a);
             }
-            if day - self.day > DAYS as i64 {
+            if day - self.h.day > DAYS as i64 {
                 // A long gap: nothing in between to look at.
-                self.day = day - DAYS as i64;
+                self.h.day = day - DAYS as i64;
             }
         }
     }
@@ -134,7 +172,7 @@ impl Guard {
         let day = ts_ms.div_euclid(DAY_MS);
         self.roll(day, out);
         if self.holds(day) {
-            let e = &mut self.events[Self::slot(day)][kind.idx()];
+            let e = &mut self.h.events[Self::slot(day)][kind.idx()];
             *e = e.saturating_add(1);
         }
     }
@@ -148,18 +186,18 @@ impl Guard {
         let day = ts_ms.div_euclid(DAY_MS);
         self.roll(day, out);
         if self.holds(day) {
-            let o = &mut self.openings[Self::slot(day)];
+            let o = &mut self.h.openings[Self::slot(day)];
             *o = o.saturating_add(1);
         }
         let (expected, threshold) = self.line(day);
-        if let Some(t) = &mut self.tripped {
+        if let Some(t) = &mut self.h.tripped {
             t.withheld += 1;
             return Decision::Withhold;
         }
         // Without a full baseline there is no history to judge against: a
         // fresh start (or a backfill) sees every customer judged for the
         // first time within days of each other.
-        if f64::from(self.openings[Self::slot(day)]) <= threshold || day - self.first_day < DAYS as i64 - 1 {
+        if f64::from(self.h.openings[Self::slot(day)]) <= threshold || day - self.h.first_day < DAYS as i64 - 1 {
             return Decision::Emit;
         }
         let volume_before = self.volume_before(day);
@@ -173,8 +211,9 @@ impl Guard {
             return Decision::Emit;
         }
         let trip = Trip { since_day: day, withheld: 1, threshold, expected, volume_before };
+        self.h.outage = Outage { from_ms: (self.short_since(&volume_before, look) - 1) * DAY_MS, until_ms: i64::MAX };
         out.push(self.anomaly(&trip, true, ts_ms, look, share));
-        self.tripped = Some(trip);
+        self.h.tripped = Some(trip);
         Decision::Withhold
     }
 
@@ -182,40 +221,58 @@ impl Guard {
     /// the line an opening day must pass.
     fn line(&self, day: i64) -> (f64, f64) {
         let n = baseline_days(day).count().max(1) as f64;
-        let mean = baseline_days(day).filter(|d| self.holds(*d)).map(|d| f64::from(self.openings[Self::slot(d)])).sum::<f64>() / n;
+        let mean = baseline_days(day).filter(|d| self.holds(*d)).map(|d| f64::from(self.h.openings[Self::slot(d)])).sum::<f64>() / n;
         (mean, (self.params.factor * mean).max(f64::from(self.params.min_openings)))
     }
 
     /// Whether day `d` is still in the ring.
     fn holds(&self, d: i64) -> bool {
-        d > self.day - DAYS as i64
+        d > self.h.day - DAYS as i64
     }
 
     fn volume_before(&self, day: i64) -> [f64; Kind::COUNT] {
         let days: Vec<i64> = baseline_days(day).filter(|d| self.holds(*d)).collect();
         let n = days.len().max(1) as f64;
-        std::array::from_fn(|k| days.iter().map(|d| f64::from(self.events[Self::slot(*d)][k])).sum::<f64>() / n)
+        std::array::from_fn(|k| days.iter().map(|d| f64::from(self.h.events[Self::slot(*d)][k])).sum::<f64>() / n)
     }
 
     /// Kinds whose volume on `day`, of which `share` has passed, is under
     /// half their volume before.
     fn affected(&self, before: &[f64; Kind::COUNT], day: i64, share: f64) -> Vec<&'static str> {
-        let now = &self.events[Self::slot(day)];
+        let now = &self.h.events[Self::slot(day)];
         let low = |k: &Kind| before[k.idx()] >= MIN_KIND_VOLUME && f64::from(now[k.idx()]) < BACK_SHARE * before[k.idx()] * share;
         Kind::ALL.iter().filter(|k| low(k)).map(|k| k.as_str()).collect()
     }
 
+    /// The first of the days up to `day` on which some kind was short
+    /// without a break, as far back as the ring holds: the guard trips days
+    /// into an outage, once the openings pile up, and those first days'
+    /// buckets are the outage's too.
+    fn short_since(&self, before: &[f64; Kind::COUNT], day: i64) -> i64 {
+        let mut first = day;
+        while first > self.h.first_day && self.holds(first - 1) && !self.affected(before, first - 1, 1.0).is_empty() {
+            first -= 1;
+        }
+        first
+    }
+
+    /// The last outage's days (see [`Outage`]).
+    pub fn outage(&self) -> Outage {
+        self.h.outage
+    }
+
     /// Clears the guard if `day`, just ended, was back to normal.
     fn clear_after(&mut self, day: i64) -> Option<Anomaly> {
-        let t = self.tripped.as_ref()?;
+        let t = self.h.tripped.as_ref()?;
         if day <= t.since_day {
             return None;
         }
-        let quiet = f64::from(self.openings[Self::slot(day)]) <= t.threshold;
+        let quiet = f64::from(self.h.openings[Self::slot(day)]) <= t.threshold;
         if !quiet || !self.affected(&t.volume_before, day, 1.0).is_empty() {
             return None;
         }
-        let t = self.tripped.take()?;
+        let t = self.h.tripped.take()?;
+        self.h.outage.until_ms = (day + 1) * DAY_MS;
         Some(self.anomaly(&t, false, (day + 1) * DAY_MS, day, 1.0))
     }
 
@@ -234,8 +291,99 @@ impl Guard {
 
     /// Whether openings are being withheld.
     pub fn is_tripped(&self) -> bool {
-        self.tripped.is_some()
+        self.h.tripped.is_some()
     }
+
+    /// What the guard has seen, for the meta record; `None` before its
+    /// first day.
+    pub fn history(&self) -> Option<History> {
+        (self.h.day != i64::MIN).then(|| self.h.clone())
+    }
+
+    /// Takes back a history read from the changelog (`None`: the guard
+    /// starts over, as before its first day).
+    pub fn restore(&mut self, h: Option<History>) {
+        self.h = h.unwrap_or_else(|| Guard::new(self.params).h);
+    }
+}
+
+impl History {
+    /// Appends the history's layout: its format, the newest and first day,
+    /// the ring oldest day first (openings, then events per kind), the
+    /// trip and the last outage.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.push(HISTORY_FORMAT);
+        put_zigzag(out, self.day);
+        put_zigzag(out, self.first_day);
+        put_varint(out, DAYS as u64);
+        put_varint(out, Kind::COUNT as u64);
+        for d in self.day - DAYS as i64 + 1..=self.day {
+            let s = Guard::slot(d);
+            put_varint(out, u64::from(self.openings[s]));
+            self.events[s].iter().for_each(|&e| put_varint(out, u64::from(e)));
+        }
+        match &self.tripped {
+            None => out.push(0),
+            Some(t) => {
+                out.push(1);
+                put_zigzag(out, t.since_day);
+                put_varint(out, t.withheld);
+                for x in [t.threshold, t.expected].iter().chain(&t.volume_before) {
+                    out.extend_from_slice(&x.to_le_bytes());
+                }
+            }
+        }
+        put_zigzag(out, self.outage.from_ms);
+        put_zigzag(out, self.outage.until_ms);
+    }
+
+    /// Reads a history [`History::encode`] wrote.
+    ///
+    /// # Errors
+    /// The layout is truncated or corrupt, or newer than this binary's.
+    pub(crate) fn decode(r: &mut Reader<'_>) -> Result<History, CodecError> {
+        match r.u8("guard history format")? {
+            HISTORY_FORMAT => {}
+            0 => return Err(CodecError::Corrupt("guard history format 0 was never written".into())),
+            found => return Err(CodecError::NewerFormat { what: "outage guard history", found, supported: HISTORY_FORMAT }),
+        }
+        let (day, first_day) = (r.zigzag("guard day")?, r.zigzag("guard first day")?);
+        if !(-MAX_DAY..=MAX_DAY).contains(&day) || !(-MAX_DAY..=day).contains(&first_day) {
+            return Err(CodecError::Corrupt(format!("guard days out of range: {first_day}..{day}")));
+        }
+        let (days, kinds) = (r.usize("guard ring days")?, r.usize("guard kinds")?);
+        // A newer binary with more kinds writes a newer format.
+        if days != DAYS || kinds != Kind::COUNT {
+            return Err(CodecError::Corrupt(format!("guard ring of {days} days and {kinds} kinds, not {DAYS} and {}", Kind::COUNT)));
+        }
+        let (mut openings, mut events) = ([0; DAYS], [[0; Kind::COUNT]; DAYS]);
+        for d in day - DAYS as i64 + 1..=day {
+            let s = Guard::slot(d);
+            openings[s] = r.u32("guard openings")?;
+            for e in &mut events[s] {
+                *e = r.u32("guard events")?;
+            }
+        }
+        let tripped = match r.u8("guard tripped")? {
+            0 => None,
+            1 => Some(decode_trip(r).and_then(|t| if (first_day..=day).contains(&t.since_day) { Ok(t) } else { Err(CodecError::Corrupt(format!("guard tripped on day {}", t.since_day))) })?),
+            b => return Err(CodecError::Corrupt(format!("guard tripped flag {b}"))),
+        };
+        let outage = Outage { from_ms: r.zigzag("guard outage start")?, until_ms: r.zigzag("guard outage end")? };
+        Ok(History { day, first_day, openings, events, tripped, outage })
+    }
+}
+
+fn decode_trip(r: &mut Reader<'_>) -> Result<Trip, CodecError> {
+    let since_day = r.zigzag("guard trip day")?;
+    let withheld = r.varint("guard withheld")?;
+    let mut figure = |what| r.f64_le(what).and_then(|x| if x.is_finite() && x >= 0.0 { Ok(x) } else { Err(CodecError::Corrupt(format!("{what} is {x}"))) });
+    let (threshold, expected) = (figure("guard threshold")?, figure("guard expected")?);
+    let mut volume_before = [0.0; Kind::COUNT];
+    for v in &mut volume_before {
+        *v = figure("guard volume before")?;
+    }
+    Ok(Trip { since_day, withheld, threshold, expected, volume_before })
 }
 
 /// The days the baseline before `day` averages: the 28 before the last week.

@@ -66,11 +66,20 @@ fn a_task_without_35_days_of_history_never_trips_then_the_floor_holds_and_factor
     assert_eq!(day(&mut off, 0, 10, 600, &mut out), (600, 0));
 }
 
-/// 600 customers at 1-4 clicks a day and an order a week, for 160 days;
-/// with `outage`, clicks stop on days 100-129 while orders flow. Returns
-/// the decline and silence `opened` records triggered on days 100-159,
-/// and the source anomaly records.
-fn run(cfg: &str, outage: bool) -> (usize, Vec<serde_json::Value>) {
+/// A day of event time of the simulated task.
+const SIM_DAY: i64 = DAY_MS;
+
+/// 600 customers at 1-4 clicks a day and an order a week, for `days` days:
+/// clicks stop on the days of `outage` while orders flow, and from day
+/// `decline_from` the customers [`decliner`] says stop clicking (their
+/// orders go on). Returns every output record.
+fn simulate(cfg: &str, outage: std::ops::Range<i64>, decline_from: i64, days: i64) -> Vec<crate::render::OutputRecord> {
+    simulate_restarting(cfg, outage, decline_from, days, None)
+}
+
+/// [`simulate`], the task killed at the start of day `restart` and a new
+/// one restored from its changelog records.
+fn simulate_restarting(cfg: &str, outage: std::ops::Range<i64>, decline_from: i64, days: i64, restart: Option<i64>) -> Vec<crate::render::OutputRecord> {
     use crate::test_support::{engine, FAR_FUTURE, T0};
     let mut e = engine(cfg);
     let source = e.rules().canonical_source();
@@ -82,18 +91,21 @@ fn run(cfg: &str, outage: bool) -> (usize, Vec<serde_json::Value>) {
         (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb) >> 11
     };
     let mut offset = 0;
-    for d in 0..160i64 {
+    for d in 0..days {
+        if restart == Some(d) {
+            e = restored(&mut e, engine(cfg));
+        }
         let mut lines: Vec<(i64, String)> = Vec::new();
         for c in 0..600u64 {
-            let clicks = 1 + c % 4;
-            if !(outage && (100..130).contains(&d)) {
+            let clicks = if d >= decline_from && decliner(c) { 0 } else { 1 + c % 4 };
+            if !outage.contains(&d) {
                 for _ in 0..clicks {
-                    let ts = T0 + d * DAY_MS + (next() % DAY_MS as u64) as i64;
+                    let ts = T0 + d * SIM_DAY + (next() % SIM_DAY as u64) as i64;
                     lines.push((ts, format!(r#"{{"customer_id":"c{c}","kind":"click","ts":{ts}}}"#)));
                 }
             }
             if (d + c as i64) % 7 == 0 {
-                let ts = T0 + d * DAY_MS + (next() % DAY_MS as u64) as i64;
+                let ts = T0 + d * SIM_DAY + (next() % SIM_DAY as u64) as i64;
                 lines.push((ts, format!(r#"{{"customer_id":"c{c}","kind":"order","ts":{ts},"amount":20}}"#)));
             }
         }
@@ -104,11 +116,52 @@ fn run(cfg: &str, outage: bool) -> (usize, Vec<serde_json::Value>) {
             e.process(&input, FAR_FUTURE, &mut out);
         }
     }
-    let in_window = |r: &&crate::render::OutputRecord| (T0 + 100 * DAY_MS..T0 + 160 * DAY_MS).contains(&r.trigger_ms);
+    out
+}
+
+/// `fresh` with what `e` wrote to its changelog, as a restore reads it back.
+fn restored(e: &mut crate::engine::Engine, mut fresh: crate::engine::Engine) -> crate::engine::Engine {
+    use crate::changelog::{decode_record, Record};
+    let mut records = Vec::new();
+    e.write_changes(|k, v| {
+        records.push((k.to_vec(), v.map(<[u8]>::to_vec)));
+        Ok::<(), ()>(())
+    })
+    .unwrap();
+    for (k, v) in &records {
+        match decode_record(k, v.as_deref(), fresh.rules().window_width()).unwrap() {
+            Record::Meta(m) => fresh.restore_meta(&m),
+            Record::Customer(c) => fresh.restore_customer(c),
+            Record::Tombstone(id) => fresh.forget(&id),
+        }
+    }
+    fresh
+}
+
+/// The customers who really decline in [`simulate`]: 80 of the 600, 20 at
+/// each click rate (too few for the guard: clicks stay above half).
+fn decliner(c: u64) -> bool {
+    c % 30 < 4
+}
+
+/// The `opened` records of decline and silence triggered on days `days`.
+fn openings(out: &[crate::render::OutputRecord], days: std::ops::Range<i64>) -> impl Iterator<Item = &crate::render::OutputRecord> {
+    use crate::test_support::T0;
     let activity = ["io.care.activity_decline.v2", "io.care.silence.v1"];
-    let opened = out.iter().filter(in_window).filter(|r| r.status() == Some(crate::detect::Status::Opened) && activity.contains(&r.header("ce_type").unwrap_or(""))).count();
-    let anomalies = out.iter().filter(|r| r.header("ce_type") == Some(crate::render::SOURCE_ANOMALY_CE_TYPE)).map(|r| serde_json::from_slice(&r.value).unwrap()).collect();
-    (opened, anomalies)
+    let window = T0 + days.start * SIM_DAY..T0 + days.end * SIM_DAY;
+    out.iter().filter(move |r| window.contains(&r.trigger_ms) && r.status() == Some(crate::detect::Status::Opened) && activity.contains(&r.header("ce_type").unwrap_or("")))
+}
+
+fn anomalies(out: &[crate::render::OutputRecord]) -> Vec<serde_json::Value> {
+    out.iter().filter(|r| r.header("ce_type") == Some(crate::render::SOURCE_ANOMALY_CE_TYPE)).map(|r| serde_json::from_slice(&r.value).unwrap()).collect()
+}
+
+/// With `outage`, clicks stop on days 100-129. Returns the decline and
+/// silence `opened` records triggered on days 100-159, and the source
+/// anomaly records.
+fn run(cfg: &str, outage: bool) -> (usize, Vec<serde_json::Value>) {
+    let out = simulate(cfg, if outage { 100..130 } else { 0..0 }, i64::MAX, 160);
+    (openings(&out, 100..160).count(), anomalies(&out))
 }
 
 #[test]
@@ -136,4 +189,98 @@ fn a_wave_of_openings_while_every_kind_flows_is_sent() {
     }
     assert_eq!(day(&mut g, 40, 900, 2000, &mut out), (2000, 0), "customers changing, not a source stopping");
     assert!(out.is_empty());
+}
+
+/// Days from `from` to each decliner's first decline or silence opening
+/// after it (`None` if never within the run).
+fn caught_after(out: &[crate::render::OutputRecord], from: i64, days: i64) -> Vec<Option<f64>> {
+    use crate::test_support::T0;
+    (0..600u64)
+        .filter(|c| decliner(*c))
+        .map(|c| {
+            let id = format!("c{c}");
+            let first = openings(out, from..days).filter(|r| r.key.as_deref() == Some(id.as_bytes())).map(|r| r.trigger_ms).min();
+            first.map(|t| (t - T0 - from * SIM_DAY) as f64 / SIM_DAY as f64)
+        })
+        .collect()
+}
+
+#[test]
+fn after_a_30_day_outage_a_real_decline_is_caught_as_quickly_and_no_wave_follows_the_return() {
+    // Clicks stop on days 100-129; 80 customers stop clicking on day 145.
+    let (days, decline) = (185, 145);
+    let normal = simulate("", 0..0, decline, days);
+    let outage = simulate("", 100..130, decline, days);
+    assert_eq!(anomalies(&outage).len(), 2, "tripped and cleared: {:?}", anomalies(&outage));
+    // The return: a day back, the guard clears; the outage's episodes end
+    // without a message and nobody's baseline learned the empty days.
+    let (after_normal, after_outage) = (openings(&normal, 130..decline).count(), openings(&outage, 130..decline).count());
+    assert!(after_outage <= after_normal + 5, "{after_outage} openings in the 15 days after the return, {after_normal} without an outage");
+    let (quick, late) = (caught_after(&normal, decline, days), caught_after(&outage, decline, days));
+    assert!(quick.iter().all(Option::is_some) && late.iter().all(Option::is_some), "every decliner caught: {quick:?} {late:?}");
+    let mean = |v: &[Option<f64>]| v.iter().flatten().sum::<f64>() / v.len() as f64;
+    assert!(mean(&late) <= mean(&quick) + 0.5, "caught {:.2} days after the decline with the outage before, {:.2} without", mean(&late), mean(&quick));
+    let slowest = |v: &[Option<f64>]| v.iter().flatten().fold(0.0f64, |a, b| a.max(*b));
+    assert!(slowest(&late) <= slowest(&quick) + 1.0, "slowest {} against {}", slowest(&late), slowest(&quick));
+}
+
+#[test]
+fn a_task_restored_mid_outage_keeps_withholding_and_clears_once() {
+    let (normal, _) = run("", false);
+    // Tripped on day 104; killed on day 110, twenty days before the clicks
+    // come back. Restored without its history, the guard would wait 35 days
+    // of event time and the openings of days 110-129 would all be sent.
+    let out = simulate_restarting("", 100..130, i64::MAX, 160, Some(110));
+    let sent = openings(&out, 100..160).count();
+    assert!(sent <= normal + 50, "{sent} openings sent across the restart, {normal} without an outage");
+    let a = anomalies(&out);
+    assert_eq!(a.len(), 2, "the trip before the kill, the clear after it: {a:?}");
+    assert_eq!((a[0]["status"].as_str(), a[1]["status"].as_str()), (Some("opened"), Some("resolved")));
+    assert_eq!(a[0]["episode_started_at"], a[1]["episode_started_at"], "one episode across the restart");
+    assert!(a[1]["openings_withheld"].as_u64().unwrap() > 400, "the withheld count survives: {}", a[1]);
+}
+
+#[test]
+fn a_guard_restored_from_its_history_decides_as_the_one_that_wrote_it() {
+    let mut g = Guard::new(PARAMS);
+    let mut out = Vec::new();
+    for d in 0..40 {
+        day(&mut g, d, 1000, 30, &mut out);
+    }
+    day(&mut g, 40, 0, 30, &mut out);
+    assert_eq!(day(&mut g, 41, 0, 2000, &mut out), (300, 1700));
+    let mut bytes = Vec::new();
+    g.history().unwrap().encode(&mut bytes);
+    let h = History::decode(&mut Reader::new(&bytes)).unwrap();
+    assert_eq!(Some(&h), g.history().as_ref());
+    let mut back = Guard::new(PARAMS);
+    back.restore(Some(h));
+    assert_eq!(back.outage(), g.outage());
+    assert!(back.outage().from_ms == 39 * DAY_MS && back.outage().until_ms == i64::MAX, "{:?}", back.outage());
+    // Both withhold while clicks are away and clear alike once they are back.
+    let (mut a, mut b) = (out.clone(), out.clone());
+    for (d, clicks) in [(42, 0), (43, 950), (44, 1000)] {
+        assert_eq!(day(&mut g, d, clicks, 30, &mut a), day(&mut back, d, clicks, 30, &mut b), "day {d}");
+    }
+    assert_eq!(a, b);
+    assert!(!a.last().unwrap().tripped && a.last().unwrap().withheld == 1700 + 30 + 30);
+    assert!(Guard::new(PARAMS).history().is_none(), "nothing to keep before the first day");
+    for len in 0..bytes.len() {
+        assert!(History::decode(&mut Reader::new(&bytes[..len])).is_err(), "{len}");
+    }
+}
+
+#[test]
+fn a_rolled_back_batch_leaves_the_guards_history_as_it_was() {
+    use crate::test_support::{engine, feed, line};
+    let mut e = engine("");
+    let lines: Vec<String> = (0..40).map(|d| line("c1", "click", d * DAY_MS, "")).collect();
+    feed(&mut e, &lines);
+    let before = e.meta().guard;
+    assert!(before.is_some());
+    e.begin_batch();
+    feed(&mut e, &[line("c1", "click", 40 * DAY_MS, ""), line("c2", "order", 41 * DAY_MS, r#","amount":5"#)]);
+    assert_ne!(e.meta().guard, before);
+    e.rollback().unwrap();
+    assert_eq!(e.meta().guard, before, "an aborted batch replayed must not count its events twice");
 }
