@@ -12,6 +12,7 @@
 //! `--customers` lines come in the order customers first appear in the input.
 
 use std::io::{BufRead, IsTerminal, Write};
+use std::ops::Range;
 use std::time::Instant;
 
 use care_core::config::Config;
@@ -22,13 +23,14 @@ use care_core::model::clv::{historic_clv, historic_terms, predicted_clv, Lifespa
 use care_core::model::fit::{fit_bgnbd, fit_gamma_gamma, BgNbdData, FitError, Fitted, GammaGammaData};
 use care_core::model::gamma_gamma::GammaGamma;
 use care_core::model::holdout::{Holdout, Validation};
-use care_core::model::summary::{PurchaseDays, Summary};
+use care_core::model::summary::Summary;
 use care_core::model::TimeUnit;
 use chrono::NaiveDate;
 use rustc_hash::FxHashMap;
 use serde::Serialize;
+use serde_json::ser::{CompactFormatter, Formatter};
 
-use read::{Customers, LineDecoder, Pass};
+use read::{Buyers, Customers, LineDecoder, Pass};
 
 #[path = "fit_read.rs"]
 mod read;
@@ -144,7 +146,8 @@ pub struct ValidationReport {
     pub table: Validation,
 }
 
-/// One `--customers` line.
+/// One `--customers` line: its JSON is serde's of this struct, which
+/// [`CustomerLine::write`] writes directly.
 #[derive(Debug, Serialize)]
 struct CustomerLine<'a> {
     customer_id: &'a str,
@@ -157,8 +160,69 @@ struct CustomerLine<'a> {
     expected_purchases: Option<f64>,
     expected_avg_value: Option<f64>,
     predicted_clv: Option<f64>,
-    expected_next_purchase: Option<String>,
+    expected_next_purchase: Option<&'a str>,
     historic_clv: Option<f64>,
+}
+
+impl CustomerLine<'_> {
+    /// Appends the line's JSON (without the newline), byte for byte what
+    /// `serde_json::to_writer` writes for it: the keys are fixed text and
+    /// the numbers go through serde_json's own formatter, without the
+    /// serializer's per-field dispatch and escaping of every key.
+    fn write(&self, buf: &mut Vec<u8>) -> std::io::Result<()> {
+        buf.extend_from_slice(b"{\"customer_id\":");
+        json_str(buf, self.customer_id)?;
+        buf.extend_from_slice(b",\"frequency\":");
+        CompactFormatter.write_u32(buf, self.frequency)?;
+        buf.extend_from_slice(b",\"recency\":");
+        json_f64(buf, Some(self.recency))?;
+        buf.extend_from_slice(b",\"T\":");
+        json_f64(buf, Some(self.t))?;
+        buf.extend_from_slice(b",\"monetary_value\":");
+        json_f64(buf, Some(self.monetary_value))?;
+        buf.extend_from_slice(b",\"p_alive\":");
+        json_f64(buf, self.p_alive)?;
+        buf.extend_from_slice(b",\"expected_purchases\":");
+        json_f64(buf, self.expected_purchases)?;
+        buf.extend_from_slice(b",\"expected_avg_value\":");
+        json_f64(buf, self.expected_avg_value)?;
+        buf.extend_from_slice(b",\"predicted_clv\":");
+        json_f64(buf, self.predicted_clv)?;
+        buf.extend_from_slice(b",\"expected_next_purchase\":");
+        match self.expected_next_purchase {
+            Some(d) => json_str(buf, d)?,
+            None => buf.extend_from_slice(b"null"),
+        }
+        buf.extend_from_slice(b",\"historic_clv\":");
+        json_f64(buf, self.historic_clv)?;
+        buf.push(b'}');
+        Ok(())
+    }
+}
+
+/// A number as serde_json writes an `f64` (`null` when not finite) or an
+/// absent one.
+fn json_f64(buf: &mut Vec<u8>, v: Option<f64>) -> std::io::Result<()> {
+    match v {
+        Some(v) if v.is_finite() => CompactFormatter.write_f64(buf, v),
+        _ => {
+            buf.extend_from_slice(b"null");
+            Ok(())
+        }
+    }
+}
+
+/// A string as serde_json writes it: as it stands when nothing in it needs
+/// escaping (control characters, quote, backslash), else by serde_json.
+fn json_str(buf: &mut Vec<u8>, s: &str) -> std::io::Result<()> {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        buf.push(b'"');
+        buf.extend_from_slice(s.as_bytes());
+        buf.push(b'"');
+        Ok(())
+    } else {
+        serde_json::to_writer(buf, s).map_err(Into::into)
+    }
 }
 
 /// Day number of a calendar date (days since 1970-01-01): the index
@@ -205,13 +269,13 @@ pub fn run(cfg: &Config, opts: &Options, input: &mut dyn FitInput, customers: Op
     let last_day = opts.holdout_end.map_or(cal_end, day_number);
     let progress = std::io::stderr().is_terminal();
     let (folded, counts) = read(cfg, opts, input, last_day, now_wall_ms, progress)?;
-    let customers_at_end = summarise(folded, cal_end, opts.unit);
-    let summaries: Vec<Summary> = customers_at_end.iter().map(|c| c.summary).collect();
+    let at_end = summarise(folded, cal_end, opts.unit);
+    let summaries = &at_end.summaries;
     let read_done = Instant::now();
     // The two models are independent: Gamma-Gamma is fitted beside BG/NBD.
     let (bg, gg) = std::thread::scope(|s| {
-        let gg = s.spawn(|| fit_gamma_gamma(&GammaGammaData::new(&summaries)));
-        (fit_bgnbd(&BgNbdData::new(&summaries)), gg.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+        let gg = s.spawn(|| fit_gamma_gamma(&GammaGammaData::new(summaries)));
+        (fit_bgnbd(&BgNbdData::new(summaries)), gg.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
     });
     let bg = converged("BG/NBD", bg?, |m: &BgNbd| format!("r {} alpha {} a {} b {}", m.r, m.alpha, m.a, m.b))?;
     let gg = converged("Gamma-Gamma", gg?, |m: &GammaGamma| format!("p {} q {} v {}", m.p, m.q, m.v))?;
@@ -219,13 +283,12 @@ pub fn run(cfg: &Config, opts: &Options, input: &mut dyn FitInput, customers: Op
     let holdout_days = last_day - cal_end;
     let mut holdout = Holdout::default();
     if let Some(out) = customers {
-        write_customers(out, &customers_at_end, &bg.model, &gg.model, opts, progress)?;
+        write_customers(out, &at_end, &bg.model, &gg.model, opts, progress)?;
     }
     if opts.holdout_end.is_some() {
         let horizon = opts.unit.of_days(holdout_days as f64);
-        for c in &customers_at_end {
-            let s = &c.summary;
-            holdout.add(s.frequency, finite(bg.model.expected_purchases(horizon, s.frequency, s.recency, s.t)).unwrap_or(0.0), c.holdout_days);
+        for (s, &days) in summaries.iter().zip(&at_end.buyers.holdout_days) {
+            holdout.add(s.frequency, finite(bg.model.expected_purchases(horizon, s.frequency, s.recency, s.t)).unwrap_or(0.0), days);
         }
     }
     let est = |value: f64, se: Option<f64>| Estimate { value, std_err: se };
@@ -311,19 +374,23 @@ fn read(cfg: &Config, opts: &Options, input: &mut dyn FitInput, last_day: i64, n
     Ok((customers, counts))
 }
 
-/// A customer at the calibration end.
+/// The customers with an order up to the calibration end, in the order
+/// customers first appear, with their summaries there (by the same number).
 struct AtEnd {
-    id: String,
-    days: PurchaseDays,
-    summary: Summary,
-    /// Distinct purchase days in the holdout period.
-    holdout_days: u32,
+    buyers: Buyers,
+    summaries: Vec<Summary>,
 }
 
-/// Each customer with an order up to the calibration end, in the order
-/// customers first appear.
-fn summarise(customers: Customers, cal_end: i64, unit: TimeUnit) -> Vec<AtEnd> {
-    customers.finish(|id, days, holdout_days| AtEnd { summary: days.summary(cal_end, unit), id, days, holdout_days })
+impl AtEnd {
+    fn len(&self) -> usize {
+        self.summaries.len()
+    }
+}
+
+fn summarise(customers: Customers, cal_end: i64, unit: TimeUnit) -> AtEnd {
+    let buyers = customers.finish();
+    let summaries = buyers.days.iter().map(|d| d.summary(cal_end, unit)).collect();
+    AtEnd { buyers, summaries }
 }
 
 fn finite(v: f64) -> Option<f64> {
@@ -339,27 +406,26 @@ const WRITE_CHUNK: usize = 1 << 15;
 /// thousand pairs in whole days).
 type IfAlive = FxHashMap<(u32, u64), f64>;
 
-fn write_customers(out: &mut dyn Write, cs: &[AtEnd], bg: &BgNbd, gg: &GammaGamma, opts: &Options, progress: bool) -> Result<(), FitAppError> {
+fn write_customers(out: &mut dyn Write, cs: &AtEnd, bg: &BgNbd, gg: &GammaGamma, opts: &Options, progress: bool) -> Result<(), FitAppError> {
     let horizon = opts.unit.of_days(opts.horizon_days);
     let mut if_alive = IfAlive::default();
-    for c in cs {
-        let s = &c.summary;
+    for s in &cs.summaries {
         if_alive.entry((s.frequency, s.t.to_bits())).or_insert_with(|| bg.expected_purchases_if_alive(horizon, s.frequency, s.t));
     }
     let if_alive = &if_alive;
     let mut pending: Vec<Vec<u8>> = Vec::new();
     // Written buffers are reused (fresh ones cost a page fault per 4 KiB).
     let mut spare: Vec<Vec<u8>> = Vec::new();
-    let mut chunks = cs.chunks(WRITE_CHUNK);
+    let mut chunks = (0..cs.len()).step_by(WRITE_CHUNK).map(|i| i..cs.len().min(i + WRITE_CHUNK));
     let mut done = 0;
     loop {
-        let pair: Vec<&[AtEnd]> = chunks.by_ref().take(2).collect();
+        let pair: Vec<Range<usize>> = chunks.by_ref().take(2).collect();
         let formatted = std::thread::scope(|s| {
             let handles: Vec<_> = pair
                 .iter()
                 .map(|c| {
                     let buf = spare.pop().unwrap_or_default();
-                    s.spawn(move || format_customers(c, bg, gg, opts, if_alive, buf))
+                    s.spawn(move || format_customers(cs, c.clone(), bg, gg, opts, if_alive, buf))
                 })
                 .collect();
             for mut buf in pending.drain(..) {
@@ -384,24 +450,25 @@ fn write_customers(out: &mut dyn Write, cs: &[AtEnd], bg: &BgNbd, gg: &GammaGamm
     out.flush().map_err(FitAppError::Write)
 }
 
-/// One `--customers` line per customer of `cs`, into `buf` (empty).
-fn format_customers(cs: &[AtEnd], bg: &BgNbd, gg: &GammaGamma, opts: &Options, if_alive: &IfAlive, mut buf: Vec<u8>) -> Result<Vec<u8>, FitAppError> {
+/// One `--customers` line per customer in `range` of `cs`, into `buf` (empty).
+fn format_customers(cs: &AtEnd, range: Range<usize>, bg: &BgNbd, gg: &GammaGamma, opts: &Options, if_alive: &IfAlive, mut buf: Vec<u8>) -> Result<Vec<u8>, FitAppError> {
     let cal_end = day_number(opts.calibration_end);
     let horizon = opts.unit.of_days(opts.horizon_days);
-    buf.reserve(cs.len() * 256);
-    for c in cs {
-        let s = &c.summary;
+    let mut dates = NextDates::new(opts.calibration_end);
+    buf.reserve(range.len() * 256);
+    for i in range {
+        let s = &cs.summaries[i];
         let p_alive = bg.p_alive(s.frequency, s.recency, s.t);
         let value = gg.expected_avg_value(s.frequency, s.monetary_value).and_then(finite);
-        let next = bg.next_purchase_in(s.frequency, s.t, p_alive).and_then(|t| next_date(opts.calibration_end, t * opts.unit.days()));
-        let (aov, per_year) = historic_terms(&c.days, cal_end);
+        let next = bg.next_purchase_in(s.frequency, s.t, p_alive).and_then(|t| dates.after(t * opts.unit.days()));
+        let (aov, per_year) = historic_terms(&cs.buyers.days[i], cal_end);
         let alive = if_alive.get(&(s.frequency, s.t.to_bits())).copied().unwrap_or_else(|| bg.expected_purchases_if_alive(horizon, s.frequency, s.t));
         let expected = bg.expected_purchases_from(alive, horizon, s.frequency, s.recency, s.t);
         // Undiscounted, predicted CLV is value × the same expectation
         // (predicted_clv's own shortcut): ₂F₁ once per customer, not twice.
         let clv = |m: f64| if opts.discount_rate_yearly == 0.0 && opts.horizon_days > 0.0 { m * expected } else { predicted_clv(bg, s, opts.unit, m, opts.horizon_days, opts.discount_rate_yearly) };
         let line = CustomerLine {
-            customer_id: &c.id,
+            customer_id: cs.buyers.id(i),
             frequency: s.frequency,
             recency: s.recency,
             t: s.t,
@@ -413,10 +480,33 @@ fn format_customers(cs: &[AtEnd], bg: &BgNbd, gg: &GammaGamma, opts: &Options, i
             expected_next_purchase: next,
             historic_clv: finite(historic_clv(aov, per_year, opts.lifespan)),
         };
-        serde_json::to_writer(&mut buf, &line).map_err(|e| FitAppError::Write(e.into()))?;
+        line.write(&mut buf).map_err(FitAppError::Write)?;
         buf.push(b'\n');
     }
     Ok(buf)
+}
+
+/// [`next_date`]'s text per whole number of days: a million customers
+/// wait one of a few thousand.
+struct NextDates {
+    cal_end: NaiveDate,
+    text: FxHashMap<u64, Option<String>>,
+}
+
+impl NextDates {
+    fn new(cal_end: NaiveDate) -> NextDates {
+        NextDates { cal_end, text: FxHashMap::default() }
+    }
+
+    /// `next_date(cal_end, days)`.
+    fn after(&mut self, days: f64) -> Option<&str> {
+        let whole = days.ceil();
+        if !(whole < 1e6) {
+            return None;
+        }
+        let cal_end = self.cal_end;
+        self.text.entry(whole as u64).or_insert_with(|| next_date(cal_end, whole)).as_deref()
+    }
 }
 
 /// The calibration end plus `days`, rounded up to the first whole day by

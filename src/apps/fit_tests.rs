@@ -37,9 +37,9 @@ fn days_follow_the_configured_timezone() {
     let utc = Config::parse("", "t").unwrap();
     let plus2 = Config::parse("[engine]\ntimezone = \"+02:00\"\n", "t").unwrap();
     let (o, _) = read(&utc, &opts("2024-02-01", None), &mut input.as_bytes(), day_number(date("2024-02-01")), NOW, false).unwrap();
-    assert_eq!(summarise(o, day_number(date("2024-02-01")), TimeUnit::Days)[0].days.days, 1);
+    assert_eq!(summarise(o, day_number(date("2024-02-01")), TimeUnit::Days).buyers.days[0].days, 1);
     let (o, _) = read(&plus2, &opts("2024-02-01", None), &mut input.as_bytes(), day_number(date("2024-02-01")), NOW, false).unwrap();
-    assert_eq!(summarise(o, day_number(date("2024-02-01")), TimeUnit::Days)[0].days.days, 2);
+    assert_eq!(summarise(o, day_number(date("2024-02-01")), TimeUnit::Days).buyers.days[0].days, 2);
 }
 
 #[test]
@@ -62,8 +62,9 @@ fn holdout_days_are_counted_apart_and_late_customers_left_out() {
     assert_eq!((counts.lines, counts.orders, counts.rejected, counts.ignored), (9, 6, 1, 2), "the click and the March order are ignored");
     let cs = summarise(orders, cal_end, TimeUnit::Days);
     assert_eq!(cs.len(), 1, "a customer whose first order is after the calibration end is not one yet");
-    assert_eq!((cs[0].summary.frequency, cs[0].summary.recency, cs[0].summary.t), (1, 19.0, 30.0));
-    assert_eq!(cs[0].holdout_days, 2);
+    assert_eq!(cs.buyers.id(0), "a");
+    assert_eq!((cs.summaries[0].frequency, cs.summaries[0].recency, cs.summaries[0].t), (1, 19.0, 30.0));
+    assert_eq!(cs.buyers.holdout_days[0], 2);
 }
 
 #[test]
@@ -71,7 +72,8 @@ fn customers_keep_their_first_appearance_order() {
     let input = [order("b", "2024-01-02T00:00:00Z", 1.0), order("a", "2024-01-01T00:00:00Z", 1.0), order("b", "2024-01-03T00:00:00Z", 1.0), order("c", "2024-01-01T00:00:00Z", 1.0)].concat();
     let end = day_number(date("2024-01-31"));
     let (o, _) = read(&Config::parse("", "t").unwrap(), &opts("2024-01-31", None), &mut input.as_bytes(), end, NOW, false).unwrap();
-    let ids: Vec<String> = summarise(o, end, TimeUnit::Days).into_iter().map(|c| c.id).collect();
+    let cs = summarise(o, end, TimeUnit::Days);
+    let ids: Vec<&str> = (0..cs.len()).map(|i| cs.buyers.id(i)).collect();
     assert_eq!(ids, ["b", "a", "c"]);
 }
 
@@ -114,9 +116,12 @@ fn figures(input: &mut dyn FitInput, o: &Options) -> Vec<(String, u32, i64, i64,
     let cfg = Config::parse("", "t").unwrap();
     let last = o.holdout_end.map_or(day_number(o.calibration_end), day_number);
     let (c, _) = read(&cfg, o, input, last, NOW, false).unwrap();
-    let mut out: Vec<_> = summarise(c, day_number(o.calibration_end), TimeUnit::Days)
-        .into_iter()
-        .map(|c| (c.id, c.days.days, c.days.first_day, c.days.last_day, c.days.first_value, c.days.repeat_value, c.holdout_days))
+    let cs = summarise(c, day_number(o.calibration_end), TimeUnit::Days).buyers;
+    let mut out: Vec<_> = (0..cs.len())
+        .map(|i| {
+            let d = &cs.days[i];
+            (cs.id(i).to_string(), d.days, d.first_day, d.last_day, d.first_value, d.repeat_value, cs.holdout_days[i])
+        })
         .collect();
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out
@@ -173,4 +178,71 @@ fn halves_split_at_a_line_end() {
     assert_eq!(read::halve(b"ab\ncd\nef\n"), [&b"ab\ncd\n"[..], &b"ef\n"[..]]);
     assert_eq!(read::halve(b"one long line"), [&b"one long line"[..], &b""[..]]);
     assert_eq!(read::halve(b""), [&b""[..], &b""[..]]);
+}
+
+#[test]
+fn customer_lines_are_what_serde_json_writes() {
+    let ids = ["c1", "", "quote\"d", "back\\slash", "tab\there", "ünïcödé", "\u{7f}del", "\u{1}ctl"];
+    let numbers = [0.0, 1.0, 123.0, 0.1, 1e-7, 1e16, 1.5e300, 2.220446049250313e-16, f64::NAN, f64::INFINITY, -0.0, 43.970000000000006];
+    let dates = [None, Some("1997-10-01")];
+    for (i, id) in ids.iter().enumerate() {
+        for (j, &v) in numbers.iter().enumerate() {
+            let w = numbers[(i + j) % numbers.len()];
+            let line = CustomerLine {
+                customer_id: id,
+                frequency: (i * j) as u32 * 1_000_003,
+                recency: v,
+                t: w,
+                monetary_value: v * 3.0,
+                p_alive: finite(w),
+                expected_purchases: (j % 3 != 0).then_some(v),
+                expected_avg_value: Some(w / 7.0),
+                predicted_clv: (j % 2 == 0).then_some(v * w),
+                expected_next_purchase: dates[j % 2],
+                historic_clv: Some(v),
+            };
+            let mut ours = Vec::new();
+            line.write(&mut ours).unwrap();
+            assert_eq!(String::from_utf8(ours).unwrap(), serde_json::to_string(&line).unwrap());
+        }
+    }
+}
+
+#[test]
+fn next_dates_are_next_date_cached() {
+    let cal = date("1997-09-30");
+    let mut dates = NextDates::new(cal);
+    for days in [0.0, 0.2, 1.0, 2.0, 2.0000001, 364.5, 999_999.0, 999_999.5, 1e9, f64::NAN, 0.2] {
+        assert_eq!(dates.after(days), next_date(cal, days).as_deref(), "{days}");
+    }
+}
+
+#[test]
+fn ids_sharing_a_hash_stay_apart() {
+    // The index compares ids whenever the hashes match: two customers
+    // whose ids hash alike are still two.
+    let mut cs = read::Customers::new(100, 100, false);
+    for (id, day) in [("a", 1), ("b", 2), ("a", 3), ("b", 3), ("b", 4)] {
+        cs.add(id, 7, day, 1.0);
+    }
+    let b = cs.finish();
+    assert_eq!((b.days.len(), b.id(0), b.id(1)), (2, "a", "b"));
+    assert_eq!((b.days[0].days, b.days[1].days), (2, 3));
+}
+
+#[test]
+fn many_customers_keep_their_orders_apart() {
+    // Enough customers for the index to grow many times.
+    let input: String = (0..3)
+        .flat_map(|round| (0..20_000).map(move |i| order(&format!("c{i}"), &format!("2024-01-{:02}T00:00:00Z", 1 + round + i % 3), 1.0)))
+        .collect();
+    let end = day_number(date("2024-01-31"));
+    let (o, counts) = read(&Config::parse("", "t").unwrap(), &opts("2024-01-31", None), &mut input.as_bytes(), end, NOW, false).unwrap();
+    assert_eq!(counts.orders, 60_000);
+    let cs = summarise(o, end, TimeUnit::Days);
+    assert_eq!(cs.len(), 20_000);
+    for i in [0, 1, 2, 9_999, 19_999] {
+        assert_eq!(cs.buyers.id(i), format!("c{i}"));
+        assert_eq!((cs.summaries[i].frequency, cs.summaries[i].recency), (2, 2.0));
+    }
 }
