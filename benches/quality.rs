@@ -84,11 +84,13 @@ fn satisfaction_grid(cfg: &Config, cells: &[SatVariant], threads: usize) {
         println!("{}", r.grid_row());
     }
     let lowest = |s: usize| {
-        let r = reports.iter().min_by(|a, b| a.recall[s].rate().total_cmp(&b.recall[s].rate()));
+        // A cohort nobody is in (no customer at a ticket a week) has no recall.
+        let r = reports.iter().filter(|r| r.recall[s].customers > 0).min_by(|a, b| a.recall[s].rate().total_cmp(&b.recall[s].rate()));
         r.map_or("–".into(), |r| format!("{:.1} % ({}, seed {})", 100.0 * r.recall[s].rate(), r.variant, r.seed))
     };
     let highest = reports.iter().max_by(|a, b| a.false_alerts_per_1000_months().total_cmp(&b.false_alerts_per_1000_months()));
-    let meets = reports.iter().filter(|r| r.recall[0].rate() >= 0.9 && r.recall[1].rate() >= 0.9 && r.false_alerts_per_1000_months() <= 0.5).count();
+    let holds = |r: &care::apps::quality::Recall| r.customers == 0 || r.rate() >= 0.9;
+    let meets = reports.iter().filter(|r| holds(&r.recall[0]) && holds(&r.recall[1]) && r.false_alerts_per_1000_months() <= 0.5).count();
     println!("\nsatisfaction cells meeting every bar (falling CSAT and ticket surge ≥ 90 %, false alerts ≤ 0.5): {meets} of {}", reports.len());
     println!("lowest falling CSAT recall ≤ 14 d: {}", lowest(0));
     println!("lowest ticket surge recall ≤ 14 d: {}", lowest(1));

@@ -359,7 +359,12 @@ impl SatReport {
     /// One markdown row: recall per signal, alerts on steady customers per
     /// 1,000 customer-months.
     pub fn grid_row(&self) -> String {
-        let r: Vec<String> = self.recall.iter().chain([&self.any]).map(|r| format!("{:.1} % ({}/{})", 100.0 * r.rate(), r.caught, r.customers)).collect();
+        let r: Vec<String> = self
+            .recall
+            .iter()
+            .chain([&self.any])
+            .map(|r| if r.customers == 0 { "– (0/0)".into() } else { format!("{:.1} % ({}/{})", 100.0 * r.rate(), r.caught, r.customers) })
+            .collect();
         let f: Vec<String> = (0..4).map(|s| format!("{:.2}", self.per_1000_months(s))).collect();
         format!(
             "| {} ({}) | {} | {} | {} | {} | {:.2} | {} | {:.0} |",
