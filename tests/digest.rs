@@ -36,7 +36,10 @@ use std::process::Command;
 /// The demo once more when care fit moved to L-BFGS (issue 13): its own
 /// fit differs in the sixth digit, so some detractor and purchase-churn
 /// figures move by a cent or a ten-thousandth; same lines, same alerts.
-const DEMO: (usize, u64) = (3559, 5_504_391_302_292_537_378);
+/// The demo again when its scorecard gained the satisfaction personas'
+/// four lines (issue 16's quality): without them the output hashes to the
+/// previous digest, same alerts.
+const DEMO: (usize, u64) = (3563, 4_646_944_813_620_305_569);
 const REPLAY_SEQUENTIAL: (usize, u64) = (1261, 12_738_130_815_089_309_916);
 const REPLAY_WINDOW: (usize, u64) = (1313, 17_882_614_670_210_195_667);
 
