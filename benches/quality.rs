@@ -12,6 +12,10 @@
 //! `CARE_QUALITY_DETAIL=1` prints each cell's full report (the recall curve)
 //! too, and `CARE_QUALITY_REFERENCE=1` scores the reference and harsh
 //! populations of the first seed instead of the grid.
+//!
+//! Then the satisfaction signals on their own populations (answer rates ×
+//! ticket rates × the same seeds, `CARE_QUALITY_CUSTOMERS` customers each):
+//! `CARE_QUALITY_PART=activity` or `satisfaction` runs only one part.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -19,6 +23,7 @@ use std::time::Instant;
 
 use care::apps::population::Variant;
 use care::apps::quality::{simulate, Report};
+use care::apps::satisfaction::{self, SatReport, SatVariant};
 use care::config::Config;
 
 fn env_u32(name: &str, default: u32) -> u32 {
@@ -43,22 +48,70 @@ fn main() {
         seeds.iter().flat_map(|&s| Variant::grid(s, customers, days)).filter(|v| v.name.contains(&only)).collect()
     };
     let threads = env_u32("CARE_QUALITY_THREADS", 2).max(1) as usize;
-    let started = Instant::now();
+    let part = std::env::var("CARE_QUALITY_PART").unwrap_or_default();
+    if part != "satisfaction" {
+        activity(&cfg, &cells, threads, customers, days);
+    }
+    if part != "activity" {
+        let cells: Vec<SatVariant> = seeds.iter().flat_map(|&s| SatVariant::grid(s, customers, days)).filter(|v| v.name.contains(&only)).collect();
+        satisfaction_grid(&cfg, &cells, threads);
+    }
+}
+
+/// Runs `cells` on `threads` threads, in order.
+fn par<V: Sync, R: Send>(cells: &[V], threads: usize, run: impl Fn(usize, &V) -> R + Sync) -> Vec<R> {
     let next = AtomicUsize::new(0);
-    let reports: Mutex<Vec<Option<Report>>> = Mutex::new(vec![None; cells.len()]);
+    let out: Mutex<Vec<Option<R>>> = Mutex::new((0..cells.len()).map(|_| None).collect());
     std::thread::scope(|scope| {
         for _ in 0..threads.min(cells.len()) {
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(v) = cells.get(i) else { return };
-                let t = Instant::now();
-                let r = simulate(&cfg, v, 4, |_, _| {});
-                eprintln!("[{}/{}] {} (seed {}): {} events in {:.1} s", i + 1, cells.len(), v.name, v.seed, r.events, t.elapsed().as_secs_f64());
-                reports.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(r);
+                let r = run(i, v);
+                out.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(r);
             });
         }
     });
-    let reports: Vec<Report> = reports.into_inner().unwrap_or_else(|e| e.into_inner()).into_iter().flatten().collect();
+    out.into_inner().unwrap_or_else(|e| e.into_inner()).into_iter().flatten().collect()
+}
+
+fn satisfaction_grid(cfg: &Config, cells: &[SatVariant], threads: usize) {
+    let started = Instant::now();
+    let reports: Vec<SatReport> = par(cells, threads, |_, v| satisfaction::simulate(cfg, v, 4));
+    eprintln!("{} satisfaction cells in {:.0} s on {threads} threads", reports.len(), started.elapsed().as_secs_f64());
+    println!("\n{}", SatReport::GRID_HEADER);
+    for r in &reports {
+        println!("{}", r.grid_row());
+    }
+    let lowest = |s: usize| {
+        // A cohort nobody is in (no customer at a ticket a week) has no recall.
+        let r = reports.iter().filter(|r| r.recall[s].customers > 0).min_by(|a, b| a.recall[s].rate().total_cmp(&b.recall[s].rate()));
+        r.map_or("–".into(), |r| format!("{:.1} % ({}, seed {})", 100.0 * r.recall[s].rate(), r.variant, r.seed))
+    };
+    let highest = reports.iter().max_by(|a, b| a.false_alerts_per_1000_months().total_cmp(&b.false_alerts_per_1000_months()));
+    let holds = |r: &care::apps::quality::Recall| r.customers == 0 || r.rate() >= 0.9;
+    let meets = reports.iter().filter(|r| holds(&r.recall[0]) && holds(&r.recall[1]) && r.false_alerts_per_1000_months() <= 0.5).count();
+    println!("\nsatisfaction cells meeting every bar (falling CSAT and ticket surge ≥ 90 %, false alerts ≤ 0.5): {meets} of {}", reports.len());
+    println!("lowest falling CSAT recall ≤ 14 d: {}", lowest(0));
+    println!("lowest ticket surge recall ≤ 14 d: {}", lowest(1));
+    println!("highest satisfaction false alerts, together: {}", highest.map_or("–".into(), |r| format!("{:.2} ({}, seed {})", r.false_alerts_per_1000_months(), r.variant, r.seed)));
+    let months: f64 = reports.iter().map(|r| r.steady_customer_months).sum();
+    let alerts: Vec<u64> = (0..4).map(|s| reports.iter().map(|r| r.alerts_on_steady[s]).sum()).collect();
+    let per = |n: u64| 1000.0 * n as f64 / months.max(1e-9);
+    println!(
+        "all satisfaction cells together, per 1,000 steady customer-months: falling CSAT {:.2}, ticket surge {:.2}, low CSAT {:.2}, together {:.2} ({} in {months:.0}); NPS detractor alerts {:.2}",
+        per(alerts[0]), per(alerts[1]), per(alerts[2]), per(alerts[0] + alerts[1] + alerts[2]), alerts[0] + alerts[1] + alerts[2], per(alerts[3])
+    );
+}
+
+fn activity(cfg: &Config, cells: &[Variant], threads: usize, customers: u32, days: u32) {
+    let started = Instant::now();
+    let reports: Vec<Report> = par(cells, threads, |i, v| {
+        let t = Instant::now();
+        let r = simulate(cfg, v, 4, |_, _| {});
+        eprintln!("[{}/{}] {} (seed {}): {} events in {:.1} s", i + 1, cells.len(), v.name, v.seed, r.events, t.elapsed().as_secs_f64());
+        r
+    });
     eprintln!("{} cells in {:.0} s on {threads} threads", reports.len(), started.elapsed().as_secs_f64());
     println!("{} customers x {days} days per cell\n\n{}", customers, Report::GRID_HEADER);
     for r in &reports {

@@ -32,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::population::{customer_index, Class, Population, SimEvent, Truth, Variant, DAY_MS, START_MS};
 use super::quality::{ClassScore, Scorer};
+use super::satisfaction::{self, SatReport, SatVariant, SIGNALS};
 
 /// Demo settings (the CLI flags).
 #[derive(Debug, Clone)]
@@ -61,6 +62,9 @@ pub struct Summary {
     pub false_alerts_per_1000_steady_customer_months: f64,
     /// Purchase-churn alerts against the personas (with a fit loaded).
     pub purchase_churn: PurchaseChurnScore,
+    /// The satisfaction signals on satisfaction personas of their own
+    /// (as many customers, the same seed and days; not in the outputs).
+    pub satisfaction: Option<SatReport>,
     pub elapsed_secs: f64,
     pub events_per_sec: f64,
     pub interrupted: bool,
@@ -243,6 +247,9 @@ pub fn run(cfg: &Config, opts: &Options, shutdown: &CancellationToken, report: &
     summary.scorecard = scorer.by_class();
     let scored = Variant::reference(opts.seed, opts.customers, summary.days_simulated);
     summary.false_alerts_per_1000_steady_customer_months = scorer.report(&scored, summary.events, 0.0).false_alerts_per_1000_months();
+    if !summary.interrupted {
+        summary.satisfaction = Some(satisfaction::simulate(cfg, &SatVariant::reference(opts.seed, opts.customers, opts.days), opts.partitions));
+    }
     Ok((summary, examples))
 }
 
@@ -265,6 +272,19 @@ fn enabled_types(cfg: &Config) -> Vec<SignalType> {
     care_core::detect::enabled(cfg).signal_types().to_vec()
 }
 
+/// The satisfaction signals' lines of the scorecard: recall and alerts on
+/// steady customers per signal the config enables.
+fn satisfaction_scorecard(w: &mut dyn std::io::Write, r: &SatReport, cfg: &Config) -> std::io::Result<()> {
+    let on = enabled_types(cfg);
+    writeln!(w, "  satisfaction personas ({} customers of their own, steady, CSAT falling or tickets surging on a known day):", r.customers)?;
+    writeln!(w, "  {:<14} {:>9} {:>14} {:>34}", "signal", "cohort", "within 14 d", "on steady, per 1,000 cust-months")?;
+    for (s, t) in SIGNALS.iter().enumerate().filter(|(_, t)| on.contains(t)) {
+        let kind = if *t == care_core::detect::nps_detractor::NPS_DETRACTOR { "alerts, not false" } else { "false alerts" };
+        writeln!(w, "  {:<14} {:>9} {:>14} {:>16.2} {kind}", t.as_str(), r.recall[s].customers, r.recall[s].caught, r.per_1000_months(s))?;
+    }
+    writeln!(w, "  satisfaction false alerts together: {:.2} per 1,000 steady customer-months", r.false_alerts_per_1000_months())
+}
+
 /// Prints the final summary and example alerts.
 pub fn print_report(w: &mut dyn std::io::Write, s: &Summary, examples: &[OutputRecord], cfg: &Config) -> std::io::Result<()> {
     writeln!(w, "\n== care demo: {} days, {} events in {:.1} s ({:.0} events/s){}", s.days_simulated, s.events, s.elapsed_secs, s.events_per_sec,
@@ -284,6 +304,9 @@ pub fn print_report(w: &mut dyn std::io::Write, s: &Summary, examples: &[OutputR
     }
     writeln!(w, "  steady customers: {:.2} false alerts (decline or silence) per 1,000 customer-months after a 35-day warm-up", s.false_alerts_per_1000_steady_customer_months)?;
     writeln!(w, "  (a customer is caught by any decline, silence or dormancy alert on or after the day their activity changed)")?;
+    if let Some(r) = &s.satisfaction {
+        satisfaction_scorecard(w, r, cfg)?;
+    }
     let p = &s.purchase_churn;
     if p.alerts > 0 {
         writeln!(w, "  purchase-churn alerts: {}, of which {} ({:.0} %) on customers who had stopped buying (silent or away from their change day)", p.alerts, p.on_stopped_customers, p.on_stopped_customers as f64 / p.alerts as f64 * 100.0)?;

@@ -9,6 +9,7 @@
 //! - [`demo`] — `care demo`: a synthetic population, in-process, no broker.
 //! - [`population`] — a seeded customer population with ground truth.
 //! - [`quality`] — detection quality: a population's alerts scored against its truth.
+//! - [`satisfaction`] — satisfaction personas with known change days, and their signals scored.
 //! - [`value_quality`] — purchase-churn quality on buyers drawn from BG/NBD.
 
 pub mod check_config;
@@ -19,5 +20,6 @@ pub mod population;
 pub mod quality;
 pub mod replay;
 pub mod run;
+pub mod satisfaction;
 pub mod state;
 pub mod value_quality;

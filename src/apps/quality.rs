@@ -28,7 +28,7 @@ use super::population::{customer_id, customer_index, Class, Population, SimEvent
 
 /// Days not scored for false alerts.
 pub const WARMUP_DAYS: u32 = 35;
-const MONTH_DAYS: f64 = 365.25 / 12.0;
+pub const MONTH_DAYS: f64 = 365.25 / 12.0;
 /// Delays, in days, the curve reports recall at.
 pub const CURVE_DAYS: [f64; 4] = [7.0, 14.0, 21.0, 28.0];
 
@@ -48,7 +48,7 @@ fn scoring(t: SignalType) -> (bool, bool) {
 }
 
 /// Recall of one cohort within a delay limit.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Recall {
     pub customers: usize,
     pub caught: usize,
@@ -57,7 +57,8 @@ pub struct Recall {
 }
 
 impl Recall {
-    fn of(delays: &[Option<f64>], limit_days: f64) -> Recall {
+    /// Of a cohort's delays (`None`: not caught), those within `limit_days`.
+    pub fn of(delays: &[Option<f64>], limit_days: f64) -> Recall {
         let mut within: Vec<f64> = delays.iter().flatten().copied().filter(|d| *d <= limit_days).collect();
         within.sort_by(f64::total_cmp);
         let median = (!within.is_empty()).then(|| within[within.len() / 2]);
@@ -313,7 +314,8 @@ pub fn simulate(cfg: &Config, variant: &Variant, partitions: i32, mut progress: 
     report
 }
 
-fn fill(ev: &mut Event, e: &SimEvent, id: &str) {
+/// Copies a simulated event into `ev`, reusing its id buffer.
+pub fn fill(ev: &mut Event, e: &SimEvent, id: &str) {
     ev.customer_id.clear();
     ev.customer_id.push_str(id);
     (ev.kind, ev.ts_ms, ev.amount, ev.csat, ev.nps) = (e.kind, e.ts_ms, e.amount, e.csat, e.nps);

@@ -70,8 +70,9 @@
 //! That is all: the engine, the renderer, the codec, metrics and the apps
 //! take detectors, signal types and state blocks from the registry, so a
 //! new signal is counted, labelled, rendered and persisted without an edit
-//! there. The quality harness and `replay --report` score the activity
-//! chain's signals only.
+//! there. The quality harness scores the activity chain's signals on one
+//! population and the satisfaction signals on another (`replay --report`
+//! the activity chain's only).
 
 pub mod changelog;
 pub mod config;

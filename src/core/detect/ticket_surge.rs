@@ -5,8 +5,10 @@
 //!
 //! The customer's rate μ is their tickets before the window over the days
 //! they were known before it, with a prior of `prior_tickets_per_90_days`
-//! (1) counted as 90 days, so a new customer is assumed to raise about one
-//! ticket a quarter. The episode opens on a ticket that makes the window
+//! (1) counted as `prior_weight_days` (90) days, so a new customer is
+//! assumed to raise about one ticket a quarter; the heavier the prior, the
+//! longer a customer who raises many tickets is judged against too low a
+//! rate (BENCHMARKS.md, satisfaction quality). The episode opens on a ticket that makes the window
 //! hold at least `min_tickets` (3) and P(Poisson(μ × window) ≥ count) below
 //! `significance` (0.001): three tickets in a week from a customer who
 //! raises one a quarter (p ≈ 0.0001), not from one who raises one a week
@@ -52,6 +54,9 @@ pub struct TicketSurgeConfig {
     /// The rate assumed before any history, in tickets per 90 days.
     #[serde(default = "default_prior")]
     pub prior_tickets_per_90_days: f64,
+    /// Days of history the prior counts as (1 to 365). Default 90.
+    #[serde(default = "default_prior_weight_days")]
+    pub prior_weight_days: f64,
 }
 
 fn default_window_days() -> u8 {
@@ -65,6 +70,9 @@ fn default_significance() -> f64 {
 }
 fn default_prior() -> f64 {
     1.0
+}
+fn default_prior_weight_days() -> f64 {
+    90.0
 }
 
 impl Default for TicketSurgeConfig {
@@ -87,6 +95,9 @@ impl TicketSurgeConfig {
         }
         if !(self.prior_tickets_per_90_days > 0.0 && self.prior_tickets_per_90_days <= 1000.0) {
             return Err(invalid("detect.ticket_surge.prior_tickets_per_90_days", "must be above 0 and at most 1000"));
+        }
+        if !(1.0..=365.0).contains(&self.prior_weight_days) {
+            return Err(invalid("detect.ticket_surge.prior_weight_days", "must be from 1 to 365"));
         }
         Ok(())
     }
@@ -129,10 +140,9 @@ pub struct TicketSurge {
     min_tickets: u32,
     significance: f64,
     prior_per_day: f64,
+    /// The prior's weight, in days of history.
+    prior_days: f64,
 }
-
-/// The prior's weight, in days.
-const PRIOR_DAYS: f64 = 90.0;
 
 impl TicketSurge {
     pub fn new(cfg: &Config) -> TicketSurge {
@@ -142,18 +152,25 @@ impl TicketSurge {
             window: i64::from(c.window_days),
             min_tickets: c.min_tickets,
             significance: c.significance,
-            prior_per_day: c.prior_tickets_per_90_days / PRIOR_DAYS,
+            prior_per_day: c.prior_tickets_per_90_days / 90.0,
+            prior_days: c.prior_weight_days,
         }
     }
 
     /// Moves the window's end to `day`: counts of days leaving it become
-    /// earlier tickets, unless an episode is open.
+    /// earlier tickets, unless an episode is open. Slots outside the window
+    /// are kept at zero, so a slot is empty when its day enters (a jump of
+    /// a window or more leaves the whole old window; the ring is longer
+    /// than the window, so those are not the new days' slots).
     fn slide(&self, t: &mut Tickets, day: i64) {
         if day <= t.day {
             return;
         }
-        let steps = (day - t.day).min(self.window);
-        for d in (day - steps + 1)..=day {
+        let leaving = (t.day - self.window + 1)..=(day - self.window).min(t.day);
+        // The new days' slots too: a state written before slots were kept
+        // at zero may hold tickets there that never became earlier ones.
+        let entering = (t.day + 1).max(day - self.window + 1)..=day;
+        for d in leaving.chain(entering) {
             let slot = &mut t.per_day[d.rem_euclid(MAX_WINDOW as i64) as usize];
             if t.open_since_ms.is_none() {
                 t.earlier = t.earlier.saturating_add(u32::from(*slot));
@@ -171,7 +188,7 @@ impl TicketSurge {
     /// seen on `first_day`.
     fn evidence(&self, t: &Tickets, first_day: i64) -> Surge {
         let known_before = (t.day - self.window + 1 - first_day).max(0) as f64;
-        let rate = (f64::from(t.earlier) + self.prior_per_day * PRIOR_DAYS) / (known_before + PRIOR_DAYS);
+        let rate = (f64::from(t.earlier) + self.prior_per_day * self.prior_days) / (known_before + self.prior_days);
         let expected = rate * self.window as f64;
         let count = self.count(t);
         let p_value = if count == 0 { 1.0 } else { 1.0 - poisson_cdf(count - 1, expected) };

@@ -50,3 +50,18 @@ fn the_block_round_trips() {
     assert_eq!(crate::state::codec::decode_customer("c", &buf, 3).unwrap(), c);
 }
 
+
+#[test]
+fn tickets_weeks_apart_all_feed_the_rate() {
+    // A ticket every 10 days: each leaves the window in a jump of more than
+    // a window, and must still count as an earlier ticket.
+    let t = TicketSurge::new(&crate::config::Config::parse(ON, "t").unwrap());
+    let mut k = Tickets { day: 0, ..Tickets::default() };
+    for day in (0..200).step_by(10) {
+        t.slide(&mut k, day);
+        k.per_day[(day % MAX_WINDOW as i64) as usize] += 1;
+    }
+    assert_eq!(k.earlier, 19, "every ticket but the newest, which is in the window");
+    assert_eq!(k.per_day.iter().map(|&n| u32::from(n)).sum::<u32>(), 1, "slots outside the window are empty");
+    assert_eq!(t.count(&k), 1);
+}
