@@ -17,40 +17,50 @@ use crate::state::{Customer, Episode};
 use crate::time::Buckets;
 
 /// A read-only view of a customer's state, with the CARE figures derived.
+/// Fields here and in the structs below are in alphabetical order:
+/// serialised as they stand they give the sorted keys of every other
+/// output, without building a JSON value first (a profile is rendered on
+/// the hot path).
 #[derive(Debug, Clone, Serialize)]
 pub struct Scorecard {
-    pub customer_id: String,
-    pub partition: i32,
+    /// `normal`, `open` or `cooldown`.
+    pub activity_decline: &'static str,
+    pub activity_events: u32,
     /// The partition's stream time the figures are as of.
     pub as_of: Option<String>,
+    pub csat: Csat,
+    pub customer_id: String,
+    pub dormant_since: Option<String>,
     pub first_seen_at: String,
     pub last_activity_at: Option<String>,
     pub last_seen_at: BTreeMap<&'static str, String>,
+    pub nps: Nps,
+    /// The customer's open episodes, by detector: when each began (its
+    /// episode id, the `ce_time` of its `opened`).
+    pub open_episodes: BTreeMap<&'static str, Option<String>>,
+    pub orders: Orders,
+    pub partition: i32,
+    pub reactivation_score: Option<f64>,
     /// Activity events in the current bucket and the 7 before it, per kind.
     pub recent_activity: BTreeMap<&'static str, u32>,
-    pub activity_events: u32,
-    pub orders: Orders,
-    pub csat: Csat,
-    pub nps: Nps,
-    /// `normal`, `open` or `cooldown`.
-    pub activity_decline: &'static str,
-    /// When the customer turned overdue, while silent.
-    pub silent_since: Option<String>,
-    pub dormant_since: Option<String>,
-    pub reactivation_score: Option<f64>,
-    /// Purchase days and, with a fit loaded (`[value] params`), the value
-    /// figures at the stream time; `None` before the first order.
-    pub value: Option<Value>,
-    /// The loyalty tier, with `detect.tiers` on; `None` before the first
-    /// order.
-    pub tier: Option<Tier>,
     /// RFM scores (1 to 5) on the day of `as_of`, by the thresholds of
     /// `[detect.tiers]` (on or off), without hysteresis; `None` before the
     /// first order.
     pub rfm: Option<Rfm>,
-    /// The customer's open episodes, by detector: when each began (its
-    /// episode id, the `ce_time` of its `opened`).
-    pub open_episodes: BTreeMap<&'static str, Option<String>>,
+    /// When the customer turned overdue, while silent.
+    pub silent_since: Option<String>,
+    /// The loyalty tier, with `detect.tiers` on; `None` before the first
+    /// order.
+    pub tier: Option<Tier>,
+    /// Purchase days and, with a fit loaded (`[value] params`), the value
+    /// figures at the stream time; `None` before the first order. Through
+    /// a JSON value, so the figures flattened in are sorted with the rest.
+    #[serde(serialize_with = "sorted")]
+    pub value: Option<Value>,
+}
+
+fn sorted<S: serde::Serializer>(value: &Option<Value>, s: S) -> Result<S::Ok, S::Error> {
+    serde_json::to_value(value).map_err(serde::ser::Error::custom)?.serialize(s)
 }
 
 /// A buyer's purchase-day summary and value figures.
@@ -75,31 +85,31 @@ pub struct Value {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Orders {
-    pub count: u32,
-    pub total_amount: f64,
     pub average_order_value: Option<f64>,
+    pub count: u32,
     pub first_at: Option<String>,
     pub last_at: Option<String>,
+    pub total_amount: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Csat {
-    pub responses: u32,
-    pub satisfied: u32,
     /// satisfied ÷ responses × 100.
     pub csat_pct: Option<f64>,
+    pub responses: u32,
+    pub satisfied: u32,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Nps {
-    pub responses: u32,
-    pub promoters: u32,
     pub detractors: u32,
-    /// % promoters − % detractors.
-    pub nps: Option<f64>,
     /// The latest answer by event time (0 to 10), and when it was given.
     pub last: Option<u8>,
     pub last_at: Option<String>,
+    /// % promoters − % detractors.
+    pub nps: Option<f64>,
+    pub promoters: u32,
+    pub responses: u32,
 }
 
 /// What a scorecard reads from the config: dormancy's parameters for the

@@ -165,9 +165,9 @@ pub struct Current {
 /// RFM scores, each 1 to 5.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Rfm {
-    pub r: u8,
     pub f: u8,
     pub m: u8,
+    pub r: u8,
 }
 
 /// The detector, with its thresholds.
