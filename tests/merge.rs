@@ -97,6 +97,14 @@ kind = {{ fixed = "order" }}
     )
 }
 
+/// The role of output topic `topic`, to compare records across runs.
+fn role(out: &[String; 3], topic: &str) -> String {
+    if topic == profiles_topic(out) {
+        return "profiles".into();
+    }
+    ["alerts", "reactivation", "dlq"][out.iter().position(|t| t == topic).unwrap_or_else(|| panic!("not an output topic: {topic}"))].to_string()
+}
+
 /// Produces both topics (`orders_first` or web first), runs care over
 /// them and returns every output once all records are consumed.
 async fn run(evs: &[Ev], orders_first: bool, want: usize) -> (Vec<Rec>, [String; 3]) {
@@ -113,7 +121,7 @@ async fn run(evs: &[Ev], orders_first: bool, want: usize) -> (Vec<Rec>, [String;
     let (out, group, port) = (outputs(), unique("care"), free_port());
     let cfg = write_config(&two_source_config(&web, &orders, &out, &group, port));
     let care = CareProcess::start(&["run", "--config", cfg.to_str().unwrap()]);
-    let got = consume(&[&out[0], &out[1], &out[2]], want, Duration::from_secs(90));
+    let got = consume(&[&out[0], &out[1], &out[2], &profiles_topic(&out)], want, Duration::from_secs(90));
     let metric = |name: &str| -> u64 {
         let body = http_get(port, "/metrics").1;
         body.lines().filter(|l| l.starts_with(name)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum::<f64>() as u64
@@ -126,7 +134,7 @@ async fn run(evs: &[Ev], orders_first: bool, want: usize) -> (Vec<Rec>, [String;
     let _ = std::fs::remove_file(cfg);
     (got.iter().map(from_kafka).map(|mut r| {
         // Compare across runs: the topic by its role.
-        r.0 = ["alerts", "reactivation", "dlq"][out.iter().position(|t| *t == r.0).unwrap()].to_string();
+        r.0 = role(&out, &r.0);
         r
     }).collect(), out)
 }
@@ -151,7 +159,7 @@ async fn two_topics_give_the_same_outputs_whichever_is_fetched_first() {
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         let _ = std::fs::remove_file(input);
         String::from_utf8(o.stdout).unwrap().lines().map(from_line).map(|mut r| {
-            r.0 = ["alerts", "reactivation", "dlq"][out.iter().position(|t| *t == r.0).unwrap()].to_string();
+            r.0 = role(&out, &r.0);
             r
         }).collect()
     };

@@ -117,7 +117,7 @@ fn figures(input: &mut dyn FitInput, o: &Options) -> Vec<(String, u32, i64, i64,
     let last = o.holdout_end.map_or(day_number(o.calibration_end), day_number);
     let (c, _) = read(&cfg, o, input, last, NOW, false).unwrap();
     let cs = summarise(c, day_number(o.calibration_end), TimeUnit::Days).buyers;
-    let mut out: Vec<_> = (0..cs.len())
+    let mut out: Vec<_> = (0..cs.days.len())
         .map(|i| {
             let d = &cs.days[i];
             (cs.id(i).to_string(), d.days, d.first_day, d.last_day, d.first_value, d.repeat_value, cs.holdout_days[i])
