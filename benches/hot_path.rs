@@ -25,6 +25,9 @@
 //!   cost.
 //! - `pipeline/hot_path_with_fit`: the same with a fit loaded (`[value]`),
 //!   so purchase-churn timers run and dormancy scores read the models.
+//! - `pipeline_warm/{hot_path,hot_path_no_profiles,hot_path_before_loyalty}`:
+//!   the same three configs in steady state: the first 30 days fed in the
+//!   setup, untimed, the last 30 timed (throughput over those).
 //! - `detect_decline_evaluate/*`: one `decline::evaluate` call on a customer
 //!   whose 29-bucket window is full.
 //! - `timers_reschedule_700k/*`: one timer reschedule among 700k customers,
@@ -122,10 +125,16 @@ fn fresh_engine(cfg: &Config) -> Routed {
 
 /// Runs every line through `engine`; returns (folded, other outcomes, output records).
 fn run_all(engine: &mut Routed, lines: &[String]) -> (u64, u64, u64) {
+    run_from(engine, lines, 0)
+}
+
+/// Runs `lines` through `engine`, the first at offset `first`.
+fn run_from(engine: &mut Routed, lines: &[String], first: usize) -> (u64, u64, u64) {
     let source = engine.rules().canonical_source();
     let mut out = Vec::with_capacity(8);
     let (mut folded, mut other, mut outputs) = (0u64, 0u64, 0u64);
-    for (offset, line) in lines.iter().enumerate() {
+    for (i, line) in lines.iter().enumerate() {
+        let offset = first + i;
         let input = Input { source, partition: 0, offset: offset as i64, key: None, payload: line.as_bytes() };
         match engine.process(&input, NOW_MS, &mut out) {
             Outcome::Folded => folded += 1,
@@ -206,6 +215,40 @@ fn pipeline(c: &mut Criterion) {
                 |mut engine| {
                     black_box(run_all(&mut engine, &lines));
                     engine // dropped by criterion after the timed routine
+                },
+                BatchSize::LargeInput,
+            );
+        });
+    }
+    g.finish();
+
+    // Steady state: the first 30 days fed untimed, the last 30 timed, so
+    // most customers are known (the cold runs above send every new
+    // customer's first profile).
+    let half = lines.len() / 2;
+    let (warm_up, timed) = lines.split_at(half);
+    let mut g = c.benchmark_group("pipeline_warm");
+    g.throughput(Throughput::Elements(timed.len() as u64));
+    g.sampling_mode(SamplingMode::Flat);
+    g.sample_size(10);
+    g.warm_up_time(Duration::from_secs(1));
+    g.measurement_time(Duration::from_secs(3));
+    for (name, cfg) in [("hot_path", &cfg), ("hot_path_no_profiles", &no_profiles), ("hot_path_before_loyalty", &before_loyalty)] {
+        let mut engine = fresh_engine(cfg);
+        run_all(&mut engine, warm_up);
+        let (_, _, outputs) = run_from(&mut engine, timed, half);
+        eprintln!("warm {name}: {outputs} output records in the timed half");
+        drop(engine);
+        g.bench_function(name, |b| {
+            b.iter_batched(
+                || {
+                    let mut engine = fresh_engine(cfg);
+                    run_all(&mut engine, warm_up);
+                    engine
+                },
+                |mut engine| {
+                    black_box(run_from(&mut engine, timed, half));
+                    engine
                 },
                 BatchSize::LargeInput,
             );
