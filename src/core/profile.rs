@@ -364,7 +364,8 @@ const HAS_CSAT: u8 = 8;
 fn encode_state(c: &Customer, out: &mut Vec<u8>) {
     let Some(p) = c.detectors.get::<Profile>(KEY).filter(|p| **p != Profile::default()) else { return };
     let (nps, csat, sent, due) = (p.last_nps(), p.last_csat(), p.sent(), p.due_ms());
-    out.push(u8::from(nps.is_some()) * HAS_NPS | u8::from(sent.is_some()) * HAS_SENT | u8::from(due.is_some()) * HAS_DUE | u8::from(csat.is_some()) * HAS_CSAT);
+    let flag = |set: bool, bit: u8| if set { bit } else { 0 };
+    out.push(flag(nps.is_some(), HAS_NPS) | flag(sent.is_some(), HAS_SENT) | flag(due.is_some(), HAS_DUE) | flag(csat.is_some(), HAS_CSAT));
     for (score, at) in nps.into_iter().chain(csat) {
         out.push(score);
         put_zigzag(out, at);
