@@ -12,7 +12,7 @@ use crate::detect::{dormancy, purchases};
 use crate::model::value::Figures;
 use crate::model::TimeUnit;
 use crate::event::{Kind, KindSet};
-use crate::render::rfc3339;
+use crate::time::Time;
 use crate::state::{Customer, Episode};
 use crate::time::Buckets;
 
@@ -27,17 +27,17 @@ pub struct Scorecard {
     pub activity_decline: &'static str,
     pub activity_events: u32,
     /// The partition's stream time the figures are as of.
-    pub as_of: Option<String>,
+    pub as_of: Option<Time>,
     pub csat: Csat,
     pub customer_id: String,
-    pub dormant_since: Option<String>,
-    pub first_seen_at: String,
-    pub last_activity_at: Option<String>,
-    pub last_seen_at: BTreeMap<&'static str, String>,
+    pub dormant_since: Option<Time>,
+    pub first_seen_at: Time,
+    pub last_activity_at: Option<Time>,
+    pub last_seen_at: BTreeMap<&'static str, Time>,
     pub nps: Nps,
     /// The customer's open episodes, by detector: when each began (its
     /// episode id, the `ce_time` of its `opened`).
-    pub open_episodes: BTreeMap<&'static str, Option<String>>,
+    pub open_episodes: BTreeMap<&'static str, Option<Time>>,
     pub orders: Orders,
     pub partition: i32,
     pub reactivation_score: Option<f64>,
@@ -48,7 +48,7 @@ pub struct Scorecard {
     /// first order.
     pub rfm: Option<Rfm>,
     /// When the customer turned overdue, while silent.
-    pub silent_since: Option<String>,
+    pub silent_since: Option<Time>,
     /// The loyalty tier, with `detect.tiers` on; `None` before the first
     /// order.
     pub tier: Option<Tier>,
@@ -87,8 +87,8 @@ pub struct Value {
 pub struct Orders {
     pub average_order_value: Option<f64>,
     pub count: u32,
-    pub first_at: Option<String>,
-    pub last_at: Option<String>,
+    pub first_at: Option<Time>,
+    pub last_at: Option<Time>,
     pub total_amount: f64,
 }
 
@@ -105,7 +105,7 @@ pub struct Nps {
     pub detractors: u32,
     /// The latest answer by event time (0 to 10), and when it was given.
     pub last: Option<u8>,
-    pub last_at: Option<String>,
+    pub last_at: Option<Time>,
     /// % promoters − % detractors.
     pub nps: Option<f64>,
     pub promoters: u32,
@@ -180,18 +180,18 @@ impl Scorecard {
         Scorecard {
             customer_id: c.id.to_string(),
             partition,
-            as_of: stream_ms.map(rfc3339),
-            first_seen_at: rfc3339(c.first_seen_ms),
-            last_activity_at: c.last_activity_ms.map(rfc3339),
-            last_seen_at: Kind::TRACKED_ALL.iter().filter_map(|k| c.last_seen_ms[k.idx()].map(|t| (k.as_str(), rfc3339(t)))).collect(),
+            as_of: stream_ms.map(Time),
+            first_seen_at: Time(c.first_seen_ms),
+            last_activity_at: c.last_activity_ms.map(Time),
+            last_seen_at: Kind::TRACKED_ALL.iter().filter_map(|k| c.last_seen_ms[k.idx()].map(|t| (k.as_str(), Time(t)))).collect(),
             recent_activity: activity.iter().map(|k| (k.as_str(), c.activity.sum_kind(now_bucket - 7, now_bucket + 1, k))).collect(),
             activity_events: c.activity_events,
             orders: Orders {
                 count: o.count,
                 total_amount: o.total_amount,
                 average_order_value: (o.count > 0).then(|| o.total_amount / f64::from(o.count)),
-                first_at: o.first_ms.map(rfc3339),
-                last_at: o.last_ms.map(rfc3339),
+                first_at: o.first_ms.map(Time),
+                last_at: o.last_ms.map(Time),
             },
             csat: Csat { responses: c.csat.responses, satisfied: c.csat.satisfied, csat_pct: pct(c.csat.satisfied, c.csat.responses) },
             nps: Nps {
@@ -200,20 +200,20 @@ impl Scorecard {
                 detractors: c.nps.detractors,
                 nps: pct(c.nps.promoters, c.nps.responses).zip(pct(c.nps.detractors, c.nps.responses)).map(|(p, d)| p - d),
                 last: last_nps.map(|(score, _)| score),
-                last_at: last_nps.map(|(_, at)| rfc3339(at)),
+                last_at: last_nps.map(|(_, at)| Time(at)),
             },
             activity_decline: match c.decline {
                 Episode::Normal => "normal",
                 Episode::Open { .. } => "open",
                 Episode::Cooldown { .. } => "cooldown",
             },
-            silent_since: c.silent_since.map(rfc3339),
-            dormant_since: c.dormant_since.map(rfc3339),
+            silent_since: c.silent_since.map(Time),
+            dormant_since: c.dormant_since.map(Time),
             reactivation_score: d.dormancy.as_ref().map(|p| dormancy::score(p, c, stream_ms.unwrap_or(c.first_seen_ms)).score),
             value: value(c, stream_ms, d),
             tier: c.detectors.get::<tiers::Current>(tiers::ID.0).map(|t| t.tier),
             rfm: history.map(|h| d.tiers.scores(&h, d.days.of(stream_ms.unwrap_or(c.first_seen_ms)))),
-            open_episodes: detectors.iter().filter(|x| x.is_open(c)).map(|x| (x.id().0, x.open_since(c).map(rfc3339))).collect(),
+            open_episodes: detectors.iter().filter(|x| x.is_open(c)).map(|x| (x.id().0, x.open_since(c).map(Time))).collect(),
         }
     }
 }
