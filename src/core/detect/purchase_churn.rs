@@ -168,8 +168,12 @@ impl Detector for PurchaseChurn {
             return;
         }
         let Some(h) = purchases::history(c, self.value.days) else { return };
+        // Only the due day's own timer opens it: a crossing that passed
+        // while the customer was dormant or worth less than the floor
+        // raises nothing until an order sets a new one, whichever other
+        // timer (a profile's, a tier's) wakes the customer later.
         let day = self.value.days.of(at.now_ms);
-        if self.due_day(&h).is_none_or(|due| day < due) {
+        if self.due_day(&h) != Some(day) {
             return;
         }
         let risk = self.risk(&h, day);

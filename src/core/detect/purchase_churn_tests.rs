@@ -120,6 +120,27 @@ fn dormancy_supersedes_it() {
     assert!(payloads(&out, CE).is_empty(), "a dormant buyer is not also alerted as lapsing: {:?}", payloads(&out, CE));
 }
 
+/// The crossing passed while the buyer was dormant: nothing is raised
+/// after they come back until an order, whatever timer wakes them (with
+/// profiles on, the day R drops or P(alive) crosses a level; once, such a
+/// timer opened it, so profiles changed the alerts).
+#[test]
+fn a_crossing_passed_while_dormant_raises_nothing_after_the_return() {
+    let mut e = engine_with(&with_fit("[detect.dormancy]\nafter_days = 30\n[profiles]\n"));
+    let h = history(&(0..5).map(|k| (k * 20, 40.0)).collect::<Vec<_>>());
+    let due = detector().due_day(&h).unwrap();
+    let mut out = feed(&mut e, &stopping_buyer());
+    out.extend(feed(&mut e, &(81..due + 10).map(|d| line("other", "click", d * DAY, "")).collect::<Vec<_>>()));
+    assert!(out.iter().any(|r| r.header("ce_type") == Some("io.care.dormant.v1") && r.key.as_deref() == Some(b"b".as_slice())));
+    // Back, browsing without buying; other customers move stream time on.
+    // Their clicks at noon, so the profile's timers (at midnight) fire
+    // with no event of theirs at that moment.
+    let back: Vec<String> = (due + 10..due + 200).flat_map(|d| [line("other", "click", d * DAY + 1, ""), line("b", "click", d * DAY + DAY / 2, "")]).collect();
+    out.extend(feed(&mut e, &back));
+    assert!(out.iter().any(|r| r.header("ce_type") == Some("io.care.customer_profile.v1") && r.key.as_deref() == Some(b"b".as_slice())), "profiles on");
+    assert!(payloads(&out, CE).is_empty(), "{:?}", payloads(&out, CE));
+}
+
 #[test]
 fn the_open_episode_round_trips_through_the_changelog() {
     let mut c = Customer::new("c".into(), T0, 3);
