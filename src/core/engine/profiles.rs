@@ -19,24 +19,25 @@ impl Engine {
     /// have changed (`touched`) or its look-again time came, and sends it
     /// when the rules say so.
     pub(super) fn profile(&mut self, slot: u32, at_ms: i64, touched: bool, out: &mut Vec<OutputRecord>) {
-        let rules = std::sync::Arc::clone(&self.rules);
-        let Some(p) = rules.profiles.as_ref() else { return };
-        if self.backfilling() {
-            return;
-        }
+        let Some(p) = self.rules.profiles.as_ref() else { return };
         let c = self.state.customer(slot);
-        if !touched && self.profile_due(c).is_none_or(|due| at_ms < due) {
+        if self.backfilling() || (!touched && self.profile_due(c).is_none_or(|due| at_ms < due)) {
             return;
         }
-        let (decision, digest, due_ms) = p.look(c, &rules.detectors, at_ms);
-        let record = (decision == Decision::Send).then(|| self.render_profile(c, at_ms));
-        let kept = self.state.customer_mut(slot).detectors.get_or_insert_with(KEY, Profile::default);
-        kept.set_due(due_ms);
-        if let Some(r) = record {
-            kept.set_sent(at_ms, digest);
-            self.tally.profiles += 1;
-            out.push(r);
+        let (decision, digest, due_ms) = p.look(c, &self.rules.detectors, at_ms);
+        self.state.customer_mut(slot).detectors.get_or_insert_with(KEY, Profile::default).set_due(due_ms);
+        if decision == Decision::Send {
+            self.send_profile(slot, at_ms, digest, out);
         }
+    }
+
+    /// Renders the customer's profile as of `at_ms` and remembers it was
+    /// sent with fingerprint `digest`.
+    fn send_profile(&mut self, slot: u32, at_ms: i64, digest: u64, out: &mut Vec<OutputRecord>) {
+        let r = self.render_profile(self.state.customer(slot), at_ms);
+        self.state.customer_mut(slot).detectors.get_or_insert_with(KEY, Profile::default).set_sent(at_ms, digest);
+        self.tally.profiles += 1;
+        out.push(r);
     }
 
     /// When the customer's profile is to be looked at again, if ever.
@@ -61,12 +62,8 @@ impl Engine {
         for slot in slots {
             let c = self.state.customer(slot);
             let (_, digest, due_ms) = p.look(c, &rules.detectors, at_ms);
-            let r = self.render_profile(c, at_ms);
-            let kept = self.state.customer_mut(slot).detectors.get_or_insert_with(KEY, Profile::default);
-            kept.set_sent(at_ms, digest);
-            kept.set_due(due_ms);
-            self.tally.profiles += 1;
-            out.push(r);
+            self.state.customer_mut(slot).detectors.get_or_insert_with(KEY, Profile::default).set_due(due_ms);
+            self.send_profile(slot, at_ms, digest, out);
             self.reschedule(slot, at_ms, at_ms - self.rules.lateness_ms);
         }
     }
