@@ -270,11 +270,11 @@ async fn create_outputs(cfg: &Config, admin: &AdminClient<DefaultClientContext>,
         .iter()
         .map(|r| {
             let topic = NewTopic::new(r.topic(o), o.partitions, TopicReplication::Fixed(o.replication_factor));
-            match r {
-                TopicRole::Dlq => topic.set("max.message.bytes", &dlq_bytes),
-                // The latest profile per customer is what a reader wants.
-                TopicRole::Profiles => topic.set("cleanup.policy", "compact"),
-                _ => topic,
+            let topic = if r.compacted() { topic.set("cleanup.policy", "compact") } else { topic };
+            if *r == TopicRole::Dlq {
+                topic.set("max.message.bytes", &dlq_bytes)
+            } else {
+                topic
             }
         })
         .collect();
