@@ -53,6 +53,7 @@ async fn tiers_rise_and_fall_and_the_profiles_topic_ends_with_each_current_profi
         "care never reached the last day"
     );
     let profiles = profiles_topic(&outs);
+    assert_eq!(topic_setting(&profiles, "cleanup.policy").await.as_deref(), Some("compact"), "care creates the profiles topic compacted");
     let got = consume(&[&outs[0], &outs[1], &profiles], usize::MAX, Duration::from_secs(10));
     let (mut tiers, mut history): (BTreeMap<String, Vec<String>>, BTreeMap<String, Vec<Value>>) = Default::default();
     for g in &got {

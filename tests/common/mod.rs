@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -69,6 +69,14 @@ pub async fn create_topics_with(names: &[&str], partitions: i32, settings: &[(&s
         md.is_ok_and(|md| names.iter().all(|n| md.topics().iter().any(|t| t.name() == *n && t.error().is_none() && t.partitions().len() == partitions as usize)))
     };
     assert!(tokio::task::block_in_place(|| wait_for(Duration::from_secs(30), visible)), "topics {names:?} never showed in metadata");
+}
+
+/// A topic's setting as the broker reports it, e.g. `cleanup.policy`.
+pub async fn topic_setting(topic: &str, key: &str) -> Option<String> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", brokers()).create().unwrap();
+    let described = admin.describe_configs(&[ResourceSpecifier::Topic(topic)], &AdminOptions::new()).await.unwrap();
+    let resource = described.into_iter().next()?.ok()?;
+    resource.get(key).and_then(|e| e.value.clone())
 }
 
 /// Produces (topic, key, value) records and waits for every acknowledgement.
