@@ -221,14 +221,14 @@ impl Renderer {
 
     /// Renders a customer's profile: their scorecard as of `at_ms`.
     pub fn profile(&self, card: &crate::scorecard::Scorecard, at_ms: i64) -> OutputRecord {
-        let customer = card.customer_id.as_str();
+        let customer = &*card.customer_id;
         let id = uuid::Uuid::new_v5(&CE_ID_NAMESPACE, format!("{customer}\nprofile\n{at_ms}").as_bytes());
         let headers = self.ce_headers(id, PROFILE_CE_TYPE, at_ms, customer);
         // The scorecard's fields are in alphabetical order: sorted keys,
         // like every other output.
         // About 0.9 KB: written into room for it, not grown from 128 bytes.
         let mut value = Vec::with_capacity(1024);
-        serde_json::to_writer(&mut value, card).expect("a scorecard serialises");
+        card.write_json(&mut value);
         OutputRecord { role: TopicRole::Profiles, key: Some(customer.as_bytes().to_vec()), headers, value, trigger_ms: at_ms, original: None }
     }
 

@@ -1,9 +1,9 @@
 //! The CARE scorecard of one customer: what `/customers/{id}` returns and
 //! what the profiles topic carries (`crate::profile`).
 
-use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use serde::Serialize;
+use serde::ser::{Serialize, SerializeMap, Serializer};
 
 use crate::config::Config;
 use crate::detect::registry::Enabled;
@@ -12,16 +12,17 @@ use crate::detect::{dormancy, purchases};
 use crate::model::value::Figures;
 use crate::model::TimeUnit;
 use crate::event::{Kind, KindSet};
-use crate::time::Time;
+use crate::detect::registry::REGISTRY;
 use crate::state::{Customer, Episode};
-use crate::time::Buckets;
+use crate::time::{Buckets, Date, Time};
 
 /// A read-only view of a customer's state, with the CARE figures derived.
 /// Fields here and in the structs below are in alphabetical order:
 /// serialised as they stand they give the sorted keys of every other
-/// output, without building a JSON value first (a profile is rendered on
-/// the hot path).
-#[derive(Debug, Clone, Serialize)]
+/// output, without building a JSON value first. A profile is rendered on
+/// the hot path, so nothing here takes a heap allocation of its own but
+/// the calibration date of a fit.
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct Scorecard {
     /// `normal`, `open` or `cooldown`.
     pub activity_decline: &'static str,
@@ -29,20 +30,21 @@ pub struct Scorecard {
     /// The partition's stream time the figures are as of.
     pub as_of: Option<Time>,
     pub csat: Csat,
-    pub customer_id: String,
+    #[serde(serialize_with = "as_str")]
+    pub customer_id: Arc<str>,
     pub dormant_since: Option<Time>,
     pub first_seen_at: Time,
     pub last_activity_at: Option<Time>,
-    pub last_seen_at: BTreeMap<&'static str, Time>,
+    pub last_seen_at: Named<Time, { Kind::TRACKED }>,
     pub nps: Nps,
     /// The customer's open episodes, by detector: when each began (its
     /// episode id, the `ce_time` of its `opened`).
-    pub open_episodes: BTreeMap<&'static str, Option<Time>>,
+    pub open_episodes: Named<Option<Time>, { REGISTRY.len() }>,
     pub orders: Orders,
     pub partition: i32,
     pub reactivation_score: Option<f64>,
     /// Activity events in the current bucket and the 7 before it, per kind.
-    pub recent_activity: BTreeMap<&'static str, u32>,
+    pub recent_activity: Named<u32, { Kind::COUNT }>,
     /// RFM scores (1 to 5) on the day of `as_of`, by the thresholds of
     /// `[detect.tiers]` (on or off), without hysteresis; `None` before the
     /// first order.
@@ -53,37 +55,138 @@ pub struct Scorecard {
     /// order.
     pub tier: Option<Tier>,
     /// Purchase days and, with a fit loaded (`[value] params`), the value
-    /// figures at the stream time; `None` before the first order. Through
-    /// a JSON value, so the figures flattened in are sorted with the rest.
-    #[serde(serialize_with = "sorted")]
+    /// figures at the stream time; `None` before the first order.
     pub value: Option<Value>,
 }
 
-fn sorted<S: serde::Serializer>(value: &Option<Value>, s: S) -> Result<S::Ok, S::Error> {
-    serde_json::to_value(value).map_err(serde::ser::Error::custom)?.serialize(s)
+fn as_str<S: Serializer>(id: &Arc<str>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(id)
+}
+
+/// A map of at most `N` entries under static names, serialised in name
+/// order: the scorecard's small maps without a heap node each.
+#[derive(Debug, Clone, Copy)]
+pub struct Named<V, const N: usize> {
+    len: usize,
+    items: [(&'static str, V); N],
+}
+
+impl<V: Copy + Default, const N: usize> Named<V, N> {
+    fn new() -> Self {
+        Named { len: 0, items: [("", V::default()); N] }
+    }
+
+    /// Adds `name` in its place in name order; past `N` entries (no
+    /// caller has more) the rest are left out.
+    fn insert(&mut self, name: &'static str, v: V) {
+        if self.len == N {
+            return;
+        }
+        let at = self.items[..self.len].partition_point(|(n, _)| *n < name);
+        self.items.copy_within(at..self.len, at + 1);
+        self.items[at] = (name, v);
+        self.len += 1;
+    }
+}
+
+impl<V, const N: usize> Named<V, N> {
+    pub fn get(&self, name: &str) -> Option<&V> {
+        self.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &(&'static str, V)> {
+        self.items[..self.len].iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl<V: Copy + Default, const N: usize> FromIterator<(&'static str, V)> for Named<V, N> {
+    fn from_iter<I: IntoIterator<Item = (&'static str, V)>>(it: I) -> Self {
+        let mut m = Named::new();
+        for (name, v) in it {
+            m.insert(name, v);
+        }
+        m
+    }
+}
+
+impl<V: Serialize, const N: usize> Serialize for Named<V, N> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.len))?;
+        for (name, v) in &self.items[..self.len] {
+            m.serialize_entry(name, v)?;
+        }
+        m.end()
+    }
 }
 
 /// A buyer's purchase-day summary and value figures.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Value {
     pub purchase_days: u32,
     /// Calendar dates in the configured timezone.
-    pub first_purchase_day: Option<String>,
-    pub last_purchase_day: Option<String>,
+    pub first_purchase_day: Option<Date>,
+    pub last_purchase_day: Option<Date>,
     /// The day count may be off (seeded from lifetime figures, or an order
     /// far out of order): see the README.
     pub approximate: bool,
-    /// The models' figures at the stream time's day; absent without a fit.
-    #[serde(flatten)]
+    /// The models' figures at the stream time's day, flattened in; absent
+    /// without a fit.
     pub figures: Option<Figures>,
     /// The date by which another purchase is more likely than not.
-    pub expected_next_purchase: Option<String>,
+    pub expected_next_purchase: Option<Date>,
     /// The fit the figures come from: its last day and time unit.
     pub fit_calibration_end: Option<String>,
     pub time_unit: Option<TimeUnit>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+impl Serialize for Value {
+    /// One map, the figures' keys sorted in with the rest (in byte order,
+    /// as a JSON object's keys are everywhere else).
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let f = self.figures.as_ref();
+        let mut m = s.serialize_map(None)?;
+        if let Some(f) = f {
+            m.serialize_entry("T", &f.t)?;
+        }
+        m.serialize_entry("approximate", &self.approximate)?;
+        if let Some(f) = f {
+            m.serialize_entry("expected_avg_value", &f.expected_avg_value)?;
+        }
+        m.serialize_entry("expected_next_purchase", &self.expected_next_purchase)?;
+        if let Some(f) = f {
+            m.serialize_entry("expected_next_purchase_in_days", &f.expected_next_purchase_in_days)?;
+            m.serialize_entry("expected_purchases", &f.expected_purchases)?;
+        }
+        m.serialize_entry("first_purchase_day", &self.first_purchase_day)?;
+        m.serialize_entry("fit_calibration_end", &self.fit_calibration_end)?;
+        if let Some(f) = f {
+            m.serialize_entry("frequency", &f.frequency)?;
+            m.serialize_entry("historic_clv", &f.historic_clv)?;
+        }
+        m.serialize_entry("last_purchase_day", &self.last_purchase_day)?;
+        if let Some(f) = f {
+            m.serialize_entry("monetary_value", &f.monetary_value)?;
+            m.serialize_entry("p_alive", &f.p_alive)?;
+            m.serialize_entry("predicted_clv", &f.predicted_clv)?;
+        }
+        m.serialize_entry("purchase_days", &self.purchase_days)?;
+        if let Some(f) = f {
+            m.serialize_entry("recency", &f.recency)?;
+        }
+        m.serialize_entry("time_unit", &self.time_unit)?;
+        m.end()
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct Orders {
     pub average_order_value: Option<f64>,
     pub count: u32,
@@ -92,7 +195,7 @@ pub struct Orders {
     pub total_amount: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct Csat {
     /// satisfied ÷ responses × 100.
     pub csat_pct: Option<f64>,
@@ -100,7 +203,7 @@ pub struct Csat {
     pub satisfied: u32,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct Nps {
     pub detractors: u32,
     /// The latest answer by event time (0 to 10), and when it was given.
@@ -142,7 +245,7 @@ impl CardParams {
 
 /// The calendar date of a day number (days since 1970-01-01).
 pub fn date(day: i64) -> Option<String> {
-    chrono::NaiveDate::default().checked_add_signed(chrono::TimeDelta::try_days(day)?).map(|d| d.to_string())
+    Date::of_day(day).map(Date::text)
 }
 
 fn value(c: &Customer, stream_ms: Option<i64>, p: &CardParams) -> Option<Value> {
@@ -154,10 +257,10 @@ fn value(c: &Customer, stream_ms: Option<i64>, p: &CardParams) -> Option<Value> 
     let day = p.days.of(at).max(h.days.last_day);
     Some(Value {
         purchase_days: h.days.days,
-        first_purchase_day: date(h.days.first_day),
-        last_purchase_day: date(h.days.last_day),
+        first_purchase_day: Date::of_day(h.days.first_day),
+        last_purchase_day: Date::of_day(h.days.last_day),
         approximate: h.approximate,
-        expected_next_purchase: figures.and_then(|f| f.expected_next_purchase_in_days).and_then(|d| date(day.saturating_add(d.ceil() as i64))),
+        expected_next_purchase: figures.and_then(|f| f.expected_next_purchase_in_days).and_then(|d| Date::of_day(day.saturating_add(d.ceil() as i64))),
         figures,
         fit_calibration_end: p.value.as_ref().map(|v| v.fit.calibration_end.clone()),
         time_unit: p.value.as_ref().map(|v| v.fit.unit),
@@ -168,7 +271,17 @@ fn pct(part: u32, whole: u32) -> Option<f64> {
     (whole > 0).then(|| f64::from(part) / f64::from(whole) * 100.0)
 }
 
+#[path = "scorecard_json.rs"]
+mod json;
+
 impl Scorecard {
+    /// Appends the scorecard's JSON to `out`: the bytes of
+    /// `serde_json::to_vec(self)`, written faster (profiles are rendered
+    /// on the hot path).
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        json::write(self, out);
+    }
+
     /// The scorecard as of `stream_ms` (the task's stream time, or the
     /// moment a profile is sent), with the open episodes of `detectors`.
     pub fn new(c: &Customer, partition: i32, stream_ms: Option<i64>, d: &CardParams, detectors: &Enabled) -> Scorecard {
@@ -178,7 +291,7 @@ impl Scorecard {
         let last_nps = crate::profile::last_nps(c);
         let history = purchases::history(c, d.days);
         Scorecard {
-            customer_id: c.id.to_string(),
+            customer_id: Arc::clone(&c.id),
             partition,
             as_of: stream_ms.map(Time),
             first_seen_at: Time(c.first_seen_ms),

@@ -15,14 +15,65 @@ pub fn rfc3339(ms: i64) -> String {
 
 /// An instant that serialises as [`rfc3339`] without a `String` in
 /// between: what scorecards and profiles hold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Time(pub i64);
+
+impl Time {
+    /// The instant as RFC 3339 digits, for years 0 to 9999.
+    pub fn digits(self) -> Option<[u8; 24]> {
+        rfc3339_bytes(self.0)
+    }
+}
 
 impl serde::Serialize for Time {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match rfc3339_bytes(self.0) {
             Some(b) => s.serialize_str(std::str::from_utf8(&b).expect("ASCII digits")),
             None => s.serialize_str(&rfc3339(self.0)),
+        }
+    }
+}
+
+/// A calendar date, as days since 1970-01-01, that serialises as
+/// `YYYY-MM-DD` (years 0 to 9999 digit by digit, others as chrono writes
+/// them) without a `String` in between.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Date(i64);
+
+impl Date {
+    /// `None` for a day chrono cannot name.
+    pub fn of_day(day: i64) -> Option<Date> {
+        (Date::digits_of(day).is_some() || Date::by_chrono(day).is_some()).then_some(Date(day))
+    }
+
+    /// `YYYY-MM-DD`, for years 0 to 9999.
+    pub fn digits(self) -> Option<[u8; 10]> {
+        Date::digits_of(self.0)
+    }
+
+    fn digits_of(day: i64) -> Option<[u8; 10]> {
+        let b = rfc3339_bytes(day.checked_mul(86_400_000)?)?;
+        Some(b[..10].try_into().expect("10 bytes"))
+    }
+
+    fn by_chrono(day: i64) -> Option<String> {
+        chrono::NaiveDate::default().checked_add_signed(chrono::TimeDelta::try_days(day)?).map(|d| d.to_string())
+    }
+
+    /// The date as text.
+    pub fn text(self) -> String {
+        match self.digits() {
+            Some(b) => String::from_utf8(b.to_vec()).expect("ASCII digits"),
+            None => Date::by_chrono(self.0).unwrap_or_default(),
+        }
+    }
+}
+
+impl serde::Serialize for Date {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.digits() {
+            Some(b) => s.serialize_str(std::str::from_utf8(&b).expect("ASCII digits")),
+            None => s.serialize_str(&self.text()),
         }
     }
 }
@@ -112,6 +163,23 @@ mod tests {
     fn a_time_serialises_as_its_rfc3339() {
         for ms in [0, 1_767_225_600_123, 253_402_300_800_000, i64::MIN] {
             assert_eq!(serde_json::to_string(&Time(ms)).unwrap(), serde_json::to_string(&rfc3339(ms)).unwrap(), "{ms}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn a_date_is_what_chrono_writes(day in -100_000_000i64..100_000_000) {
+            let chrono = chrono::NaiveDate::default().checked_add_signed(chrono::TimeDelta::days(day)).map(|d| d.to_string());
+            let ours = Date::of_day(day);
+            prop_assert_eq!(ours.map(Date::text), chrono.clone());
+            prop_assert_eq!(ours.map(|d| serde_json::to_string(&d).unwrap()), chrono.map(|c| serde_json::to_string(&c).unwrap()));
+        }
+    }
+
+    #[test]
+    fn dates_at_the_edges() {
+        for (day, text) in [(0, Some("1970-01-01")), (-719_528, Some("0000-01-01")), (2_932_896, Some("9999-12-31")), (2_932_897, Some("+10000-01-01")), (-719_529, Some("-0001-12-31")), (i64::MAX, None)] {
+            assert_eq!(Date::of_day(day).map(Date::text).as_deref(), text, "{day}");
         }
     }
 
