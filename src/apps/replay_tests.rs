@@ -60,7 +60,7 @@ fn values_are_written_verbatim_never_reparsed() {
     let cfg = Config::parse("", "t").unwrap();
     // A float whose shortest form a lossy parser would not give back.
     let value = br#"{"p_value":0.00012345678901234567,"n":1e400}"#.to_vec();
-    let r = OutputRecord { role: care_core::render::TopicRole::Alerts, key: Some(b"c".to_vec()), headers: vec![("ce_id", b"x".to_vec())], value: value.clone(), trigger_ms: 0, original: None };
+    let r = OutputRecord { role: care_core::render::TopicRole::Alerts, key: Some(b"c".to_vec()), headers: vec![("ce_id", care_core::render::Bytes::from_static(b"x"))], value: value.clone(), trigger_ms: 0, original: None };
     let mut out = Vec::new();
     write_record(&cfg, &r, &mut out).unwrap();
     let text = String::from_utf8(out).unwrap();

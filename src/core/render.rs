@@ -5,6 +5,8 @@
 //! clock, so the same input always renders the same bytes. `publish` ships
 //! them to Kafka, `replay` and `demo` print them.
 
+pub use bytes::Bytes;
+
 use crate::config::Config;
 use crate::decode::DecodeError;
 use crate::detect::{registry, Destination, Signal, SignalType, Status};
@@ -71,7 +73,9 @@ pub struct OutputRecord {
     pub role: TopicRole,
     /// The customer id; a dead letter keeps its record's key, null included.
     pub key: Option<Vec<u8>>,
-    pub headers: Vec<(&'static str, Vec<u8>)>,
+    /// Shared where the same for every record (`ce_source`, `ce_type`),
+    /// so a record takes an allocation only for what is its own.
+    pub headers: Vec<(&'static str, Bytes)>,
     pub value: Vec<u8>,
     /// Event time of the trigger (for emit_from and ordering checks).
     pub trigger_ms: i64,
@@ -152,7 +156,9 @@ impl std::fmt::Debug for Origin<'_> {
 /// Renders signals and dead letters with the configured constants.
 #[derive(Debug, Clone)]
 pub struct Renderer {
-    ce_source: Vec<u8>,
+    ce_source: Bytes,
+    /// `ce_dataschema` of every `ce_type`, made once.
+    schemas: Vec<(&'static str, Bytes)>,
     window: WindowInfo,
 }
 
@@ -192,14 +198,30 @@ pub fn signal_type_of(ce_type: &str) -> Option<SignalType> {
 
 /// The deterministic CloudEvents id of one message of one episode.
 pub fn ce_id(customer: &str, t: SignalType, episode_ms: i64, status: Status) -> uuid::Uuid {
-    let name = format!("{customer}\n{}\n{episode_ms}\n{}", t.as_str(), status.as_str());
-    uuid::Uuid::new_v5(&CE_ID_NAMESPACE, name.as_bytes())
+    uuid_v5(&[customer.as_bytes(), t.as_str().as_bytes(), itoa::Buffer::new().format(episode_ms).as_bytes(), status.as_str().as_bytes()])
+}
+
+/// The UUIDv5 in [`CE_ID_NAMESPACE`] of `parts` joined by newlines,
+/// hashed as they come instead of joined in a `String` first: every
+/// output record takes one.
+fn uuid_v5(parts: &[&[u8]]) -> uuid::Uuid {
+    let mut h = sha1_smol::Sha1::new();
+    h.update(CE_ID_NAMESPACE.as_bytes());
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            h.update(b"\n");
+        }
+        h.update(p);
+    }
+    let d = h.digest().bytes();
+    uuid::Builder::from_sha1_bytes(d[..16].try_into().expect("a SHA-1 has 20 bytes")).into_uuid()
 }
 
 impl Renderer {
     pub fn new(cfg: &Config) -> Renderer {
         Renderer {
-            ce_source: cfg.outputs.ce_source.clone().into_bytes(),
+            ce_source: Bytes::from(cfg.outputs.ce_source.clone()),
+            schemas: all_ce_types().map(|t| (t, Bytes::from(format!("urn:care:schema:{t}")))).collect(),
             window: WindowInfo {
                 bucket_secs: cfg.engine.bucket_secs,
                 recent_buckets: cfg.detect.decline.recent_buckets,
@@ -222,7 +244,7 @@ impl Renderer {
     /// Renders a customer's profile: their scorecard as of `at_ms`.
     pub fn profile(&self, card: &crate::scorecard::Scorecard, at_ms: i64) -> OutputRecord {
         let customer = &*card.customer_id;
-        let id = uuid::Uuid::new_v5(&CE_ID_NAMESPACE, format!("{customer}\nprofile\n{at_ms}").as_bytes());
+        let id = uuid_v5(&[customer.as_bytes(), b"profile", itoa::Buffer::new().format(at_ms).as_bytes()]);
         let headers = self.ce_headers(id, PROFILE_CE_TYPE, at_ms, customer);
         // The scorecard's fields are in alphabetical order: sorted keys,
         // like every other output.
@@ -233,23 +255,28 @@ impl Renderer {
     }
 
     /// CloudEvents binary-mode headers of a record.
-    fn ce_headers(&self, id: uuid::Uuid, ce_type: &str, at_ms: i64, subject: &str) -> Vec<(&'static str, Vec<u8>)> {
+    fn ce_headers(&self, id: uuid::Uuid, ce_type: &'static str, at_ms: i64, subject: &str) -> Vec<(&'static str, Bytes)> {
+        let schema = self.schemas.iter().find(|(t, _)| *t == ce_type).map_or_else(|| Bytes::from(format!("urn:care:schema:{ce_type}")), |(_, s)| s.clone());
+        let time = match crate::time::Time(at_ms).digits() {
+            Some(d) => Bytes::copy_from_slice(&d),
+            None => Bytes::from(rfc3339(at_ms)),
+        };
         vec![
-            ("ce_specversion", b"1.0".to_vec()),
-            ("ce_id", id.to_string().into_bytes()),
+            ("ce_specversion", Bytes::from_static(b"1.0")),
+            ("ce_id", Bytes::copy_from_slice(id.hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer()).as_bytes())),
             ("ce_source", self.ce_source.clone()),
-            ("ce_type", ce_type.as_bytes().to_vec()),
-            ("ce_time", rfc3339(at_ms).into_bytes()),
-            ("ce_subject", subject.as_bytes().to_vec()),
-            ("ce_dataschema", format!("urn:care:schema:{ce_type}").into_bytes()),
-            ("content-type", b"application/json".to_vec()),
+            ("ce_type", Bytes::from_static(ce_type.as_bytes())),
+            ("ce_time", time),
+            ("ce_subject", Bytes::copy_from_slice(subject.as_bytes())),
+            ("ce_dataschema", schema),
+            ("content-type", Bytes::from_static(b"application/json")),
         ]
     }
 
     /// Renders a change of task `task`'s outage guard.
     pub fn anomaly(&self, task: &str, a: &crate::engine::guard::Anomaly) -> OutputRecord {
         let status = if a.tripped { Status::Opened } else { Status::Resolved };
-        let id = uuid::Uuid::new_v5(&CE_ID_NAMESPACE, format!("{task}\nsource_anomaly\n{}\n{}", a.since_ms, status.as_str()).as_bytes());
+        let id = uuid_v5(&[task.as_bytes(), b"source_anomaly", itoa::Buffer::new().format(a.since_ms).as_bytes(), status.as_str().as_bytes()]);
         let payload = serde_json::json!({
             "task": task,
             "status": status,
@@ -274,30 +301,31 @@ impl Renderer {
     /// `care_original_size`, so the dead letter always fits the DLQ topic
     /// and can never block the pipeline.
     pub fn dead_letter(&self, origin: Origin<'_>, key: Option<&[u8]>, payload: &[u8], err: &DecodeError) -> OutputRecord {
-        let (code, message) = (err.code().as_str().as_bytes(), err.to_string().into_bytes());
-        let (partition, offset) = (origin.partition.to_string().into_bytes(), origin.offset.to_string().into_bytes());
+        let (code, message) = (Bytes::from_static(err.code().as_str().as_bytes()), Bytes::from(err.to_string()));
+        let (partition, offset) = (Bytes::from(origin.partition.to_string()), Bytes::from(origin.offset.to_string()));
+        let topic = Bytes::copy_from_slice(origin.topic.as_bytes());
         let mut headers = vec![
-            ("care_source_topic", origin.topic.as_bytes().to_vec()),
+            ("care_source_topic", topic.clone()),
             ("care_source_partition", partition.clone()),
             ("care_source_offset", offset.clone()),
-            ("care_error_code", code.to_vec()),
+            ("care_error_code", code),
             ("care_error_message", message.clone()),
-            ("__connect.errors.topic", origin.topic.as_bytes().to_vec()),
+            ("__connect.errors.topic", topic),
             ("__connect.errors.partition", partition),
             ("__connect.errors.offset", offset),
-            ("__connect.errors.exception.class.name", CONNECT_EXCEPTION_CLASS.as_bytes().to_vec()),
+            ("__connect.errors.exception.class.name", Bytes::from_static(CONNECT_EXCEPTION_CLASS.as_bytes())),
             ("__connect.errors.exception.message", message),
         ];
         let value = match err {
             DecodeError::Oversized { len, max } => {
-                headers.push(("care_original_size", len.to_string().into_bytes()));
+                headers.push(("care_original_size", Bytes::from(len.to_string())));
                 payload[..(*max).min(payload.len())].to_vec()
             }
             _ => payload.to_vec(),
         };
         let key = key.map(|k| {
             if k.len() > MAX_DEAD_LETTER_KEY_BYTES {
-                headers.push(("care_original_key_size", k.len().to_string().into_bytes()));
+                headers.push(("care_original_key_size", Bytes::from(k.len().to_string())));
             }
             k[..k.len().min(MAX_DEAD_LETTER_KEY_BYTES)].to_vec()
         });
@@ -309,7 +337,7 @@ impl Renderer {
 /// The source record's headers, unless together larger than
 /// [`MAX_ORIGINAL_HEADER_BYTES`]: then none, and `care_headers_dropped`
 /// says how many there were.
-fn original_headers(source: Option<&dyn SourceHeaders>, care: &mut Vec<(&'static str, Vec<u8>)>) -> Vec<(String, Option<Vec<u8>>)> {
+fn original_headers(source: Option<&dyn SourceHeaders>, care: &mut Vec<(&'static str, Bytes)>) -> Vec<(String, Option<Vec<u8>>)> {
     let Some(source) = source else { return Vec::new() };
     let (mut kept, mut bytes, mut count) = (Vec::new(), 0usize, 0usize);
     source.each(&mut |name, value| {
@@ -320,7 +348,7 @@ fn original_headers(source: Option<&dyn SourceHeaders>, care: &mut Vec<(&'static
         }
     });
     if bytes > MAX_ORIGINAL_HEADER_BYTES {
-        care.push(("care_headers_dropped", count.to_string().into_bytes()));
+        care.push(("care_headers_dropped", Bytes::from(count.to_string())));
         kept.clear();
     }
     kept
@@ -329,6 +357,15 @@ fn original_headers(source: Option<&dyn SourceHeaders>, care: &mut Vec<(&'static
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn uuid_v5_is_the_uuid_crates_of_the_joined_name(parts in proptest::collection::vec(".*", 1..5)) {
+            let joined = parts.join("\n");
+            let bytes: Vec<&[u8]> = parts.iter().map(|p| p.as_bytes()).collect();
+            proptest::prop_assert_eq!(uuid_v5(&bytes), uuid::Uuid::new_v5(&CE_ID_NAMESPACE, joined.as_bytes()));
+        }
+    }
 
     #[test]
     fn ce_id_is_deterministic_and_distinguishes_messages() {

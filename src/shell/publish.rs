@@ -265,7 +265,7 @@ impl Publisher {
             headers = headers.insert(Header { key: k, value: v.as_deref() });
         }
         for (k, v) in &r.headers {
-            headers = headers.insert(Header { key: k, value: Some(v.as_slice()) });
+            headers = headers.insert(Header { key: k, value: Some(&v[..]) });
         }
         let mut record: BaseRecord<'_, [u8], [u8], usize> =
             BaseRecord::with_opaque_to(&self.topics[role], role).payload(r.value.as_slice()).headers(headers);
