@@ -15,7 +15,7 @@ use crate::time::{Date, Time};
 pub(super) fn write(card: &Scorecard, out: &mut Vec<u8>) {
     let mut o = Object::open(out);
     o.key("activity_decline").plain(card.activity_decline);
-    o.key("activity_events").num(&card.activity_events);
+    o.key("activity_events").int(card.activity_events);
     o.key("as_of").time(card.as_of);
     o.key("csat").csat(&card.csat);
     o.key("customer_id").num(&*card.customer_id);
@@ -26,9 +26,9 @@ pub(super) fn write(card: &Scorecard, out: &mut Vec<u8>) {
     o.key("nps").nps(&card.nps);
     o.key("open_episodes").named(&card.open_episodes, |w, t| w.time(*t));
     o.key("orders").orders(&card.orders);
-    o.key("partition").num(&card.partition);
+    o.key("partition").int(card.partition);
     o.key("reactivation_score").num(&card.reactivation_score);
-    o.key("recent_activity").named(&card.recent_activity, |w, n| w.num(n));
+    o.key("recent_activity").named(&card.recent_activity, |w, n| w.int(*n));
     o.key("rfm").num(&card.rfm);
     o.key("silent_since").time(card.silent_since);
     o.key("tier").num(&card.tier);
@@ -83,6 +83,11 @@ impl Slot<'_, '_> {
         serde_json::to_writer(self.out(), v).expect("writing to a Vec cannot fail");
     }
 
+    /// An integer, as serde_json writes it (itoa), without its dispatch.
+    fn int<I: itoa::Integer>(mut self, v: I) {
+        self.out().extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+    }
+
     fn null(mut self) {
         self.out().extend_from_slice(b"null");
     }
@@ -122,26 +127,26 @@ impl Slot<'_, '_> {
     fn csat(mut self, c: &Csat) {
         let mut o = Object::open(self.out());
         o.key("csat_pct").num(&c.csat_pct);
-        o.key("responses").num(&c.responses);
-        o.key("satisfied").num(&c.satisfied);
+        o.key("responses").int(c.responses);
+        o.key("satisfied").int(c.satisfied);
         o.close();
     }
 
     fn nps(mut self, n: &Nps) {
         let mut o = Object::open(self.out());
-        o.key("detractors").num(&n.detractors);
+        o.key("detractors").int(n.detractors);
         o.key("last").num(&n.last);
         o.key("last_at").time(n.last_at);
         o.key("nps").num(&n.nps);
-        o.key("promoters").num(&n.promoters);
-        o.key("responses").num(&n.responses);
+        o.key("promoters").int(n.promoters);
+        o.key("responses").int(n.responses);
         o.close();
     }
 
     fn orders(mut self, x: &Orders) {
         let mut o = Object::open(self.out());
         o.key("average_order_value").num(&x.average_order_value);
-        o.key("count").num(&x.count);
+        o.key("count").int(x.count);
         o.key("first_at").time(x.first_at);
         o.key("last_at").time(x.last_at);
         o.key("total_amount").num(&x.total_amount);
@@ -167,7 +172,7 @@ impl Slot<'_, '_> {
         o.key("first_purchase_day").date(v.first_purchase_day);
         o.key("fit_calibration_end").num(&v.fit_calibration_end);
         if let Some(f) = f {
-            o.key("frequency").num(&f.frequency);
+            o.key("frequency").int(f.frequency);
             o.key("historic_clv").num(&f.historic_clv);
         }
         o.key("last_purchase_day").date(v.last_purchase_day);
@@ -176,7 +181,7 @@ impl Slot<'_, '_> {
             o.key("p_alive").num(&f.p_alive);
             o.key("predicted_clv").num(&f.predicted_clv);
         }
-        o.key("purchase_days").num(&v.purchase_days);
+        o.key("purchase_days").int(v.purchase_days);
         if let Some(f) = f {
             o.key("recency").num(&f.recency);
         }

@@ -86,28 +86,31 @@ fn rfc3339_bytes(ms: i64) -> Option<[u8; 24]> {
     if !(FIRST..=LAST).contains(&ms) {
         return None;
     }
-    let (days, in_day) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
+    // In range, ms + |FIRST| is not negative: plain division, no euclid.
+    let since = (ms - FIRST) as u64;
+    let (days, in_day) = ((since / 86_400_000) as i64 + FIRST / 86_400_000, since % 86_400_000);
     let (y, m, d) = civil(days);
-    let (h, min, sec, milli) = (in_day / 3_600_000, in_day / 60_000 % 60, in_day / 1000 % 60, in_day % 1000);
-    let mut b = [0u8; 24];
-    let mut put = |at: usize, v: i64, width: usize| {
-        let mut v = v;
-        for i in (at..at + width).rev() {
-            b[i] = b'0' + (v % 10) as u8;
-            v /= 10;
-        }
-    };
-    put(0, y, 4);
-    put(5, m, 2);
-    put(8, d, 2);
-    put(11, h, 2);
-    put(14, min, 2);
-    put(17, sec, 2);
-    put(20, milli, 3);
-    for (at, c) in [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':'), (19, b'.'), (23, b'Z')] {
-        b[at] = c;
-    }
+    let (secs, milli) = (in_day / 1000, in_day % 1000);
+    let mut b = *b"0000-00-00T00:00:00.000Z";
+    let (y, m, d) = (y as u64, m as u64, d as u64);
+    pair(&mut b, 0, y / 100);
+    pair(&mut b, 2, y % 100);
+    pair(&mut b, 5, m);
+    pair(&mut b, 8, d);
+    pair(&mut b, 11, secs / 3600);
+    pair(&mut b, 14, secs / 60 % 60);
+    pair(&mut b, 17, secs % 60);
+    b[20] = b'0' + (milli / 100) as u8;
+    pair(&mut b, 21, milli % 100);
     Some(b)
+}
+
+/// Writes `v` (under 100) as two digits at `at`.
+fn pair(b: &mut [u8; 24], at: usize, v: u64) {
+    const DIGITS: &[u8; 200] = b"0001020304050607080910111213141516171819202122232425262728293031323334353637383940414243444546474849\
+5051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899";
+    let i = (v as usize % 100) * 2;
+    b[at..at + 2].copy_from_slice(&DIGITS[i..i + 2]);
 }
 
 /// The proleptic Gregorian date of a day number (days since 1970-01-01):

@@ -5,7 +5,7 @@
 //! reads it through [`Extensions::get`] and [`Extensions::insert`].
 //!
 //! Made at a customer's first use: most customers never answer a survey,
-//! and a customer with no such state carries 8 bytes for all of them.
+//! and a customer with no such state carries 16 bytes for all of them.
 
 use std::any::Any;
 use std::fmt;
@@ -51,71 +51,83 @@ impl<T: Any + fmt::Debug + Clone + PartialEq + Serialize + Send + Sync> StateVal
     }
 }
 
-type Entries = Vec<(&'static str, Box<dyn StateValue>)>;
+type Entry = (&'static str, Box<dyn StateValue>);
+
+/// Whether two block names are the same. Names are `&'static str`
+/// constants, so the same name is nearly always the same pointer: checked
+/// first, it spares a `memcmp` on every state lookup of the hot path.
+fn same(a: &str, b: &str) -> bool {
+    (std::ptr::eq(a.as_ptr(), b.as_ptr()) && a.len() == b.len()) || a == b
+}
 
 /// The detector states of one customer, each under its block's name.
+/// The entries are a boxed slice, not a boxed `Vec`: a lookup follows one
+/// pointer fewer (a cache miss fewer, for a customer not in cache), at 8
+/// bytes more a customer. Entries are added at a customer's first use of
+/// a detector's state, rarely: each addition makes a new slice.
 #[derive(Default)]
-pub struct Extensions(Option<Box<Entries>>);
+pub struct Extensions(Option<Box<[Entry]>>);
 
 impl Extensions {
     /// The state stored under `name`, if there is one of type `T`.
     pub fn get<T: StateValue>(&self, name: &str) -> Option<&T> {
-        self.entries().find(|(n, _)| *n == name).and_then(|(_, v)| v.as_any().downcast_ref())
+        self.entries().find(|(n, _)| same(n, name)).and_then(|(_, v)| v.as_any().downcast_ref())
     }
 
     /// The state stored under `name`, mutably, if there is one of type `T`.
     pub fn get_mut<T: StateValue>(&mut self, name: &str) -> Option<&mut T> {
-        self.0.iter_mut().flat_map(|e| e.iter_mut()).find(|(n, _)| *n == name).and_then(|(_, v)| v.as_any_mut().downcast_mut())
+        self.0.iter_mut().flat_map(|e| e.iter_mut()).find(|(n, _)| same(n, name)).and_then(|(_, v)| v.as_any_mut().downcast_mut())
     }
 
     /// The state under `name`, made with `make` if there is none (or one of
     /// another type, which only a name shared by two blocks could cause).
     pub fn get_or_insert_with<T: StateValue>(&mut self, name: &'static str, make: impl FnOnce() -> T) -> &mut T {
-        let entries = self.0.get_or_insert_with(Box::default);
-        let at = match entries.iter().position(|(n, v)| *n == name && v.as_any().is::<T>()) {
+        let found = self.entries().position(|(n, v)| same(n, name) && v.as_any().is::<T>());
+        let at = match found {
             Some(at) => at,
-            None => {
-                entries.retain(|(n, _)| *n != name);
-                // Most customers hold one or two: no spare room.
-                entries.reserve_exact(1);
-                entries.push((name, Box::new(make())));
-                entries.len() - 1
-            }
+            None => self.put(name, Box::new(make())),
         };
+        let entries = self.0.as_mut().expect("an entry was found or put");
         entries[at].1.as_any_mut().downcast_mut().expect("the entry is a T")
+    }
+
+    /// Puts `value` under `name`, replacing what was there; returns its
+    /// index.
+    fn put(&mut self, name: &'static str, value: Box<dyn StateValue>) -> usize {
+        let mut entries: Vec<Entry> = self.0.take().map(Vec::from).unwrap_or_default();
+        entries.retain(|(n, _)| *n != name);
+        entries.push((name, value));
+        let at = entries.len() - 1;
+        self.0 = Some(entries.into_boxed_slice());
+        at
     }
 
     /// Stores `value` under `name`, replacing what was there.
     pub fn insert<T: StateValue>(&mut self, name: &'static str, value: T) {
-        let entries = self.0.get_or_insert_with(Box::default);
-        entries.retain(|(n, _)| *n != name);
-        entries.reserve_exact(1);
-        entries.push((name, Box::new(value)));
+        self.put(name, Box::new(value));
     }
 
     /// Drops the state under `name`, if any.
     pub fn remove(&mut self, name: &str) {
-        if let Some(e) = &mut self.0 {
-            e.retain(|(n, _)| *n != name);
-            if e.is_empty() {
-                self.0 = None;
-            }
+        if self.entries().any(|(n, _)| *n == name) {
+            let kept: Vec<Entry> = self.0.take().map(Vec::from).unwrap_or_default().into_iter().filter(|(n, _)| *n != name).collect();
+            self.0 = (!kept.is_empty()).then(|| kept.into_boxed_slice());
         }
     }
 
     /// Heap bytes held, for the state-size gauge.
     pub fn heap_bytes(&self) -> usize {
-        self.0.as_ref().map_or(0, |e| std::mem::size_of::<Entries>() + e.capacity() * std::mem::size_of::<(&str, Box<dyn StateValue>)>() + e.iter().map(|(_, v)| v.heap_bytes()).sum::<usize>())
+        self.0.as_ref().map_or(0, |e| std::mem::size_of_val::<[Entry]>(e) + e.iter().map(|(_, v)| v.heap_bytes()).sum::<usize>())
     }
 
-    fn entries(&self) -> impl Iterator<Item = &(&'static str, Box<dyn StateValue>)> {
+    fn entries(&self) -> impl Iterator<Item = &Entry> {
         self.0.iter().flat_map(|e| e.iter())
     }
 }
 
 impl Clone for Extensions {
     fn clone(&self) -> Extensions {
-        Extensions(self.0.as_ref().map(|e| Box::new(e.iter().map(|(n, v)| (*n, v.clone_box())).collect())))
+        Extensions(self.0.as_ref().map(|e| e.iter().map(|(n, v)| (*n, v.clone_box())).collect()))
     }
 }
 
