@@ -113,6 +113,14 @@ fn pair(b: &mut [u8; 24], at: usize, v: u64) {
     b[at..at + 2].copy_from_slice(&DIGITS[i..i + 2]);
 }
 
+/// The calendar month of a day number (days since 1970-01-01), as months
+/// since January 1970; `None` past chrono's years (±262,143), whose
+/// arithmetic the callers were written against.
+pub fn month_of_day(days: i64) -> Option<i32> {
+    let (y, m, _) = civil(days);
+    (-262_143..=262_142).contains(&y).then(|| ((y - 1970) * 12 + m - 1) as i32)
+}
+
 /// The proleptic Gregorian date of a day number (days since 1970-01-01):
 /// Hinnant's `civil_from_days`.
 fn civil(days: i64) -> (i64, i64, i64) {

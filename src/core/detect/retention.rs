@@ -15,7 +15,7 @@
 //!
 //! Late activity folds too: it happened. 28 bytes a customer who acted.
 
-use chrono::{DateTime, Datelike, NaiveDate};
+use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, ConfigError};
@@ -81,9 +81,11 @@ pub struct Months {
 }
 
 impl Months {
-    /// Months since January 1970 of the instant `ms`.
+    /// Months since January 1970 of the instant `ms` (0 past chrono's
+    /// years). Day arithmetic, not a calendar: it runs on every activity
+    /// event.
     pub fn of(&self, ms: i64) -> i32 {
-        DateTime::from_timestamp_millis(ms + self.offset_ms).map_or(0, |t| (t.year() - 1970) * 12 + t.month0() as i32)
+        ms.checked_add(self.offset_ms).and_then(|t| crate::time::month_of_day(t.div_euclid(86_400_000))).unwrap_or(0)
     }
 
     /// The instant month `m` starts.
@@ -132,32 +134,16 @@ impl ActiveMonths {
 pub struct Retention {
     months: Months,
     activity: KindSet,
-    /// Month starts from 2000 to 2100, so the month of an event is a
-    /// binary search on the per-event path instead of a calendar
-    /// computation; outside them the calendar is asked.
-    starts: Vec<i64>,
 }
-
-/// The month index of January 2000, the first in the table.
-const TABLE_FROM: i32 = 30 * 12;
 
 impl Retention {
     pub fn new(cfg: &Config) -> Retention {
-        let months = months(cfg);
-        Retention { months, activity: cfg.engine.activity_set(), starts: (TABLE_FROM..TABLE_FROM + 101 * 12).map(|m| months.start_ms(m)).collect() }
-    }
-
-    fn month_of(&self, ts_ms: i64) -> i32 {
-        match self.starts.partition_point(|s| *s <= ts_ms) {
-            0 => self.months.of(ts_ms),
-            i if i == self.starts.len() => self.months.of(ts_ms),
-            i => TABLE_FROM + i as i32 - 1,
-        }
+        Retention { months: months(cfg), activity: cfg.engine.activity_set() }
     }
 
     fn fold(&self, c: &mut Customer, ev: &Event) {
         if self.activity.contains(ev.kind) || ev.kind == crate::event::Kind::Order {
-            let month = self.month_of(ev.ts_ms);
+            let month = self.months.of(ev.ts_ms);
             c.detectors.get_or_insert_with(ID.0, ActiveMonths::default).add(month, ev.ts_ms);
         }
     }
