@@ -93,17 +93,22 @@ impl Slot<'_, '_> {
     }
 
     /// A string that needs no escaping.
-    fn plain(mut self, s: &str) {
+    fn plain(self, s: &str) {
+        self.quoted(s.as_bytes());
+    }
+
+    /// ASCII that needs no escaping, quoted.
+    fn quoted(mut self, b: &[u8]) {
         let out = self.out();
         out.push(b'"');
-        out.extend_from_slice(s.as_bytes());
+        out.extend_from_slice(b);
         out.push(b'"');
     }
 
     fn time(self, t: Option<Time>) {
         match t.map(|t| t.digits()) {
             None => self.null(),
-            Some(Some(b)) => self.plain(std::str::from_utf8(&b).expect("ASCII digits")),
+            Some(Some(b)) => self.quoted(&b),
             Some(None) => self.num(&t),
         }
     }
@@ -111,7 +116,7 @@ impl Slot<'_, '_> {
     fn date(self, d: Option<Date>) {
         match d.map(|d| d.digits()) {
             None => self.null(),
-            Some(Some(b)) => self.plain(std::str::from_utf8(&b).expect("ASCII digits")),
+            Some(Some(b)) => self.quoted(&b),
             Some(None) => self.num(&d),
         }
     }

@@ -21,7 +21,7 @@ impl Engine {
     pub(super) fn profile(&mut self, slot: u32, at_ms: i64, touched: bool, out: &mut Vec<OutputRecord>) {
         let Some(p) = self.rules.profiles.as_ref() else { return };
         let c = self.state.customer(slot);
-        if self.backfilling() || (!touched && self.profile_due(c).is_none_or(|due| at_ms < due)) {
+        if self.backfilling() || (!touched && !self.may_be_due(c, at_ms)) {
             return;
         }
         let (decision, digest, due_ms) = p.look(c, &self.rules.detectors, at_ms);
@@ -38,6 +38,14 @@ impl Engine {
         self.state.customer_mut(slot).detectors.get_or_insert_with(KEY, Profile::default).set_sent(at_ms, digest);
         self.tally.profiles += 1;
         out.push(r);
+    }
+
+    /// Whether the customer's look-again time has come by `at_ms`. Asked
+    /// on every event: the customer's timer says first, since it is never
+    /// later than the look-again time (`reschedule` includes it) and is
+    /// held inline, while the profile's state is one more pointer away.
+    fn may_be_due(&self, c: &Customer, at_ms: i64) -> bool {
+        c.timer_at().is_some_and(|t| at_ms >= t - self.rules.lateness_ms) && self.profile_due(c).is_some_and(|due| at_ms >= due)
     }
 
     /// When the customer's profile is to be looked at again, if ever.
