@@ -248,8 +248,9 @@ impl Renderer {
         let headers = self.ce_headers(id, PROFILE_CE_TYPE, at_ms, customer);
         // The scorecard's fields are in alphabetical order: sorted keys,
         // like every other output.
-        // About 0.9 KB: written into room for it, not grown from 128 bytes.
-        let mut value = Vec::with_capacity(1024);
+        // 0.75 KB typically, 1.1 KB at the 99th percentile, about 0.4 KB
+        // more with a fit's figures: written into room for it, not grown.
+        let mut value = Vec::with_capacity(2048);
         card.write_json(&mut value);
         OutputRecord { role: TopicRole::Profiles, key: Some(customer.as_bytes().to_vec()), headers, value, trigger_ms: at_ms, original: None }
     }
