@@ -378,14 +378,33 @@ fn decode_event(root: &Value, map: &SourceMapping, kind: Kind, limits: Limits, n
 }
 
 fn required<'v>(root: &'v Value, pointer: &str, field: &'static str) -> Result<&'v Value, DecodeError> {
-    match root.pointer(pointer) {
+    match at_pointer(root, pointer) {
         None | Some(Value::Null) => Err(DecodeError::MissingField(field)),
         Some(v) => Ok(v),
     }
 }
 
 fn optional<'v>(root: &'v Value, pointer: Option<&str>) -> Option<&'v Value> {
-    pointer.and_then(|p| root.pointer(p)).filter(|v| !v.is_null())
+    pointer.and_then(|p| at_pointer(root, p)).filter(|v| !v.is_null())
+}
+
+/// `Value::pointer`, without the two `String`s it makes of every token
+/// (it unescapes `~1` and `~0` with `replace` even when there is nothing
+/// to unescape): a mapping's pointers are looked up on every event. A
+/// pointer with a `~` goes to `Value::pointer`.
+pub(crate) fn at_pointer<'v>(root: &'v Value, pointer: &str) -> Option<&'v Value> {
+    if pointer.contains('~') {
+        return root.pointer(pointer);
+    }
+    if pointer.is_empty() {
+        return Some(root);
+    }
+    pointer.strip_prefix('/')?.split('/').try_fold(root, |v, token| match v {
+        Value::Object(m) => m.get(token),
+        // As serde_json reads an index: no sign, no leading zero.
+        Value::Array(a) if !token.starts_with('+') && (token == "0" || !token.starts_with('0')) => token.parse::<usize>().ok().and_then(|i| a.get(i)),
+        _ => None,
+    })
 }
 
 /// Strings and integers are both common customer ids.

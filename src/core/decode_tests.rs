@@ -260,3 +260,43 @@ fn a_survey_record_without_an_answer_is_a_dead_letter() {
     // Any other kind needs no answer.
     assert!(canon(r#"{"customer_id":"c","kind":"chat","ts":1767225500}"#).is_ok());
 }
+
+mod pointers {
+    use proptest::prelude::*;
+    use serde_json::{json, Value};
+
+    use crate::decode::at_pointer;
+
+    /// Small documents with objects, arrays and the keys a pointer
+    /// can trip on (empty, numeric, with `~` or `/`).
+    fn doc() -> impl Strategy<Value = Value> {
+        let key = prop_oneof![Just(String::new()), Just("0".to_string()), Just("01".into()), Just("a".into()), Just("a/b".into()), Just("m~n".into()), Just("+1".into()), "[a-c0-2]{1,2}"];
+        let leaf = prop_oneof![Just(Value::Null), any::<i64>().prop_map(Value::from), "[a-z]{0,3}".prop_map(Value::from)];
+        leaf.prop_recursive(3, 24, 4, move |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::btree_map(key.clone(), inner, 0..4).prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn pointer() -> impl Strategy<Value = String> {
+        let token = prop_oneof![Just(String::new()), Just("0".to_string()), Just("1".into()), Just("01".into()), Just("+1".into()), Just("a".into()), Just("m~0n".into()), Just("a~1b".into()), Just("~2".into()), "[a-c0-2]{1,2}"];
+        prop_oneof![Just(String::new()), Just("nope".to_string()), proptest::collection::vec(token, 1..4).prop_map(|t| format!("/{}", t.join("/")))]
+    }
+
+    proptest! {
+        #[test]
+        fn a_pointer_finds_what_serde_json_finds(d in doc(), p in pointer()) {
+            prop_assert_eq!(at_pointer(&d, &p), d.pointer(&p), "{}", p);
+        }
+    }
+
+    #[test]
+    fn pointers_at_the_edges() {
+        let d = json!({"a": {"b": [10, 20]}, "": 1, "x/y": 2, "0": 3});
+        for p in ["", "/", "/a/b/1", "/a/b/01", "/a/b/+1", "/a/b/2", "/x~1y", "/0", "a", "/a/b/1/c"] {
+            assert_eq!(at_pointer(&d, p), d.pointer(p), "{p}");
+        }
+    }
+}
