@@ -21,6 +21,7 @@ fn default_detectors_meet_the_quality_bars_on_a_seeded_population() {
     assert!(r.decline.rate() >= 0.90, "decline recall within 14 days: {r}");
     assert!(r.silence_1.rate() >= 0.95, "silence recall within 14 days: {r}");
     assert!(r.silence_05.rate() >= 0.90, "silence recall within 21 days: {r}");
+    assert_eq!(r.source_anomalies, 0, "no outage, so the outage guard never trips: {r}");
 }
 
 #[test]
