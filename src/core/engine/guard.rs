@@ -7,16 +7,17 @@
 //! decline, silence) per day of event time, and the events of each kind.
 //! It trips on the first of two kinds of evidence:
 //!
-//! - **Volume first.** Some kind *stalled* on the last complete day: it
-//!   carried under half (`BACK_SHARE`) of its quietest day among the 28
-//!   baseline days (the 28 before the last week), and at least
-//!   `STALL_SDS` (4) Poisson standard deviations under it, that quietest
-//!   day having carried at least `MIN_KIND_VOLUME` (10) events (days of
-//!   the last outage left out). Then any opening of the day trips it, the
-//!   first included: an outage's openings come days into it (a decline
-//!   needs sealed buckets, a silence a gap past the customer's deadline),
-//!   when a whole day of the kind is already missing, so none of them is
-//!   sent. Idle advance, or `replay --advance-to`, moving stream time on
+//! - **Volume first.** Some activity kind (`engine.activity_kinds`: only
+//!   their absence opens declines and silences) *stalled* on the last
+//!   complete day: it carried under half (`BACK_SHARE`) of its quietest
+//!   day among the 28 baseline days (the 28 before the last week), and at
+//!   least `STALL_SDS` (4) Poisson standard deviations under it, that
+//!   quietest day having carried at least `MIN_KIND_VOLUME` (10) events
+//!   (days of the last outage left out). Then any opening of the day
+//!   trips it, the first included: an outage's openings come days into it
+//!   (a decline needs sealed buckets, a silence a gap past the customer's
+//!   deadline), when a whole day of the kind is already missing, so none
+//!   of them is sent. Idle advance, or `replay --advance-to`, moving stream time on
 //!   with no record at all is every source stopping, and reads the same.
 //!   The quietest day rather than the mean, because a weekly profile (a
 //!   Sunday at 0.6 of the week's mean, or less) must not read as a stall,
@@ -24,10 +25,12 @@
 //!   kept out by the standard deviations (without them, a task of 75
 //!   customers and 40 logins a day tripped by chance in
 //!   `tests/digest.rs`'s replay). What it costs: a kind that really falls
-//!   under half its quietest day (a holiday, a kind retired upstream)
-//!   withholds the openings from the next day on, genuine ones included,
-//!   until the guard clears. The quality populations (weekends 40 % down,
-//!   bursts) never trip it.
+//!   under half its quietest day (a holiday) withholds the openings from
+//!   the next day on, genuine ones included, until the guard clears; a
+//!   kind retired upstream never comes back, and the guard waits for it
+//!   until it is taken out of `engine.activity_kinds` (then it clears
+//!   after the next day back under the line). The quality populations
+//!   (weekends 40 % down, bursts) never trip it.
 //! - **Openings first** (the outage's first day, before a whole day is
 //!   missing, or a kind down by less than a stall): an opening that takes
 //!   its day past `engine.outage_guard_factor` (10) × the task's mean
@@ -83,7 +86,7 @@
 use serde::Serialize;
 
 use crate::detect::Outage;
-use crate::event::Kind;
+use crate::event::{Kind, KindSet};
 use crate::wire::{put_varint, put_zigzag, CodecError, Reader};
 
 /// Days of history kept: the 28-day baseline and the week before today.
@@ -116,6 +119,10 @@ pub struct GuardParams {
     /// 0 turns the guard off.
     pub factor: f64,
     pub min_openings: u32,
+    /// The activity kinds (`engine.activity_kinds`): only their stall trips
+    /// the guard, since only their absence opens declines and silences (a
+    /// survey vendor's outage opens none).
+    pub activity: KindSet,
 }
 
 /// What the guard decided about an opening.
@@ -140,7 +147,7 @@ pub struct Anomaly {
     pub threshold: f64,
     /// The task's mean daily openings before.
     pub expected_per_day: f64,
-    /// Kinds carrying less than half their volume before the trip.
+    /// Activity kinds carrying less than half their volume before the trip.
     pub kinds_affected: Vec<&'static str>,
 }
 
@@ -290,14 +297,14 @@ impl Guard {
         std::array::from_fn(|k| days.iter().map(|d| f64::from(self.h.events[Self::slot(*d)][k])).sum::<f64>() / n)
     }
 
-    /// Whether some kind stalled on the day before `day` (the last complete
-    /// one): it carried under half of its quietest baseline day, by at
-    /// least [`STALL_SDS`] standard deviations, and that day carried at
-    /// least [`MIN_KIND_VOLUME`]. The quietest day, not the mean: a weekday
-    /// profile (a Sunday at 0.6 of the week's mean) does not read as a
-    /// stall, nor does a noisy small kind's quiet day. Days of the last outage
-    /// are left out (their empty counts would make every kind's quietest
-    /// day nothing for five weeks after it).
+    /// Whether some activity kind stalled on the day before `day` (the
+    /// last complete one): it carried under half of its quietest baseline
+    /// day, by at least [`STALL_SDS`] standard deviations, and that day
+    /// carried at least [`MIN_KIND_VOLUME`]. The quietest day, not the
+    /// mean: a weekday profile (a Sunday at 0.6 of the week's mean) does
+    /// not read as a stall, nor does a noisy small kind's quiet day. Days
+    /// of the last outage are left out (their empty counts would make
+    /// every kind's quietest day nothing for five weeks after it).
     fn stalled(&self, day: i64) -> bool {
         let last = day - 1;
         if !self.holds(last) {
@@ -305,19 +312,22 @@ impl Guard {
         }
         let days: Vec<i64> = baseline_days(day).filter(|d| self.holds(*d) && !self.h.outage.overlaps(d * DAY_MS, (d + 1) * DAY_MS)).collect();
         let now = &self.h.events[Self::slot(last)];
-        Kind::ALL.iter().any(|k| {
+        self.params.activity.iter().any(|k| {
             let quietest = days.iter().map(|d| self.h.events[Self::slot(*d)][k.idx()]).min().map_or(0.0, f64::from);
             let now = f64::from(now[k.idx()]);
             quietest >= MIN_KIND_VOLUME && now < BACK_SHARE * quietest && quietest - now >= STALL_SDS * quietest.sqrt()
         })
     }
 
-    /// Kinds whose volume on `day`, of which `share` has passed, is under
-    /// half their volume before.
+    /// Activity kinds whose volume on `day`, of which `share` has passed,
+    /// is under half their volume before. Only they: a kind that is not
+    /// activity opens no decline or silence by its absence, so neither
+    /// trips the guard nor is waited for (a kind retired upstream is
+    /// taken out of `engine.activity_kinds` to stop waiting for it).
     fn affected(&self, before: &[f64; Kind::COUNT], day: i64, share: f64) -> Vec<&'static str> {
         let now = &self.h.events[Self::slot(day)];
         let low = |k: &Kind| before[k.idx()] >= MIN_KIND_VOLUME && f64::from(now[k.idx()]) < BACK_SHARE * before[k.idx()] * share;
-        Kind::ALL.iter().filter(|k| low(k)).map(|k| k.as_str()).collect()
+        self.params.activity.iter().filter(|k| low(k)).map(|k| k.as_str()).collect()
     }
 
     /// The first of the days up to `day` on which some kind was short

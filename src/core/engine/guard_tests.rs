@@ -1,6 +1,6 @@
 use super::*;
 
-const PARAMS: GuardParams = GuardParams { factor: 10.0, min_openings: 50 };
+const PARAMS: GuardParams = GuardParams { factor: 10.0, min_openings: 50, activity: crate::event::KindSet::ALL };
 
 /// A day of `clicks` click events and `openings` openings, in time order.
 fn day(g: &mut Guard, d: i64, clicks: u32, openings: u32, out: &mut Vec<Anomaly>) -> (u32, u32) {
@@ -67,7 +67,7 @@ fn a_task_without_35_days_of_history_never_trips_then_the_floor_holds_and_factor
     }
     let noon = |g: &mut Guard, out: &mut Vec<Anomaly>| (0..60).filter(|i| g.opening(70 * DAY_MS + DAY_MS / 2 + i, out) == Decision::Emit).count();
     assert_eq!(noon(&mut busy, &mut out), 50, "the outage's first day: the floor of 50");
-    let mut off = Guard::new(GuardParams { factor: 0.0, min_openings: 50 });
+    let mut off = Guard::new(GuardParams { factor: 0.0, min_openings: 50, activity: crate::event::KindSet::ALL });
     assert_eq!(day(&mut off, 0, 10, 600, &mut out), (600, 0));
 }
 
@@ -199,7 +199,7 @@ fn a_wave_of_openings_while_every_kind_flows_is_sent() {
 }
 
 #[test]
-fn a_weekly_profile_and_a_small_kind_stopping_are_no_stall() {
+fn a_weekly_profile_a_small_kind_and_surveys_stopping_are_no_stall() {
     // Clicks follow a weekly profile with Sundays at 0.4 of the week's
     // mean (under half the mean, but not under half the quietest day),
     // give or take 15 %; orders come 8 a day. Every Monday 40 openings
@@ -213,9 +213,11 @@ fn a_weekly_profile_and_a_small_kind_stopping_are_no_stall() {
         let noise = 0.85 + 0.3 * ((seed >> 33) as f64 / (1u64 << 31) as f64);
         let clicks = (1000.0 * profile[d as usize % 7] * noise) as u32;
         // The orders stop on day 100 for good: 8 a day is too few to be
-        // waited for.
+        // waited for. So do the survey answers, 100 a day: no activity
+        // kind, their absence opens no decline or silence.
         if d < 100 {
             (0..8).for_each(|i| g.event(Kind::Order, d * DAY_MS + 5000 + i, &mut out));
+            (0..100).for_each(|i| g.event(Kind::Survey, d * DAY_MS + 6000 + i, &mut out));
         }
         let openings = if d % 7 == 0 { 40 } else { 5 };
         let (emitted, _) = day(&mut g, d, clicks, openings, &mut out);
@@ -246,6 +248,34 @@ fn a_small_kinds_quiet_day_is_no_stall_but_its_stopping_is() {
     assert_eq!(day(&mut g, 63, 1000, 20, &mut out), (0, 20), "a day without a login: a stall");
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].kinds_affected, ["login"]);
+}
+
+#[test]
+fn a_kind_retired_upstream_is_waited_for_until_it_is_no_activity_kind() {
+    // Logins stop for good on day 60 while clicks flow: the first opening
+    // after the stall trips the guard, and it waits for the logins.
+    let mut g = Guard::new(PARAMS);
+    let mut out = Vec::new();
+    let logins = |g: &mut Guard, d: i64, out: &mut Vec<Anomaly>| (0..500).for_each(|i| g.event(Kind::Login, d * DAY_MS + 9000 + i, out));
+    for d in 0..60 {
+        logins(&mut g, d, &mut out);
+        day(&mut g, d, 1000, 2, &mut out);
+    }
+    day(&mut g, 60, 1000, 0, &mut out);
+    assert_eq!(day(&mut g, 61, 1000, 2, &mut out), (0, 2));
+    assert_eq!(out[0].kinds_affected, ["login"]);
+    for d in 62..70 {
+        assert_eq!(day(&mut g, d, 1000, 2, &mut out), (0, 2), "day {d}: the logins are still away");
+    }
+    assert_eq!(out.len(), 1);
+    // Logins taken out of the activity kinds (a restart with the new
+    // config restores the history): the next day under the line clears.
+    let mut back = Guard::new(GuardParams { activity: crate::event::KindSet::of(&[Kind::Click, Kind::Chat, Kind::Ticket, Kind::Order]), ..PARAMS });
+    back.restore(g.history());
+    day(&mut back, 70, 1000, 2, &mut out);
+    assert_eq!(day(&mut back, 71, 1000, 2, &mut out), (2, 0));
+    assert_eq!(out.len(), 2);
+    assert!(!out[1].tripped && out[1].kinds_affected.is_empty(), "{:?}", out[1]);
 }
 
 /// Days from `from` to each decliner's first decline or silence opening
