@@ -24,11 +24,12 @@ use common::*;
 
 /// Steady customers: 3 clicks a day and an order a week each. Five days
 /// into an outage the declines of those without an order since (2 in 7)
-/// open on one day (114 of them; 34 with 120 customers): the clicks of
-/// the day before stalled, so the first trips the guard and none is sent,
-/// and from then on the outage's buckets are no evidence, so the rest
-/// never open. (Before the stall was evidence, the first 50 were sent:
-/// the openings-first floor.)
+/// would open on one day (about 114; 34 with 120 customers): the clicks
+/// of the day before stalled, so the first trips the guard and is
+/// withheld, and from then on the outage's buckets are no evidence, so
+/// the rest never open. (Before a stall was evidence enough, the first 50
+/// were sent, the openings-first floor; with 120 customers, 34 the first
+/// day and 50 the next.)
 const CUSTOMERS: usize = 400;
 
 /// A record to produce: (topic, key, value).

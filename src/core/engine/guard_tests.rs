@@ -314,7 +314,7 @@ fn after_a_30_day_outage_a_real_decline_is_caught_as_quickly_and_no_wave_follows
 #[test]
 fn a_task_restored_mid_outage_keeps_withholding_and_clears_once() {
     let (normal, _) = run("", false);
-    // Tripped on day 104; killed on day 110, twenty days before the clicks
+    // Tripped on day 104 (its first opening); killed on day 110, twenty days before the clicks
     // come back. Restored without its history, the guard would wait 35 days
     // of event time and the openings of days 110-129 would all be sent.
     let out = simulate_restarting("", 100..130, i64::MAX, 160, Some(110));
