@@ -79,12 +79,13 @@ const SIM_DAY: i64 = DAY_MS;
 /// `decline_from` the customers [`decliner`] says stop clicking (their
 /// orders go on). Returns every output record.
 fn simulate(cfg: &str, outage: std::ops::Range<i64>, decline_from: i64, days: i64) -> Vec<crate::render::OutputRecord> {
-    simulate_restarting(cfg, outage, decline_from, days, None)
+    simulate_restarting(cfg, outage, 24, decline_from, days, None)
 }
 
-/// [`simulate`], the task killed at the start of day `restart` and a new
-/// one restored from its changelog records.
-fn simulate_restarting(cfg: &str, outage: std::ops::Range<i64>, decline_from: i64, days: i64, restart: Option<i64>) -> Vec<crate::render::OutputRecord> {
+/// [`simulate`], the clicks stopping at hour `from_hour` of the day
+/// before `outage` (24: at its start), and the task killed at the start of
+/// day `restart` and a new one restored from its changelog records.
+fn simulate_restarting(cfg: &str, outage: std::ops::Range<i64>, from_hour: i64, decline_from: i64, days: i64, restart: Option<i64>) -> Vec<crate::render::OutputRecord> {
     use crate::test_support::{engine, FAR_FUTURE, T0};
     let mut e = engine(cfg);
     let source = e.rules().canonical_source();
@@ -106,6 +107,9 @@ fn simulate_restarting(cfg: &str, outage: std::ops::Range<i64>, decline_from: i6
             if !outage.contains(&d) {
                 for _ in 0..clicks {
                     let ts = T0 + d * SIM_DAY + (next() % SIM_DAY as u64) as i64;
+                    if d == outage.start - 1 && ts - T0 - d * SIM_DAY >= from_hour * 3_600_000 {
+                        continue;
+                    }
                     lines.push((ts, format!(r#"{{"customer_id":"c{c}","kind":"click","ts":{ts}}}"#)));
                 }
             }
@@ -185,6 +189,18 @@ fn a_clickstream_outage_while_orders_flow_sends_no_alert_storm() {
     assert_eq!(anomalies[0]["kinds_affected"], serde_json::json!(["click"]));
     assert!(anomalies[1]["openings_withheld"].as_u64().unwrap() > 400, "{}", anomalies[1]);
     assert_eq!(anomalies[0]["task"], "0_0");
+}
+
+#[test]
+fn a_clickstream_stopping_in_the_afternoon_sends_no_alert_either() {
+    // The clicks stop at 14:00 on day 99: the day is short by less than a
+    // stall (10 of 24 hours missing), yet the outage's openings come days
+    // later, after whole days without a click.
+    let (normal, _) = run("", false);
+    let out = simulate_restarting("", 100..130, 14, i64::MAX, 160, None);
+    let sent = openings(&out, 99..160).count();
+    assert!(sent <= normal, "{sent} openings with the guard, {normal} without an outage");
+    assert_eq!(anomalies(&out).len(), 2, "tripped and cleared: {:?}", anomalies(&out));
 }
 
 #[test]
@@ -317,7 +333,7 @@ fn a_task_restored_mid_outage_keeps_withholding_and_clears_once() {
     // Tripped on day 104 (its first opening); killed on day 110, twenty days before the clicks
     // come back. Restored without its history, the guard would wait 35 days
     // of event time and the openings of days 110-129 would all be sent.
-    let out = simulate_restarting("", 100..130, i64::MAX, 160, Some(110));
+    let out = simulate_restarting("", 100..130, 24, i64::MAX, 160, Some(110));
     let sent = openings(&out, 100..160).count();
     assert!(sent <= normal, "{sent} openings sent across the restart, {normal} without an outage");
     let a = anomalies(&out);
