@@ -140,4 +140,7 @@ fn summary(reports: &[Report]) {
     let months: f64 = reports.iter().map(|r| r.steady_customer_months).sum();
     let false_alerts: u64 = reports.iter().map(|r| r.false_alerts).sum();
     println!("all cells together: {:.2} false alerts per 1,000 steady customer-months ({false_alerts} in {months:.0})", 1000.0 * false_alerts as f64 / months.max(1e-9));
+    // No cell has an outage: the outage guard must never trip.
+    let tripped: Vec<String> = reports.iter().filter(|r| r.source_anomalies > 0).map(|r| format!("{} (seed {}): {}", r.variant, r.seed, r.source_anomalies)).collect();
+    println!("source anomaly records (the outage guard; no cell has an outage): {}", if tripped.is_empty() { "none".to_string() } else { tripped.join(", ") });
 }

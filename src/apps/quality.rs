@@ -108,6 +108,9 @@ pub struct Report {
     /// as in `false_by_type` (set by [`simulate`], empty otherwise): the
     /// calibration is the setting against the measured figure.
     pub settings: Vec<(&'static str, f64)>,
+    /// Source anomaly records (the outage guard tripping or clearing): a
+    /// population without an outage has none.
+    pub source_anomalies: u64,
 }
 
 impl Report {
@@ -170,15 +173,17 @@ pub struct Scorer<'a> {
     /// Per customer: delay in days of the first catching `opened` after the change.
     delay: Vec<Option<f64>>,
     false_alerts: [u64; MAX_SIGNAL_TYPES],
+    source_anomalies: u64,
 }
 
 impl<'a> Scorer<'a> {
     pub fn new(truth: &'a [Truth]) -> Scorer<'a> {
-        Scorer { truth, delay: vec![None; truth.len()], false_alerts: [0; MAX_SIGNAL_TYPES] }
+        Scorer { truth, delay: vec![None; truth.len()], false_alerts: [0; MAX_SIGNAL_TYPES], source_anomalies: 0 }
     }
 
     /// Takes one output record into account.
     pub fn observe(&mut self, r: &OutputRecord) {
+        self.source_anomalies += u64::from(r.header("ce_type") == Some(care_core::render::SOURCE_ANOMALY_CE_TYPE));
         let Some(t) = r.header("ce_type").and_then(signal_type_of) else { return };
         let opened = r.status() == Some(Status::Opened);
         let Some(i) = r.key.as_deref().and_then(customer_index) else { return };
@@ -229,6 +234,7 @@ impl<'a> Scorer<'a> {
             silence_05: Recall::of(&self.cohort(|t| t.rate >= 0.5 && silent(t)), 21.0),
             curve: self.curve(),
             settings: Vec::new(),
+            source_anomalies: self.source_anomalies,
         }
     }
 

@@ -247,7 +247,7 @@ fn assert_fixture_restores(name: &str, want: &TaskState, ids: &[&str]) {
 /// on day 40.
 fn meta_with_guard() -> Meta {
     use crate::engine::guard::{Guard, GuardParams};
-    let mut g = Guard::new(GuardParams { factor: 10.0, min_openings: 50 });
+    let mut g = Guard::new(GuardParams { factor: 10.0, min_openings: 50, activity: crate::event::KindSet::ALL });
     let mut out = Vec::new();
     for d in 0..40 {
         (0..100).for_each(|i| g.event(Kind::Click, T0 + d * DAY + i, &mut out));
@@ -273,7 +273,7 @@ fn the_meta_v2_fixture_restores_a_tripped_guard() {
     let Ok(Record::Meta(m)) = decode_record(key, value.as_deref(), WIDTH) else { panic!("a meta record") };
     assert_eq!(Meta { guard: None, ..m.clone() }, meta());
     assert_eq!(m.encode(), *value.as_ref().unwrap(), "read as written");
-    let mut g = crate::engine::guard::Guard::new(crate::engine::guard::GuardParams { factor: 10.0, min_openings: 50 });
+    let mut g = crate::engine::guard::Guard::new(crate::engine::guard::GuardParams { factor: 10.0, min_openings: 50, activity: crate::event::KindSet::ALL });
     g.restore(m.guard);
     assert!(g.is_tripped());
 }

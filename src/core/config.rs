@@ -294,12 +294,15 @@ pub struct EngineConfig {
     /// suppressed while state still folds. Default: start time minus 24 h.
     #[serde(default)]
     pub emit_from: Option<String>,
-    /// The outage guard (see `engine::guard`): an activity opening that
-    /// takes its day past this many times the task's usual daily openings
-    /// withholds them until the sources are back. 0 turns it off.
+    /// The outage guard (see `engine::guard`): an activity opening after a
+    /// day on which some kind stalled (under half its quietest day of the
+    /// baseline), or one that takes its day past this many times the
+    /// task's usual daily openings while a kind is short, withholds them
+    /// until the sources are back. 0 turns it off.
     #[serde(default = "default_outage_guard_factor")]
     pub outage_guard_factor: f64,
-    /// ... and past this many openings in the day.
+    /// ... and past this many openings in the day (the second rule, for
+    /// an outage's first day, before a whole day of a kind is missing).
     #[serde(default = "default_outage_guard_min_openings")]
     pub outage_guard_min_openings: u32,
 }

@@ -81,7 +81,7 @@ impl Rules {
             renderer: Renderer::new(cfg),
             emit_from_ms: e.emit_from.as_deref().and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok()).map(|t| t.timestamp_millis()),
             routed_by_customer: None,
-            guard: guard::GuardParams { factor: e.outage_guard_factor, min_openings: e.outage_guard_min_openings },
+            guard: guard::GuardParams { factor: e.outage_guard_factor, min_openings: e.outage_guard_min_openings, activity },
             profiles: crate::profile::Params::new(cfg),
         }
     }

@@ -5,18 +5,54 @@
 //! soon looks declining or silent. Per task, the guard counts the openings
 //! of activity signals (those whose type says an outage looks like them:
 //! decline, silence) per day of event time, and the events of each kind.
-//! An opening that takes its day past `engine.outage_guard_factor` (10) ×
-//! the task's mean daily openings over the 28 days before the last week,
-//! and past `engine.outage_guard_min_openings` (50), while some kind of
-//! event carries less than half its volume before, trips it (a wave of
-//! openings while every kind flows is customers changing, and is sent):
-//! from then on
-//! such openings are withheld, their episodes held open silently and closed
-//! silently (no `opened`, no `resolved`), and one `io.care.source_anomaly.v1`
-//! says so on the anomalies topic. It clears at the end of the first day
-//! whose openings are back under that line and whose every kind carries at
-//! least half its volume before the trip (so a week-long outage is not
-//! cleared by everyone already being open), with a second anomaly record.
+//! It trips on the first of two kinds of evidence:
+//!
+//! - **Volume first.** Some activity kind (`engine.activity_kinds`: only
+//!   their absence opens declines and silences) *stalled* on the last
+//!   complete day: it carried under half (`BACK_SHARE`) of its quietest
+//!   day among the 28 baseline days (the 28 before the last week), and at
+//!   least `STALL_SDS` (4) Poisson standard deviations under it, that
+//!   quietest day having carried at least `MIN_KIND_VOLUME` (10) events
+//!   (days of the last outage left out). Then any opening of the day
+//!   trips it, the first included: an outage's openings come days into it
+//!   (a decline needs sealed buckets, a silence a gap past the customer's
+//!   deadline), when a whole day of the kind is already missing, so none
+//!   of them is sent. Idle advance, or `replay --advance-to`, moving stream time on
+//!   with no record at all is every source stopping, and reads the same.
+//!   The quietest day rather than the mean, because a weekly profile (a
+//!   Sunday at 0.6 of the week's mean, or less) must not read as a stall,
+//!   and the baseline is four whole weeks; a small kind's noisy days are
+//!   kept out by the standard deviations (without them, a task of 75
+//!   customers and 40 logins a day tripped by chance in
+//!   `tests/digest.rs`'s replay). What it costs: a kind that really falls
+//!   under half its quietest day (a holiday) withholds the openings from
+//!   the next day on, genuine ones included, until the guard clears; a
+//!   kind retired upstream never comes back, and the guard waits for it
+//!   until it is taken out of `engine.activity_kinds` (then it clears
+//!   after the next day back under the line). The quality populations
+//!   (weekends 40 % down, bursts) never trip it.
+//! - **Openings first** (the outage's first day, before a whole day is
+//!   missing, or a kind down by less than a stall): an opening that takes
+//!   its day past `engine.outage_guard_factor` (10) × the task's mean
+//!   daily openings over the baseline days, and past
+//!   `engine.outage_guard_min_openings` (50), while some kind carries less
+//!   than half its mean volume before (the day so far, scaled, or the day
+//!   before early in a day), trips it. The openings of that day before the
+//!   line are sent: at most the floor.
+//!
+//! A wave of openings while every kind flows is customers changing, and
+//! is sent. From the trip on such openings are withheld, their episodes
+//! held open silently and closed silently (no `opened`, no `resolved`),
+//! and one `io.care.source_anomaly.v1` says so on the anomalies topic. It
+//! clears at the end of the first day whose openings are back under the
+//! openings-first line and whose every kind carries at least half its mean
+//! volume before the trip (so a week-long outage is not cleared by
+//! everyone already being open), with a second anomaly record.
+//!
+//! Holding openings back until the day's evidence is in (sending them if
+//! it ends without a trip) was the other way to reach zero; it needs the
+//! held openings persisted and released, and the stall on the last
+//! complete day already comes before the outage's openings do.
 //!
 //! The outage's days (from the day before the first on which an affected
 //! kind fell short, found in the guard's 36-day ring when it trips, to the
@@ -30,8 +66,8 @@
 //! against the customer's own rate as if the outage had not been (tested:
 //! decliners 15 days after a 30-day outage are caught on average
 //! in 8.9 days against 8.9 without it; learning the empty days, 22 of 80
-//! took 30 days or more). The guard trips days into an outage, once
-//! openings pile up: buckets a customer learned before that stay learned
+//! took 30 days or more). The guard trips days into an outage, at its
+//! first opening: buckets a customer learned before that stay learned
 //! (learning runs a week late, so that is at most the days the trip took
 //! past a week). Silence reads the customer's lifetime gap rate, which an
 //! outage lowers: after the return it waits longer, never sooner.
@@ -50,7 +86,7 @@
 use serde::Serialize;
 
 use crate::detect::Outage;
-use crate::event::Kind;
+use crate::event::{Kind, KindSet};
 use crate::wire::{put_varint, put_zigzag, CodecError, Reader};
 
 /// Days of history kept: the 28-day baseline and the week before today.
@@ -59,10 +95,18 @@ const DAYS: usize = 36;
 /// not raise its own yardstick).
 const RECENT: i64 = 7;
 const DAY_MS: i64 = 86_400_000;
-/// A kind carrying this much of its pre-trip volume is back.
+/// A kind carrying this much of its pre-trip volume is back; under this
+/// share of its quietest baseline day, it stalled.
 const BACK_SHARE: f64 = 0.5;
-/// Kinds below this many events a day before the trip are not waited for.
+/// Kinds below this many events a day before the trip (or on their
+/// quietest baseline day, for a stall) are not waited for.
 const MIN_KIND_VOLUME: f64 = 10.0;
+/// A stall is at least this many standard deviations (Poisson, at the
+/// quietest baseline day's count) under that day: a kind of 20 events a
+/// day varies enough that a day under half its quietest comes by chance
+/// within months, in a task of 75 customers. A kind that stops outright
+/// stalls from 16 events on its quietest day; from 64 on, the half binds.
+const STALL_SDS: f64 = 4.0;
 /// Version of [`History`]'s layout in the meta record.
 const HISTORY_FORMAT: u8 = 1;
 /// Days from the epoch a history may name (about ±27,000 years): bounds a
@@ -75,6 +119,10 @@ pub struct GuardParams {
     /// 0 turns the guard off.
     pub factor: f64,
     pub min_openings: u32,
+    /// The activity kinds (`engine.activity_kinds`): only their stall trips
+    /// the guard, since only their absence opens declines and silences (a
+    /// survey vendor's outage opens none).
+    pub activity: KindSet,
 }
 
 /// What the guard decided about an opening.
@@ -99,7 +147,7 @@ pub struct Anomaly {
     pub threshold: f64,
     /// The task's mean daily openings before.
     pub expected_per_day: f64,
-    /// Kinds carrying less than half their volume before the trip.
+    /// Activity kinds carrying less than half their volume before the trip.
     pub kinds_affected: Vec<&'static str>,
 }
 
@@ -197,19 +245,32 @@ impl Guard {
         // Without a full baseline there is no history to judge against: a
         // fresh start (or a backfill) sees every customer judged for the
         // first time within days of each other.
-        if f64::from(self.h.openings[Self::slot(day)]) <= threshold || day - self.h.first_day < DAYS as i64 - 1 {
+        if day - self.h.first_day < DAYS as i64 - 1 {
             return Decision::Emit;
         }
         let volume_before = self.volume_before(day);
-        // Early in a day (openings decided at its start) the day before
-        // says more about the kinds than the first hours.
-        let share = (ts_ms - day * DAY_MS) as f64 / DAY_MS as f64;
-        let (look, share) = if share < 0.25 { (day - 1, 1.0) } else { (day, share) };
-        // A wave of openings while every kind flows as before is customers
-        // changing, not a source stopping: it is sent.
-        if self.affected(&volume_before, look, share).is_empty() {
-            return Decision::Emit;
-        }
+        let (look, share) = if self.stalled(day) {
+            // Volume first: a kind stalled on the last complete day, so
+            // the opening is the outage's, the first one as much as the
+            // hundredth. No line to pass.
+            (day - 1, 1.0)
+        } else {
+            // Openings first (the outage's first day, or a kind down by
+            // less than a stall): the day's openings must pass the line.
+            if f64::from(self.h.openings[Self::slot(day)]) <= threshold {
+                return Decision::Emit;
+            }
+            // Early in a day (openings decided at its start) the day
+            // before says more about the kinds than the first hours.
+            let share = (ts_ms - day * DAY_MS) as f64 / DAY_MS as f64;
+            let (look, share) = if share < 0.25 { (day - 1, 1.0) } else { (day, share) };
+            // A wave of openings while every kind flows as before is
+            // customers changing, not a source stopping: it is sent.
+            if self.affected(&volume_before, look, share).is_empty() {
+                return Decision::Emit;
+            }
+            (look, share)
+        };
         let trip = Trip { since_day: day, withheld: 1, threshold, expected, volume_before };
         self.h.outage = Outage { from_ms: (self.short_since(&volume_before, look) - 1) * DAY_MS, until_ms: i64::MAX };
         out.push(self.anomaly(&trip, true, ts_ms, look, share));
@@ -236,12 +297,37 @@ impl Guard {
         std::array::from_fn(|k| days.iter().map(|d| f64::from(self.h.events[Self::slot(*d)][k])).sum::<f64>() / n)
     }
 
-    /// Kinds whose volume on `day`, of which `share` has passed, is under
-    /// half their volume before.
+    /// Whether some activity kind stalled on the day before `day` (the
+    /// last complete one): it carried under half of its quietest baseline
+    /// day, by at least [`STALL_SDS`] standard deviations, and that day
+    /// carried at least [`MIN_KIND_VOLUME`]. The quietest day, not the
+    /// mean: a weekday profile (a Sunday at 0.6 of the week's mean) does
+    /// not read as a stall, nor does a noisy small kind's quiet day. Days
+    /// of the last outage are left out (their empty counts would make
+    /// every kind's quietest day nothing for five weeks after it).
+    fn stalled(&self, day: i64) -> bool {
+        let last = day - 1;
+        if !self.holds(last) {
+            return false;
+        }
+        let days: Vec<i64> = baseline_days(day).filter(|d| self.holds(*d) && !self.h.outage.overlaps(d * DAY_MS, (d + 1) * DAY_MS)).collect();
+        let now = &self.h.events[Self::slot(last)];
+        self.params.activity.iter().any(|k| {
+            let quietest = days.iter().map(|d| self.h.events[Self::slot(*d)][k.idx()]).min().map_or(0.0, f64::from);
+            let now = f64::from(now[k.idx()]);
+            quietest >= MIN_KIND_VOLUME && now < BACK_SHARE * quietest && quietest - now >= STALL_SDS * quietest.sqrt()
+        })
+    }
+
+    /// Activity kinds whose volume on `day`, of which `share` has passed,
+    /// is under half their volume before. Only they: a kind that is not
+    /// activity opens no decline or silence by its absence, so neither
+    /// trips the guard nor is waited for (a kind retired upstream is
+    /// taken out of `engine.activity_kinds` to stop waiting for it).
     fn affected(&self, before: &[f64; Kind::COUNT], day: i64, share: f64) -> Vec<&'static str> {
         let now = &self.h.events[Self::slot(day)];
         let low = |k: &Kind| before[k.idx()] >= MIN_KIND_VOLUME && f64::from(now[k.idx()]) < BACK_SHARE * before[k.idx()] * share;
-        Kind::ALL.iter().filter(|k| low(k)).map(|k| k.as_str()).collect()
+        self.params.activity.iter().filter(|k| low(k)).map(|k| k.as_str()).collect()
     }
 
     /// The first of the days up to `day` on which some kind was short
