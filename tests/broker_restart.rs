@@ -90,7 +90,7 @@ async fn a_broker_restart_mid_stream_is_ridden_out_with_exact_outputs() {
     assert!(wait_for(Duration::from_secs(120), || committed_total(&group, &source, 3) == total), "care did not finish after the broker came back");
     assert!(care.0.try_wait().unwrap().is_none(), "care exited");
     assert!(wait_for(Duration::from_secs(30), || http_get(port, "/readyz").0 == 200), "ready again once Kafka is back");
-    let got = consume(&[&outs[0], &outs[1], &outs[2], &profiles_topic(&outs)], want.len() + 1, Duration::from_secs(10));
+    let got = consume(&[&outs[0], &outs[1], &outs[2], &profiles_topic(&outs), &anomalies_topic(&outs)], want.len() + 1, Duration::from_secs(10));
     let (status, log) = care.terminate_with_stderr(Duration::from_secs(30));
     assert!(status.success(), "{log}");
     // What care waited for during the outage is in the log, named.

@@ -41,7 +41,7 @@ async fn a_restarted_run_publishes_exactly_what_an_uninterrupted_one_would() {
         produce(&to_topic(&recs[w[0]..w[1]]));
         run_until_committed(&cfg, &group, &source, 3, w[1] as i64);
     }
-    let got = consume(&[&outs[0], &outs[1], &outs[2], &profiles_topic(&outs)], want.len() + 1, Duration::from_secs(5));
+    let got = consume(&[&outs[0], &outs[1], &outs[2], &profiles_topic(&outs), &anomalies_topic(&outs)], want.len() + 1, Duration::from_secs(5));
     assert_eq!(got.len(), want.len(), "published {} records, an uninterrupted run {}", got.len(), want.len());
     assert_same_records(got.iter().map(from_kafka).collect(), want, &outs[2]);
 
@@ -160,7 +160,7 @@ async fn a_second_process_with_a_live_instance_id_exits_and_the_first_carries_on
         recs.len()
     );
     assert!(first.terminate(Duration::from_secs(30)).success(), "the first exits cleanly");
-    let got = consume(&[&outs[0], &outs[1], &outs[2], &profiles_topic(&outs)], want.len() + 1, Duration::from_secs(5));
+    let got = consume(&[&outs[0], &outs[1], &outs[2], &profiles_topic(&outs), &anomalies_topic(&outs)], want.len() + 1, Duration::from_secs(5));
     assert_eq!(got.len(), want.len(), "published {} records, an uninterrupted run {}", got.len(), want.len());
     assert_same_records(got.iter().map(from_kafka).collect(), want, &outs[2]);
 

@@ -15,7 +15,7 @@ use rand::{Rng, SeedableRng};
 const OUTS_AT_LEAST: usize = 20;
 
 fn all_outputs(outs: &[String; 3], want: usize) -> Vec<Rec> {
-    let got = consume(&[&outs[0], &outs[1], &outs[2], &profiles_topic(outs)], want + 1, Duration::from_secs(10));
+    let got = consume(&[&outs[0], &outs[1], &outs[2], &profiles_topic(outs), &anomalies_topic(outs)], want + 1, Duration::from_secs(10));
     got.iter().map(from_kafka).collect()
 }
 

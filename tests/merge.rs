@@ -102,6 +102,9 @@ fn role(out: &[String; 3], topic: &str) -> String {
     if topic == profiles_topic(out) {
         return "profiles".into();
     }
+    if topic == anomalies_topic(out) {
+        return "anomalies".into();
+    }
     ["alerts", "reactivation", "dlq"][out.iter().position(|t| t == topic).unwrap_or_else(|| panic!("not an output topic: {topic}"))].to_string()
 }
 
@@ -121,7 +124,7 @@ async fn run(evs: &[Ev], orders_first: bool, want: usize) -> (Vec<Rec>, [String;
     let (out, group, port) = (outputs(), unique("care"), free_port());
     let cfg = write_config(&two_source_config(&web, &orders, &out, &group, port));
     let care = CareProcess::start(&["run", "--config", cfg.to_str().unwrap()]);
-    let got = consume(&[&out[0], &out[1], &out[2], &profiles_topic(&out)], want, Duration::from_secs(90));
+    let got = consume(&[&out[0], &out[1], &out[2], &profiles_topic(&out), &anomalies_topic(&out)], want, Duration::from_secs(90));
     let metric = |name: &str| -> u64 {
         let body = http_get(port, "/metrics").1;
         body.lines().filter(|l| l.starts_with(name)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum::<f64>() as u64

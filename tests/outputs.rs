@@ -23,9 +23,9 @@ async fn replay_prints_byte_for_byte_what_run_publishes() {
     assert!(count(&outs[0]) >= 10 && count(&outs[1]) >= 10 && count(&outs[2]) == 3, "a stream worth comparing: {} alerts, {} triggers, {} dead letters", count(&outs[0]), count(&outs[1]), count(&outs[2]));
 
     let care = CareProcess::start(&["run", "--config", cfg.to_str().unwrap()]);
-    let got = consume(&[&outs[0], &outs[1], &outs[2], &profiles_topic(&outs)], replayed.len(), Duration::from_secs(90));
+    let got = consume(&[&outs[0], &outs[1], &outs[2], &profiles_topic(&outs), &anomalies_topic(&outs)], replayed.len(), Duration::from_secs(90));
     // Nothing more arrives late: the count matches exactly.
-    let extra = consume(&[&outs[0], &outs[1], &outs[2], &profiles_topic(&outs)], replayed.len() + 1, Duration::from_secs(2));
+    let extra = consume(&[&outs[0], &outs[1], &outs[2], &profiles_topic(&outs), &anomalies_topic(&outs)], replayed.len() + 1, Duration::from_secs(2));
     assert_eq!(extra.len(), replayed.len(), "run published {} records, replay printed {}", extra.len(), replayed.len());
     let published: Vec<Rec> = got.iter().map(from_kafka).collect();
     assert!(published.iter().filter(|r| r.0 == outs[2]).all(|r| r.1.is_none()), "null keys stay null");

@@ -84,7 +84,7 @@ async fn instances_joining_and_leaving_mid_stream_change_no_output() {
     assert!(wait_for(Duration::from_secs(60), || a.active() == PARTITIONS as usize), "c's tasks were never taken over");
     feed(recs.len());
 
-    let got = consume(&[&outs[0], &outs[1], &outs[2], &profiles_topic(&outs)], want.len() + 1, Duration::from_secs(10));
+    let got = consume(&[&outs[0], &outs[1], &outs[2], &profiles_topic(&outs), &anomalies_topic(&outs)], want.len() + 1, Duration::from_secs(10));
     assert!(a.care.terminate(Duration::from_secs(30)).success());
     assert_eq!(got.len(), want.len(), "published {} records, a single uninterrupted instance {}", got.len(), want.len());
     assert_same_records(got.iter().map(from_kafka).collect(), want, &outs[2]);

@@ -412,6 +412,7 @@ alerts = "{a}"
 reactivation = "{r}"
 dlq = "{d}"
 profiles = "{a}-profiles"
+anomalies = "{a}-anomalies"
 partitions = 2
 
 [http]
@@ -434,6 +435,12 @@ kind = {{ field = "/type" }}
 /// The profiles topic of a [`config`] with outputs `out`.
 pub fn profiles_topic(out: &[String; 3]) -> String {
     format!("{}-profiles", out[0])
+}
+
+/// The anomalies topic of a [`config`] with outputs `out`: its own, so a
+/// test comparing every output sees the outage guard's records too.
+pub fn anomalies_topic(out: &[String; 3]) -> String {
+    format!("{}-anomalies", out[0])
 }
 
 pub fn outputs() -> [String; 3] {

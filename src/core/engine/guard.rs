@@ -13,7 +13,11 @@
 //!   day among the 28 baseline days (the 28 before the last week), and at
 //!   least `STALL_SDS` (4) Poisson standard deviations under it, that
 //!   quietest day having carried at least `MIN_KIND_VOLUME` (10) events
-//!   (days of the last outage left out). Then any opening of the day
+//!   (days of the last outage left out), and it fell there at once: one
+//!   of the two days before the run of such days carried `ABRUPT_SHARE`
+//!   (80 %) of that quietest day (a source stopping empties a kind from
+//!   one day to the next; customers leaving, however many, thin it a
+//!   little a day and are judged as customers). Then any opening of the day
 //!   trips it, the first included: an outage's openings come days into it
 //!   (a decline needs sealed buckets, a silence a gap past the customer's
 //!   deadline), when a whole day of the kind is already missing, so none
@@ -107,6 +111,10 @@ const MIN_KIND_VOLUME: f64 = 10.0;
 /// within months, in a task of 75 customers. A kind that stops outright
 /// stalls from 16 events on its quietest day; from 64 on, the half binds.
 const STALL_SDS: f64 = 4.0;
+/// A stall is abrupt: a day at most two before it carried this share of
+/// the kind's quietest baseline day (an outage empties a kind at once,
+/// customers leaving thin it a little a day).
+const ABRUPT_SHARE: f64 = 0.8;
 /// Version of [`History`]'s layout in the meta record.
 const HISTORY_FORMAT: u8 = 1;
 /// Days from the epoch a history may name (about ±27,000 years): bounds a
@@ -305,17 +313,31 @@ impl Guard {
     /// not read as a stall, nor does a noisy small kind's quiet day. Days
     /// of the last outage are left out (their empty counts would make
     /// every kind's quietest day nothing for five weeks after it).
+    ///
+    /// And the fall was abrupt: one of the two days before the run of such
+    /// days that ends on the last complete one still carried
+    /// [`ABRUPT_SHARE`] of that quietest day. A source stopping empties a
+    /// kind from one day to the next (two, when it stops mid-day); customers
+    /// leaving one by one, however many, thin it a little a day, and are
+    /// judged as customers.
     fn stalled(&self, day: i64) -> bool {
         let last = day - 1;
         if !self.holds(last) {
             return false;
         }
         let days: Vec<i64> = baseline_days(day).filter(|d| self.holds(*d) && !self.h.outage.overlaps(d * DAY_MS, (d + 1) * DAY_MS)).collect();
-        let now = &self.h.events[Self::slot(last)];
         self.params.activity.iter().any(|k| {
             let quietest = days.iter().map(|d| self.h.events[Self::slot(*d)][k.idx()]).min().map_or(0.0, f64::from);
-            let now = f64::from(now[k.idx()]);
-            quietest >= MIN_KIND_VOLUME && now < BACK_SHARE * quietest && quietest - now >= STALL_SDS * quietest.sqrt()
+            let count = |d: i64| f64::from(self.h.events[Self::slot(d)][k.idx()]);
+            let low = |d: i64| count(d) < BACK_SHARE * quietest && quietest - count(d) >= STALL_SDS * quietest.sqrt();
+            if quietest < MIN_KIND_VOLUME || !low(last) {
+                return false;
+            }
+            let mut first = last;
+            while self.holds(first - 1) && first - 1 >= self.h.first_day && low(first - 1) {
+                first -= 1;
+            }
+            [first - 1, first - 2].into_iter().any(|d| self.holds(d) && d >= self.h.first_day && count(d) >= ABRUPT_SHARE * quietest)
         })
     }
 

@@ -387,3 +387,28 @@ fn a_rolled_back_batch_leaves_the_guards_history_as_it_was() {
     e.rollback().unwrap();
     assert_eq!(e.meta().guard, before, "an aborted batch replayed must not count its events twice");
 }
+
+#[test]
+fn customers_leaving_one_by_one_are_no_stall_however_many_leave() {
+    let mut g = Guard::new(PARAMS);
+    let mut out = Vec::new();
+    for d in 0..40 {
+        day(&mut g, d, 300, 3, &mut out);
+    }
+    // Two thirds of the customers leave over ten days: clicks thin by 20
+    // a day, to a third, and their declines open. From day 51 the last
+    // day is under half the quietest baseline day (day 44's 220), but it
+    // fell there a little a day: they are customers, and sent.
+    for d in 40..70 {
+        let clicks = 300 - (d.min(50) as u32 - 40) * 20;
+        assert_eq!(day(&mut g, d, clicks, 8, &mut out), (8, 0), "day {d}: {clicks} clicks");
+    }
+    assert!(out.is_empty() && !g.is_tripped(), "{out:?}");
+    // The same clicks falling to a third overnight is a source stopping.
+    let mut g = Guard::new(PARAMS);
+    for d in 0..40 {
+        day(&mut g, d, 300, 3, &mut out);
+    }
+    day(&mut g, 40, 100, 3, &mut out);
+    assert_eq!(day(&mut g, 41, 100, 8, &mut out), (0, 8), "an abrupt fall stalls");
+}
