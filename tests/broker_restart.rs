@@ -87,7 +87,13 @@ async fn a_broker_restart_mid_stream_is_ridden_out_with_exact_outputs() {
     broker.run("start");
 
     let total = recs.len() as i64;
-    assert!(wait_for(Duration::from_secs(120), || committed_total(&group, &source, 3) == total), "care did not finish after the broker came back");
+    if !wait_for(Duration::from_secs(120), || committed_total(&group, &source, 3) == total) {
+        // Seen once in a CI run (session 15) and not in three runs after:
+        // the log is what will say why.
+        let committed = committed_total(&group, &source, 3);
+        let (_, log) = care.terminate_with_stderr(Duration::from_secs(30));
+        panic!("care did not finish after the broker came back: {committed} of {total} committed; its log:\n{log}");
+    }
     assert!(care.0.try_wait().unwrap().is_none(), "care exited");
     assert!(wait_for(Duration::from_secs(30), || http_get(port, "/readyz").0 == 200), "ready again once Kafka is back");
     let got = consume(&[&outs[0], &outs[1], &outs[2], &profiles_topic(&outs), &anomalies_topic(&outs)], want.len() + 1, Duration::from_secs(10));
