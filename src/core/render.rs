@@ -258,16 +258,12 @@ impl Renderer {
     /// CloudEvents binary-mode headers of a record.
     fn ce_headers(&self, id: uuid::Uuid, ce_type: &'static str, at_ms: i64, subject: &str) -> Vec<(&'static str, Bytes)> {
         let schema = self.schemas.iter().find(|(t, _)| *t == ce_type).map_or_else(|| Bytes::from(format!("urn:care:schema:{ce_type}")), |(_, s)| s.clone());
-        let time = match crate::time::Time(at_ms).digits() {
-            Some(d) => Bytes::copy_from_slice(&d),
-            None => Bytes::from(rfc3339(at_ms)),
-        };
         vec![
             ("ce_specversion", Bytes::from_static(b"1.0")),
             ("ce_id", Bytes::copy_from_slice(id.hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer()).as_bytes())),
             ("ce_source", self.ce_source.clone()),
             ("ce_type", Bytes::from_static(ce_type.as_bytes())),
-            ("ce_time", time),
+            ("ce_time", Bytes::from(rfc3339(at_ms))),
             ("ce_subject", Bytes::copy_from_slice(subject.as_bytes())),
             ("ce_dataschema", schema),
             ("content-type", Bytes::from_static(b"application/json")),

@@ -147,41 +147,68 @@ pub struct Value {
     pub time_unit: Option<TimeUnit>,
 }
 
-impl Serialize for Value {
-    /// One map, the figures' keys sorted in with the rest (in byte order,
-    /// as a JSON object's keys are everywhere else).
+/// One of [`Value`]'s fields, as its JSON needs it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Field<'a> {
+    Float(Option<f64>),
+    Int(u32),
+    Bool(bool),
+    Date(Option<Date>),
+    Text(Option<&'a str>),
+    Unit(Option<TimeUnit>),
+}
+
+impl Serialize for Field<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let f = self.figures.as_ref();
+        match self {
+            Field::Float(v) => v.serialize(s),
+            Field::Int(v) => v.serialize(s),
+            Field::Bool(v) => v.serialize(s),
+            Field::Date(v) => v.serialize(s),
+            Field::Text(v) => v.serialize(s),
+            Field::Unit(v) => v.serialize(s),
+        }
+    }
+}
+
+impl Value {
+    /// Its fields in key order, the figures' keys sorted in with the rest
+    /// (in byte order, as a JSON object's keys are everywhere else), the
+    /// figures' left out without a fit: the one order its `Serialize` and
+    /// the profile's writer both walk.
+    pub(crate) fn fields(&self) -> impl Iterator<Item = (&'static str, Field<'_>)> {
+        let f = self.figures;
+        let fig = |get: fn(&Figures) -> Field<'static>| f.as_ref().map(get);
+        [
+            ("T", fig(|f| Field::Float(Some(f.t)))),
+            ("approximate", Some(Field::Bool(self.approximate))),
+            ("expected_avg_value", fig(|f| Field::Float(f.expected_avg_value))),
+            ("expected_next_purchase", Some(Field::Date(self.expected_next_purchase))),
+            ("expected_next_purchase_in_days", fig(|f| Field::Float(f.expected_next_purchase_in_days))),
+            ("expected_purchases", fig(|f| Field::Float(f.expected_purchases))),
+            ("first_purchase_day", Some(Field::Date(self.first_purchase_day))),
+            ("fit_calibration_end", Some(Field::Text(self.fit_calibration_end.as_deref()))),
+            ("frequency", fig(|f| Field::Int(f.frequency))),
+            ("historic_clv", fig(|f| Field::Float(f.historic_clv))),
+            ("last_purchase_day", Some(Field::Date(self.last_purchase_day))),
+            ("monetary_value", fig(|f| Field::Float(Some(f.monetary_value)))),
+            ("p_alive", fig(|f| Field::Float(f.p_alive))),
+            ("predicted_clv", fig(|f| Field::Float(f.predicted_clv))),
+            ("purchase_days", Some(Field::Int(self.purchase_days))),
+            ("recency", fig(|f| Field::Float(Some(f.recency)))),
+            ("time_unit", Some(Field::Unit(self.time_unit))),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| Some((k, v?)))
+    }
+}
+
+impl Serialize for Value {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut m = s.serialize_map(None)?;
-        if let Some(f) = f {
-            m.serialize_entry("T", &f.t)?;
+        for (k, v) in self.fields() {
+            m.serialize_entry(k, &v)?;
         }
-        m.serialize_entry("approximate", &self.approximate)?;
-        if let Some(f) = f {
-            m.serialize_entry("expected_avg_value", &f.expected_avg_value)?;
-        }
-        m.serialize_entry("expected_next_purchase", &self.expected_next_purchase)?;
-        if let Some(f) = f {
-            m.serialize_entry("expected_next_purchase_in_days", &f.expected_next_purchase_in_days)?;
-            m.serialize_entry("expected_purchases", &f.expected_purchases)?;
-        }
-        m.serialize_entry("first_purchase_day", &self.first_purchase_day)?;
-        m.serialize_entry("fit_calibration_end", &self.fit_calibration_end)?;
-        if let Some(f) = f {
-            m.serialize_entry("frequency", &f.frequency)?;
-            m.serialize_entry("historic_clv", &f.historic_clv)?;
-        }
-        m.serialize_entry("last_purchase_day", &self.last_purchase_day)?;
-        if let Some(f) = f {
-            m.serialize_entry("monetary_value", &f.monetary_value)?;
-            m.serialize_entry("p_alive", &f.p_alive)?;
-            m.serialize_entry("predicted_clv", &f.predicted_clv)?;
-        }
-        m.serialize_entry("purchase_days", &self.purchase_days)?;
-        if let Some(f) = f {
-            m.serialize_entry("recency", &f.recency)?;
-        }
-        m.serialize_entry("time_unit", &self.time_unit)?;
         m.end()
     }
 }

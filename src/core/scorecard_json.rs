@@ -9,7 +9,8 @@
 //! Strings that may need escaping (the customer id, the fit's date) go
 //! through serde_json.
 
-use super::{Csat, Named, Nps, Orders, Scorecard, Value};
+use super::{Csat, Field, Named, Nps, Orders, Scorecard, Value};
+use crate::model::TimeUnit;
 use crate::time::{Date, Time};
 
 /// Writes `card` as compact JSON with sorted keys onto `out`.
@@ -133,18 +134,22 @@ impl Slot<'_, '_> {
     }
 
     fn time(self, t: Option<Time>) {
-        match t.map(|t| t.digits()) {
+        match t {
             None => self.null(),
-            Some(Some(b)) => self.quoted(&b),
-            Some(None) => self.string(&crate::time::rfc3339(t.map_or(0, |t| t.0))),
+            Some(t) => match t.digits() {
+                Some(b) => self.quoted(&b),
+                None => self.string(&crate::time::rfc3339(t.0)),
+            },
         }
     }
 
     fn date(self, d: Option<Date>) {
-        match d.map(|d| d.digits()) {
+        match d {
             None => self.null(),
-            Some(Some(b)) => self.quoted(&b),
-            Some(None) => self.string(&d.map(Date::text).unwrap_or_default()),
+            Some(d) => match d.digits() {
+                Some(b) => self.quoted(&b),
+                None => self.string(&d.text()),
+            },
         }
     }
 
@@ -188,45 +193,22 @@ impl Slot<'_, '_> {
         o.close();
     }
 
-    /// The order of `Value`'s `Serialize`: the figures' keys sorted in.
+    /// In the order of [`Value::fields`], which `Value`'s `Serialize`
+    /// walks too.
     fn value(mut self, v: &Value) {
-        let f = v.figures.as_ref();
         let mut o = Object::open(self.out());
-        if let Some(f) = f {
-            o.key("T").float(Some(f.t));
-        }
-        o.key("approximate").boolean(v.approximate);
-        if let Some(f) = f {
-            o.key("expected_avg_value").float(f.expected_avg_value);
-        }
-        o.key("expected_next_purchase").date(v.expected_next_purchase);
-        if let Some(f) = f {
-            o.key("expected_next_purchase_in_days").float(f.expected_next_purchase_in_days);
-            o.key("expected_purchases").float(f.expected_purchases);
-        }
-        o.key("first_purchase_day").date(v.first_purchase_day);
-        match &v.fit_calibration_end {
-            Some(e) => o.key("fit_calibration_end").string(e),
-            None => o.key("fit_calibration_end").null(),
-        }
-        if let Some(f) = f {
-            o.key("frequency").int(f.frequency);
-            o.key("historic_clv").float(f.historic_clv);
-        }
-        o.key("last_purchase_day").date(v.last_purchase_day);
-        if let Some(f) = f {
-            o.key("monetary_value").float(Some(f.monetary_value));
-            o.key("p_alive").float(f.p_alive);
-            o.key("predicted_clv").float(f.predicted_clv);
-        }
-        o.key("purchase_days").int(v.purchase_days);
-        if let Some(f) = f {
-            o.key("recency").float(Some(f.recency));
-        }
-        match v.time_unit {
-            Some(crate::model::TimeUnit::Days) => o.key("time_unit").plain("days"),
-            Some(crate::model::TimeUnit::Weeks) => o.key("time_unit").plain("weeks"),
-            None => o.key("time_unit").null(),
+        for (k, field) in v.fields() {
+            let slot = o.key(k);
+            match field {
+                Field::Float(x) => slot.float(x),
+                Field::Int(x) => slot.int(x),
+                Field::Bool(x) => slot.boolean(x),
+                Field::Date(x) => slot.date(x),
+                Field::Text(Some(x)) => slot.string(x),
+                Field::Text(None) | Field::Unit(None) => slot.null(),
+                Field::Unit(Some(TimeUnit::Days)) => slot.plain("days"),
+                Field::Unit(Some(TimeUnit::Weeks)) => slot.plain("weeks"),
+            }
         }
         o.close();
     }
