@@ -299,6 +299,11 @@ impl Guard {
         d > self.h.day - DAYS as i64
     }
 
+    /// Whether day `d` was seen: in the ring and not before the first day.
+    fn seen(&self, d: i64) -> bool {
+        self.holds(d) && d >= self.h.first_day
+    }
+
     fn volume_before(&self, day: i64) -> [f64; Kind::COUNT] {
         let days: Vec<i64> = baseline_days(day).filter(|d| self.holds(*d)).collect();
         let n = days.len().max(1) as f64;
@@ -334,10 +339,10 @@ impl Guard {
                 return false;
             }
             let mut first = last;
-            while self.holds(first - 1) && first - 1 >= self.h.first_day && low(first - 1) {
+            while self.seen(first - 1) && low(first - 1) {
                 first -= 1;
             }
-            [first - 1, first - 2].into_iter().any(|d| self.holds(d) && d >= self.h.first_day && count(d) >= ABRUPT_SHARE * quietest)
+            [first - 1, first - 2].into_iter().any(|d| self.seen(d) && count(d) >= ABRUPT_SHARE * quietest)
         })
     }
 
@@ -358,7 +363,7 @@ impl Guard {
     /// buckets are the outage's too.
     fn short_since(&self, before: &[f64; Kind::COUNT], day: i64) -> i64 {
         let mut first = day;
-        while first > self.h.first_day && self.holds(first - 1) && !self.affected(before, first - 1, 1.0).is_empty() {
+        while self.seen(first - 1) && !self.affected(before, first - 1, 1.0).is_empty() {
             first -= 1;
         }
         first
