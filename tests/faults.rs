@@ -117,6 +117,16 @@ async fn a_commit_that_lands_but_never_returns_repeats_nothing() {
     stuck_call_is_survived("hang_commit:1").await;
 }
 
+/// A transaction open past its timeout, as a broker outage longer than the
+/// timeout leaves one, is aborted by its coordinator, which fences the
+/// producer (a new epoch): care replaces the producer instead of stopping,
+/// restores its tasks (a fence leaves a commit's outcome unknown), and the
+/// outputs stay exact.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_transaction_aborted_for_outliving_its_timeout_replaces_the_fenced_producer() {
+    stuck_call_is_survived("outlive_txn:1").await;
+}
+
 async fn stuck_call_is_survived(fault: &str) {
     let source = unique("web");
     let outs = outputs();

@@ -137,6 +137,9 @@ transaction.state.log.num.partitions=3
 share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
+# Look for transactions past their timeout every second, not every 10 s:
+# the fault tests hold one open past a 3 s timeout.
+transaction.abort.timed.out.transaction.cleanup.interval.ms=1000
 num.partitions=1
 auto.create.topics.enable=true
 EOF

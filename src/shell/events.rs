@@ -162,13 +162,16 @@ impl RestoreProgress {
     }
 }
 
-/// A producer stuck in a transactional call, replaced by a new one.
-pub struct ProducerReplaced;
+/// A producer stuck in a transactional call or failed fatally, replaced
+/// by a new one.
+pub struct ProducerReplaced<'a> {
+    pub why: &'a str,
+}
 
-impl ProducerReplaced {
+impl ProducerReplaced<'_> {
     pub fn emit(&self, m: &Metrics) {
         m.producers_replaced.inc();
-        tracing::warn!("A transactional call never returned; producer replaced, its transaction settled by the new one");
+        tracing::warn!(why = self.why, "Producer replaced, its transaction settled by the new one");
     }
 }
 

@@ -14,6 +14,11 @@
 //! - `hang_commit`: the batch's commit lands but the call never returns, so
 //!   its outcome is unknown; the process replaces its producer and restores
 //!   every task from the changelog.
+//! - `outlive_txn`: the batch's transaction is held open past
+//!   `kafka.transaction_timeout_ms` (plus 3 s) before its offsets are
+//!   added, as a broker outage longer than the timeout does; its
+//!   coordinator aborts it and fences the producer, which the process
+//!   replaces, and it recovers.
 //! - `slow_restore`: a restore reads nothing for 3 s halfway through the
 //!   changelog (the loop goes on turning), so its progress can be watched
 //!   from outside (metrics, log).
@@ -32,6 +37,7 @@ pub enum Fault {
     AbortBatch,
     HangOffsets,
     HangCommit,
+    OutliveTxn,
     /// The processing loop stops turning (a stuck process, for `/livez`).
     Stall,
     SlowRestore,
@@ -46,6 +52,7 @@ impl Fault {
             "abort_batch" => Some(Fault::AbortBatch),
             "hang_offsets" => Some(Fault::HangOffsets),
             "hang_commit" => Some(Fault::HangCommit),
+            "outlive_txn" => Some(Fault::OutliveTxn),
             "stall" => Some(Fault::Stall),
             "slow_restore" => Some(Fault::SlowRestore),
             _ => None,
@@ -76,7 +83,7 @@ impl Faults {
                 Faults { armed: Some((f, n)), reached: AtomicU32::new(0) }
             }
             _ => {
-                tracing::error!(fault = %spec, "Unknown CARE_FAULT, ignored (after_produce, before_commit, mid_restore, abort_batch, hang_offsets, hang_commit, stall, slow_restore[:n])");
+                tracing::error!(fault = %spec, "Unknown CARE_FAULT, ignored (after_produce, before_commit, mid_restore, abort_batch, hang_offsets, hang_commit, outlive_txn, stall, slow_restore[:n])");
                 Faults::default()
             }
         }

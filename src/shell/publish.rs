@@ -235,6 +235,12 @@ impl Publisher {
         r
     }
 
+    /// The producer's fatal error, if it had one (e.g. fenced): it can make
+    /// no more calls, a new one must take its transactional id.
+    pub fn fatal_error(&self) -> Option<(rdkafka::types::RDKafkaErrorCode, String)> {
+        self.producer.client().fatal_error()
+    }
+
     /// Whether a transactional call never came back: this producer is done
     /// for, a new one must take its transactional id.
     pub fn is_stuck(&self) -> bool {

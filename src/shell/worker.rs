@@ -128,8 +128,9 @@ pub struct Worker {
     out: Vec<OutputRecord>,
     /// Records processed since the last commit.
     uncommitted: u64,
-    /// Whether a transaction is open (exactly-once).
+    /// Whether a transaction is open (exactly-once), and since when.
     in_txn: bool,
+    txn_opened: Instant,
     aborts_in_a_row: u32,
     /// Producers given up after a transactional call never returned.
     producers_replaced: u32,
@@ -167,6 +168,7 @@ impl Worker {
             out: Vec::new(),
             uncommitted: 0,
             in_txn: false,
+            txn_opened: Instant::now(),
             aborts_in_a_row: 0,
             producers_replaced: 0,
             poisoned: false,
@@ -395,9 +397,21 @@ impl Worker {
             }
             Err(e) => {
                 events::CommitFailed { error: &e, during }.emit(&self.metrics);
-                if self.exactly_once() && requires_abort(&e) { self.abort(consumer, &e) } else { Err(e) }
+                if self.exactly_once() && (requires_abort(&e) || self.fenced_for_its_age(&e)) { self.abort(consumer, &e) } else { Err(e) }
             }
         }
+    }
+
+    /// Whether `e` is a fence of a transaction open longer than its
+    /// timeout. The coordinator aborts such a transaction itself and bumps
+    /// the producer's epoch, which librdkafka reports as fenced: what a
+    /// broker outage longer than `kafka.transaction_timeout_ms` leaves
+    /// behind, not a sign of another instance with this transactional id
+    /// (whose fence of a younger transaction still stops care). The
+    /// producer is replaced and the batch read again.
+    fn fenced_for_its_age(&self, e: &anyhow::Error) -> bool {
+        let timeout = Duration::from_millis(u64::from(self.cfg.kafka.transaction_timeout_ms));
+        self.in_txn && self.txn_opened.elapsed() >= timeout && ErrorCode::of(e) == ErrorCode::Fenced
     }
 
     fn exactly_once(&self) -> bool {
@@ -409,6 +423,7 @@ impl Worker {
         if self.exactly_once() && !self.in_txn {
             self.publisher.begin_transaction().context("beginning a transaction")?;
             self.in_txn = true;
+            self.txn_opened = Instant::now();
         }
         Ok(())
     }
@@ -429,6 +444,9 @@ impl Worker {
         if self.exactly_once() {
             if tpl.count() > 0 {
                 let group = Arc::new(consumer.group_metadata().context("no consumer group metadata")?);
+                if self.faults.hit_soft(Fault::OutliveTxn) {
+                    std::thread::sleep(Duration::from_millis(u64::from(self.cfg.kafka.transaction_timeout_ms)) + Duration::from_secs(3));
+                }
                 let status = Arc::clone(&self.status);
                 let _wait = status.waiting("the consumed offsets to join the transaction");
                 let added = if self.faults.hit_soft(Fault::HangOffsets) {

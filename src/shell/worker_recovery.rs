@@ -36,9 +36,11 @@ impl Worker {
                 failure.get_or_insert(anyhow::Error::new(e).context("rolling a task back"));
             }
         }
-        // A commit that never returned may have landed: then only the
-        // changelog knows where each task stands.
-        let commit_unknown = self.publisher.stuck_in() == Some("commit_transaction");
+        // A commit that never returned may have landed, and so may one cut
+        // short by a fence (a new epoch completes a commit already
+        // prepared): then only the changelog knows where each task stands.
+        let fatal = self.publisher.fatal_error();
+        let commit_unknown = self.publisher.stuck_in() == Some("commit_transaction") || fatal.is_some();
         if self.in_txn {
             if let Err(e) = self.end_failed_transaction() {
                 failure.get_or_insert(e.context("aborting the transaction"));
@@ -85,26 +87,33 @@ impl Worker {
     }
 
     /// Aborts the open transaction; if the producer is stuck in a
-    /// transactional call (see `shell::txn`), replaces it instead: the new
-    /// producer's `init_transactions` fences the stuck one and settles its
-    /// transaction (aborts it, or completes a commit already under way).
+    /// transactional call (see `shell::txn`) or failed fatally (fenced),
+    /// replaces it instead: the new producer's `init_transactions` fences
+    /// the old one and settles its transaction (aborts it, or completes a
+    /// commit already under way).
     pub(super) fn end_failed_transaction(&mut self) -> anyhow::Result<()> {
-        if !self.publisher.is_stuck() {
+        if !self.publisher.is_stuck() && self.publisher.fatal_error().is_none() {
             match self.publisher.abort_transaction() {
                 Err(e) if self.publisher.is_stuck() => tracing::warn!(error = %e, "Abort stuck too"),
                 r => return r.map_err(anyhow::Error::new),
             }
         }
-        // Each replaced producer lives on in its stuck thread: a few are
-        // worth keeping the process up; more mean a restart is cheaper.
-        self.producers_replaced += 1;
-        if self.producers_replaced > MAX_PRODUCER_REPLACEMENTS {
-            anyhow::bail!("{MAX_PRODUCER_REPLACEMENTS} producers already replaced after transactional calls that never returned; stopping so a restart frees them");
-        }
+        let why = match self.publisher.fatal_error() {
+            Some((code, reason)) if !self.publisher.is_stuck() => format!("it failed fatally ({code:?}: {reason})"),
+            _ => {
+                // Each stuck producer lives on in its thread: a few are
+                // worth keeping the process up; more mean a restart is cheaper.
+                self.producers_replaced += 1;
+                if self.producers_replaced > MAX_PRODUCER_REPLACEMENTS {
+                    anyhow::bail!("{MAX_PRODUCER_REPLACEMENTS} producers already replaced after transactional calls that never returned; stopping so a restart frees them");
+                }
+                "a transactional call never returned".to_string()
+            }
+        };
         let mut fresh = Publisher::new(&self.cfg, Arc::clone(&self.metrics), Arc::clone(&self.status))?;
         // Bounded too: a hung init poisons the worker, and a restart is safe.
         retry(|| fresh.init_transactions(Duration::from_secs(30))).context("initialising transactions on a new producer")?;
-        events::ProducerReplaced.emit(&self.metrics);
+        events::ProducerReplaced { why: &why }.emit(&self.metrics);
         // The old producer lives on in its stuck caller thread, if ever that returns.
         self.publisher = fresh;
         Ok(())
