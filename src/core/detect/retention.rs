@@ -13,14 +13,23 @@
 //!   in the month) ÷ customers active at S × 100, beside it;
 //! - repeat-purchase rate = buyers with two or more purchase days ÷ buyers.
 //!
-//! Late activity folds too: it happened. 28 bytes a customer who acted.
+//! Late activity folds too: it happened. 28 bytes a customer who acted in
+//! more than one month.
+//!
+//! The month of the customer's latest activity is read from
+//! `Customer::last_activity_ms`, kept inline for every event anyway, so an
+//! activity event touches the months (one more cache miss, on the hot
+//! path) only when it moves the latest activity into another month: the
+//! month it leaves is folded then. Orders (unless an activity kind), late
+//! events and activity out of order across a month's end fold as they
+//! come.
 
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, ConfigError};
 use crate::detect::registry::Entry;
-use crate::detect::{invalid, yes, Detector, DetectorId, Moment, Signal};
+use crate::detect::{invalid, yes, ActivityEvent, Detector, DetectorId, Moment, Signal};
 use crate::event::{Event, KindSet};
 use crate::state::codec::StateBlock;
 use crate::state::Customer;
@@ -88,6 +97,13 @@ impl Months {
         ms.checked_add(self.offset_ms).and_then(|t| crate::time::month_of_day(t.div_euclid(86_400_000))).unwrap_or(0)
     }
 
+    /// Whether instants `a` and `b` fall in the same month; the same day
+    /// answers first.
+    pub fn same(&self, a: i64, b: i64) -> bool {
+        let day = |t: i64| t.saturating_add(self.offset_ms).div_euclid(86_400_000);
+        day(a) == day(b) || self.of(a) == self.of(b)
+    }
+
     /// The instant month `m` starts.
     pub fn start_ms(&self, m: i32) -> i64 {
         let (y, m0) = (1970 + m.div_euclid(12), m.rem_euclid(12) as u32);
@@ -97,6 +113,8 @@ impl Months {
 
 /// Latest activity per month, kept in `Customer::detectors` under [`ID`]:
 /// slot i holds month `newest − i`, as seconds since the epoch (0: none).
+/// The month of `Customer::last_activity_ms` may be missing or behind:
+/// [`active_at`] reads that one from the customer.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct ActiveMonths {
     pub newest: i32,
@@ -141,12 +159,22 @@ impl Retention {
         Retention { months: months(cfg), activity: cfg.engine.activity_set() }
     }
 
-    fn fold(&self, c: &mut Customer, ev: &Event) {
-        if self.activity.contains(ev.kind) || ev.kind == crate::event::Kind::Order {
-            let month = self.months.of(ev.ts_ms);
-            c.detectors.get_or_insert_with(ID.0, ActiveMonths::default).add(month, ev.ts_ms);
-        }
+    fn fold(&self, c: &mut Customer, ts_ms: i64) {
+        let month = self.months.of(ts_ms);
+        c.detectors.get_or_insert_with(ID.0, ActiveMonths::default).add(month, ts_ms);
     }
+
+    fn counts(&self, kind: crate::event::Kind) -> bool {
+        self.activity.contains(kind) || kind == crate::event::Kind::Order
+    }
+}
+
+/// Whether `c` acted (an activity kind or an order) in the `window_ms` up
+/// to `at_ms`, a month's end (the latest instant of each month is all the
+/// months keep): the kept months, and the latest activity held inline.
+pub fn active_at(c: &Customer, at_ms: i64, window_ms: i64) -> bool {
+    let within = |t: i64| t <= at_ms && t > at_ms - window_ms;
+    c.last_activity_ms.is_some_and(within) || c.detectors.get::<ActiveMonths>(ID.0).is_some_and(|a| a.active_at(at_ms, window_ms))
 }
 
 /// The config's calendar months.
@@ -163,12 +191,25 @@ impl Detector for Retention {
         true
     }
 
+    fn on_activity(&self, c: &mut Customer, _: Moment, ev: ActivityEvent, _: &mut Vec<Signal>) {
+        // `last_activity_ms` now holds the later of the two: the months
+        // need the other when it is in another month.
+        if let Some(previous) = ev.previous_ms.filter(|p| !self.months.same(*p, ev.ts_ms)) {
+            self.fold(c, previous);
+            self.fold(c, ev.ts_ms);
+        }
+    }
+
     fn on_event(&self, c: &mut Customer, _: Moment, ev: &Event, _: &mut Vec<Signal>) {
-        self.fold(c, ev);
+        if ev.kind == crate::event::Kind::Order && !self.activity.contains(ev.kind) {
+            self.fold(c, ev.ts_ms);
+        }
     }
 
     fn on_late_event(&self, c: &mut Customer, ev: &Event) {
-        self.fold(c, ev);
+        if self.counts(ev.kind) {
+            self.fold(c, ev.ts_ms);
+        }
     }
 }
 
@@ -215,8 +256,7 @@ pub fn figures<'a>(cfg: &Config, customers: impl Iterator<Item = &'a Customer>, 
         if let Some(t) = c.detectors.get::<crate::detect::tiers::Current>(crate::detect::tiers::ID.0) {
             f.tiers[t.tier.index()] += 1;
         }
-        let Some(a) = c.detectors.get::<ActiveMonths>(ID.0) else { continue };
-        let (s, e) = (a.active_at(at_start, window_ms), a.active_at(at_end, window_ms));
+        let (s, e) = (active_at(c, at_start, window_ms), active_at(c, at_end, window_ms));
         f.active_at_start += u64::from(s);
         f.retained += u64::from(s && e);
         f.active_at_end += u64::from(e);

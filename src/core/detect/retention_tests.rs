@@ -89,3 +89,46 @@ fn the_block_round_trips() {
     crate::state::codec::encode_customer(&c, &mut buf);
     assert_eq!(crate::state::codec::decode_customer("c", &buf, 3).unwrap(), c);
 }
+
+/// Retention's figures as the definition reads, from every event that
+/// counts (an activity kind or an order, on time or late): what the kept
+/// months and the inline latest activity must give together.
+fn by_definition(events: &[(usize, i64, &str)], counts: &dyn Fn(&str) -> bool, stream_ms: i64) -> (u64, u64, u64) {
+    let (window, this) = (90 * DAY, UTC.of(stream_ms));
+    let (at_start, at_end) = (UTC.start_ms(this - 1) - 1, UTC.start_ms(this) - 1);
+    let active = |c: usize, at: i64| events.iter().any(|(who, t, kind)| *who == c && counts(kind) && *t <= at && *t > at - window);
+    let (mut s, mut r, mut e) = (0, 0, 0);
+    for c in 0..4 {
+        let (a, b) = (active(c, at_start), active(c, at_end));
+        s += u64::from(a);
+        r += u64::from(a && b);
+        e += u64::from(b);
+    }
+    (s, r, e)
+}
+
+proptest::proptest! {
+    /// Events in any order (some late, some out of order across a month's
+    /// end), with orders an activity kind (the default) or not.
+    #[test]
+    fn the_figures_count_every_event_that_counts(
+        raw in proptest::collection::vec((0usize..4, 0i64..200 * DAY, 0usize..4), 1..80),
+        orders_are_activity in proptest::prelude::any::<bool>(),
+    ) {
+        const KINDS: [&str; 4] = ["click", "login", "order", "survey"];
+        let cfg_text = if orders_are_activity { "" } else { "[engine]\nactivity_kinds = [\"click\", \"login\"]\n" };
+        let mut e = engine(cfg_text);
+        let lines: Vec<String> = raw.iter().map(|(c, t, k)| match KINDS[*k] {
+            "order" => line(&format!("c{c}"), "order", *t, r#","amount":5"#),
+            "survey" => line(&format!("c{c}"), "survey", *t, r#","csat":4"#),
+            kind => line(&format!("c{c}"), kind, *t, ""),
+        }).collect();
+        feed(&mut e, &lines);
+        let cfg = crate::config::Config::parse(cfg_text, "t").unwrap();
+        let f = e.retention_figures(&cfg).unwrap();
+        let events: Vec<(usize, i64, &str)> = raw.iter().map(|(c, t, k)| (*c, T0 + *t, KINDS[*k])).collect();
+        let counts = |k: &str| k != "survey";
+        let stream_ms = events.iter().map(|(_, t, _)| *t).max().unwrap();
+        proptest::prop_assert_eq!((f.active_at_start, f.retained, f.active_at_end), by_definition(&events, &counts, stream_ms), "{:?}", f);
+    }
+}
