@@ -116,9 +116,6 @@ pub struct Profile {
     sent_ms: i64,
     /// Fingerprint of the watched figures in the last profile sent.
     sent_digest: u64,
-    /// When to look again: a held change's interval end, or the day R
-    /// drops or P(alive) crosses its next level; `NEVER`: no need.
-    due_ms: i64,
 }
 
 const NEVER: i64 = i64::MIN;
@@ -126,7 +123,7 @@ const NO_SCORE: u8 = u8::MAX;
 
 impl Default for Profile {
     fn default() -> Profile {
-        Profile { nps: NO_SCORE, csat: NO_SCORE, nps_at_ms: NEVER, csat_at_ms: NEVER, sent_ms: NEVER, sent_digest: 0, due_ms: NEVER }
+        Profile { nps: NO_SCORE, csat: NO_SCORE, nps_at_ms: NEVER, csat_at_ms: NEVER, sent_ms: NEVER, sent_digest: 0 }
     }
 }
 
@@ -150,16 +147,8 @@ impl Profile {
         some(self.sent_ms).map(|at| (at, self.sent_digest))
     }
 
-    pub fn due_ms(&self) -> Option<i64> {
-        some(self.due_ms)
-    }
-
     pub fn set_sent(&mut self, at_ms: i64, digest: u64) {
         (self.sent_ms, self.sent_digest) = (at_ms, digest);
-    }
-
-    pub fn set_due(&mut self, due_ms: Option<i64>) {
-        self.due_ms = due_ms.unwrap_or(NEVER);
     }
 }
 
@@ -182,11 +171,10 @@ impl Serialize for Profile {
             last_nps: Option<Answer>,
             last_csat: Option<Answer>,
             sent: Option<Sent>,
-            due_ms: Option<i64>,
         }
         let answer = |a: Option<(u8, i64)>| a.map(|(score, at_ms)| Answer { score, at_ms });
         let sent = self.sent().map(|(at_ms, digest)| Sent { at_ms, digest });
-        Dump { last_nps: answer(self.last_nps()), last_csat: answer(self.last_csat()), sent, due_ms: self.due_ms() }.serialize(s)
+        Dump { last_nps: answer(self.last_nps()), last_csat: answer(self.last_csat()), sent }.serialize(s)
     }
 }
 
@@ -353,7 +341,7 @@ impl Fnv {
 
 /// The changelog block of [`Profile`]: a flags byte (last NPS, sent, due,
 /// last CSAT), then the answers (score, time), what was sent and when to
-/// look again, as flagged, times zigzagged.
+/// look again (`Customer::profile_due_ms`), as flagged, times zigzagged.
 pub const BLOCK: StateBlock = StateBlock { id: 15, version: 1, name: "profile", encode: encode_state, decode: decode_state };
 
 const HAS_NPS: u8 = 1;
@@ -362,8 +350,12 @@ const HAS_DUE: u8 = 4;
 const HAS_CSAT: u8 = 8;
 
 fn encode_state(c: &Customer, out: &mut Vec<u8>) {
-    let Some(p) = c.detectors.get::<Profile>(KEY).filter(|p| **p != Profile::default()) else { return };
-    let (nps, csat, sent, due) = (p.last_nps(), p.last_csat(), p.sent(), p.due_ms());
+    let due = c.profile_due_ms();
+    let p = c.detectors.get::<Profile>(KEY).copied().unwrap_or_default();
+    if p == Profile::default() && due.is_none() {
+        return;
+    }
+    let (nps, csat, sent) = (p.last_nps(), p.last_csat(), p.sent());
     let flag = |set: bool, bit: u8| if set { bit } else { 0 };
     out.push(flag(nps.is_some(), HAS_NPS) | flag(sent.is_some(), HAS_SENT) | flag(due.is_some(), HAS_DUE) | flag(csat.is_some(), HAS_CSAT));
     for (score, at) in nps.into_iter().chain(csat) {
@@ -400,9 +392,11 @@ fn decode_state(c: &mut Customer, _version: u8, r: &mut Reader<'_>) -> Result<()
         p.set_sent(r.zigzag("profile.sent_ms")?, r.varint("profile.digest")?);
     }
     if flags & HAS_DUE != 0 {
-        p.set_due(Some(r.zigzag("profile.due_ms")?));
+        c.set_profile_due_ms(Some(r.zigzag("profile.due_ms")?));
     }
-    c.detectors.insert(KEY, p);
+    if p != Profile::default() {
+        c.detectors.insert(KEY, p);
+    }
     Ok(())
 }
 

@@ -149,10 +149,16 @@ fn the_block_round_trips() {
     note_answers(&mut c, Some(4), None, T0 + 6);
     let p = c.detectors.get_mut::<Profile>(KEY).unwrap();
     p.set_sent(T0 + 9, u64::MAX);
-    p.set_due(Some(T0 - 7));
+    c.set_profile_due_ms(Some(T0 - 7));
     let mut buf = Vec::new();
     encode_customer(&c, &mut buf);
     assert_eq!(decode_customer("c", &buf, 3).unwrap(), c);
+    // The look-again time alone is kept too.
+    let mut due_only = crate::state::Customer::new("d".into(), T0, 3);
+    due_only.set_profile_due_ms(Some(T0 + 1));
+    buf.clear();
+    encode_customer(&due_only, &mut buf);
+    assert_eq!(decode_customer("d", &buf, 3).unwrap(), due_only);
 }
 
 #[test]

@@ -25,7 +25,7 @@ impl Engine {
             return;
         }
         let (decision, digest, due_ms) = p.look(c, &self.rules.detectors, at_ms);
-        self.state.customer_mut(slot).detectors.get_or_insert_with(KEY, Profile::default).set_due(due_ms);
+        self.state.customer_mut(slot).set_profile_due_ms(due_ms);
         if decision == Decision::Send {
             self.send_profile(slot, at_ms, digest, out);
         }
@@ -40,18 +40,15 @@ impl Engine {
         out.push(r);
     }
 
-    /// Whether the customer's look-again time has come by `at_ms`. Asked
-    /// on every event: the customer's timer says first, since it is never
-    /// later than the look-again time (`reschedule` includes it) and is
-    /// held inline, while the profile's state is one more pointer away.
+    /// Whether the customer's look-again time has come by `at_ms`.
     fn may_be_due(&self, c: &Customer, at_ms: i64) -> bool {
-        c.timer_at().is_some_and(|t| at_ms >= t - self.rules.lateness_ms) && self.profile_due(c).is_some_and(|due| at_ms >= due)
+        self.profile_due(c).is_some_and(|due| at_ms >= due)
     }
 
     /// When the customer's profile is to be looked at again, if ever.
     pub(super) fn profile_due(&self, c: &Customer) -> Option<i64> {
         self.rules.profiles.as_ref()?;
-        c.detectors.get::<Profile>(KEY).and_then(Profile::due_ms)
+        c.profile_due_ms()
     }
 
     fn render_profile(&self, c: &Customer, at_ms: i64) -> OutputRecord {
@@ -70,7 +67,7 @@ impl Engine {
         for slot in slots {
             let c = self.state.customer(slot);
             let (_, digest, due_ms) = p.look(c, &rules.detectors, at_ms);
-            self.state.customer_mut(slot).detectors.get_or_insert_with(KEY, Profile::default).set_due(due_ms);
+            self.state.customer_mut(slot).set_profile_due_ms(due_ms);
             self.send_profile(slot, at_ms, digest, out);
             self.reschedule(slot, at_ms, at_ms - self.rules.lateness_ms);
         }

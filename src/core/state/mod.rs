@@ -136,6 +136,12 @@ pub struct Customer {
     /// deadline plus the allowed lateness.
     #[serde(rename = "timer_at_ms")]
     timer: Deadline,
+    /// When the customer's profile is to be looked at again (`crate::profile`
+    /// says why), if ever: inline beside the timer, not in the profile's
+    /// own state, since every event's rescheduling reads it. Persisted in
+    /// the profile's changelog block.
+    #[serde(rename = "profile_due_ms")]
+    profile_due: Deadline,
     /// Fingerprints of recent `event_id`s (0 = empty), filled in order.
     #[serde(rename = "event_ids")]
     recent_ids: [u32; RECENT_IDS],
@@ -176,6 +182,7 @@ impl Customer {
             id_secs: [0; RECENT_IDS],
             next_id: 0,
             timer: Deadline::NONE,
+            profile_due: Deadline::NONE,
         }
     }
 
@@ -231,6 +238,15 @@ impl Customer {
     /// The pending timer's deadline (stream time, lateness included).
     pub fn timer_at(&self) -> Option<i64> {
         self.timer.get()
+    }
+
+    /// When the customer's profile is to be looked at again.
+    pub fn profile_due_ms(&self) -> Option<i64> {
+        self.profile_due.get()
+    }
+
+    pub fn set_profile_due_ms(&mut self, at: Option<i64>) {
+        self.profile_due = Deadline::new(at);
     }
 
     /// Sets the timer's deadline; only the task state does, keeping its
