@@ -162,7 +162,7 @@ pub struct Engine {
     meta_dirty: bool,
     /// Scratch for timers due at one deadline, reused to avoid allocating.
     due: Vec<u32>,
-    /// Scratch for encoding state records.
+    /// Scratch for encoding state records and writing profiles.
     encoded: Vec<u8>,
     /// Scratch for what the detectors decide in one moment.
     signals: Vec<Signal>,

@@ -34,7 +34,7 @@ impl Engine {
     /// Renders the customer's profile as of `at_ms` and remembers it was
     /// sent with fingerprint `digest`.
     fn send_profile(&mut self, slot: u32, at_ms: i64, digest: u64, out: &mut Vec<OutputRecord>) {
-        let r = self.render_profile(self.state.customer(slot), at_ms);
+        let r = self.render_profile(slot, at_ms);
         self.state.customer_mut(slot).detectors.get_or_insert_with(KEY, Profile::default).set_sent(at_ms, digest);
         self.tally.profiles += 1;
         out.push(r);
@@ -51,10 +51,10 @@ impl Engine {
         c.profile_due_ms()
     }
 
-    fn render_profile(&self, c: &Customer, at_ms: i64) -> OutputRecord {
+    fn render_profile(&mut self, slot: u32, at_ms: i64) -> OutputRecord {
         let r = &self.rules;
-        let card = Scorecard::new(c, self.id.partition, Some(at_ms), &r.card, &r.detectors);
-        r.renderer.profile(&card, at_ms)
+        let card = Scorecard::new(self.state.customer(slot), self.id.partition, Some(at_ms), &r.card, &r.detectors);
+        r.renderer.profile(&card, at_ms, &mut self.encoded)
     }
 
     /// Sends every customer's profile as of stream time, in customer id
