@@ -28,6 +28,11 @@
 //! - `pipeline_warm/{hot_path,hot_path_no_profiles,hot_path_before_loyalty}`:
 //!   the same three configs in steady state: the first 30 days fed in the
 //!   setup, untimed, the last 30 timed (throughput over those).
+//! - `pipeline_grid/{hot_path,hot_path_no_profiles,hot_path_before_loyalty}`:
+//!   the same three configs, cold, on a second input: the quality grid's
+//!   first population (`apps::population`: rate shape 1, flat week, no
+//!   bursts, seed 1), 5,000 customers over 60 days, about 450k lines:
+//!   more events a customer and fewer orders and answers an event.
 //! - `detect_decline_evaluate/*`: one `decline::evaluate` call on a customer
 //!   whose 29-bucket window is full.
 //! - `timers_reschedule_700k/*`: one timer reschedule among 700k customers,
@@ -46,7 +51,8 @@ use std::time::Duration;
 
 use care::config::{Config, DeclineConfig};
 use care::decode::{self, Limits, SourceMapping};
-use care::apps::demo::{poisson, write_event_line};
+use care::apps::demo::{poisson, write_event_line, write_sim_line};
+use care::apps::population::{Population, Variant};
 use care::detect::decline;
 use care::engine::{Input, Outcome, Routed, Rules};
 use care::model::bgnbd::BgNbd;
@@ -257,6 +263,51 @@ fn pipeline(c: &mut Criterion) {
     g.finish();
 }
 
+/// The second input: the quality grid's first population (see the module doc).
+fn generate_grid() -> Vec<String> {
+    let v = Variant::grid(1, 5_000, DAYS).into_iter().next().expect("the grid has cells");
+    let mut p = Population::new(v);
+    let (mut day, mut lines, mut line) = (Vec::new(), Vec::new(), String::new());
+    for d in 0..DAYS {
+        p.day_events(d, &mut day);
+        for e in &day {
+            write_sim_line(&mut line, e);
+            lines.push(line.clone());
+        }
+    }
+    lines
+}
+
+/// Issue 17's three configs on the second input, cold.
+fn pipeline_grid(c: &mut Criterion) {
+    let lines = generate_grid();
+    let mut g = c.benchmark_group("pipeline_grid");
+    g.throughput(Throughput::Elements(lines.len() as u64));
+    g.sampling_mode(SamplingMode::Flat);
+    g.sample_size(10);
+    g.warm_up_time(Duration::from_secs(1));
+    g.measurement_time(Duration::from_secs(5));
+    let no_profiles = Config::parse("[profiles]\nenabled = false\n", "bench").expect("config");
+    let before_loyalty = Config::parse("[detect.retention]\nenabled = false\n[profiles]\nenabled = false\n", "bench").expect("config");
+    for (name, cfg) in [("hot_path", &config()), ("hot_path_no_profiles", &no_profiles), ("hot_path_before_loyalty", &before_loyalty)] {
+        let mut engine = fresh_engine(cfg);
+        let (_, _, outputs) = run_all(&mut engine, &lines);
+        eprintln!("grid {name}: {} lines, {outputs} output records", lines.len());
+        drop(engine);
+        g.bench_function(name, |b| {
+            b.iter_batched(
+                || fresh_engine(cfg),
+                |mut engine| {
+                    black_box(run_all(&mut engine, &lines));
+                    engine
+                },
+                BatchSize::LargeInput,
+            );
+        });
+    }
+    g.finish();
+}
+
 fn state_bytes(r: &Routed) -> usize {
     r.tasks().iter().map(|t| t.state_bytes()).sum()
 }
@@ -374,5 +425,5 @@ fn timers(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, pipeline, detect, timers);
+criterion_group!(benches, pipeline, pipeline_grid, detect, timers);
 criterion_main!(benches);

@@ -132,7 +132,7 @@ pub fn write_event_line(rng: &mut StdRng, line: &mut String, id: u32, ts: i64, b
 }
 
 /// Writes one simulated event as a canonical JSON line, with an `event_id`.
-fn write_sim_line(line: &mut String, e: &SimEvent) {
+pub fn write_sim_line(line: &mut String, e: &SimEvent) {
     line.clear();
     let (id, ts) = (e.customer, e.ts_ms);
     let _ = write!(line, r#"{{"customer_id":"cust-{id:07}","ts":{ts},"event_id":"{id}-{ts}","kind":"{}""#, e.kind.as_str());
