@@ -427,6 +427,9 @@ pub struct OracleReport {
     pub even: Vec<[OracleAt; 2]>,
     /// Per budget, the split that maximises the lower 14-day recall.
     pub best: Vec<[OracleAt; 2]>,
+    /// At the real detectors' own false alerts (when given): what the
+    /// best detector catches at the same cost.
+    pub matched: Option<[OracleAt; 2]>,
     /// At the first budget's best split, within 14 days: falling CSAT on
     /// customers with at least 5 answers in the 14 days, ticket surge on
     /// surges of 5× or more (from a ticket a week or more).
@@ -435,7 +438,11 @@ pub struct OracleReport {
 }
 
 /// The oracle's figures for `truth`, from what it saw in `obs`.
-pub fn score(variant: &SatVariant, truth: &[SatTruth], obs: &OracleObs, params: OracleParams) -> OracleReport {
+///
+/// `matched`: the real detectors' false alerts per 1,000 steady
+/// customer-months (falling CSAT, ticket surge), at which the oracle's
+/// recall is given too ([`OracleReport::matched`]).
+pub fn score(variant: &SatVariant, truth: &[SatTruth], obs: &OracleObs, params: OracleParams, matched: Option<[f64; 2]>) -> OracleReport {
     let day_end = |d: u32| START_MS + i64::from(d + 1) * DAY_MS;
     let csat_paths: Vec<Path> = truth
         .iter()
@@ -509,6 +516,7 @@ pub fn score(variant: &SatVariant, truth: &[SatTruth], obs: &OracleObs, params: 
                 .expect("splits")
         })
         .collect();
+    let matched = matched.map(|[c, t]| pair(c, t));
     let of = |all: &[(f64, SignalOracle)], w: f64| all.iter().position(|(x, _)| *x == w).expect("weight");
     let (c, t) = (&best[0][0], &best[0][1]);
     let csat_5_answers = Recall::of(&csat[of(&csat, c.rate_weight)].1.delays(c.ending, c.threshold, |i| answers_after[i] >= 5), WITHIN[0]);
@@ -516,7 +524,7 @@ pub fn score(variant: &SatVariant, truth: &[SatTruth], obs: &OracleObs, params: 
         &tickets[of(&tickets, t.rate_weight)].1.delays(t.ending, t.threshold, |i| weekly(i) && matches!(truth[i].class, SatClass::TicketSurge { factor } if factor >= 5.0)),
         WITHIN[0],
     );
-    OracleReport { variant: variant.name.clone(), seed: variant.seed, params, steady_customer_months: months, even, best, csat_5_answers, surge_5x }
+    OracleReport { variant: variant.name.clone(), seed: variant.seed, params, steady_customer_months: months, even, best, matched, csat_5_answers, surge_5x }
 }
 
 /// The oracle on `variant` without the engine: the same events as
@@ -529,7 +537,7 @@ pub fn oracle_only(variant: &SatVariant, params: OracleParams) -> OracleReport {
         population.day_events(day, &mut day_events);
         day_events.iter().for_each(|e| obs.input(e));
     }
-    score(variant, &population.truth, &obs, params)
+    score(variant, &population.truth, &obs, params, None)
 }
 
 fn pct(r: &Recall) -> String {
