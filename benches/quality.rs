@@ -128,9 +128,13 @@ fn satisfaction_grid(cfg: &Config, cells: &[SatVariant], threads: usize) {
     oracle_tables(&oracles, Some(&reports));
 }
 
-/// The range over cells of `f`, in percent.
+/// Cohorts smaller than this are left out of the ranges (at half a ticket
+/// a month, one to four customers are at a ticket a week).
+const RANGE_COHORT: usize = 20;
+
+/// The range over cells of `f`, in percent, of cohorts of [`RANGE_COHORT`] or more.
 fn pct_range<T>(cells: &[T], f: impl Fn(&T) -> &Recall) -> String {
-    let rates: Vec<f64> = cells.iter().map(&f).filter(|r| r.customers > 0).map(|r| 100.0 * r.rate()).collect();
+    let rates: Vec<f64> = cells.iter().map(&f).filter(|r| r.customers >= RANGE_COHORT).map(|r| 100.0 * r.rate()).collect();
     let lo = rates.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = rates.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     if rates.is_empty() { "–".into() } else { format!("{lo:.0}-{hi:.0} %") }
@@ -145,7 +149,7 @@ fn oracle_tables(oracles: &[OracleReport], reports: Option<&[SatReport]>) {
     for o in oracles {
         println!("{}", o.grid_row());
     }
-    println!("\n| over {} cells, range | falling CSAT, ≥ 3 answers: ≤ 14 d | ≤ 21 d | ≤ 28 d | ticket surge, ≥ 1/week: ≤ 14 d | ≤ 21 d | ≤ 28 d | falling CSAT ≥ 5 answers ≤ 14 d | surge ≥ 5× ≤ 14 d |\n|---|---|---|---|---|---|---|---|---|", oracles.len());
+    println!("\n| over {} cells, range (cohorts of {RANGE_COHORT} or more) | falling CSAT, ≥ 3 answers: ≤ 14 d | ≤ 21 d | ≤ 28 d | ticket surge, ≥ 1/week: ≤ 14 d | ≤ 21 d | ≤ 28 d | falling CSAT ≥ 5 answers ≤ 14 d | surge ≥ 5× ≤ 14 d |\n|---|---|---|---|---|---|---|---|---|", oracles.len());
     if let Some(reports) = reports {
         println!("| real detectors (this config) | {} | | | {} | | | | |", pct_range(reports, |r| &r.recall[0]), pct_range(reports, |r| &r.recall[1]));
     }
