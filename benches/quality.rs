@@ -86,7 +86,7 @@ fn satisfaction_grid(cfg: &Config, cells: &[SatVariant], threads: usize) {
     let started = Instant::now();
     let params = std::env::var("CARE_QUALITY_ORACLE").map_or(OracleParams::default(), |s| OracleParams::parse(&s).unwrap_or_else(|| panic!("CARE_QUALITY_ORACLE: {s}")));
     if env_u32("CARE_QUALITY_ORACLE_ONLY", 0) == 1 {
-        let oracles = par(cells, threads, |_, v| sat_oracle::oracle_only(v, params));
+        let oracles = par(cells, threads, |_, v| sat_oracle::oracle_only(v, &params));
         eprintln!("{} satisfaction oracle cells in {:.0} s on {threads} threads", oracles.len(), started.elapsed().as_secs_f64());
         oracle_tables(&oracles, None);
         return;
@@ -96,7 +96,7 @@ fn satisfaction_grid(cfg: &Config, cells: &[SatVariant], threads: usize) {
         let r = satisfaction::simulate_observed(cfg, v, 4, |e| obs.input(e));
         let o = {
             let population = satisfaction::SatPopulation::new(v.clone());
-            sat_oracle::score(v, &population.truth, &obs, params, Some([r.per_1000_months(0), r.per_1000_months(1)]))
+            sat_oracle::score(v, &population.truth, &obs, &params, Some([r.per_1000_months(0), r.per_1000_months(1)]))
         };
         (r, o)
     });
@@ -144,7 +144,8 @@ fn pct_range<T>(cells: &[T], f: impl Fn(&T) -> &Recall) -> String {
 /// delay, and the real detectors' beside it.
 fn oracle_tables(oracles: &[OracleReport], reports: Option<&[SatReport]>) {
     let Some(first) = oracles.first() else { return };
-    println!("\nsatisfaction oracle bound (assumes a fall to {} satisfied, a surge of {}-{}x; budgets: false alerts of falling CSAT and ticket surge together per 1,000 steady customer-months, split to maximise the lower 14-day recall)\n", first.params.fall_to, first.params.surge.0, first.params.surge.1);
+    let surges: Vec<String> = first.params.surge.iter().map(|(lo, hi)| if lo == hi { format!("{lo}x") } else { format!("{lo}-{hi}x") }).collect();
+    println!("\nsatisfaction oracle bound (assumes a fall to {:?} satisfied, a surge of {}, the best of each; budgets: false alerts of falling CSAT and ticket surge together per 1,000 steady customer-months, split to maximise the lower 14-day recall)\n", first.params.fall_to, surges.join(" or "));
     println!("{}", OracleReport::GRID_HEADER);
     for o in oracles {
         println!("{}", o.grid_row());
@@ -188,6 +189,13 @@ fn oracle_tables(oracles: &[OracleReport], reports: Option<&[SatReport]>) {
     println!("\ncells where the oracle meets both recall bars at 0.5 (≥ 90 % within 14 days): {meets} of {}", oracles.len());
     let shares: Vec<f64> = oracles.iter().map(|o| o.best[0][0].budget).collect();
     println!("falling CSAT's share of the 0.5 at the best split: {:.2}-{:.2}", shares.iter().copied().fold(f64::INFINITY, f64::min), shares.iter().copied().fold(f64::NEG_INFINITY, f64::max));
+    let assumed = |s: usize| {
+        let mut seen: Vec<String> = oracles.iter().filter(|o| o.best[0][s].recall[0].customers > 0).map(|o| format!("{}-{}", o.best[0][s].assumed.0, o.best[0][s].assumed.1)).collect();
+        seen.sort();
+        seen.dedup();
+        seen.join(", ")
+    };
+    println!("assumed at 0.5 best split: falling CSAT {}; ticket surge {}", assumed(0), assumed(1));
     let reset = oracles.iter().flat_map(|o| &o.best[0]).filter(|s| s.ending == sat_oracle::Ending::Reset).count();
     println!("oracle at 0.5 best split, signals whose CUSUM starts again after each alert (not at 0): {reset} of {}", 2 * oracles.len());
     let false_at: Vec<f64> = oracles.iter().map(|o| o.best[0][0].false_per_1000 + o.best[0][1].false_per_1000).collect();

@@ -13,11 +13,11 @@
 //! when a customer changes. On each customer it runs a CUSUM, S = max(0,
 //! S + log-likelihood ratio of the changed vs the unchanged customer):
 //! - falling CSAT: per answer, satisfied with chance [`OracleParams::fall_to`]
-//!   (0.1, the fall's mean) against the customer's own share;
+//!   (0.1, the fall's mean; or 0.05 or 0.2) against the customer's own share;
 //! - ticket surge: per day's ticket count, the surge's distribution (a
-//!   factor uniform in [`OracleParams::surge`], 3–8×, busy days included)
-//!   against the customer's own, both Poisson mixtures; the count of a day
-//!   is judged at its end.
+//!   factor uniform in [`OracleParams::surge`], 3–8×; or 3×, 4× or 5×, busy
+//!   days included) against the customer's own, both Poisson mixtures; the
+//!   count of a day is judged at its end.
 //!
 //! An episode opens when S reaches the customer's threshold and closes
 //! when S is back at 0 (the evidence of a change is gone), as the real
@@ -34,7 +34,7 @@
 //! calibrated per cell on the cell's own steady customers: the lowest h
 //! whose false alerts, and those of every higher h, are within the budget
 //! (or a share of it, [`UNDER`]). At each budget the oracle takes the
-//! ending, c and share that catch the most of the cohort within 14 days,
+//! assumed change, ending, c and share that catch the most of the cohort within 14 days,
 //! and the budget of falling CSAT and ticket surge together is split
 //! between them to maximise the lower of the two recalls
 //! ([`OracleReport::best`]). All of it in sample, on the cell scored: if
@@ -67,38 +67,45 @@ const UNDER: [f64; 5] = [1.0, 0.7, 0.5, 0.3, 0.1];
 /// Busy days: share of days and the range of their factor (the generator's).
 const BUSY: (f64, (f64, f64)) = (0.02, (3.0, 6.0));
 
-/// What the oracle assumes of a change.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+/// What the oracle may assume of a change: it tries each and takes the
+/// one that catches the most at each budget.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OracleParams {
-    /// Satisfied share after a fall (the generator's 0–20 %: mean 0.1).
-    pub fall_to: f64,
-    /// Range of the surge factor, uniform (the generator's 3–8×).
-    pub surge: (f64, f64),
+    /// Satisfied shares after a fall (the generator's 0–20 %: mean 0.1).
+    pub fall_to: Vec<f64>,
+    /// Ranges of the surge factor, uniform (the generator's 3–8×; a
+    /// single factor: the same at both ends).
+    pub surge: Vec<(f64, f64)>,
 }
 
 impl Default for OracleParams {
     fn default() -> Self {
-        OracleParams { fall_to: 0.1, surge: (3.0, 8.0) }
+        OracleParams { fall_to: vec![0.1, 0.05, 0.2], surge: vec![(3.0, 8.0), (3.0, 3.0), (4.0, 4.0), (5.0, 5.0)] }
     }
 }
 
 impl OracleParams {
-    /// `fall_to=0.2,surge=3-5` style (`CARE_QUALITY_ORACLE`); missing keys
-    /// keep the defaults.
+    /// `fall_to=0.1/0.2,surge=3-8/4` style (`CARE_QUALITY_ORACLE`): the
+    /// alternatives tried; a missing key keeps the defaults.
     pub fn parse(s: &str) -> Option<OracleParams> {
         let mut p = OracleParams::default();
         for kv in s.split(',').filter(|kv| !kv.trim().is_empty()) {
             let (k, v) = kv.split_once('=')?;
             match k.trim() {
-                "fall_to" => p.fall_to = v.trim().parse().ok()?,
+                "fall_to" => p.fall_to = v.split('/').map(|x| x.trim().parse().ok()).collect::<Option<_>>()?,
                 "surge" => {
-                    let (lo, hi) = v.split_once('-').unwrap_or((v, v));
-                    p.surge = (lo.trim().parse().ok()?, hi.trim().parse().ok()?);
+                    p.surge = v
+                        .split('/')
+                        .map(|x| {
+                            let (lo, hi) = x.split_once('-').unwrap_or((x, x));
+                            Some((lo.trim().parse().ok()?, hi.trim().parse().ok()?))
+                        })
+                        .collect::<Option<_>>()?
                 }
                 _ => return None,
             }
         }
-        Some(p)
+        (!p.fall_to.is_empty() && !p.surge.is_empty()).then_some(p)
     }
 }
 
@@ -401,6 +408,9 @@ impl SignalOracle {
 pub struct OracleAt {
     /// Its share of the budget (false alerts per 1,000 steady customer-months).
     pub budget: f64,
+    /// The change it assumed (the best at this budget): the share after a
+    /// fall (twice), or the surge factor's range.
+    pub assumed: (f64, f64),
     /// How its episodes end (the better at this budget).
     pub ending: Ending,
     /// The weighting of the customer's rate in their threshold (c of
@@ -442,23 +452,27 @@ pub struct OracleReport {
 /// `matched`: the real detectors' false alerts per 1,000 steady
 /// customer-months (falling CSAT, ticket surge), at which the oracle's
 /// recall is given too ([`OracleReport::matched`]).
-pub fn score(variant: &SatVariant, truth: &[SatTruth], obs: &OracleObs, params: OracleParams, matched: Option<[f64; 2]>) -> OracleReport {
+pub fn score(variant: &SatVariant, truth: &[SatTruth], obs: &OracleObs, params: &OracleParams, matched: Option<[f64; 2]>) -> OracleReport {
     let day_end = |d: u32| START_MS + i64::from(d + 1) * DAY_MS;
-    let csat_paths: Vec<Path> = truth
-        .iter()
-        .zip(&obs.answers)
-        .map(|(t, a)| Path::new(a.iter().map(|x| x.0).collect(), a.iter().map(|&(_, sat)| answer_llr(sat, t.satisfied, params.fall_to)).collect()))
-        .collect();
+    let csat_paths = |to: f64| -> Vec<Path> {
+        truth.iter().zip(&obs.answers).map(|(t, a)| Path::new(a.iter().map(|x| x.0).collect(), a.iter().map(|&(_, sat)| answer_llr(sat, t.satisfied, to)).collect())).collect()
+    };
     let days = obs.days as usize;
-    let ticket_paths: Vec<Path> = truth
-        .iter()
-        .enumerate()
-        .map(|(i, t)| {
-            let mut llr = TicketLlr::new(t.ticket_rate, params.surge);
-            let counts = &obs.tickets[i * days..(i + 1) * days];
-            Path::new((0..obs.days).map(day_end).collect(), counts.iter().map(|&n| llr.llr(u32::from(n))).collect())
-        })
-        .collect();
+    let ticket_paths = |surge: (f64, f64)| -> Vec<Path> {
+        truth
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                // Customers under a ticket a week never open (below): no path.
+                if t.ticket_rate * 7.0 < 1.0 {
+                    return Path::default();
+                }
+                let mut llr = TicketLlr::new(t.ticket_rate, surge);
+                let counts = &obs.tickets[i * days..(i + 1) * days];
+                Path::new((0..obs.days).map(day_end).collect(), counts.iter().map(|&n| llr.llr(u32::from(n))).collect())
+            })
+            .collect()
+    };
     // The cohorts: answers in the 14 days from the change; a ticket a week.
     let answers_after: Vec<usize> = truth
         .iter()
@@ -479,24 +493,30 @@ pub fn score(variant: &SatVariant, truth: &[SatTruth], obs: &OracleObs, params: 
     let mean_answers = variant.answers_per_month / MONTH_DAYS;
     let falling = |c: &SatClass| matches!(c, SatClass::FallingCsat { .. });
     let surging = |c: &SatClass| matches!(c, SatClass::TicketSurge { .. });
-    let csat: Vec<(f64, SignalOracle)> =
-        RATE_WEIGHTS.iter().map(|&w| (w, SignalOracle::new(&csat_paths, truth, |t| w * (t.answer_rate / mean_answers).max(1e-9).ln(), falling))).collect();
-    let tickets: Vec<(f64, SignalOracle)> = RATE_WEIGHTS
-        .iter()
-        .map(|&w| (w, SignalOracle::new(&ticket_paths, truth, |t| if t.ticket_rate * 7.0 >= 1.0 { w * (t.ticket_rate * 7.0).ln() } else { f64::INFINITY }, surging)))
-        .collect();
+    // Per assumption and weight: (assumption, c, oracle).
+    let mut csat: Vec<((f64, f64), f64, SignalOracle)> = Vec::new();
+    for &to in &params.fall_to {
+        let paths = csat_paths(to);
+        csat.extend(RATE_WEIGHTS.iter().map(|&w| ((to, to), w, SignalOracle::new(&paths, truth, |t| w * (t.answer_rate / mean_answers).max(1e-9).ln(), falling))));
+    }
+    let mut tickets: Vec<((f64, f64), f64, SignalOracle)> = Vec::new();
+    for &surge in &params.surge {
+        let paths = ticket_paths(surge);
+        let offset = |w: f64| move |t: &SatTruth| if t.ticket_rate * 7.0 >= 1.0 { w * (t.ticket_rate * 7.0).ln() } else { f64::INFINITY };
+        tickets.extend(RATE_WEIGHTS.iter().map(|&w| (surge, w, SignalOracle::new(&paths, truth, offset(w), surging))));
+    }
     let steady = truth.iter().filter(|t| t.class == SatClass::Steady).count();
     let months = steady as f64 * f64::from(variant.days.saturating_sub(WARMUP_DAYS)) / MONTH_DAYS;
     // The best weighting at `budget` (14-day recall; ties to the first).
-    let at = |oracles: &[(f64, SignalOracle)], budget: f64, cohort: &dyn Fn(usize) -> bool| {
+    let at = |oracles: &[((f64, f64), f64, SignalOracle)], budget: f64, cohort: &dyn Fn(usize) -> bool| {
         oracles
             .iter()
-            .flat_map(|(w, o)| [Ending::AtZero, Ending::Reset].into_iter().flat_map(move |e| UNDER.iter().map(move |u| (w, o, e, u * budget))))
-            .map(|(w, o, ending, spent)| {
+            .flat_map(|(a, w, o)| [Ending::AtZero, Ending::Reset].into_iter().flat_map(move |e| UNDER.iter().map(move |u| (a, w, o, e, u * budget))))
+            .map(|(assumed, w, o, ending, spent)| {
                 let (threshold, n) = o.threshold(ending, spent * months / 1000.0);
                 let delays = o.delays(ending, threshold, cohort);
                 let false_per_1000 = 1000.0 * n as f64 / months.max(1e-9);
-                OracleAt { budget, ending, rate_weight: *w, threshold, false_per_1000, recall: WITHIN.iter().map(|&d| Recall::of(&delays, d)).collect() }
+                OracleAt { budget, assumed: *assumed, ending, rate_weight: *w, threshold, false_per_1000, recall: WITHIN.iter().map(|&d| Recall::of(&delays, d)).collect() }
             })
             .reduce(|best, x| if x.recall[0].caught > best.recall[0].caught { x } else { best })
             .expect("weights")
@@ -517,19 +537,19 @@ pub fn score(variant: &SatVariant, truth: &[SatTruth], obs: &OracleObs, params: 
         })
         .collect();
     let matched = matched.map(|[c, t]| pair(c, t));
-    let of = |all: &[(f64, SignalOracle)], w: f64| all.iter().position(|(x, _)| *x == w).expect("weight");
+    let of = |all: &[((f64, f64), f64, SignalOracle)], x: &OracleAt| all.iter().position(|(a, w, _)| *a == x.assumed && *w == x.rate_weight).expect("assumption");
     let (c, t) = (&best[0][0], &best[0][1]);
-    let csat_5_answers = Recall::of(&csat[of(&csat, c.rate_weight)].1.delays(c.ending, c.threshold, |i| answers_after[i] >= 5), WITHIN[0]);
+    let csat_5_answers = Recall::of(&csat[of(&csat, c)].2.delays(c.ending, c.threshold, |i| answers_after[i] >= 5), WITHIN[0]);
     let surge_5x = Recall::of(
-        &tickets[of(&tickets, t.rate_weight)].1.delays(t.ending, t.threshold, |i| weekly(i) && matches!(truth[i].class, SatClass::TicketSurge { factor } if factor >= 5.0)),
+        &tickets[of(&tickets, t)].2.delays(t.ending, t.threshold, |i| weekly(i) && matches!(truth[i].class, SatClass::TicketSurge { factor } if factor >= 5.0)),
         WITHIN[0],
     );
-    OracleReport { variant: variant.name.clone(), seed: variant.seed, params, steady_customer_months: months, even, best, matched, csat_5_answers, surge_5x }
+    OracleReport { variant: variant.name.clone(), seed: variant.seed, params: params.clone(), steady_customer_months: months, even, best, matched, csat_5_answers, surge_5x }
 }
 
 /// The oracle on `variant` without the engine: the same events as
 /// [`super::satisfaction::simulate`] draws (the same seed stream).
-pub fn oracle_only(variant: &SatVariant, params: OracleParams) -> OracleReport {
+pub fn oracle_only(variant: &SatVariant, params: &OracleParams) -> OracleReport {
     let mut population = super::satisfaction::SatPopulation::new(variant.clone());
     let mut obs = OracleObs::new(variant.customers, variant.days);
     let mut day_events = Vec::new();

@@ -84,7 +84,7 @@ fn ticket_llr_weighs_counts_against_the_customer_rate() {
 #[test]
 fn the_oracle_on_a_small_population_holds_its_budget() {
     let v = SatVariant { customers: 4_000, ..SatVariant::reference(1, 4_000, 180) };
-    let r = oracle_only(&v, OracleParams::default());
+    let r = oracle_only(&v, &OracleParams::default());
     assert_eq!(r.best.len(), BUDGETS.len());
     for (b, (best, even)) in BUDGETS.iter().zip(r.best.iter().zip(&r.even)) {
         for pair in [best, even] {
@@ -98,4 +98,12 @@ fn the_oracle_on_a_small_population_holds_its_budget() {
     assert!(r.even[2][1].recall[0].rate() >= r.even[0][1].recall[0].rate());
     assert!(r.best[0][0].recall[2].rate() >= r.best[0][0].recall[0].rate());
     assert!(r.best[0][1].recall[0].customers > 0 && r.best[0][0].recall[0].customers > 0);
+}
+
+#[test]
+fn assumptions_parse() {
+    let p = OracleParams::parse("fall_to=0.1/0.2,surge=3-8/4").expect("parses");
+    assert_eq!(p, OracleParams { fall_to: vec![0.1, 0.2], surge: vec![(3.0, 8.0), (4.0, 4.0)] });
+    assert_eq!(OracleParams::parse("surge=5").map(|p| p.fall_to), Some(OracleParams::default().fall_to));
+    assert_eq!(OracleParams::parse("fall=0.1"), None);
 }
