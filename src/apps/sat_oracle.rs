@@ -2,8 +2,10 @@
 //! detector of each kind could do on the satisfaction population, scored
 //! by the same truth and definitions as the real detectors
 //! ([`super::satisfaction`]), so a report shows beside each real detector
-//! the recall no detector on one customer's answers or tickets can beat at
-//! the same false alerts.
+//! what one that knows the truth catches at the same false alerts. CUSUM
+//! is the optimal test for a known change (Lorden, Moustakides); here the
+//! size of the change is drawn and the bar is recall within days, so it is
+//! the best of its kind, close to but not proven the best of all.
 //!
 //! The oracle sees the same answers and tickets as the engine, and knows
 //! what the generator drew for each customer except the change: the
@@ -34,9 +36,9 @@
 //! calibrated per cell on the cell's own steady customers: the lowest h
 //! whose false alerts, and those of every higher h, are within the budget
 //! (or a share of it, [`UNDER`]). At each budget the oracle takes the
-//! assumed change, ending, c and share that catch the most of the cohort within 14 days,
-//! and the budget of falling CSAT and ticket surge together is split
-//! between them to maximise the lower of the two recalls
+//! assumed change, ending, c and share that catch the most of the cohort
+//! within 14 days, and the budget of falling CSAT and ticket surge
+//! together is split between them to maximise the lower of the two recalls
 //! ([`OracleReport::best`]). All of it in sample, on the cell scored: if
 //! anything that flatters the oracle, which is what a bound wants.
 
