@@ -16,6 +16,11 @@
 //! Then the satisfaction signals on their own populations (answer rates ×
 //! ticket rates × the same seeds, `CARE_QUALITY_CUSTOMERS` customers each):
 //! `CARE_QUALITY_PART=activity` or `satisfaction` runs only one part.
+//! Beside the satisfaction detectors, their oracle bound
+//! (`care::apps::sat_oracle`) on the same events: `CARE_QUALITY_ORACLE`
+//! sets what it assumes of a change (`fall_to=0.1,surge=3-8`, the
+//! defaults), `CARE_QUALITY_ORACLE_ONLY=1` scores the oracle alone, without
+//! the engine (the same events, in seconds).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -23,6 +28,8 @@ use std::time::Instant;
 
 use care::apps::population::Variant;
 use care::apps::quality::{simulate, Report};
+use care::apps::quality::Recall;
+use care::apps::sat_oracle::{self, OracleObs, OracleParams, OracleReport, BUDGETS, WITHIN};
 use care::apps::satisfaction::{self, SatReport, SatVariant};
 use care::config::Config;
 
@@ -77,7 +84,23 @@ fn par<V: Sync, R: Send>(cells: &[V], threads: usize, run: impl Fn(usize, &V) ->
 
 fn satisfaction_grid(cfg: &Config, cells: &[SatVariant], threads: usize) {
     let started = Instant::now();
-    let reports: Vec<SatReport> = par(cells, threads, |_, v| satisfaction::simulate(cfg, v, 4));
+    let params = std::env::var("CARE_QUALITY_ORACLE").map_or(OracleParams::default(), |s| OracleParams::parse(&s).unwrap_or_else(|| panic!("CARE_QUALITY_ORACLE: {s}")));
+    if env_u32("CARE_QUALITY_ORACLE_ONLY", 0) == 1 {
+        let oracles = par(cells, threads, |_, v| sat_oracle::oracle_only(v, &params));
+        eprintln!("{} satisfaction oracle cells in {:.0} s on {threads} threads", oracles.len(), started.elapsed().as_secs_f64());
+        oracle_tables(&oracles, None);
+        return;
+    }
+    let both: Vec<(SatReport, OracleReport)> = par(cells, threads, |_, v| {
+        let mut obs = OracleObs::new(v.customers, v.days);
+        let r = satisfaction::simulate_observed(cfg, v, 4, |e| obs.input(e));
+        let o = {
+            let population = satisfaction::SatPopulation::new(v.clone());
+            sat_oracle::score(v, &population.truth, &obs, &params, Some([r.per_1000_months(0), r.per_1000_months(1)]))
+        };
+        (r, o)
+    });
+    let (reports, oracles): (Vec<SatReport>, Vec<OracleReport>) = both.into_iter().unzip();
     eprintln!("{} satisfaction cells in {:.0} s on {threads} threads", reports.len(), started.elapsed().as_secs_f64());
     println!("\n{}", SatReport::GRID_HEADER);
     for r in &reports {
@@ -102,6 +125,81 @@ fn satisfaction_grid(cfg: &Config, cells: &[SatVariant], threads: usize) {
         "all satisfaction cells together, per 1,000 steady customer-months: falling CSAT {:.2}, ticket surge {:.2}, low CSAT {:.2}, together {:.2} ({} in {months:.0}); NPS detractor alerts {:.2}",
         per(alerts[0]), per(alerts[1]), per(alerts[2]), per(alerts[0] + alerts[1] + alerts[2]), alerts[0] + alerts[1] + alerts[2], per(alerts[3])
     );
+    oracle_tables(&oracles, Some(&reports));
+}
+
+/// Cohorts smaller than this are left out of the ranges (at half a ticket
+/// a month, one to four customers are at a ticket a week).
+const RANGE_COHORT: usize = 20;
+
+/// The range over cells of `f`, in percent, of cohorts of [`RANGE_COHORT`] or more.
+fn pct_range<T>(cells: &[T], f: impl Fn(&T) -> &Recall) -> String {
+    let rates: Vec<f64> = cells.iter().map(&f).filter(|r| r.customers >= RANGE_COHORT).map(|r| 100.0 * r.rate()).collect();
+    let lo = rates.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = rates.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if rates.is_empty() { "–".into() } else { format!("{lo:.0}-{hi:.0} %") }
+}
+
+/// The oracle bound per cell, its ranges over cells at each budget and
+/// delay, and the real detectors' beside it.
+fn oracle_tables(oracles: &[OracleReport], reports: Option<&[SatReport]>) {
+    let Some(first) = oracles.first() else { return };
+    let surges: Vec<String> = first.params.surge.iter().map(|(lo, hi)| if lo == hi { format!("{lo}x") } else { format!("{lo}-{hi}x") }).collect();
+    println!("\nsatisfaction oracle bound (assumes a fall to {:?} satisfied, a surge of {}, the best of each; budgets: false alerts of falling CSAT and ticket surge together per 1,000 steady customer-months, split to maximise the lower 14-day recall)\n", first.params.fall_to, surges.join(" or "));
+    println!("{}", OracleReport::GRID_HEADER);
+    for o in oracles {
+        println!("{}", o.grid_row());
+    }
+    println!("\n| over {} cells, range (cohorts of {RANGE_COHORT} or more) | falling CSAT, ≥ 3 answers: ≤ 14 d | ≤ 21 d | ≤ 28 d | ticket surge, ≥ 1/week: ≤ 14 d | ≤ 21 d | ≤ 28 d | falling CSAT ≥ 5 answers ≤ 14 d | surge ≥ 5× ≤ 14 d |\n|---|---|---|---|---|---|---|---|---|", oracles.len());
+    if let Some(reports) = reports {
+        println!("| real detectors (this config) | {} | | | {} | | | | |", pct_range(reports, |r| &r.recall[0]), pct_range(reports, |r| &r.recall[1]));
+    }
+    for (b, budget) in BUDGETS.iter().enumerate() {
+        let mut row = format!("| oracle at {budget}, best split |");
+        for s in 0..2 {
+            for w in 0..WITHIN.len() {
+                row += &format!(" {} |", pct_range(oracles, |o| &o.best[b][s].recall[w]));
+            }
+        }
+        if b == 0 {
+            row += &format!(" {} | {} |", pct_range(oracles, |o| &o.csat_5_answers), pct_range(oracles, |o| &o.surge_5x));
+        } else {
+            row += " | |";
+        }
+        println!("{row}");
+        let mut row = format!("| oracle at {budget}, half each |");
+        for s in 0..2 {
+            for w in 0..WITHIN.len() {
+                row += &format!(" {} |", pct_range(oracles, |o| &o.even[b][s].recall[w]));
+            }
+        }
+        println!("{row} | |");
+    }
+    if let Some(reports) = reports {
+        println!("\n| satisfaction population (seed) | falling CSAT ≤ 14 d: real | oracle at the real one's false alerts | ticket surge ≤ 14 d: real | oracle at the real one's false alerts | false alerts (real): falling CSAT | ticket surge |\n|---|---|---|---|---|---|---|");
+        for (r, o) in reports.iter().zip(oracles) {
+            let Some(m) = &o.matched else { continue };
+            let p = |x: &Recall| if x.customers == 0 { "–".to_string() } else { format!("{:.1} %", 100.0 * x.rate()) };
+            println!("| {} ({}) | {} | {} | {} | {} | {:.2} | {:.2} |", r.variant, r.seed, p(&r.recall[0]), p(&m[0].recall[0]), p(&r.recall[1]), p(&m[1].recall[0]), r.per_1000_months(0), r.per_1000_months(1));
+        }
+        let below = reports.iter().zip(oracles).filter_map(|(r, o)| o.matched.as_ref().map(|m| (r, m))).filter(|(r, m)| (0..2).any(|s| r.recall[s].customers > 0 && r.recall[s].rate() > m[s].recall[0].rate())).count();
+        println!("\ncells where a real detector catches more than the oracle at its false alerts (the bound broken): {below} of {}", reports.len());
+    }
+    let meets = oracles.iter().filter(|o| o.best[0].iter().all(|s| s.recall[0].customers == 0 || s.recall[0].rate() >= 0.9)).count();
+    println!("\ncells where the oracle meets both recall bars at 0.5 (≥ 90 % within 14 days): {meets} of {}", oracles.len());
+    let shares: Vec<f64> = oracles.iter().map(|o| o.best[0][0].budget).collect();
+    println!("falling CSAT's share of the 0.5 at the best split: {:.2}-{:.2}", shares.iter().copied().fold(f64::INFINITY, f64::min), shares.iter().copied().fold(f64::NEG_INFINITY, f64::max));
+    let assumed = |s: usize| {
+        let mut seen: Vec<String> = oracles.iter().filter(|o| o.best[0][s].recall[0].customers > 0).map(|o| format!("{}-{}", o.best[0][s].assumed.0, o.best[0][s].assumed.1)).collect();
+        seen.sort();
+        seen.dedup();
+        seen.join(", ")
+    };
+    println!("assumed at 0.5 best split: falling CSAT {}; ticket surge {}", assumed(0), assumed(1));
+    let reset = oracles.iter().flat_map(|o| &o.best[0]).filter(|s| s.ending == sat_oracle::Ending::Reset).count();
+    println!("oracle at 0.5 best split, signals whose CUSUM starts again after each alert (not at 0): {reset} of {}", 2 * oracles.len());
+    let false_at: Vec<f64> = oracles.iter().map(|o| o.best[0][0].false_per_1000 + o.best[0][1].false_per_1000).collect();
+    println!("oracle false alerts at 0.5, measured: {:.2}-{:.2}", false_at.iter().copied().fold(f64::INFINITY, f64::min), false_at.iter().copied().fold(f64::NEG_INFINITY, f64::max));
 }
 
 fn activity(cfg: &Config, cells: &[Variant], threads: usize, customers: u32, days: u32) {

@@ -10,6 +10,7 @@
 //! - [`population`] — a seeded customer population with ground truth.
 //! - [`quality`] — detection quality: a population's alerts scored against its truth.
 //! - [`satisfaction`] — satisfaction personas with known change days, and their signals scored.
+//! - [`sat_oracle`] — the best detector of falling CSAT and ticket surge that knows the truth but the change: the bound.
 //! - [`value_quality`] — purchase-churn quality on buyers drawn from BG/NBD.
 
 pub mod check_config;
@@ -20,6 +21,7 @@ pub mod population;
 pub mod quality;
 pub mod replay;
 pub mod run;
+pub mod sat_oracle;
 pub mod satisfaction;
 pub mod state;
 pub mod value_quality;

@@ -390,6 +390,12 @@ impl fmt::Display for SatReport {
 /// Runs `variant` through the engine with `cfg` on `partitions` tasks and
 /// scores the satisfaction alerts.
 pub fn simulate(cfg: &Config, variant: &SatVariant, partitions: i32) -> SatReport {
+    simulate_observed(cfg, variant, partitions, |_| {})
+}
+
+/// [`simulate`], showing each generated event to `seen` too (the oracle
+/// bound, [`super::sat_oracle`], sees the events the engine does).
+pub fn simulate_observed(cfg: &Config, variant: &SatVariant, partitions: i32, mut seen: impl FnMut(&SimEvent)) -> SatReport {
     let rules = Arc::new(Rules::new(cfg));
     let source = rules.canonical_source();
     let mut engine = Routed::new(rules, partitions);
@@ -404,6 +410,7 @@ pub fn simulate(cfg: &Config, variant: &SatVariant, partitions: i32) -> SatRepor
         population.day_events(day, &mut day_events);
         for e in &day_events {
             scorer.input(e);
+            seen(e);
             fill(&mut ev, e, &ids[e.customer as usize]);
             let input = Input { source, partition: 0, offset: events as i64, key: None, payload: b"" };
             engine.fold(&input, &ev, &mut out);
