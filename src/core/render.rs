@@ -241,9 +241,8 @@ impl Renderer {
         OutputRecord { role: TopicRole::of(t), key: Some(customer.as_bytes().to_vec()), headers, value, trigger_ms, original: None }
     }
 
-    /// Renders a customer's profile: their scorecard as of `at_ms`.
-    /// The profile record of `card` as of `at_ms`, written in `scratch`
-    /// first.
+    /// Renders a customer's profile: their scorecard as of `at_ms`,
+    /// written in `scratch` first.
     pub fn profile(&self, card: &crate::scorecard::Scorecard, at_ms: i64, scratch: &mut Vec<u8>) -> OutputRecord {
         let customer = &*card.customer_id;
         let id = uuid_v5(&[customer.as_bytes(), b"profile", itoa::Buffer::new().format(at_ms).as_bytes()]);

@@ -410,8 +410,13 @@ impl Worker {
     /// (whose fence of a younger transaction still stops care). The
     /// producer is replaced and the batch read again.
     fn fenced_for_its_age(&self, e: &anyhow::Error) -> bool {
-        let timeout = Duration::from_millis(u64::from(self.cfg.kafka.transaction_timeout_ms));
-        self.in_txn && self.txn_opened.elapsed() >= timeout && ErrorCode::of(e) == ErrorCode::Fenced
+        self.txn_outlived_its_timeout() && ErrorCode::of(e) == ErrorCode::Fenced
+    }
+
+    /// Whether the open transaction is older than its timeout, so its
+    /// coordinator may have aborted it.
+    fn txn_outlived_its_timeout(&self) -> bool {
+        self.in_txn && self.txn_opened.elapsed() >= Duration::from_millis(u64::from(self.cfg.kafka.transaction_timeout_ms))
     }
 
     fn exactly_once(&self) -> bool {

@@ -87,19 +87,22 @@ impl Worker {
     }
 
     /// Aborts the open transaction; if the producer is stuck in a
-    /// transactional call (see `shell::txn`) or failed fatally (fenced),
-    /// replaces it instead: the new producer's `init_transactions` fences
-    /// the old one and settles its transaction (aborts it, or completes a
-    /// commit already under way).
+    /// transactional call (see `shell::txn`), or failed fatally with a
+    /// transaction older than its timeout (fenced by its coordinator, see
+    /// `fenced_for_its_age`), replaces it instead: the new producer's
+    /// `init_transactions` fences the old one and settles its transaction
+    /// (aborts it, or completes a commit already under way). Any other
+    /// fatal error fails the abort, and care stops.
     pub(super) fn end_failed_transaction(&mut self) -> anyhow::Result<()> {
-        if !self.publisher.is_stuck() && self.publisher.fatal_error().is_none() {
+        let outlived = self.publisher.fatal_error().is_some() && self.txn_outlived_its_timeout();
+        if !self.publisher.is_stuck() && !outlived {
             match self.publisher.abort_transaction() {
                 Err(e) if self.publisher.is_stuck() => tracing::warn!(error = %e, "Abort stuck too"),
                 r => return r.map_err(anyhow::Error::new),
             }
         }
         let why = match self.publisher.fatal_error() {
-            Some((code, reason)) if !self.publisher.is_stuck() => format!("it failed fatally ({code:?}: {reason})"),
+            Some((code, reason)) if outlived && !self.publisher.is_stuck() => format!("its transaction outlived its timeout and it failed fatally ({code:?}: {reason})"),
             _ => {
                 // Each stuck producer lives on in its thread: a few are
                 // worth keeping the process up; more mean a restart is cheaper.
