@@ -205,7 +205,8 @@ pub fn ce_id(customer: &str, t: SignalType, episode_ms: i64, status: Status) -> 
 /// hashed as they come instead of joined in a `String` first: every
 /// output record takes one.
 fn uuid_v5(parts: &[&[u8]]) -> uuid::Uuid {
-    let mut h = sha1_smol::Sha1::new();
+    use sha1::Digest as _;
+    let mut h = sha1::Sha1::new();
     h.update(CE_ID_NAMESPACE.as_bytes());
     for (i, p) in parts.iter().enumerate() {
         if i > 0 {
@@ -213,7 +214,7 @@ fn uuid_v5(parts: &[&[u8]]) -> uuid::Uuid {
         }
         h.update(p);
     }
-    let d = h.digest().bytes();
+    let d = h.finalize();
     uuid::Builder::from_sha1_bytes(d[..16].try_into().expect("a SHA-1 has 20 bytes")).into_uuid()
 }
 
