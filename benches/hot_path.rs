@@ -62,7 +62,8 @@ use care::model::TimeUnit;
 use care::event::{Kind, KindSet};
 use care::state::timers::{Keys, TimerIndex};
 use care::state::Customer;
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion, SamplingMode, Throughput};
+use criterion::measurement::WallTime;
+use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkGroup, Criterion, SamplingMode, Throughput};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -177,12 +178,7 @@ fn pipeline(c: &mut Criterion) {
     let mapping = SourceMapping::canonical();
     let limits = limits(&cfg);
 
-    let mut g = c.benchmark_group("pipeline");
-    g.throughput(Throughput::Elements(n));
-    g.sampling_mode(SamplingMode::Flat);
-    g.sample_size(10);
-    g.warm_up_time(Duration::from_secs(1));
-    g.measurement_time(Duration::from_secs(3));
+    let mut g = flat_group(c, "pipeline", n, Duration::from_secs(3));
 
     g.bench_function("decode_only", |b| {
         b.iter(|| {
@@ -201,8 +197,7 @@ fn pipeline(c: &mut Criterion) {
         calibration_end: "2025-12-31".into(),
     }));
     let session_start = Config::parse("[detect.purchases]\nenabled = false\n[detect.retention]\nenabled = false\n[profiles]\nenabled = false\n", "bench").expect("config");
-    let no_profiles = Config::parse("[profiles]\nenabled = false\n", "bench").expect("config");
-    let before_loyalty = Config::parse("[detect.retention]\nenabled = false\n[profiles]\nenabled = false\n", "bench").expect("config");
+    let (no_profiles, before_loyalty) = (bench_config(NO_PROFILES), bench_config(BEFORE_LOYALTY));
     for (name, cfg) in [
         ("hot_path", &cfg),
         ("hot_path_no_profiles", &no_profiles),
@@ -211,20 +206,7 @@ fn pipeline(c: &mut Criterion) {
         ("hot_path_no_purchases_no_retention", &session_start),
         ("hot_path_with_fit", &with_fit),
     ] {
-        let mut engine = fresh_engine(cfg);
-        let (_, _, outputs) = run_all(&mut engine, &lines);
-        eprintln!("{name}: {outputs} output records, state ≈ {:.0} bytes/customer", state_bytes(&engine) as f64 / engine.customer_count().max(1) as f64);
-        drop(engine);
-        g.bench_function(name, |b| {
-            b.iter_batched(
-                || fresh_engine(cfg),
-                |mut engine| {
-                    black_box(run_all(&mut engine, &lines));
-                    engine // dropped by criterion after the timed routine
-                },
-                BatchSize::LargeInput,
-            );
-        });
+        bench_cold(&mut g, name, cfg, &lines);
     }
     g.finish();
 
@@ -233,12 +215,7 @@ fn pipeline(c: &mut Criterion) {
     // customer's first profile).
     let half = lines.len() / 2;
     let (warm_up, timed) = lines.split_at(half);
-    let mut g = c.benchmark_group("pipeline_warm");
-    g.throughput(Throughput::Elements(timed.len() as u64));
-    g.sampling_mode(SamplingMode::Flat);
-    g.sample_size(10);
-    g.warm_up_time(Duration::from_secs(1));
-    g.measurement_time(Duration::from_secs(3));
+    let mut g = flat_group(c, "pipeline_warm", timed.len() as u64, Duration::from_secs(3));
     for (name, cfg) in [("hot_path", &cfg), ("hot_path_no_profiles", &no_profiles), ("hot_path_before_loyalty", &before_loyalty)] {
         let mut engine = fresh_engine(cfg);
         run_all(&mut engine, warm_up);
@@ -281,31 +258,50 @@ fn generate_grid() -> Vec<String> {
 /// Issue 17's three configs on the second input, cold.
 fn pipeline_grid(c: &mut Criterion) {
     let lines = generate_grid();
-    let mut g = c.benchmark_group("pipeline_grid");
-    g.throughput(Throughput::Elements(lines.len() as u64));
+    let mut g = flat_group(c, "pipeline_grid", lines.len() as u64, Duration::from_secs(5));
+    for (name, cfg) in [("hot_path", &config()), ("hot_path_no_profiles", &bench_config(NO_PROFILES)), ("hot_path_before_loyalty", &bench_config(BEFORE_LOYALTY))] {
+        bench_cold(&mut g, name, cfg, &lines);
+    }
+    g.finish();
+}
+
+/// Issue 17's baselines: the defaults without profiles, and without the
+/// retention months too (the hot path before the issue).
+const NO_PROFILES: &str = "[profiles]\nenabled = false\n";
+const BEFORE_LOYALTY: &str = "[detect.retention]\nenabled = false\n[profiles]\nenabled = false\n";
+
+fn bench_config(text: &str) -> Config {
+    Config::parse(text, "bench").expect("config")
+}
+
+/// A group of flat samples (10), 1 s of warm-up, throughput in lines.
+fn flat_group<'a>(c: &'a mut Criterion, name: &str, lines: u64, measure: Duration) -> BenchmarkGroup<'a, WallTime> {
+    let mut g = c.benchmark_group(name);
+    g.throughput(Throughput::Elements(lines));
     g.sampling_mode(SamplingMode::Flat);
     g.sample_size(10);
     g.warm_up_time(Duration::from_secs(1));
-    g.measurement_time(Duration::from_secs(5));
-    let no_profiles = Config::parse("[profiles]\nenabled = false\n", "bench").expect("config");
-    let before_loyalty = Config::parse("[detect.retention]\nenabled = false\n[profiles]\nenabled = false\n", "bench").expect("config");
-    for (name, cfg) in [("hot_path", &config()), ("hot_path_no_profiles", &no_profiles), ("hot_path_before_loyalty", &before_loyalty)] {
-        let mut engine = fresh_engine(cfg);
-        let (_, _, outputs) = run_all(&mut engine, &lines);
-        eprintln!("grid {name}: {} lines, {outputs} output records", lines.len());
-        drop(engine);
-        g.bench_function(name, |b| {
-            b.iter_batched(
-                || fresh_engine(cfg),
-                |mut engine| {
-                    black_box(run_all(&mut engine, &lines));
-                    engine
-                },
-                BatchSize::LargeInput,
-            );
-        });
-    }
-    g.finish();
+    g.measurement_time(measure);
+    g
+}
+
+/// Times `lines` through fresh tasks with `cfg`, after an untimed pass
+/// that says what it outputs and holds.
+fn bench_cold(g: &mut BenchmarkGroup<'_, WallTime>, name: &str, cfg: &Config, lines: &[String]) {
+    let mut engine = fresh_engine(cfg);
+    let (_, _, outputs) = run_all(&mut engine, lines);
+    eprintln!("{name} ({} lines): {outputs} output records, state ≈ {:.0} bytes/customer", lines.len(), state_bytes(&engine) as f64 / engine.customer_count().max(1) as f64);
+    drop(engine);
+    g.bench_function(name, |b| {
+        b.iter_batched(
+            || fresh_engine(cfg),
+            |mut engine| {
+                black_box(run_all(&mut engine, lines));
+                engine // dropped by criterion after the timed routine
+            },
+            BatchSize::LargeInput,
+        );
+    });
 }
 
 fn state_bytes(r: &Routed) -> usize {
