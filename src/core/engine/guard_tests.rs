@@ -17,6 +17,16 @@ fn day(g: &mut Guard, d: i64, clicks: u32, openings: u32, out: &mut Vec<Anomaly>
     (emitted, withheld)
 }
 
+/// A guard after 40 ordinary days of `clicks` clicks and `openings`
+/// openings, and what it reported (nothing: they are ordinary).
+fn steady(clicks: u32, openings: u32) -> (Guard, Vec<Anomaly>) {
+    let (mut g, mut out) = (Guard::new(PARAMS), Vec::new());
+    for d in 0..40 {
+        day(&mut g, d, clicks, openings, &mut out);
+    }
+    (g, out)
+}
+
 #[test]
 fn a_surge_far_past_the_tasks_own_history_trips_and_the_source_coming_back_clears() {
     let mut g = Guard::new(PARAMS);
@@ -205,11 +215,7 @@ fn a_clickstream_stopping_in_the_afternoon_sends_no_alert_either() {
 
 #[test]
 fn a_wave_of_openings_while_every_kind_flows_is_sent() {
-    let mut g = Guard::new(PARAMS);
-    let mut out = Vec::new();
-    for d in 0..40 {
-        day(&mut g, d, 1000, 30, &mut out);
-    }
+    let (mut g, mut out) = steady(1000, 30);
     assert_eq!(day(&mut g, 40, 900, 2000, &mut out), (2000, 0), "customers changing, not a source stopping");
     assert!(out.is_empty());
 }
@@ -345,11 +351,7 @@ fn a_task_restored_mid_outage_keeps_withholding_and_clears_once() {
 
 #[test]
 fn a_guard_restored_from_its_history_decides_as_the_one_that_wrote_it() {
-    let mut g = Guard::new(PARAMS);
-    let mut out = Vec::new();
-    for d in 0..40 {
-        day(&mut g, d, 1000, 30, &mut out);
-    }
+    let (mut g, mut out) = steady(1000, 30);
     day(&mut g, 40, 0, 30, &mut out);
     assert_eq!(day(&mut g, 41, 0, 2000, &mut out), (0, 2000));
     let mut bytes = Vec::new();
@@ -390,11 +392,7 @@ fn a_rolled_back_batch_leaves_the_guards_history_as_it_was() {
 
 #[test]
 fn customers_leaving_one_by_one_are_no_stall_however_many_leave() {
-    let mut g = Guard::new(PARAMS);
-    let mut out = Vec::new();
-    for d in 0..40 {
-        day(&mut g, d, 300, 3, &mut out);
-    }
+    let (mut g, mut out) = steady(300, 3);
     // Two thirds of the customers leave over ten days: clicks thin by 20
     // a day, to a third, and their declines open. From day 51 the last
     // day is under half the quietest baseline day (day 44's 220), but it
@@ -405,10 +403,7 @@ fn customers_leaving_one_by_one_are_no_stall_however_many_leave() {
     }
     assert!(out.is_empty() && !g.is_tripped(), "{out:?}");
     // The same clicks falling to a third overnight is a source stopping.
-    let mut g = Guard::new(PARAMS);
-    for d in 0..40 {
-        day(&mut g, d, 300, 3, &mut out);
-    }
+    let (mut g, _) = steady(300, 3);
     day(&mut g, 40, 100, 3, &mut out);
     assert_eq!(day(&mut g, 41, 100, 8, &mut out), (0, 8), "an abrupt fall stalls");
 }
