@@ -39,8 +39,8 @@ impl Worker {
         // A commit that never returned may have landed, and so may one cut
         // short by a fence (a new epoch completes a commit already
         // prepared): then only the changelog knows where each task stands.
-        let fatal = self.publisher.fatal_error();
-        let commit_unknown = self.publisher.stuck_in() == Some("commit_transaction") || fatal.is_some();
+        let fenced = self.publisher.fatal_error().is_some() && self.txn_outlived_its_timeout();
+        let commit_unknown = self.publisher.stuck_in() == Some("commit_transaction") || fenced;
         if self.in_txn {
             if let Err(e) = self.end_failed_transaction() {
                 failure.get_or_insert(e.context("aborting the transaction"));
