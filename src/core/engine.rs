@@ -16,7 +16,7 @@ use crate::changelog::{Meta, META_KEY};
 use crate::config::Config;
 use crate::decode::{self, DecodeError, Decoded, Limits, SourceMapping};
 use crate::detect::registry::{self, indexes};
-use crate::detect::{ActivityEvent, Detector, Enabled, Moment, Signal};
+use crate::detect::{ActivityEvent, Detector, Enabled, Hooks, Moment, Signal};
 use crate::event::{Event, Kind, KindSet};
 use crate::render::{OutputRecord, Renderer};
 use crate::scorecard::{CardParams, Scorecard};
@@ -300,9 +300,8 @@ impl Engine {
         }
         if late {
             counts.late += 1;
-            if self.rules.detectors.want_events() {
-                self.rules.detectors.iter().for_each(|d| d.on_late_event(c, ev));
-            }
+            let ds = &self.rules.detectors;
+            indexes(ds.with(Hooks::EVENTS)).for_each(|i| ds.get(i).on_late_event(c, ev));
             return Outcome::Late;
         }
         counts.folded[ev.kind.idx()] += 1;
@@ -314,7 +313,7 @@ impl Engine {
         // Whether a profile may have changed: what the event carried, or a
         // signal decided.
         let mut touched = created || ev.kind == Kind::Order || ev.csat.is_some() || ev.nps.is_some();
-        touched |= self.detect(slot, at, out, |d, c, at, s| d.advance(c, at, s));
+        touched |= self.detect(slot, at, out, Hooks::ADVANCE, |d, c, at, s| d.advance(c, at, s));
         let c = self.state.customer_mut(slot);
         c.seen_at(ev.ts_ms);
         // A survey answer keeps no last time or bucket count (Kind::TRACKED).
@@ -328,10 +327,10 @@ impl Engine {
             c.last_activity_ms = Some(previous_ms.map_or(ev.ts_ms, |t| t.max(ev.ts_ms)));
             c.activity_events = c.activity_events.saturating_add(1);
             let act = ActivityEvent { ts_ms: ev.ts_ms, previous_ms };
-            touched |= self.detect(slot, at, out, |d, c, at, s| d.on_activity(c, at, act, s));
+            touched |= self.detect(slot, at, out, Hooks::ACTIVITY, |d, c, at, s| d.on_activity(c, at, act, s));
         }
-        if self.rules.detectors.want_events() {
-            touched |= self.detect(slot, at, out, |d, c, at, s| d.on_event(c, at, ev, s));
+        if self.rules.detectors.with(Hooks::EVENTS) != 0 {
+            touched |= self.detect(slot, at, out, Hooks::EVENTS, |d, c, at, s| d.on_event(c, at, ev, s));
         }
         self.profile(slot, now_ms, touched, out);
         self.reschedule(slot, now_ms, now_ms - lateness_ms);
@@ -524,8 +523,8 @@ impl Engine {
         // Buckets sealed up to `at` are decided before any detector's state
         // changes at `at`, so a stronger episode opening now cannot pause a
         // weaker one's decisions about the time before it.
-        self.detect(slot, m, out, |d, c, at, s| d.advance(c, at, s));
-        self.detect(slot, m, out, |d, c, at, s| d.on_timer(c, at, s));
+        self.detect(slot, m, out, Hooks::ADVANCE, |d, c, at, s| d.advance(c, at, s));
+        self.detect(slot, m, out, Hooks::TIMERS, |d, c, at, s| d.on_timer(c, at, s));
         self.profile(slot, at, true, out);
         self.reschedule(slot, at, at);
         self.render_anomalies(out);
@@ -536,22 +535,35 @@ impl Engine {
     /// detector's episode open before this moment, or opened in it,
     /// supersedes those it names for the whole moment. Returns whether any
     /// signal was decided (emitted, suppressed or withheld).
-    fn detect<F>(&mut self, slot: u32, mut at: Moment, out: &mut Vec<OutputRecord>, decide: F) -> bool
+    fn detect<F>(&mut self, slot: u32, mut at: Moment, out: &mut Vec<OutputRecord>, hook: Hooks, decide: F) -> bool
     where
         F: Fn(&dyn Detector, &mut Customer, Moment, &mut Vec<Signal>),
     {
         let r = &*self.rules;
         let ds = &r.detectors;
+        let (deciding, episodes) = (ds.with(hook), ds.with(Hooks::EPISODES));
         let mut signals = std::mem::take(&mut self.signals);
         let c = self.state.customer_mut(slot);
         // Detectors open at any point of this moment (even if closed again by it).
         let mut open = 0u64;
         let mut decided = false;
         for (i, d) in ds.iter().enumerate() {
+            let has_episodes = episodes & 1 << i != 0;
+            if deciding & 1 << i == 0 {
+                // Not called: open or not, as it was.
+                if has_episodes && d.is_open(c) {
+                    open |= 1 << i;
+                }
+                continue;
+            }
             at.superseded = open & ds.stronger(i) != 0;
-            let mut was_open = d.is_open(c);
+            let mut was_open = has_episodes && d.is_open(c);
             decide(d, c, at, &mut signals);
-            decided |= !signals.is_empty();
+            if signals.is_empty() {
+                open |= u64::from(was_open || (has_episodes && d.is_open(c))) << i;
+                continue;
+            }
+            decided = true;
             for s in signals.drain(..) {
                 if s.opens() {
                     was_open = true;
@@ -560,7 +572,7 @@ impl Engine {
                 let guard = emit::Guarded { guard: &mut self.guard, anomalies: &mut self.anomalies };
                 emit::emit(r, &mut self.tally, guard, self.emit_from_ms, c, &s, out);
             }
-            if was_open || d.is_open(c) {
+            if was_open || (has_episodes && d.is_open(c)) {
                 open |= 1 << i;
             }
         }
@@ -584,12 +596,13 @@ impl Engine {
         let c = self.state.customer(slot);
         let mut at = Moment { now_ms, sealed_ms: fired_ms, trigger_ms: now_ms, buckets: r.buckets, superseded: false, outage: self.guard.outage() };
         let (mut next, mut open): (Option<i64>, u64) = (None, 0);
+        let (timers, episodes) = (r.detectors.with(Hooks::TIMERS), r.detectors.with(Hooks::EPISODES));
         for (i, d) in r.detectors.iter().enumerate() {
             at.superseded = open & r.detectors.stronger(i) != 0;
-            if let Some(t) = d.next_deadline(c, at) {
+            if let Some(t) = (timers & 1 << i != 0).then(|| d.next_deadline(c, at)).flatten() {
                 next = Some(next.map_or(t, |n| n.min(t)));
             }
-            if d.is_open(c) {
+            if episodes & 1 << i != 0 && d.is_open(c) {
                 open |= 1 << i;
             }
         }
@@ -608,3 +621,7 @@ mod tests;
 #[cfg(test)]
 #[path = "engine_source_tests.rs"]
 mod source_tests;
+
+#[cfg(test)]
+#[path = "engine_hooks_tests.rs"]
+mod hooks_tests;

@@ -38,9 +38,10 @@
 //! with what catches each step when it is forgotten.
 //!
 //! 1. `detect/<name>.rs`: the detector (a [`detect::Detector`]: `on_event`
-//!    sees every on-time event of any kind, with `wants_events`;
+//!    sees every on-time event of any kind, with `Hooks::EVENTS` in its
+//!    `hooks` (the engine calls only the hooks a detector declares);
 //!    `on_activity` and timers the activity ones; an event-only detector
-//!    with no episode implements just `id`, `wants_events` and `on_event`,
+//!    with no episode implements just `id`, `hooks` and `on_event`,
 //!    the trait's defaults do the rest), its `[detect.<name>]` config table
 //!    with defaults and validation, its `ID`, its registry `ENTRY`, what it
 //!    `supersedes` (nothing unless it joins the activity chain), its signal

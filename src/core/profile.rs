@@ -285,7 +285,7 @@ impl Params {
     fn watch(&self, c: &Customer, detectors: &Enabled, at_ms: i64) -> (u64, Option<i64>) {
         let mut h = Fnv::default();
         h.put(c.detectors.get::<tiers::Current>(tiers::ID.0).map_or(0, |t| t.tier.index() as u64 + 1));
-        let open = detectors.iter().enumerate().filter(|(_, d)| d.is_open(c)).fold(0u64, |m, (i, _)| m | 1 << i);
+        let open = detectors.with_episodes().filter(|(_, d)| d.is_open(c)).fold(0u64, |m, (i, _)| m | 1 << i);
         h.put(open);
         let csat = &c.csat;
         h.put(if csat.responses == 0 { u64::MAX } else { (f64::from(csat.satisfied) / f64::from(csat.responses) * 100.0 / self.csat_step).floor() as u64 });

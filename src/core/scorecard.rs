@@ -353,7 +353,7 @@ impl Scorecard {
             value: value(c, stream_ms, d),
             tier: c.detectors.get::<tiers::Current>(tiers::ID.0).map(|t| t.tier),
             rfm: history.map(|h| d.tiers.scores(&h, d.days.of(stream_ms.unwrap_or(c.first_seen_ms)))),
-            open_episodes: detectors.iter().filter(|x| x.is_open(c)).map(|x| (x.id().0, x.open_since(c).map(Time))).collect(),
+            open_episodes: detectors.with_episodes().filter(|(_, x)| x.is_open(c)).map(|(_, x)| (x.id().0, x.open_since(c).map(Time))).collect(),
         }
     }
 }

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{Config, ConfigError};
 use crate::detect::registry::Entry;
 use crate::detect::signal::{round, to_value, Body, Head, PayloadContext};
-use crate::detect::{invalid, Destination, Detector, DetectorId, Moment, Signal, SignalDef, SignalType};
+use crate::detect::{invalid, Destination, Detector, DetectorId, Hooks, Moment, Signal, SignalDef, SignalType};
 use crate::event::Event;
 use crate::time::rfc3339;
 use crate::state::codec::StateBlock;
@@ -280,8 +280,8 @@ impl Detector for CsatLow {
         }
     }
 
-    fn wants_events(&self) -> bool {
-        true
+    fn hooks(&self) -> Hooks {
+        Hooks::EPISODES.and(Hooks::EVENTS)
     }
 
     fn on_event(&self, c: &mut Customer, _: Moment, ev: &Event, out: &mut Vec<Signal>) {

@@ -24,7 +24,7 @@ use crate::config::{Config, ConfigError};
 use crate::detect::registry::Entry;
 use crate::detect::stats::binomial_cdf;
 use crate::detect::signal::{round, to_value, Body, PayloadContext, WindowInfo};
-use crate::detect::{invalid, sequential, yes, ActivityEvent, Destination, Detector, DetectorId, Moment, Signal, SignalDef, SignalType};
+use crate::detect::{invalid, sequential, yes, ActivityEvent, Destination, Detector, DetectorId, Hooks, Moment, Signal, SignalDef, SignalType};
 use crate::event::{Kind, KindSet};
 use crate::detect::signal::Head;
 use crate::state::codec::StateBlock;
@@ -314,6 +314,10 @@ impl Decline {
 impl Detector for Decline {
     fn id(&self) -> DetectorId {
         ID
+    }
+
+    fn hooks(&self) -> Hooks {
+        Hooks::ACTIVITY.and(Hooks::TIMERS).and(Hooks::EPISODES)
     }
 
     fn on_activity(&self, c: &mut Customer, at: Moment, _: ActivityEvent, out: &mut Vec<Signal>) {

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{Config, ConfigError};
 use crate::detect::registry::Entry;
 use crate::detect::signal::{round, to_value, Body, Head, PayloadContext};
-use crate::detect::{decline, invalid, purchase_churn, purchases, silence, yes, ActivityEvent, Destination, Detector, DetectorId, Moment, Signal, SignalDef, SignalType};
+use crate::detect::{decline, invalid, purchase_churn, purchases, silence, yes, ActivityEvent, Destination, Detector, DetectorId, Hooks, Moment, Signal, SignalDef, SignalType};
 use crate::state::codec::StateBlock;
 use crate::state::Customer;
 use crate::time::rfc3339;
@@ -128,6 +128,10 @@ pub struct Dormancy(pub Params);
 impl Detector for Dormancy {
     fn id(&self) -> DetectorId {
         ID
+    }
+
+    fn hooks(&self) -> Hooks {
+        Hooks::ACTIVITY.and(Hooks::TIMERS).and(Hooks::EPISODES)
     }
 
     /// A dormant customer is not also silent, declining or a lapsing buyer.

@@ -31,7 +31,7 @@ use crate::config::{Config, ConfigError};
 use crate::detect::registry::Entry;
 use crate::detect::signal::{round, to_value, Body, Head, PayloadContext};
 use crate::detect::stats::beta_binomial_cdf;
-use crate::detect::{invalid, Destination, Detector, DetectorId, Moment, Signal, SignalDef, SignalType};
+use crate::detect::{invalid, Destination, Detector, DetectorId, Hooks, Moment, Signal, SignalDef, SignalType};
 use crate::event::Event;
 use crate::state::codec::StateBlock;
 use crate::state::Customer;
@@ -214,8 +214,8 @@ impl Detector for FallingCsat {
         }
     }
 
-    fn wants_events(&self) -> bool {
-        true
+    fn hooks(&self) -> Hooks {
+        Hooks::EPISODES.and(Hooks::EVENTS)
     }
 
     fn on_event(&self, c: &mut Customer, _: Moment, ev: &Event, out: &mut Vec<Signal>) {

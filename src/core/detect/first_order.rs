@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::Config;
 use crate::detect::registry::Entry;
 use crate::detect::signal::{round, to_value, Body, Head, PayloadContext};
-use crate::detect::{Destination, Detector, DetectorId, Moment, Signal, SignalDef, SignalType};
+use crate::detect::{Destination, Detector, DetectorId, Hooks, Moment, Signal, SignalDef, SignalType};
 use crate::event::{Event, Kind};
 use crate::time::rfc3339;
 use crate::state::Customer;
@@ -67,8 +67,8 @@ impl Detector for FirstOrder {
         ID
     }
 
-    fn wants_events(&self) -> bool {
-        true
+    fn hooks(&self) -> Hooks {
+        Hooks::EVENTS
     }
 
     fn on_event(&self, c: &mut Customer, _: Moment, ev: &Event, out: &mut Vec<Signal>) {

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{Config, ConfigError};
 use crate::detect::registry::Entry;
 use crate::detect::signal::{round, to_value, Body, Head, PayloadContext};
-use crate::detect::{invalid, yes, Destination, Detector, DetectorId, Moment, Signal, SignalDef, SignalType};
+use crate::detect::{invalid, yes, Destination, Detector, DetectorId, Hooks, Moment, Signal, SignalDef, SignalType};
 use crate::event::Event;
 use crate::state::codec::StateBlock;
 use crate::state::{Customer, NpsTally};
@@ -143,8 +143,8 @@ impl Detector for NpsDetractor {
         ID
     }
 
-    fn wants_events(&self) -> bool {
-        true
+    fn hooks(&self) -> Hooks {
+        Hooks::EVENTS
     }
 
     fn on_event(&self, c: &mut Customer, _: Moment, ev: &Event, out: &mut Vec<Signal>) {

@@ -26,7 +26,7 @@ use crate::config::{Config, ConfigError};
 use crate::detect::purchases::{self, PurchaseHistory};
 use crate::detect::registry::Entry;
 use crate::detect::signal::{round, to_value, Body, Head, PayloadContext};
-use crate::detect::{invalid, yes, Destination, Detector, DetectorId, Moment, Signal, SignalDef, SignalType};
+use crate::detect::{invalid, yes, Destination, Detector, DetectorId, Hooks, Moment, Signal, SignalDef, SignalType};
 use crate::event::{Event, Kind};
 use crate::model::value::{figures, Figures};
 use crate::state::codec::StateBlock;
@@ -204,8 +204,8 @@ impl Detector for PurchaseChurn {
         c.detectors.remove(ID.0);
     }
 
-    fn wants_events(&self) -> bool {
-        true
+    fn hooks(&self) -> Hooks {
+        Hooks::TIMERS.and(Hooks::EPISODES).and(Hooks::EVENTS)
     }
 
     /// An on-time order resolves the episode; the purchase days already

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::detect::registry::Entry;
-use crate::detect::{yes, Detector, DetectorId, Moment, Signal};
+use crate::detect::{yes, Detector, DetectorId, Hooks, Moment, Signal};
 use crate::event::{Event, Kind};
 use crate::model::summary::{Folded, PurchaseDays};
 use crate::state::codec::StateBlock;
@@ -145,8 +145,8 @@ impl Detector for Purchases {
         ID
     }
 
-    fn wants_events(&self) -> bool {
-        true
+    fn hooks(&self) -> Hooks {
+        Hooks::EVENTS
     }
 
     fn on_event(&self, c: &mut Customer, _: Moment, ev: &Event, _: &mut Vec<Signal>) {

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, ConfigError};
 use crate::state::codec::StateBlock;
-use crate::detect::{csat_low, decline, dormancy, falling_csat, first_order, nps_detractor, purchase_churn, purchases, retention, silence, ticket_surge, tiers, Detector, DetectorId, SignalType};
+use crate::detect::{csat_low, decline, dormancy, falling_csat, first_order, nps_detractor, purchase_churn, purchases, retention, silence, ticket_surge, tiers, Detector, DetectorId, Hooks, SignalType};
 
 /// Makes [`DetectConfig`] and [`REGISTRY`] from one list of
 /// `name: ConfigType => ENTRY`: `name` is the detector's `[detect.<name>]`
@@ -120,9 +120,13 @@ pub struct Enabled {
     weaker: Vec<u64>,
     /// Per detector: the detectors that supersede it.
     stronger: Vec<u64>,
-    /// Whether any of them wants every event (`Detector::on_event`).
-    events: bool,
+    /// Per hook (`Hooks`' bits, lowest first): the detectors that have it,
+    /// as a mask of indexes.
+    hooks: [u64; HOOKS],
 }
+
+/// `Hooks`' bits.
+const HOOKS: usize = 5;
 
 impl fmt::Debug for Enabled {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -148,8 +152,8 @@ impl Enabled {
         let index = |id: &DetectorId| all.iter().position(|d| d.id() == *id);
         let weaker: Vec<u64> = all.iter().map(|d| d.supersedes().iter().filter_map(index).fold(0, |m, j| m | 1 << j)).collect();
         let stronger = (0..all.len()).map(|j| (0..all.len()).filter(|&i| weaker[i] & 1 << j != 0).fold(0, |m, i| m | 1 << i)).collect();
-        let events = all.iter().any(|d| d.wants_events());
-        Enabled { all, types, weaker, stronger, events }
+        let hooks = std::array::from_fn(|b| all.iter().enumerate().filter(|(_, d)| d.hooks().has(Hooks::bit(b))).fold(0, |m, (i, _)| m | 1 << i));
+        Enabled { all, types, weaker, stronger, hooks }
     }
 
     /// The signal types the enabled detectors emit, in registry order.
@@ -160,6 +164,12 @@ impl Enabled {
     /// The detectors, in the order they run.
     pub fn iter(&self) -> impl Iterator<Item = &dyn Detector> {
         self.all.iter().map(AsRef::as_ref)
+    }
+
+    /// The detectors with episodes, each with its index: those that may
+    /// have one open.
+    pub fn with_episodes(&self) -> impl Iterator<Item = (usize, &dyn Detector)> {
+        indexes(self.with(Hooks::EPISODES)).map(|i| (i, self.get(i)))
     }
 
     pub fn get(&self, i: usize) -> &dyn Detector {
@@ -174,9 +184,19 @@ impl Enabled {
         self.all.is_empty()
     }
 
-    /// Whether any enabled detector wants every event.
-    pub fn want_events(&self) -> bool {
-        self.events
+    /// The detectors that have hook `h` (one of `Hooks`' constants, not a
+    /// union), as a mask of indexes.
+    pub fn with(&self, h: Hooks) -> u64 {
+        debug_assert_eq!(h.0.count_ones(), 1, "one hook");
+        self.hooks[h.0.trailing_zeros() as usize]
+    }
+
+    /// The same detectors, each called on every hook whatever it declares:
+    /// what the engine's test of the declarations compares against.
+    #[cfg(test)]
+    pub fn calling_every_hook(mut self) -> Enabled {
+        self.hooks = [(1 << self.all.len()) - 1; HOOKS];
+        self
     }
 
     /// The detectors detector `i` supersedes, as a mask of indexes.

@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, ConfigError};
 use crate::detect::registry::Entry;
-use crate::detect::{invalid, yes, ActivityEvent, Detector, DetectorId, Moment, Signal};
+use crate::detect::{invalid, yes, ActivityEvent, Detector, DetectorId, Hooks, Moment, Signal};
 use crate::event::{Event, KindSet};
 use crate::state::codec::StateBlock;
 use crate::state::Customer;
@@ -187,8 +187,8 @@ impl Detector for Retention {
         ID
     }
 
-    fn wants_events(&self) -> bool {
-        true
+    fn hooks(&self) -> Hooks {
+        Hooks::ACTIVITY.and(Hooks::EVENTS)
     }
 
     fn on_activity(&self, c: &mut Customer, _: Moment, ev: ActivityEvent, _: &mut Vec<Signal>) {

@@ -58,7 +58,7 @@ use serde::Serialize;
 use crate::config::DeclineConfig;
 use crate::detect::decline::ACTIVITY_DECLINE;
 use crate::detect::signal::{round, to_value, Body, Head, PayloadContext, WindowInfo};
-use crate::detect::{decline, ActivityEvent, Detector, DetectorId, Moment, Signal};
+use crate::detect::{decline, ActivityEvent, Detector, DetectorId, Hooks, Moment, Signal};
 use crate::event::{Kind, KindSet};
 use crate::state::codec::{StateBlock, MAX_BUCKET};
 use crate::state::{Customer, Episode};
@@ -220,6 +220,10 @@ pub struct Sequential(pub Params);
 impl Detector for Sequential {
     fn id(&self) -> DetectorId {
         decline::ID
+    }
+
+    fn hooks(&self) -> Hooks {
+        Hooks::ADVANCE.and(Hooks::ACTIVITY).and(Hooks::TIMERS).and(Hooks::EPISODES)
     }
 
     fn advance(&self, c: &mut Customer, at: Moment, out: &mut Vec<Signal>) {

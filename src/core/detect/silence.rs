@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{Config, ConfigError};
 use crate::detect::registry::Entry;
 use crate::detect::signal::{round, to_value, Body, Head, PayloadContext};
-use crate::detect::{decline, invalid, yes, ActivityEvent, Destination, Detector, DetectorId, Moment, Signal, SignalDef, SignalType};
+use crate::detect::{decline, invalid, yes, ActivityEvent, Destination, Detector, DetectorId, Hooks, Moment, Signal, SignalDef, SignalType};
 use crate::time::rfc3339;
 use crate::state::codec::StateBlock;
 use crate::state::Customer;
@@ -192,6 +192,10 @@ pub struct Silence(pub Params);
 impl Detector for Silence {
     fn id(&self) -> DetectorId {
         ID
+    }
+
+    fn hooks(&self) -> Hooks {
+        Hooks::ACTIVITY.and(Hooks::TIMERS).and(Hooks::EPISODES)
     }
 
     /// A silent customer is not also declining.

@@ -26,7 +26,7 @@ use crate::config::{Config, ConfigError};
 use crate::detect::registry::Entry;
 use crate::detect::signal::{round, to_value, Body, Head, PayloadContext};
 use crate::detect::stats::poisson_cdf;
-use crate::detect::{invalid, Destination, Detector, DetectorId, Moment, Signal, SignalDef, SignalType};
+use crate::detect::{invalid, Destination, Detector, DetectorId, Hooks, Moment, Signal, SignalDef, SignalType};
 use crate::event::{Event, Kind};
 use crate::state::codec::StateBlock;
 use crate::state::Customer;
@@ -239,8 +239,8 @@ impl Detector for TicketSurge {
         }
     }
 
-    fn wants_events(&self) -> bool {
-        true
+    fn hooks(&self) -> Hooks {
+        Hooks::TIMERS.and(Hooks::EPISODES).and(Hooks::EVENTS)
     }
 
     fn on_event(&self, c: &mut Customer, _: Moment, ev: &Event, out: &mut Vec<Signal>) {

@@ -29,7 +29,7 @@ use crate::config::{Config, ConfigError};
 use crate::detect::purchases::{self, PurchaseHistory};
 use crate::detect::registry::Entry;
 use crate::detect::signal::{round, to_value, Body, Head, PayloadContext};
-use crate::detect::{invalid, Destination, Detector, DetectorId, Moment, Signal, SignalDef, SignalType};
+use crate::detect::{invalid, Destination, Detector, DetectorId, Hooks, Moment, Signal, SignalDef, SignalType};
 use crate::event::Event;
 use crate::state::codec::StateBlock;
 use crate::state::Customer;
@@ -256,8 +256,8 @@ impl Detector for Tiers {
         Some(self.days.start_ms(day)).filter(|t| *t > at.sealed_ms)
     }
 
-    fn wants_events(&self) -> bool {
-        true
+    fn hooks(&self) -> Hooks {
+        Hooks::TIMERS.and(Hooks::EVENTS)
     }
 
     /// Any event: an order changes the scores, and stream time moved.
