@@ -542,13 +542,18 @@ impl Engine {
         let r = &*self.rules;
         let ds = &r.detectors;
         let (deciding, episodes) = (ds.with(hook), ds.with(Hooks::EPISODES));
+        if deciding == 0 {
+            return false;
+        }
+        // The deciding detectors and those that may supersede them.
+        let asked = indexes(deciding).fold(deciding, |m, i| m | ds.stronger(i));
         let mut signals = std::mem::take(&mut self.signals);
         let c = self.state.customer_mut(slot);
         // Detectors open at any point of this moment (even if closed again by it).
         let mut open = 0u64;
         let mut decided = false;
-        for (i, d) in ds.iter().enumerate() {
-            let has_episodes = episodes & 1 << i != 0;
+        for i in indexes(asked) {
+            let (d, has_episodes) = (ds.get(i), episodes & 1 << i != 0);
             if deciding & 1 << i == 0 {
                 // Not called: open or not, as it was.
                 if has_episodes && d.is_open(c) {
