@@ -40,9 +40,12 @@
 //!   its day past `engine.outage_guard_factor` (10) × the task's mean
 //!   daily openings over the baseline days, and past
 //!   `engine.outage_guard_min_openings` (50), while some kind carries less
-//!   than half its mean volume before (the day so far, scaled, or the day
-//!   before early in a day), trips it. The openings of that day before the
-//!   line are sent: at most the floor.
+//!   than half its mean volume on the same weekday before (the day so
+//!   far, scaled, or the day before early in a day), trips it. The same
+//!   weekday: against the mean of all days, a Sunday of a weekly profile
+//!   (0.55 of the week's mean) fell under half in a population a third of
+//!   whom were changing, and tripped it with no outage. The openings of
+//!   that day before the line are sent: at most the floor.
 //!
 //! A wave of openings while every kind flows is customers changing, and
 //! is sent. From the trip on such openings are withheld, their episodes
@@ -273,8 +276,11 @@ impl Guard {
             let share = (ts_ms - day * DAY_MS) as f64 / DAY_MS as f64;
             let (look, share) = if share < 0.25 { (day - 1, 1.0) } else { (day, share) };
             // A wave of openings while every kind flows as before is
-            // customers changing, not a source stopping: it is sent.
-            if self.affected(&volume_before, look, share).is_empty() {
+            // customers changing, not a source stopping: it is sent. "As
+            // before" on the same weekday: a Sunday at 0.55 of the week's
+            // mean, in a population a third of whom are changing, is
+            // under half the mean and still no outage.
+            if self.affected(&self.weekday_volume(day, look), look, share).is_empty() {
                 return Decision::Emit;
             }
             (look, share)
@@ -304,8 +310,20 @@ impl Guard {
         self.holds(d) && d >= self.h.first_day
     }
 
+    /// Each kind's mean daily volume over the baseline days before `day`.
     fn volume_before(&self, day: i64) -> [f64; Kind::COUNT] {
-        let days: Vec<i64> = baseline_days(day).filter(|d| self.holds(*d)).collect();
+        self.mean_volume(baseline_days(day).filter(|d| self.holds(*d)))
+    }
+
+    /// Each kind's mean volume over the baseline days before `day` that
+    /// fall on `on`'s weekday (four of them): the yardstick of a day of a
+    /// weekly profile.
+    fn weekday_volume(&self, day: i64, on: i64) -> [f64; Kind::COUNT] {
+        self.mean_volume(baseline_days(day).filter(|d| self.holds(*d) && (d - on).rem_euclid(7) == 0))
+    }
+
+    fn mean_volume(&self, days: impl Iterator<Item = i64>) -> [f64; Kind::COUNT] {
+        let days: Vec<i64> = days.collect();
         let n = days.len().max(1) as f64;
         std::array::from_fn(|k| days.iter().map(|d| f64::from(self.h.events[Self::slot(*d)][k])).sum::<f64>() / n)
     }

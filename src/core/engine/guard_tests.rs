@@ -221,6 +221,25 @@ fn a_wave_of_openings_while_every_kind_flows_is_sent() {
 }
 
 #[test]
+fn a_wave_of_openings_on_a_quiet_weekday_is_sent() {
+    // Clicks follow a weekly profile with Sundays at 0.6 of the week's
+    // mean (the grid's "Mon-Sun 1.05 .. 0.55"); from day 42 a third of the
+    // customers change, so the volume thins by a fifth and the openings
+    // come by the hundred. A Sunday's clicks are then under half the mean
+    // of all days, and not under half the mean of Sundays: no outage (the
+    // openings at a Monday's start are judged by the Sunday).
+    let (mut g, mut out) = (Guard::new(PARAMS), Vec::new());
+    let profile = [1.05, 1.1, 1.1, 1.05, 1.0, 0.6, 0.55];
+    for d in 0..70 {
+        let thinned = if d >= 42 { 0.8 } else { 1.0 };
+        let clicks = (1000.0 * profile[d as usize % 7] * thinned) as u32;
+        let openings = if d >= 42 { 120 } else { 6 };
+        assert_eq!(day(&mut g, d, clicks, openings, &mut out), (openings, 0), "day {d}");
+    }
+    assert!(out.is_empty(), "{out:?}");
+}
+
+#[test]
 fn a_weekly_profile_a_small_kind_and_surveys_stopping_are_no_stall() {
     // Clicks follow a weekly profile with Sundays at 0.4 of the week's
     // mean (under half the mean, but not under half the quietest day),
