@@ -330,9 +330,7 @@ impl Engine {
             let act = ActivityEvent { ts_ms: ev.ts_ms, previous_ms };
             touched |= self.detect(slot, at, out, Hooks::ACTIVITY, |d, c, at, s| d.on_activity(c, at, act, s));
         }
-        if self.rules.detectors.with(Hooks::EVENTS) != 0 {
-            touched |= self.detect(slot, at, out, Hooks::EVENTS, |d, c, at, s| d.on_event(c, at, ev, s));
-        }
+        touched |= self.detect(slot, at, out, Hooks::EVENTS, |d, c, at, s| d.on_event(c, at, ev, s));
         self.profile(slot, now_ms, touched, out);
         self.reschedule(slot, now_ms, now_ms - lateness_ms);
         self.render_anomalies(out);

@@ -197,8 +197,6 @@ impl Hooks {
     pub const EPISODES: Hooks = Hooks(8);
     /// `on_event` and `on_late_event`.
     pub const EVENTS: Hooks = Hooks(16);
-    /// Every hook.
-    pub const ALL: Hooks = Hooks(31);
 
     /// Both sets.
     pub const fn and(self, other: Hooks) -> Hooks {

@@ -43,11 +43,7 @@ impl Engine {
             at.superseded = open & ds.stronger(i) != 0;
             let mut was_open = has_episodes && d.is_open(c);
             decide(d, c, at, &mut signals);
-            if signals.is_empty() {
-                open |= u64::from(was_open || (has_episodes && d.is_open(c))) << i;
-                continue;
-            }
-            decided = true;
+            decided |= !signals.is_empty();
             for s in signals.drain(..) {
                 if s.opens() {
                     was_open = true;
