@@ -86,13 +86,14 @@ fn rfc3339_bytes(ms: i64) -> Option<[u8; 24]> {
     if !(FIRST..=LAST).contains(&ms) {
         return None;
     }
-    // In range, ms + |FIRST| is not negative: plain division, no euclid.
+    // In range, ms + |FIRST| is not negative and its day and time of day
+    // fit 32 bits: unsigned arithmetic by constants, no division.
     let since = (ms - FIRST) as u64;
-    let (days, in_day) = ((since / 86_400_000) as i64 + FIRST / 86_400_000, since % 86_400_000);
-    let (y, m, d) = civil(days);
+    let (day, in_day) = ((since / 86_400_000) as u32, (since % 86_400_000) as u32);
+    let (y, m, d) = civil_u32(day + SINCE_YEAR_0);
+    let y = y - 32_800;
     let (secs, milli) = (in_day / 1000, in_day % 1000);
     let mut b = *b"0000-00-00T00:00:00.000Z";
-    let (y, m, d) = (y as u64, m as u64, d as u64);
     pair(&mut b, 0, y / 100);
     pair(&mut b, 2, y % 100);
     pair(&mut b, 5, m);
@@ -106,7 +107,7 @@ fn rfc3339_bytes(ms: i64) -> Option<[u8; 24]> {
 }
 
 /// Writes `v` (under 100) as two digits at `at`.
-fn pair(b: &mut [u8; 24], at: usize, v: u64) {
+fn pair(b: &mut [u8; 24], at: usize, v: u32) {
     const DIGITS: &[u8; 200] = b"0001020304050607080910111213141516171819202122232425262728293031323334353637383940414243444546474849\
 5051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899";
     let i = (v as usize % 100) * 2;
@@ -121,9 +122,28 @@ pub fn month_of_day(days: i64) -> Option<i32> {
     (-262_143..=262_142).contains(&y).then(|| ((y - 1970) * 12 + m - 1) as i32)
 }
 
-/// The proleptic Gregorian date of a day number (days since 1970-01-01):
-/// Hinnant's `civil_from_days`.
+/// What [`civil_u32`] adds to a day number (days since 1970-01-01): 82
+/// cycles of 400 years, so every day from the year −32,800 on is a
+/// positive count.
+const SHIFT: i64 = 719_468 + 146_097 * 82;
+
+/// [`SHIFT`] for a count of days since 0000-01-01 (719,528 days before
+/// 1970-01-01).
+const SINCE_YEAR_0: u32 = (SHIFT - 719_528) as u32;
+
+/// The proleptic Gregorian date of a day number (days since 1970-01-01).
+/// Every event, order and profile instant goes through here, so the
+/// common years take [`civil_u32`]; the rest Hinnant's `civil_from_days`.
 fn civil(days: i64) -> (i64, i64, i64) {
+    // 4 × (days + SHIFT) + 3 must fit 32 bits.
+    if (-SHIFT..=1_000_000_000).contains(&days) {
+        let (y, m, d) = civil_u32((days + SHIFT) as u32);
+        return (i64::from(y) - 32_800, i64::from(m), i64::from(d));
+    }
+    hinnant(days)
+}
+
+fn hinnant(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -133,6 +153,20 @@ fn civil(days: i64) -> (i64, i64, i64) {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// Neri and Schneider's calendar by Euclidean affine functions, on a day
+/// count shifted by [`SHIFT`]: (year + 32,800, month, day), in unsigned
+/// 32-bit multiplications and shifts.
+fn civil_u32(n: u32) -> (u32, u32, u32) {
+    let n1 = 4 * n + 3;
+    let (century, of_century) = (n1 / 146_097, n1 % 146_097 / 4);
+    let p2 = 2_939_745 * u64::from(4 * of_century + 3);
+    let (of_cycle, of_year) = ((p2 >> 32) as u32, (p2 as u32) / 2_939_745 / 4);
+    let n3 = 2141 * of_year + 197_913;
+    let (m, d) = (n3 >> 16, (n3 & 0xFFFF) / 2141 + 1);
+    let january = u32::from(of_year >= 306);
+    (100 * century + of_cycle + january, if january == 1 { m - 12 } else { m }, d)
 }
 
 /// Hopping buckets of `bucket_ms`, aligned to a fixed UTC offset.
@@ -184,6 +218,24 @@ mod tests {
             let ours = Date::of_day(day);
             prop_assert_eq!(ours.map(Date::text), chrono.clone());
             prop_assert_eq!(ours.map(|d| serde_json::to_string(&d).unwrap()), chrono.map(|c| serde_json::to_string(&c).unwrap()));
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn the_32_bit_calendar_is_hinnants(days in -SHIFT..=1_000_000_000) {
+            let (y, m, d) = civil_u32((days + SHIFT) as u32);
+            prop_assert_eq!((i64::from(y) - 32_800, i64::from(m), i64::from(d)), hinnant(days));
+        }
+    }
+
+    #[test]
+    fn the_32_bit_calendar_at_its_edges() {
+        for days in [-SHIFT, -SHIFT + 1, -719_528, -1, 0, 59, 60, 2_932_896, 999_999_999, 1_000_000_000] {
+            assert_eq!(civil(days), hinnant(days), "{days}");
+        }
+        for days in [-SHIFT - 1, 1_000_000_001, i64::MIN / 2, i64::MAX / 2] {
+            assert_eq!(civil(days), hinnant(days), "{days}");
         }
     }
 
