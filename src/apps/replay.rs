@@ -175,7 +175,7 @@ pub fn write_record(cfg: &Config, r: &OutputRecord, w: &mut dyn Write) -> std::i
         topic: r.role.topic(&cfg.outputs),
         key: key_text.and_then(Result::ok),
         key_b64: matches!(key_text, Some(Err(_))).then(|| b64(r.key.as_deref().unwrap_or_default())),
-        headers: r.headers.iter().map(|(k, v)| (*k, String::from_utf8_lossy(v))).collect(),
+        headers: r.headers.iter().map(|(k, v)| (k, String::from_utf8_lossy(v))).collect(),
         value,
         value_b64: value.is_none().then(|| b64(&r.value)),
     };

@@ -57,15 +57,16 @@ fn writes_dead_letters_as_lines_and_counts_everything() {
 
 #[test]
 fn values_are_written_verbatim_never_reparsed() {
+    use care_core::render::{Bytes, Headers};
     let cfg = Config::parse("", "t").unwrap();
     // A float whose shortest form a lossy parser would not give back.
     let value = br#"{"p_value":0.00012345678901234567,"n":1e400}"#.to_vec();
-    let r = OutputRecord { role: care_core::render::TopicRole::Alerts, key: Some(b"c".to_vec()), headers: vec![("ce_id", care_core::render::Bytes::from_static(b"x"))], value: value.clone(), trigger_ms: 0, original: None };
+    let r = OutputRecord { role: care_core::render::TopicRole::Alerts, key: Some(Bytes::from_static(b"c")), headers: Headers::other(vec![("ce_id", Bytes::from_static(b"x"))]), value: value.clone().into(), trigger_ms: 0, original: None };
     let mut out = Vec::new();
     write_record(&cfg, &r, &mut out).unwrap();
     let text = String::from_utf8(out).unwrap();
     assert!(text.contains(&format!(r#""value":{}"#, String::from_utf8(value).unwrap())), "{text}");
-    let pretty = OutputRecord { value: b"{\n \"a\": 1\n}".to_vec(), ..r };
+    let pretty = OutputRecord { value: Bytes::from_static(b"{\n \"a\": 1\n}"), ..r };
     let mut out = Vec::new();
     write_record(&cfg, &pretty, &mut out).unwrap();
     assert_eq!(out.iter().filter(|b| **b == b'\n').count(), 1, "one line per record");

@@ -165,6 +165,8 @@ pub struct Engine {
     due: Vec<u32>,
     /// Scratch for encoding state records and writing profiles.
     encoded: Vec<u8>,
+    /// Where output records are written.
+    arena: crate::render::Arena,
     /// Scratch for what the detectors decide in one moment.
     signals: Vec<Signal>,
     /// The outage guard, and what it reported not yet rendered.
@@ -193,6 +195,7 @@ impl Engine {
             meta_dirty: false,
             due: Vec::new(),
             encoded: Vec::new(),
+            arena: crate::render::Arena::default(),
             signals: Vec::new(),
             guard: guard::Guard::new(rules.guard),
             anomalies: Vec::new(),
@@ -345,7 +348,7 @@ impl Engine {
         let task = self.id.to_string();
         for a in self.anomalies.drain(..) {
             self.tally.anomalies += 1;
-            out.push(self.rules.renderer.anomaly(&task, &a));
+            out.push(self.rules.renderer.anomaly(&mut self.arena, &task, &a));
         }
     }
 

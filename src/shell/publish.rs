@@ -270,13 +270,13 @@ impl Publisher {
         for (k, v) in original.iter().flat_map(|o| &o.headers) {
             headers = headers.insert(Header { key: k, value: v.as_deref() });
         }
-        for (k, v) in &r.headers {
+        for (k, v) in r.headers.iter() {
             headers = headers.insert(Header { key: k, value: Some(&v[..]) });
         }
         let mut record: BaseRecord<'_, [u8], [u8], usize> =
-            BaseRecord::with_opaque_to(&self.topics[role], role).payload(r.value.as_slice()).headers(headers);
+            BaseRecord::with_opaque_to(&self.topics[role], role).payload(&r.value[..]).headers(headers);
         if let Some(key) = &r.key {
-            record = record.key(key.as_slice());
+            record = record.key(&key[..]);
         }
         if let Some(ts) = original.and_then(|o| o.timestamp_ms) {
             record = record.timestamp(ts);

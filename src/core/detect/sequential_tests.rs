@@ -267,7 +267,7 @@ fn episodes_well_formed(out: &[OutputRecord]) -> Result<(), String> {
     // Supersession order: dormant, then silence, then decline.
     let rank = |t: &str| ["dormant", "silence", "activity_decline"].iter().position(|n| t.contains(n)).unwrap_or(3);
     let mut ids = std::collections::HashSet::new();
-    let mut open: std::collections::HashMap<(Option<Vec<u8>>, usize), bool> = Default::default();
+    let mut open: std::collections::HashMap<(Option<crate::render::Bytes>, usize), bool> = Default::default();
     for r in out {
         if !ids.insert(r.header("ce_id").unwrap_or_default().to_string()) {
             return Err(format!("ce_id repeated: {r:?}"));
@@ -292,7 +292,7 @@ fn episodes_well_formed(out: &[OutputRecord]) -> Result<(), String> {
     Ok(())
 }
 
-fn sorted(out: &[OutputRecord]) -> Vec<(Option<Vec<u8>>, Vec<u8>)> {
+fn sorted(out: &[OutputRecord]) -> Vec<(Option<crate::render::Bytes>, crate::render::Bytes)> {
     let mut v: Vec<_> = out.iter().map(|r| (r.key.clone(), r.value.clone())).collect();
     v.sort();
     v

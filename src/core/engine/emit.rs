@@ -1,9 +1,8 @@
 //! Where a decided signal goes: withheld by the outage guard, suppressed
-//! before `emit_from`, or rendered.
+//! before `emit_from`, or on to be rendered.
 
-use super::{guard, Rules};
+use super::guard;
 use crate::detect::Signal;
-use crate::render::OutputRecord;
 use crate::state::codec::{Withheld, WITHHELD_KEY};
 use crate::state::Customer;
 use crate::tally::Tally;
@@ -14,13 +13,13 @@ pub(super) struct Guarded<'a> {
     pub(super) anomalies: &'a mut Vec<guard::Anomaly>,
 }
 
-/// Renders a signal unless the outage guard withholds it or `emit_from`
-/// suppresses it, counting each. A withheld episode stays silent to its
+/// Whether a signal is to be rendered: not when the outage guard
+/// withholds it or `emit_from` suppresses it, each counted. A withheld episode stays silent to its
 /// end: its `resolved` is withheld too. An episode opened before
 /// `emit_from` is suppressed whole: its opening was (its trigger is the
 /// episode id), so is its closing, or marketing would hear "resolved" of
 /// an episode it never saw open.
-pub(super) fn emit(r: &Rules, tally: &mut Tally, g: Guarded<'_>, emit_from_ms: Option<i64>, c: &mut Customer, s: &Signal, out: &mut Vec<OutputRecord>) {
+pub(super) fn admit(tally: &mut Tally, g: Guarded<'_>, emit_from_ms: Option<i64>, c: &mut Customer, s: &Signal) -> bool {
     let t = s.signal_type().idx();
     let bit = 1u32 << t;
     if s.signal_type().0.outage_guarded {
@@ -33,7 +32,7 @@ pub(super) fn emit(r: &Rules, tally: &mut Tally, g: Guarded<'_>, emit_from_ms: O
             let w = c.detectors.get_or_insert_with(WITHHELD_KEY, Withheld::default);
             w.types = if s.opens() { w.types | bit } else { w.types & !bit };
             tally.withheld[t] += 1;
-            return;
+            return false;
         }
         // A withheld episode closed without a message (superseded) leaves
         // its bit: a new, sent one of the type must not inherit it.
@@ -43,8 +42,8 @@ pub(super) fn emit(r: &Rules, tally: &mut Tally, g: Guarded<'_>, emit_from_ms: O
     }
     if emit_from_ms.is_some_and(|from| s.episode_ms() < from) {
         tally.suppressed[t] += 1;
-        return;
+        return false;
     }
     tally.emitted[t] += 1;
-    out.push(r.renderer.signal(&c.id, s));
+    true
 }

@@ -50,7 +50,9 @@ impl Engine {
                     indexes(ds.weaker(i)).for_each(|j| ds.get(j).supersede(c));
                 }
                 let guard = emit::Guarded { guard: &mut self.guard, anomalies: &mut self.anomalies };
-                emit::emit(r, &mut self.tally, guard, self.emit_from_ms, c, &s, out);
+                if emit::admit(&mut self.tally, guard, self.emit_from_ms, c, &s) {
+                    out.push(r.renderer.signal(&mut self.arena, &c.id, &s));
+                }
             }
             if was_open || (has_episodes && d.is_open(c)) {
                 open |= 1 << i;

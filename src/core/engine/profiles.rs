@@ -54,7 +54,7 @@ impl Engine {
     fn render_profile(&mut self, slot: u32, at_ms: i64) -> OutputRecord {
         let r = &self.rules;
         let card = Scorecard::new(self.state.customer(slot), self.id.partition, Some(at_ms), &r.card, &r.detectors);
-        r.renderer.profile(&card, at_ms, &mut self.encoded)
+        r.renderer.profile(&mut self.arena, &card, at_ms, &mut self.encoded)
     }
 
     /// Sends every customer's profile as of stream time, in customer id
