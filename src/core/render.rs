@@ -328,7 +328,10 @@ impl Renderer {
     /// A record keyed by `subject` with CloudEvents binary-mode headers:
     /// its key, `ce_id`, `ce_time` and value written in `arena` together.
     fn record(&self, arena: &mut Arena, role: TopicRole, (id, ce_type, at_ms): (uuid::Uuid, &'static str, i64), subject: &str, value: &[u8]) -> OutputRecord {
-        let schema = self.schemas.iter().find(|(t, _)| *t == ce_type).map_or_else(|| Bytes::from(format!("urn:care:schema:{ce_type}")), |(_, s)| s.clone());
+        // A `ce_type` is one of the constants the schemas were made from:
+        // found by its address without comparing text, nearly always.
+        let schema = (self.schemas.iter().find(|(t, _)| std::ptr::eq(*t, ce_type)).or_else(|| self.schemas.iter().find(|(t, _)| *t == ce_type)))
+            .map_or_else(|| Bytes::from(format!("urn:care:schema:{ce_type}")), |(_, s)| s.clone());
         let mut id_text = uuid::Uuid::encode_buffer();
         let id_text = id.hyphenated().encode_lower(&mut id_text).as_bytes();
         let time = crate::time::Time(at_ms).digits();

@@ -275,11 +275,11 @@ pub fn date(day: i64) -> Option<String> {
     Date::of_day(day).map(Date::text)
 }
 
-fn value(c: &Customer, stream_ms: Option<i64>, p: &CardParams) -> Option<Value> {
+fn value(c: &Customer, stream_ms: Option<i64>, p: &CardParams, history: Option<purchases::PurchaseHistory>) -> Option<Value> {
     let at = stream_ms.unwrap_or(c.first_seen_ms);
     let (h, figures) = match &p.value {
         Some(v) => v.figures(c, at).map(|(h, f)| (h, Some(f)))?,
-        None => (purchases::history(c, p.days)?, None),
+        None => (history?, None),
     };
     let day = p.days.of(at).max(h.days.last_day);
     Some(Value {
@@ -350,7 +350,7 @@ impl Scorecard {
             silent_since: c.silent_since.map(Time),
             dormant_since: c.dormant_since.map(Time),
             reactivation_score: d.dormancy.as_ref().map(|p| dormancy::score(p, c, stream_ms.unwrap_or(c.first_seen_ms)).score),
-            value: value(c, stream_ms, d),
+            value: value(c, stream_ms, d, history),
             tier: c.detectors.get::<tiers::Current>(tiers::ID.0).map(|t| t.tier),
             rfm: history.map(|h| d.tiers.scores(&h, d.days.of(stream_ms.unwrap_or(c.first_seen_ms)))),
             open_episodes: detectors.with_episodes().filter(|(_, x)| x.is_open(c)).map(|(_, x)| (x.id().0, x.open_since(c).map(Time))).collect(),

@@ -13,36 +13,44 @@ use super::{Csat, Field, Named, Nps, Orders, Scorecard, Value};
 use crate::model::TimeUnit;
 use crate::time::{Date, Time};
 
+/// A literal key with its quotes, colon and comma made at compile time:
+/// one copy per key.
+macro_rules! key {
+    ($o:expr, $k:literal) => {
+        $o.token(concat!(",\"", $k, "\":").as_bytes())
+    };
+}
+
 /// Writes `card` as compact JSON with sorted keys onto `out`.
 pub(super) fn write(card: &Scorecard, out: &mut Vec<u8>) {
     let mut o = Object::open(out);
-    o.key("activity_decline").plain(card.activity_decline);
-    o.key("activity_events").int(card.activity_events);
-    o.key("as_of").time(card.as_of);
-    o.key("csat").csat(&card.csat);
-    o.key("customer_id").string(&card.customer_id);
-    o.key("dormant_since").time(card.dormant_since);
-    o.key("first_seen_at").time(Some(card.first_seen_at));
-    o.key("last_activity_at").time(card.last_activity_at);
-    o.key("last_seen_at").named(&card.last_seen_at, |w, t| w.time(Some(*t)));
-    o.key("nps").nps(&card.nps);
-    o.key("open_episodes").named(&card.open_episodes, |w, t| w.time(*t));
-    o.key("orders").orders(&card.orders);
-    o.key("partition").int(card.partition);
-    o.key("reactivation_score").float(card.reactivation_score);
-    o.key("recent_activity").named(&card.recent_activity, |w, n| w.int(*n));
+    key!(o, "activity_decline").plain(card.activity_decline);
+    key!(o, "activity_events").int(card.activity_events);
+    key!(o, "as_of").time(card.as_of);
+    key!(o, "csat").csat(&card.csat);
+    key!(o, "customer_id").string(&card.customer_id);
+    key!(o, "dormant_since").time(card.dormant_since);
+    key!(o, "first_seen_at").time(Some(card.first_seen_at));
+    key!(o, "last_activity_at").time(card.last_activity_at);
+    key!(o, "last_seen_at").named(&card.last_seen_at, |w, t| w.time(Some(*t)));
+    key!(o, "nps").nps(&card.nps);
+    key!(o, "open_episodes").named(&card.open_episodes, |w, t| w.time(*t));
+    key!(o, "orders").orders(&card.orders);
+    key!(o, "partition").int(card.partition);
+    key!(o, "reactivation_score").float(card.reactivation_score);
+    key!(o, "recent_activity").named(&card.recent_activity, |w, n| w.int(*n));
     match card.rfm {
-        Some(r) => o.key("rfm").rfm(r.f, r.m, r.r),
-        None => o.key("rfm").null(),
+        Some(r) => key!(o, "rfm").rfm(r.f, r.m, r.r),
+        None => key!(o, "rfm").null(),
     }
-    o.key("silent_since").time(card.silent_since);
+    key!(o, "silent_since").time(card.silent_since);
     match card.tier {
-        Some(t) => o.key("tier").plain(t.as_str()),
-        None => o.key("tier").null(),
+        Some(t) => key!(o, "tier").plain(t.as_str()),
+        None => key!(o, "tier").null(),
     }
     match &card.value {
-        Some(v) => o.key("value").value(v),
-        None => o.key("value").null(),
+        Some(v) => key!(o, "value").value(v),
+        None => key!(o, "value").null(),
     }
     o.close();
 }
@@ -72,6 +80,13 @@ impl<'a> Object<'a> {
         self.out.push(b'"');
         self.out.extend_from_slice(k.as_bytes());
         self.out.extend_from_slice(b"\":");
+        Slot(self)
+    }
+
+    /// A key made by [`key!`]: `,"k":`, its comma left out first.
+    fn token(&mut self, t: &[u8]) -> Slot<'_, 'a> {
+        self.out.extend_from_slice(if self.first { &t[1..] } else { t });
+        self.first = false;
         Slot(self)
     }
 
@@ -105,9 +120,9 @@ impl Slot<'_, '_> {
 
     fn rfm(mut self, f: u8, m: u8, r: u8) {
         let mut o = Object::open(self.out());
-        o.key("f").int(f);
-        o.key("m").int(m);
-        o.key("r").int(r);
+        key!(o, "f").int(f);
+        key!(o, "m").int(m);
+        key!(o, "r").int(r);
         o.close();
     }
 
@@ -133,11 +148,18 @@ impl Slot<'_, '_> {
         out.push(b'"');
     }
 
+    /// 24 bytes of digits, quoted, in one copy.
+    fn quoted_24(mut self, b: [u8; 24]) {
+        let mut q = [b'"'; 26];
+        q[1..25].copy_from_slice(&b);
+        self.out().extend_from_slice(&q);
+    }
+
     fn time(self, t: Option<Time>) {
         match t {
             None => self.null(),
             Some(t) => match t.digits() {
-                Some(b) => self.quoted(&b),
+                Some(b) => self.quoted_24(b),
                 None => self.string(&crate::time::rfc3339(t.0)),
             },
         }
@@ -163,33 +185,33 @@ impl Slot<'_, '_> {
 
     fn csat(mut self, c: &Csat) {
         let mut o = Object::open(self.out());
-        o.key("csat_pct").float(c.csat_pct);
-        o.key("responses").int(c.responses);
-        o.key("satisfied").int(c.satisfied);
+        key!(o, "csat_pct").float(c.csat_pct);
+        key!(o, "responses").int(c.responses);
+        key!(o, "satisfied").int(c.satisfied);
         o.close();
     }
 
     fn nps(mut self, n: &Nps) {
         let mut o = Object::open(self.out());
-        o.key("detractors").int(n.detractors);
+        key!(o, "detractors").int(n.detractors);
         match n.last {
-            Some(l) => o.key("last").int(l),
-            None => o.key("last").null(),
+            Some(l) => key!(o, "last").int(l),
+            None => key!(o, "last").null(),
         }
-        o.key("last_at").time(n.last_at);
-        o.key("nps").float(n.nps);
-        o.key("promoters").int(n.promoters);
-        o.key("responses").int(n.responses);
+        key!(o, "last_at").time(n.last_at);
+        key!(o, "nps").float(n.nps);
+        key!(o, "promoters").int(n.promoters);
+        key!(o, "responses").int(n.responses);
         o.close();
     }
 
     fn orders(mut self, x: &Orders) {
         let mut o = Object::open(self.out());
-        o.key("average_order_value").float(x.average_order_value);
-        o.key("count").int(x.count);
-        o.key("first_at").time(x.first_at);
-        o.key("last_at").time(x.last_at);
-        o.key("total_amount").float(Some(x.total_amount));
+        key!(o, "average_order_value").float(x.average_order_value);
+        key!(o, "count").int(x.count);
+        key!(o, "first_at").time(x.first_at);
+        key!(o, "last_at").time(x.last_at);
+        key!(o, "total_amount").float(Some(x.total_amount));
         o.close();
     }
 
