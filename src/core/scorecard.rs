@@ -317,6 +317,7 @@ impl Scorecard {
         let o = &c.orders;
         let last_nps = crate::profile::last_nps(c);
         let history = purchases::history(c, d.days);
+        let recent = c.activity.sums(now_bucket - 7, now_bucket + 1);
         Scorecard {
             customer_id: Arc::clone(&c.id),
             partition,
@@ -324,7 +325,7 @@ impl Scorecard {
             first_seen_at: Time(c.first_seen_ms),
             last_activity_at: c.last_activity_ms.map(Time),
             last_seen_at: Kind::TRACKED_ALL.iter().filter_map(|k| c.last_seen_ms[k.idx()].map(|t| (k.as_str(), Time(t)))).collect(),
-            recent_activity: activity.iter().map(|k| (k.as_str(), c.activity.sum_kind(now_bucket - 7, now_bucket + 1, k))).collect(),
+            recent_activity: activity.iter().map(|k| (k.as_str(), if k.is_tracked() { recent[k.idx()] } else { 0 })).collect(),
             activity_events: c.activity_events,
             orders: Orders {
                 count: o.count,

@@ -103,6 +103,26 @@ impl Activity {
         (lo..hi).map(|b| u32::from(self.counts[self.slot(b, kind)])).sum()
     }
 
+    /// Events of every tracked kind over buckets `from..to`, by kind
+    /// index: what [`Activity::sum_kind`] gives kind by kind, in one pass
+    /// over the buckets and one remainder (a profile shows them all).
+    pub fn sums(&self, from: i64, to: i64) -> [u32; Kind::TRACKED] {
+        let mut sums = [0u32; Kind::TRACKED];
+        if self.head == i64::MIN {
+            return sums;
+        }
+        let w = self.width();
+        let (lo, hi) = (from.max(self.head - w + 1), to.min(self.head + 1));
+        let (w, mut j) = (w as usize, lo.rem_euclid(w) as usize);
+        for _ in lo..hi {
+            for (k, s) in sums.iter_mut().enumerate() {
+                *s += u32::from(self.counts[k * w + j]);
+            }
+            j = if j + 1 == w { 0 } else { j + 1 };
+        }
+        sums
+    }
+
     /// Heap bytes held (for the state-size gauge and benchmarks).
     pub fn heap_bytes(&self) -> usize {
         self.counts.len() * std::mem::size_of::<u16>()
@@ -196,6 +216,16 @@ mod tests {
             }
             let total: u32 = naive.iter().filter(|((b, _), _)| *b >= lo).map(|(_, n)| n).sum();
             prop_assert_eq!(ring.sum(i64::MIN / 2, i64::MAX / 2, KindSet::ALL), total);
+            // Every range, in or across the ring's end: all kinds at once
+            // as kind by kind.
+            for from in lo - 3..=head + 3 {
+                for to in from - 1..=head + 4 {
+                    let sums = ring.sums(from, to);
+                    for kind in Kind::TRACKED_ALL {
+                        prop_assert_eq!(sums[kind.idx()], ring.sum_kind(from, to, kind), "{}..{} {:?}", from, to, kind);
+                    }
+                }
+            }
         }
     }
 }
