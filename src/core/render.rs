@@ -516,6 +516,27 @@ mod tests {
     }
 
     #[test]
+    fn records_keep_their_bytes_whatever_the_arena_writes_after_them() {
+        // Records kept and dropped in turn, some larger than a chunk: a
+        // kept one shares its chunk with those after it, and a chunk its
+        // records left is written again.
+        let mut arena = Arena::default();
+        let part = |i: usize| vec![(i % 251) as u8; (i * 37) % 3_000 + usize::from(i % 97 == 0) * 100_000];
+        let mut kept = Vec::new();
+        for i in 0..5_000 {
+            let (p, b) = (part(i), arena.put(&[&part(i), b"|", &part(i)]));
+            assert_eq!((&b[..p.len()], b[p.len()], &b[p.len() + 1..]), (&p[..], b'|', &p[..]), "record {i} as written");
+            if i % 3 == 0 {
+                kept.push((i, b));
+            }
+        }
+        for (i, b) in kept {
+            let p = part(i);
+            assert_eq!((&b[..p.len()], b[p.len()], &b[p.len() + 1..]), (&p[..], b'|', &p[..]), "record {i} after the rest");
+        }
+    }
+
+    #[test]
     fn rfc3339_is_utc_millis() {
         assert_eq!(rfc3339(1_767_225_600_123), "2026-01-01T00:00:00.123Z");
     }
