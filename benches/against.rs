@@ -24,10 +24,10 @@
 #[path = "against/harness.rs"]
 mod harness;
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use care::apps::demo::write_sim_line;
 use care::apps::population::{Population, Variant};
 
 fn main() {
@@ -84,23 +84,12 @@ fn time_at(bin: &Path, file: &Path) -> (f64, f64) {
 fn grid_input() -> Vec<String> {
     let v = Variant::grid(1, 20_000, 60).into_iter().next().expect("a grid variant");
     let mut p = Population::new(v);
-    let (mut day, mut lines) = (Vec::new(), Vec::new());
+    let (mut day, mut lines, mut line) = (Vec::new(), Vec::new(), String::new());
     for d in 0..60 {
         p.day_events(d, &mut day);
         for e in &day {
-            let mut line = String::with_capacity(120);
-            let _ = write!(line, r#"{{"customer_id":"cust-{:07}","ts":{},"event_id":"{}-{}","kind":"{}""#, e.customer, e.ts_ms, e.customer, e.ts_ms, e.kind.as_str());
-            if let Some(a) = e.amount {
-                let _ = write!(line, r#","amount":{a:.2}"#);
-            }
-            if let Some(c) = e.csat {
-                let _ = write!(line, r#","csat":{c}"#);
-            }
-            if let Some(n) = e.nps {
-                let _ = write!(line, r#","nps":{n}"#);
-            }
-            line.push('}');
-            lines.push(line);
+            write_sim_line(&mut line, e);
+            lines.push(line.clone());
         }
     }
     lines

@@ -44,6 +44,10 @@
 //! 10 flat samples per pipeline benchmark are set below; command-line flags
 //! override them).
 
+#[path = "against/harness.rs"]
+#[allow(dead_code)] // its command line and timing are `against`'s
+mod harness;
+
 use std::collections::BTreeSet;
 use std::hint::black_box;
 use std::sync::Arc;
@@ -51,7 +55,7 @@ use std::time::Duration;
 
 use care::config::{Config, DeclineConfig};
 use care::decode::{self, Limits, SourceMapping};
-use care::apps::demo::{poisson, write_event_line, write_sim_line};
+use care::apps::demo::write_sim_line;
 use care::apps::population::{Population, Variant};
 use care::detect::decline;
 use care::engine::{Input, Outcome, Routed, Rules};
@@ -70,7 +74,6 @@ use rand::{Rng, SeedableRng};
 const DAY_MS: i64 = 86_400_000;
 /// 2026-01-01T00:00:00Z, as in `care demo`.
 const START_MS: i64 = 1_767_225_600_000;
-const CUSTOMERS: u32 = 20_000;
 const DAYS: u32 = 60;
 const SEED: u64 = 42;
 const PARTITIONS: i32 = 8;
@@ -78,48 +81,13 @@ const PARTITIONS: i32 = 8;
 /// no event is ahead of it (no future-skew rejections).
 const NOW_MS: i64 = START_MS + (DAYS as i64 + 1) * DAY_MS;
 
-/// Mean events per day and, for decliners, the day activity drops to 10%.
-struct Profile {
-    rate: f64,
-    basket: f64,
-    unhappy: bool,
-    decline_at: Option<u32>,
-}
-
-/// The population: 5% heavy users (1–3 events/day, enough baseline for the
-/// decline detector to judge them; a fifth of them decline from day 35–50),
-/// 95% light users (0.03–0.12 events/day). About 200k events in total.
-fn population(rng: &mut StdRng) -> Vec<Profile> {
-    (0..CUSTOMERS)
-        .map(|i| {
-            let heavy = i % 20 == 0;
-            let rate = if heavy { 1.0 + 2.0 * rng.random::<f64>() } else { 0.03 + 0.093 * rng.random::<f64>() };
-            let decline_at = (heavy && rng.random::<f64>() < 0.2).then(|| rng.random_range(35..=50));
-            Profile { rate, basket: 20.0 + 180.0 * rng.random::<f64>(), unhappy: rng.random::<f64>() < 0.1, decline_at }
-        })
-        .collect()
-}
-
-/// The canonical JSON lines, sorted by event time, written by the demo's own
-/// [`write_event_line`] (same format and kind mix as `care demo`).
+/// The canonical JSON lines, sorted by event time: 5 % heavy users (1–3
+/// events a day, a fifth of them declining from day 35–50) and 95 % light
+/// ones (0.03–0.12 a day), written by the demo's own event writer (same
+/// format and kind mix as `care demo`). The same input `against` times
+/// through an earlier commit's build.
 fn generate() -> Vec<String> {
-    let mut rng = StdRng::seed_from_u64(SEED);
-    let people = population(&mut rng);
-    let mut events: Vec<(i64, String)> = Vec::with_capacity(220_000);
-    for day in 0..DAYS {
-        let base = START_MS + i64::from(day) * DAY_MS;
-        for (id, c) in people.iter().enumerate() {
-            let rate = if c.decline_at.is_some_and(|at| day >= at) { c.rate * 0.1 } else { c.rate };
-            for _ in 0..poisson(&mut rng, rate) {
-                let ts = base + rng.random_range(0..DAY_MS);
-                let mut line = String::with_capacity(96);
-                write_event_line(&mut rng, &mut line, id as u32, ts, c.basket, c.unhappy);
-                events.push((ts, line));
-            }
-        }
-    }
-    events.sort_by_key(|(ts, _)| *ts);
-    events.into_iter().map(|(_, l)| l).collect()
+    harness::hot_path_input()
 }
 
 fn config() -> Config {
