@@ -1,5 +1,5 @@
 //! Where a decided signal goes: withheld by the outage guard, suppressed
-//! before `emit_from`, or on to be rendered.
+//! before `emit_from`, or passed on to be rendered.
 
 use super::guard;
 use crate::detect::Signal;
@@ -14,11 +14,11 @@ pub(super) struct Guarded<'a> {
 }
 
 /// Whether a signal is to be rendered: not when the outage guard
-/// withholds it or `emit_from` suppresses it, each counted. A withheld episode stays silent to its
-/// end: its `resolved` is withheld too. An episode opened before
-/// `emit_from` is suppressed whole: its opening was (its trigger is the
-/// episode id), so is its closing, or marketing would hear "resolved" of
-/// an episode it never saw open.
+/// withholds it or `emit_from` suppresses it, each counted. A withheld
+/// episode stays silent to its end: its `resolved` is withheld too. An
+/// episode opened before `emit_from` is suppressed whole: its opening was
+/// (its trigger is the episode id), so is its closing, or marketing would
+/// hear "resolved" of an episode it never saw open.
 pub(super) fn admit(tally: &mut Tally, g: Guarded<'_>, emit_from_ms: Option<i64>, c: &mut Customer, s: &Signal) -> bool {
     let t = s.signal_type().idx();
     let bit = 1u32 << t;

@@ -113,6 +113,9 @@ impl Activity {
         }
         let w = self.width();
         let (lo, hi) = (from.max(self.head - w + 1), to.min(self.head + 1));
+        if lo >= hi {
+            return sums;
+        }
         let (w, mut j) = (w as usize, lo.rem_euclid(w) as usize);
         for _ in lo..hi {
             for (k, s) in sums.iter_mut().enumerate() {
