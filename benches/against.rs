@@ -21,14 +21,14 @@
 //! best times and this build's ÷ the earlier one's. The worktree and its
 //! build are kept for the next run; `git worktree remove` drops them.
 
+#[path = "against/grid.rs"]
+mod grid;
 #[path = "against/harness.rs"]
 mod harness;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use care::apps::demo::write_sim_line;
-use care::apps::population::{Population, Variant};
 
 fn main() {
     // `cargo bench` passes `--bench`; the rest are ours.
@@ -41,7 +41,7 @@ fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let old = build_at(root, commit);
     let dir = root.join("target/against");
-    let inputs = [("hot_path", harness::hot_path_input(), rounds), ("grid", grid_input(), rounds.div_ceil(2))];
+    let inputs = [("hot_path", harness::hot_path_input(), rounds), ("grid", grid::lines(20_000, 60), rounds.div_ceil(2))];
     println!("against {commit}: best of {rounds} rounds (grid: {}), milliseconds", rounds.div_ceil(2));
     println!("{:9} {:>10} {:>10} {:>7} {:>10} {:>10} {:>7}", "input", "cold then", "cold now", "ratio", "warm then", "warm now", "ratio");
     for (name, lines, rounds) in inputs {
@@ -78,21 +78,6 @@ fn time_at(bin: &Path, file: &Path) -> (f64, f64) {
     let out = output(Command::new(bin).arg("time").arg(file).arg("2"));
     let mut it = out.split_whitespace().map(|v| v.parse::<f64>().expect("milliseconds"));
     (it.next().expect("cold"), it.next().expect("warm"))
-}
-
-/// The quality grid's first population at 20,000 customers over 60 days.
-fn grid_input() -> Vec<String> {
-    let v = Variant::grid(1, 20_000, 60).into_iter().next().expect("a grid variant");
-    let mut p = Population::new(v);
-    let (mut day, mut lines, mut line) = (Vec::new(), Vec::new(), String::new());
-    for d in 0..60 {
-        p.day_events(d, &mut day);
-        for e in &day {
-            write_sim_line(&mut line, e);
-            lines.push(line.clone());
-        }
-    }
-    lines
 }
 
 fn run(c: &mut Command) {

@@ -44,6 +44,8 @@
 //! 10 flat samples per pipeline benchmark are set below; command-line flags
 //! override them).
 
+#[path = "against/grid.rs"]
+mod grid;
 #[path = "against/harness.rs"]
 #[allow(dead_code)] // its command line and timing are `against`'s
 mod harness;
@@ -55,8 +57,6 @@ use std::time::Duration;
 
 use care::config::{Config, DeclineConfig};
 use care::decode::{self, Limits, SourceMapping};
-use care::apps::demo::write_sim_line;
-use care::apps::population::{Population, Variant};
 use care::detect::decline;
 use care::engine::{Input, Outcome, Routed, Rules};
 use care::model::bgnbd::BgNbd;
@@ -208,24 +208,9 @@ fn pipeline(c: &mut Criterion) {
     g.finish();
 }
 
-/// The second input: the quality grid's first population (see the module doc).
-fn generate_grid() -> Vec<String> {
-    let v = Variant::grid(1, 5_000, DAYS).into_iter().next().expect("the grid has cells");
-    let mut p = Population::new(v);
-    let (mut day, mut lines, mut line) = (Vec::new(), Vec::new(), String::new());
-    for d in 0..DAYS {
-        p.day_events(d, &mut day);
-        for e in &day {
-            write_sim_line(&mut line, e);
-            lines.push(line.clone());
-        }
-    }
-    lines
-}
-
 /// Issue 17's three configs on the second input, cold.
 fn pipeline_grid(c: &mut Criterion) {
-    let lines = generate_grid();
+    let lines = grid::lines(5_000, DAYS);
     let mut g = flat_group(c, "pipeline_grid", lines.len() as u64, Duration::from_secs(5));
     for (name, cfg) in [("hot_path", &config()), ("hot_path_no_profiles", &bench_config(NO_PROFILES)), ("hot_path_before_loyalty", &bench_config(BEFORE_LOYALTY))] {
         bench_cold(&mut g, name, cfg, &lines);
