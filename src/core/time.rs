@@ -86,12 +86,12 @@ fn rfc3339_bytes(ms: i64) -> Option<[u8; 24]> {
     if !(FIRST..=LAST).contains(&ms) {
         return None;
     }
-    // In range, ms + |FIRST| is not negative and its day and time of day
-    // fit 32 bits: unsigned arithmetic by constants, no division.
+    // In range, ms + |FIRST| is not negative: plain division, no euclid,
+    // and the time of day fits 32 bits.
     let since = (ms - FIRST) as u64;
-    let (day, in_day) = ((since / 86_400_000) as u32, (since % 86_400_000) as u32);
-    let (y, m, d) = civil_u32(day + SINCE_YEAR_0);
-    let y = y - 32_800;
+    let (days, in_day) = ((since / 86_400_000) as i64 + FIRST / 86_400_000, (since % 86_400_000) as u32);
+    let (y, m, d) = civil(days);
+    let (y, m, d) = (y as u32, m as u32, d as u32);
     let (secs, milli) = (in_day / 1000, in_day % 1000);
     let mut b = *b"0000-00-00T00:00:00.000Z";
     pair(&mut b, 0, y / 100);
@@ -126,10 +126,6 @@ pub fn month_of_day(days: i64) -> Option<i32> {
 /// cycles of 400 years, so every day from the year −32,800 on is a
 /// positive count.
 const SHIFT: i64 = 719_468 + 146_097 * 82;
-
-/// [`SHIFT`] for a count of days since 0000-01-01 (719,528 days before
-/// 1970-01-01).
-const SINCE_YEAR_0: u32 = (SHIFT - 719_528) as u32;
 
 /// The proleptic Gregorian date of a day number (days since 1970-01-01).
 /// Every event, order and profile instant goes through here, so the
