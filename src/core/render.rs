@@ -5,7 +5,8 @@
 //! clock, so the same input always renders the same bytes. `publish` ships
 //! them to Kafka, `replay` and `demo` print them.
 
-pub use bytes::{Bytes, BytesMut};
+pub use bytes::Bytes;
+use bytes::BytesMut;
 
 use crate::config::Config;
 use crate::decode::DecodeError;
